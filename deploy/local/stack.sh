@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole local stack: Kafka (KRaft), Redis and Jaeger on 127.0.0.1.
+#   stack.sh up|down|status
+set -euo pipefail
+here=$(dirname "${BASH_SOURCE[0]}")
+case "${1:-up}" in
+  up)
+    # The Jaeger build is the slow part on a new machine: run it beside the Kafka fetch.
+    "$here/jaeger.sh" build & jb=$!
+    "$here/redis.sh" start
+    "$here/kafka.sh" start
+    wait $jb
+    "$here/jaeger.sh" start
+    ;;
+  down)
+    "$here/jaeger.sh" stop
+    "$here/kafka.sh" stop
+    "$here/redis.sh" stop
+    ;;
+  status)
+    "$here/kafka.sh" status
+    "$here/redis.sh" status
+    "$here/jaeger.sh" status
+    ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac

@@ -1,0 +1,239 @@
+// Package avro encodes and decodes Stockflow's records in the Confluent wire
+// format: byte 0 is 0, bytes 1–4 are the big-endian schema id, the rest is
+// Avro binary.
+//
+// goavro decodes with the writer's schema only, so the codec resolves the
+// writer's data into the canonical schema embedded in the binary by field
+// name: a field the writer lacks takes its canonical default, a field the
+// canonical schema lacks is ignored. Records that can never be decoded come
+// back as *DecodeError with a Class; registry outages come back as plain
+// errors so callers retry them instead of dead-lettering.
+package avro
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+
+	"github.com/linkedin/goavro/v2"
+)
+
+// Record is a Go type bound to a canonical Avro record.
+type Record interface {
+	// AvroName is the record's full name, e.g. stockflow.v1.InventoryReceived.
+	AvroName() string
+}
+
+// headerLen is the magic byte plus the 4-byte schema id.
+const headerLen = 5
+
+// Limits on what a single record may make the decoder allocate; goavro sizes
+// slices and maps from counts read off the wire.
+const (
+	maxBlockCount = 1 << 17
+	maxBlockSize  = 1 << 24
+)
+
+var limitsOnce sync.Once
+
+// Config configures a Codec.
+type Config struct {
+	// Registry resolves schema ids. Required.
+	Registry Registry
+	// Canonical maps record full name to the schema text the Go types follow
+	// (normally schemas.Manifest, newest per name). Required.
+	Canonical map[string]string
+	// Types are zero values of the Go types, one per canonical record.
+	Types []Record
+	// MaxRecordBytes rejects larger records as ClassOversized. Default 1 MiB.
+	MaxRecordBytes int
+}
+
+type canonical struct {
+	name   string
+	text   string
+	node   *node
+	codec  *goavro.Codec
+	goType reflect.Type
+}
+
+type writer struct {
+	name  string
+	codec *goavro.Codec
+}
+
+// Codec encodes and decodes records. It is safe for concurrent use.
+type Codec struct {
+	reg    Registry
+	maxLen int
+	byName map[string]*canonical
+	bind   binder
+
+	mu      sync.RWMutex
+	writers map[int]*writer
+}
+
+// New builds a codec. Every type in cfg.Types must have a canonical schema
+// whose fields it can hold.
+func New(cfg Config) (*Codec, error) {
+	limitsOnce.Do(func() {
+		goavro.MaxBlockCount = min(goavro.MaxBlockCount, maxBlockCount)
+		goavro.MaxBlockSize = min(goavro.MaxBlockSize, maxBlockSize)
+	})
+	if cfg.Registry == nil {
+		return nil, errors.New("avro: Config.Registry is required")
+	}
+	if cfg.MaxRecordBytes <= 0 {
+		cfg.MaxRecordBytes = 1 << 20
+	}
+	c := &Codec{
+		reg:     cfg.Registry,
+		maxLen:  cfg.MaxRecordBytes,
+		byName:  map[string]*canonical{},
+		writers: map[int]*writer{},
+	}
+	for _, rec := range cfg.Types {
+		name := rec.AvroName()
+		text, ok := cfg.Canonical[name]
+		if !ok {
+			return nil, fmt.Errorf("avro: no canonical schema for %s", name)
+		}
+		n, err := parseSchema(text)
+		if err != nil {
+			return nil, fmt.Errorf("avro: %s: %w", name, err)
+		}
+		gc, err := goavro.NewCodec(text)
+		if err != nil {
+			return nil, fmt.Errorf("avro: %s: %w", name, err)
+		}
+		t := reflect.TypeOf(rec)
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if err := c.bind.checkType(t, n); err != nil {
+			return nil, fmt.Errorf("avro: %w", err)
+		}
+		c.byName[name] = &canonical{name: name, text: text, node: n, codec: gc, goType: t}
+	}
+	return c, nil
+}
+
+// Encode appends rec in wire format to dst. The subject for a registry that
+// registers schemas follows TopicRecordNameStrategy: topic-recordname.
+func (c *Codec) Encode(ctx context.Context, topic string, rec Record) ([]byte, error) {
+	return c.AppendEncode(ctx, nil, topic, rec)
+}
+
+// AppendEncode is Encode appending to dst.
+func (c *Codec) AppendEncode(ctx context.Context, dst []byte, topic string, rec Record) ([]byte, error) {
+	name := rec.AvroName()
+	cn, ok := c.byName[name]
+	if !ok {
+		return nil, fmt.Errorf("avro: encode %s: type not registered with the codec", name)
+	}
+	id, err := c.reg.IDFor(ctx, topic+"-"+name, cn.text)
+	if err != nil {
+		return nil, fmt.Errorf("avro: encode %s: %w", name, err)
+	}
+	v := reflect.ValueOf(rec)
+	for v.Kind() == reflect.Pointer {
+		v = v.Elem()
+	}
+	native, err := c.bind.toNative(v, cn.node)
+	if err != nil {
+		return nil, fmt.Errorf("avro: encode %s: %w", name, err)
+	}
+	dst = append(dst, 0, 0, 0, 0, 0)
+	binary.BigEndian.PutUint32(dst[len(dst)-4:], uint32(id))
+	dst, err = cn.codec.BinaryFromNative(dst, native)
+	if err != nil {
+		return nil, fmt.Errorf("avro: encode %s: %w", name, err)
+	}
+	return dst, nil
+}
+
+// SchemaID returns the schema id in a wire-format record's header.
+func SchemaID(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, &DecodeError{Class: ClassTruncated, Detail: "empty record"}
+	}
+	if b[0] != 0 {
+		return 0, &DecodeError{Class: ClassBadMagic, Detail: fmt.Sprintf("byte 0 is 0x%02x", b[0])}
+	}
+	if len(b) < headerLen {
+		return 0, &DecodeError{Class: ClassTruncated, Detail: fmt.Sprintf("%d bytes, shorter than the 5-byte header", len(b))}
+	}
+	return int(binary.BigEndian.Uint32(b[1:headerLen])), nil
+}
+
+// Decode decodes one wire-format record into its canonical Go type.
+func (c *Codec) Decode(ctx context.Context, b []byte) (Record, error) {
+	if len(b) > c.maxLen {
+		return nil, &DecodeError{Class: ClassOversized, Detail: fmt.Sprintf("%d bytes > %d", len(b), c.maxLen)}
+	}
+	id, err := SchemaID(b)
+	if err != nil {
+		return nil, err
+	}
+	w, err := c.writer(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	cn, ok := c.byName[w.name]
+	if !ok {
+		return nil, &DecodeError{Class: ClassUnexpectedType, SchemaID: id, Record: w.name, Detail: "no Go type for this record"}
+	}
+	native, rest, err := w.codec.NativeFromBinary(b[headerLen:])
+	if err != nil {
+		class := ClassCorrupt
+		if strings.Contains(err.Error(), "short buffer") {
+			class = ClassTruncated
+		}
+		return nil, &DecodeError{Class: class, SchemaID: id, Record: w.name, Detail: err.Error()}
+	}
+	if len(rest) != 0 {
+		return nil, &DecodeError{Class: ClassCorrupt, SchemaID: id, Record: w.name, Detail: fmt.Sprintf("%d trailing bytes", len(rest))}
+	}
+	out := reflect.New(cn.goType)
+	if err := c.bind.fromNative(out.Elem(), cn.node, native); err != nil {
+		class := ClassCorrupt
+		if errors.Is(err, ErrSchemaMismatch) {
+			class = ClassSchemaMismatch
+		}
+		return nil, &DecodeError{Class: class, SchemaID: id, Record: w.name, Detail: err.Error()}
+	}
+	return out.Interface().(Record), nil
+}
+
+func (c *Codec) writer(ctx context.Context, id int) (*writer, error) {
+	c.mu.RLock()
+	w, ok := c.writers[id]
+	c.mu.RUnlock()
+	if ok {
+		return w, nil
+	}
+	text, err := c.reg.SchemaByID(ctx, id)
+	if err != nil {
+		if errors.Is(err, ErrUnknownSchema) {
+			return nil, &DecodeError{Class: ClassUnknownSchema, SchemaID: id, Detail: err.Error()}
+		}
+		return nil, err
+	}
+	name, err := recordName(text)
+	if err != nil {
+		return nil, &DecodeError{Class: ClassUnknownSchema, SchemaID: id, Detail: err.Error()}
+	}
+	gc, err := goavro.NewCodec(text)
+	if err != nil {
+		return nil, &DecodeError{Class: ClassUnknownSchema, SchemaID: id, Record: name, Detail: err.Error()}
+	}
+	w = &writer{name: name, codec: gc}
+	c.mu.Lock()
+	c.writers[id] = w
+	c.mu.Unlock()
+	return w, nil
+}
