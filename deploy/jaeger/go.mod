@@ -1,3 +1,5 @@
+// The Jaeger v2 all-in-one used by the local stack (deploy/local/jaeger.sh).
+// Its own module, so Jaeger's dependencies never enter the service's go.mod.
 module stockflow.local/deploy/jaeger
 
 go 1.26

@@ -147,6 +147,10 @@ func (b *binder) fromNative(dst reflect.Value, n *node, x any) error {
 		if !ok {
 			return fmt.Errorf("array value %T", x)
 		}
+		if len(arr) == 0 {
+			dst.SetZero() // nil, the Go way to say empty
+			return nil
+		}
 		s := reflect.MakeSlice(dst.Type(), len(arr), len(arr))
 		for i, e := range arr {
 			if err := b.fromNative(s.Index(i), n.items, e); err != nil {

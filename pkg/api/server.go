@@ -1,0 +1,207 @@
+// Package api is Stockflow's HTTP server: the checkout-facing API and the
+// operational endpoints (health, readiness, metrics).
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Check is one readiness dependency.
+type Check struct {
+	Name string
+	Fn   func(ctx context.Context) error
+}
+
+// Config configures a Server.
+type Config struct {
+	Addr string
+	// Checks run on every /readyz, concurrently, each bounded by CheckTimeout.
+	Checks       []Check
+	CheckTimeout time.Duration // default 2s
+	// Grace bounds the graceful stop. Default 20s.
+	Grace    time.Duration
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+	// BodyLimit caps request bodies; default 1 MiB.
+	BodyLimit int64
+}
+
+func (c *Config) setDefaults() {
+	if c.CheckTimeout <= 0 {
+		c.CheckTimeout = 2 * time.Second
+	}
+	if c.Grace <= 0 {
+		c.Grace = 20 * time.Second
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.BodyLimit <= 0 {
+		c.BodyLimit = 1 << 20
+	}
+}
+
+// Server is the HTTP server.
+type Server struct {
+	cfg  Config
+	log  *slog.Logger
+	e    *echo.Echo
+	http *http.Server
+
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+
+	mu   sync.Mutex
+	addr net.Addr
+}
+
+// New builds the server and registers its routes and metrics.
+func New(cfg Config) *Server {
+	cfg.setDefaults()
+	s := &Server{cfg: cfg, log: cfg.Logger, e: echo.New()}
+	s.e.HideBanner = true
+	s.e.HidePort = true
+	s.e.HTTPErrorHandler = s.errorHandler
+	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "stockflow_http_requests_total", Help: "HTTP requests by route pattern, method and status.",
+	}, []string{"route", "method", "status"})
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "stockflow_http_request_duration_seconds", Help: "HTTP request latency by route pattern and method.",
+		Buckets: []float64{.0002, .0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"route", "method"})
+	cfg.Registry.MustRegister(s.requests, s.latency)
+
+	s.e.Use(s.observe, s.limitBody)
+	s.e.GET("/healthz", s.healthz)
+	s.e.GET("/readyz", s.readyz)
+	s.e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
+
+	s.http = &http.Server{
+		Handler:           s.e,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	return s
+}
+
+// Echo exposes the router so other packages can add their routes.
+func (s *Server) Echo() *echo.Echo { return s.e }
+
+func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		s.requests.WithLabelValues(route, c.Request().Method, strconv.Itoa(c.Response().Status)).Inc()
+		s.latency.WithLabelValues(route, c.Request().Method).Observe(time.Since(start).Seconds())
+		return nil
+	}
+}
+
+func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		if req.ContentLength > s.cfg.BodyLimit {
+			return &problemError{Problem{Type: "about:blank", Title: "request body too large", Status: http.StatusRequestEntityTooLarge,
+				Detail: fmt.Sprintf("the body limit is %d bytes", s.cfg.BodyLimit)}}
+		}
+		if req.Body != nil {
+			req.Body = http.MaxBytesReader(c.Response(), req.Body, s.cfg.BodyLimit)
+		}
+		return next(c)
+	}
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+type checkResult struct {
+	Name  string `json:"name"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	results := make([]checkResult, len(s.cfg.Checks))
+	var wg sync.WaitGroup
+	for i, ch := range s.cfg.Checks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.CheckTimeout)
+			defer cancel()
+			results[i] = checkResult{Name: ch.Name, OK: true}
+			if err := ch.Fn(ctx); err != nil {
+				results[i] = checkResult{Name: ch.Name, Error: err.Error()}
+			}
+		}()
+	}
+	wg.Wait()
+	status := http.StatusOK
+	for _, r := range results {
+		if !r.OK {
+			status = http.StatusServiceUnavailable
+		}
+	}
+	return c.JSON(status, map[string]any{"ready": status == http.StatusOK, "checks": results})
+}
+
+// Addr is the address the server listens on, once Run has bound it.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
+// Run serves until ctx ends, then stops gracefully within the grace period.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("http listen: %w", err)
+	}
+	s.mu.Lock()
+	s.addr = ln.Addr()
+	s.mu.Unlock()
+	s.log.Info("http listening", "addr", ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Grace)
+	defer cancel()
+	if err := s.http.Shutdown(sctx); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http serve: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,367 @@
+// Package config loads Stockflow's configuration from defaults, an optional
+// YAML file, STOCKFLOW_* environment variables and command-line flags, in
+// rising order of precedence, and validates the result as a whole.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration of a Stockflow process.
+type Config struct {
+	Kafka          Kafka         `yaml:"kafka"`
+	Topics         Topics        `yaml:"topics"`
+	Redis          Redis         `yaml:"redis"`
+	SchemaRegistry string        `yaml:"schema_registry_url"` // empty: built-in ids from schemas/manifest.json
+	HTTPAddr       string        `yaml:"http_addr"`           // default 127.0.0.1:8080
+	OTLPEndpoint   string        `yaml:"otlp_endpoint"`       // empty: tracing off
+	LogLevel       string        `yaml:"log_level"`           // debug, info, warn, error; default info
+	LogFormat      string        `yaml:"log_format"`          // json or text; default json
+	MaxRecordBytes int           `yaml:"max_record_bytes"`    // default 1 MiB
+	ShutdownGrace  time.Duration `yaml:"shutdown_grace"`      // default 20s
+	// Embedded runs an in-process Kafka (kfake) and Redis (miniredis). It is
+	// the default when neither Kafka brokers nor a Redis address are set.
+	Embedded bool `yaml:"-"`
+}
+
+// Kafka is the Kafka client configuration.
+type Kafka struct {
+	Brokers         []string `yaml:"brokers"`          // empty with no Redis address: embedded
+	ClientID        string   `yaml:"client_id"`        // default stockflow
+	NormalizerGroup string   `yaml:"normalizer_group"` // default stockflow-normalizer
+	FolderGroup     string   `yaml:"folder_group"`     // default stockflow-folder
+	Partitions      int      `yaml:"partitions"`       // for topics created at start; default 12
+	Replication     int      `yaml:"replication"`      // for topics created at start; default 1
+	CreateTopics    bool     `yaml:"create_topics"`    // default true
+}
+
+// Topics names every topic Stockflow reads or writes.
+type Topics struct {
+	Inventory    string `yaml:"inventory"`
+	Orders       string `yaml:"orders"`
+	Supplier     string `yaml:"supplier"`
+	Catalog      string `yaml:"catalog"`
+	Ledger       string `yaml:"ledger"`
+	Availability string `yaml:"availability"`
+	Alerts       string `yaml:"alerts"`
+	DLQ          string `yaml:"dlq"`
+}
+
+// Redis is the Redis client configuration.
+type Redis struct {
+	Addr     string `yaml:"addr"` // host:port; empty with no brokers: embedded
+	Password string `yaml:"password"`
+	DB       int    `yaml:"db"`
+	TLS      bool   `yaml:"tls"`
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		Kafka: Kafka{
+			ClientID:        "stockflow",
+			NormalizerGroup: "stockflow-normalizer",
+			FolderGroup:     "stockflow-folder",
+			Partitions:      12,
+			Replication:     1,
+			CreateTopics:    true,
+		},
+		Topics: Topics{
+			Inventory:    "wms.inventory.v1",
+			Orders:       "orders.v1",
+			Supplier:     "supplier.v1",
+			Catalog:      "catalog.items.v1",
+			Ledger:       "stockflow.ledger.v1",
+			Availability: "stockflow.availability.v1",
+			Alerts:       "stockflow.alerts.v1",
+			DLQ:          "stockflow.dlq.v1",
+		},
+		HTTPAddr:       "127.0.0.1:8080",
+		LogLevel:       "info",
+		LogFormat:      "json",
+		MaxRecordBytes: 1 << 20,
+		ShutdownGrace:  20 * time.Second,
+	}
+}
+
+// option ties one setting to its flag, its environment variable and its field.
+type option struct {
+	flag  string
+	usage string
+	ptr   any // *string, *int, *bool, *[]string, *time.Duration
+}
+
+func (c *Config) options() []option {
+	return []option{
+		{"kafka-brokers", "Kafka bootstrap brokers, comma-separated (empty with no Redis address: embedded)", &c.Kafka.Brokers},
+		{"kafka-client-id", "Kafka client id", &c.Kafka.ClientID},
+		{"kafka-normalizer-group", "consumer group of the normalizers", &c.Kafka.NormalizerGroup},
+		{"kafka-folder-group", "consumer group of the ledger folder", &c.Kafka.FolderGroup},
+		{"kafka-partitions", "partitions of topics created at start", &c.Kafka.Partitions},
+		{"kafka-replication", "replication factor of topics created at start", &c.Kafka.Replication},
+		{"kafka-create-topics", "create missing topics at start", &c.Kafka.CreateTopics},
+		{"topic-inventory", "WMS inventory events topic", &c.Topics.Inventory},
+		{"topic-orders", "order events topic", &c.Topics.Orders},
+		{"topic-supplier", "supplier events topic", &c.Topics.Supplier},
+		{"topic-catalog", "item master topic (compacted)", &c.Topics.Catalog},
+		{"topic-ledger", "the ledger log topic", &c.Topics.Ledger},
+		{"topic-availability", "availability changes topic (compacted)", &c.Topics.Availability},
+		{"topic-alerts", "stock alerts topic", &c.Topics.Alerts},
+		{"topic-dlq", "dead-letter topic", &c.Topics.DLQ},
+		{"redis-addr", "Redis host:port (empty with no brokers: embedded)", &c.Redis.Addr},
+		{"redis-password", "Redis password", &c.Redis.Password},
+		{"redis-db", "Redis database number", &c.Redis.DB},
+		{"redis-tls", "connect to Redis with TLS", &c.Redis.TLS},
+		{"schema-registry-url", "Confluent-compatible schema registry URL (empty: built-in schema ids)", &c.SchemaRegistry},
+		{"http-addr", "HTTP listen address", &c.HTTPAddr},
+		{"otlp-endpoint", "OTLP endpoint for traces, e.g. http://127.0.0.1:4318 (empty: tracing off)", &c.OTLPEndpoint},
+		{"log-level", "log level: debug, info, warn, error", &c.LogLevel},
+		{"log-format", "log format: json or text", &c.LogFormat},
+		{"max-record-bytes", "largest source record accepted; larger ones are dead-lettered", &c.MaxRecordBytes},
+		{"shutdown-grace", "how long a graceful stop may take before in-flight work is abandoned", &c.ShutdownGrace},
+	}
+}
+
+// EnvName is the environment variable of a flag: STOCKFLOW_ + upper snake case.
+func EnvName(flagName string) string {
+	return "STOCKFLOW_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Loader loads a Config for one subcommand. Register subcommand flags on
+// FlagSet before calling Load.
+type Loader struct {
+	FlagSet *flag.FlagSet
+	// Stores is true for commands that run the pipeline and so need both
+	// Kafka and Redis (or neither, for embedded mode). Default true.
+	Stores bool
+	cfg    Config
+	set    map[string]string
+	file   string
+}
+
+// NewLoader returns a loader whose flag set is named name; parse errors and
+// -h output go to out.
+func NewLoader(name string, out io.Writer) *Loader {
+	l := &Loader{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), Stores: true, cfg: Default(), set: map[string]string{}}
+	l.FlagSet.SetOutput(out)
+	l.FlagSet.StringVar(&l.file, "config", "", "YAML configuration file (env STOCKFLOW_CONFIG)")
+	for _, o := range l.cfg.options() {
+		l.FlagSet.Func(o.flag, o.usage+" (env "+EnvName(o.flag)+")", func(v string) error {
+			l.set[o.flag] = v
+			return nil
+		})
+	}
+	return l
+}
+
+// Load parses args, then applies defaults < file < environment < flags and
+// validates. getenv is os.Getenv outside tests. Every problem is reported in
+// one error.
+func (l *Loader) Load(args []string, getenv func(string) string) (Config, error) {
+	if err := l.FlagSet.Parse(args); err != nil {
+		return Config{}, err
+	}
+	cfg := l.cfg
+	file := l.file
+	if file == "" {
+		file = getenv("STOCKFLOW_CONFIG")
+	}
+	var errs []error
+	if file != "" {
+		if err := readFile(file, &cfg); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	opts := cfg.options()
+	for _, o := range opts {
+		if v := getenv(EnvName(o.flag)); v != "" {
+			if err := assign(o.ptr, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", EnvName(o.flag), err))
+			}
+		}
+	}
+	for _, o := range opts {
+		if v, ok := l.set[o.flag]; ok {
+			if err := assign(o.ptr, v); err != nil {
+				errs = append(errs, fmt.Errorf("-%s: %w", o.flag, err))
+			}
+		}
+	}
+	cfg.Embedded = len(cfg.Kafka.Brokers) == 0 && cfg.Redis.Addr == ""
+	if l.Stores {
+		if len(cfg.Kafka.Brokers) == 0 && cfg.Redis.Addr != "" {
+			errs = append(errs, errors.New("kafka brokers: required when a Redis address is set (set neither for embedded mode)"))
+		}
+		if len(cfg.Kafka.Brokers) > 0 && cfg.Redis.Addr == "" {
+			errs = append(errs, errors.New("redis addr: required when Kafka brokers are set (set neither for embedded mode)"))
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return Config{}, &Error{errs: errs}
+	}
+	return cfg, nil
+}
+
+// Error lists every configuration problem found.
+type Error struct{ errs []error }
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("invalid configuration:")
+	for _, err := range e.errs {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			b.WriteString("\n  - ")
+			b.WriteString(line)
+		}
+	}
+	return b.String()
+}
+
+// Unwrap returns the individual problems.
+func (e *Error) Unwrap() []error { return e.errs }
+
+func readFile(path string, cfg *Config) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	return nil
+}
+
+func assign(ptr any, v string) error {
+	switch p := ptr.(type) {
+	case *string:
+		*p = v
+	case *int:
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", v)
+		}
+		*p = n
+	case *bool:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		*p = b
+	case *time.Duration:
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration such as 20s", v)
+		}
+		*p = d
+	case *[]string:
+		var out []string
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+		*p = out
+	default:
+		return fmt.Errorf("unsupported setting type %T", ptr)
+	}
+	return nil
+}
+
+var topicName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
+
+// Validate reports every problem with c at once.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+
+	for _, b := range c.Kafka.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			bad("kafka brokers: %q is not host:port", b)
+		}
+	}
+	if c.Redis.Addr != "" {
+		if _, _, err := net.SplitHostPort(c.Redis.Addr); err != nil {
+			bad("redis addr: %q is not host:port", c.Redis.Addr)
+		}
+	}
+	if c.Redis.DB < 0 || c.Redis.DB > 15 {
+		bad("redis db: %d is outside 0..15", c.Redis.DB)
+	}
+	if c.Kafka.ClientID == "" {
+		bad("kafka client id: must not be empty")
+	}
+	if c.Kafka.NormalizerGroup == "" || c.Kafka.FolderGroup == "" {
+		bad("kafka groups: normalizer and folder group must not be empty")
+	} else if c.Kafka.NormalizerGroup == c.Kafka.FolderGroup {
+		bad("kafka groups: normalizer and folder group must differ (both %q)", c.Kafka.FolderGroup)
+	}
+	if c.Kafka.Partitions < 1 || c.Kafka.Partitions > 10000 {
+		bad("kafka partitions: %d is outside 1..10000", c.Kafka.Partitions)
+	}
+	if c.Kafka.Replication < 1 || c.Kafka.Replication > 32 {
+		bad("kafka replication: %d is outside 1..32", c.Kafka.Replication)
+	}
+	seen := map[string]string{}
+	for _, t := range []struct{ name, value string }{
+		{"inventory", c.Topics.Inventory}, {"orders", c.Topics.Orders}, {"supplier", c.Topics.Supplier},
+		{"catalog", c.Topics.Catalog}, {"ledger", c.Topics.Ledger}, {"availability", c.Topics.Availability},
+		{"alerts", c.Topics.Alerts}, {"dlq", c.Topics.DLQ},
+	} {
+		if !topicName.MatchString(t.value) {
+			bad("topic %s: %q is not a valid topic name", t.name, t.value)
+			continue
+		}
+		if other, dup := seen[t.value]; dup {
+			bad("topic %s: %q is already the %s topic", t.name, t.value, other)
+		}
+		seen[t.value] = t.name
+	}
+	if c.SchemaRegistry != "" {
+		if u, err := url.Parse(c.SchemaRegistry); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("schema registry url: %q is not an http(s) URL", c.SchemaRegistry)
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		bad("http addr: %q is not host:port", c.HTTPAddr)
+	}
+	if c.OTLPEndpoint != "" {
+		if u, err := url.Parse(c.OTLPEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("otlp endpoint: %q is not an http(s) URL such as http://127.0.0.1:4318", c.OTLPEndpoint)
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log level: %q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		bad("log format: %q is not json or text", c.LogFormat)
+	}
+	if c.MaxRecordBytes < 1024 || c.MaxRecordBytes > 64<<20 {
+		bad("max record bytes: %d is outside 1024..67108864", c.MaxRecordBytes)
+	}
+	if c.ShutdownGrace <= 0 {
+		bad("shutdown grace: must be positive")
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,112 @@
+// Package kafka sets up Stockflow's Kafka clients, creates its topics and, for
+// the embedded first-run mode, starts an in-process cluster (kfake).
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockflow/stockflow/pkg/config"
+)
+
+// ClientOpts are the options every Stockflow client shares.
+func ClientOpts(cfg config.Kafka, extra ...kgo.Opt) []kgo.Opt {
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ClientID(cfg.ClientID),
+		// The broker may be restarting: keep retrying requests instead of failing them.
+		kgo.RetryTimeout(0),
+		kgo.RequestRetries(1 << 30),
+	}
+	return append(opts, extra...)
+}
+
+// TopicSpec is a topic Stockflow expects to exist, with its settings.
+type TopicSpec struct {
+	Name    string
+	Configs map[string]*string
+}
+
+func str(s string) *string { return &s }
+
+// Topics lists Stockflow's topics with the settings DESIGN §7 gives them.
+func Topics(t config.Topics) []TopicSpec {
+	compacted := map[string]*string{"cleanup.policy": str("compact")}
+	forever := map[string]*string{"retention.ms": str("-1"), "retention.bytes": str("-1")}
+	return []TopicSpec{
+		{Name: t.Inventory},
+		{Name: t.Orders},
+		{Name: t.Supplier},
+		{Name: t.Catalog, Configs: compacted},
+		{Name: t.Ledger, Configs: forever},
+		{Name: t.Availability, Configs: compacted},
+		{Name: t.Alerts},
+		{Name: t.DLQ, Configs: forever},
+	}
+}
+
+// EnsureTopics creates each missing topic. Existing topics are left as they
+// are, whatever their partition count.
+func EnsureTopics(ctx context.Context, adm *kadm.Client, partitions int32, replication int16, specs []TopicSpec) error {
+	var errs []error
+	for _, s := range specs {
+		resp, err := adm.CreateTopic(ctx, partitions, replication, s.Configs, s.Name)
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			errs = append(errs, fmt.Errorf("create topic %s: %w", s.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// WaitReady blocks until a broker answers a metadata request, or ctx ends.
+func WaitReady(ctx context.Context, adm *kadm.Client, log *slog.Logger) error {
+	backoff := 200 * time.Millisecond
+	for {
+		reqCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := adm.ListBrokers(reqCtx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		log.Warn("kafka not reachable yet", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for kafka: %w (last error: %v)", ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// Ping reports whether a broker answers within ctx.
+func Ping(ctx context.Context, cl *kgo.Client) error {
+	if err := cl.Ping(ctx); err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	return nil
+}
+
+// StartEmbedded starts an in-process single-broker cluster listening on
+// 127.0.0.1:port (0: any free port).
+func StartEmbedded(port int, partitions int32) (*kfake.Cluster, error) {
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.DefaultNumPartitions(int(partitions))}
+	if port > 0 {
+		opts = append(opts, kfake.Ports(port))
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded kafka: %w", err)
+	}
+	return c, nil
+}

@@ -1,0 +1,153 @@
+// Package service wires a Stockflow process together: the stores (real or
+// embedded), topics, the HTTP server and, on request, the simulator.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/stockflow/stockflow/pkg/api"
+	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/events"
+	"github.com/stockflow/stockflow/pkg/kafka"
+	"github.com/stockflow/stockflow/pkg/sim"
+	"github.com/stockflow/stockflow/pkg/store"
+)
+
+// Options are the serve settings that only apply to this command.
+type Options struct {
+	// EmbeddedKafkaPort and EmbeddedRedisAddr are where the in-process
+	// stores listen in embedded mode, so `stockflow simulate` and redis-cli
+	// can reach them. Defaults 19092 and 127.0.0.1:16379; a negative port
+	// (or :0) picks a free one.
+	EmbeddedKafkaPort int
+	EmbeddedRedisAddr string
+	// SimulateRate > 0 runs the simulator in-process at that many events/s.
+	SimulateRate float64
+	SimulateSeed uint64
+	SimulateSKUs int
+	// TopicsTimeout bounds the wait for Kafka and topic creation at start.
+	TopicsTimeout time.Duration
+}
+
+func (o *Options) setDefaults() {
+	if o.EmbeddedKafkaPort == 0 {
+		o.EmbeddedKafkaPort = 19092
+	}
+	if o.EmbeddedKafkaPort < 0 { // any free port
+		o.EmbeddedKafkaPort = 0
+	}
+	if o.EmbeddedRedisAddr == "" {
+		o.EmbeddedRedisAddr = "127.0.0.1:16379"
+	}
+	if o.TopicsTimeout <= 0 {
+		o.TopicsTimeout = 2 * time.Minute
+	}
+}
+
+// Serve runs the service until ctx ends.
+func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger) error {
+	opts.setDefaults()
+	if cfg.Embedded {
+		cluster, err := kafka.StartEmbedded(opts.EmbeddedKafkaPort, int32(cfg.Kafka.Partitions))
+		if err != nil {
+			return err
+		}
+		defer cluster.Close()
+		mr, err := store.StartEmbedded(opts.EmbeddedRedisAddr)
+		if err != nil {
+			return err
+		}
+		defer mr.Close()
+		cfg.Kafka.Brokers = cluster.ListenAddrs()
+		cfg.Redis.Addr = mr.Addr()
+		log.Warn("EMBEDDED MODE: in-process Kafka (kfake) and Redis (miniredis); data is lost on exit. Set -kafka-brokers and -redis-addr for real infrastructure.",
+			"kafka", cfg.Kafka.Brokers, "redis", cfg.Redis.Addr)
+	}
+
+	codec, err := events.NewCodec(nil, cfg.MaxRecordBytes)
+	if err != nil {
+		return err
+	}
+	kcl, err := kgo.NewClient(kafka.ClientOpts(cfg.Kafka)...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer kcl.Close()
+	adm := kadm.NewClient(kcl)
+	rdb := store.Open(cfg.Redis)
+	defer rdb.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	var topicsReady atomic.Bool
+	srv := api.New(api.Config{
+		Addr: cfg.HTTPAddr,
+		Checks: []api.Check{
+			{Name: "kafka", Fn: func(ctx context.Context) error { return kafka.Ping(ctx, kcl) }},
+			{Name: "redis", Fn: func(ctx context.Context) error { return store.Ping(ctx, rdb) }},
+			{Name: "topics", Fn: func(context.Context) error {
+				if !topicsReady.Load() {
+					return errors.New("topics not yet verified")
+				}
+				return nil
+			}},
+		},
+		Grace:    cfg.ShutdownGrace,
+		Registry: reg,
+		Logger:   log,
+	})
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Run(gctx) })
+	g.Go(func() error {
+		if !cfg.Kafka.CreateTopics {
+			topicsReady.Store(true)
+		} else {
+			tctx, cancel := context.WithTimeout(gctx, opts.TopicsTimeout)
+			err := prepareTopics(tctx, adm, cfg, log)
+			cancel()
+			if err != nil {
+				return err
+			}
+			topicsReady.Store(true)
+		}
+		if opts.SimulateRate <= 0 {
+			return nil
+		}
+		gen := sim.NewGenerator(opts.SimulateSeed, sim.Catalogue{SKUs: opts.SimulateSKUs}, cfg.Topics, nil)
+		s := sim.New(sim.Config{Rate: opts.SimulateRate}, gen, codec, kcl, log.With("component", "simulator"))
+		_, err := s.Run(gctx)
+		if gctx.Err() != nil {
+			return nil
+		}
+		return err
+	})
+	err = g.Wait()
+	log.Info("stopped")
+	return err
+}
+
+func prepareTopics(ctx context.Context, adm *kadm.Client, cfg config.Config, log *slog.Logger) error {
+	if err := kafka.WaitReady(ctx, adm, log); err != nil {
+		return err
+	}
+	specs := kafka.Topics(cfg.Topics)
+	if err := kafka.EnsureTopics(ctx, adm, int32(cfg.Kafka.Partitions), int16(cfg.Kafka.Replication), specs); err != nil {
+		return err
+	}
+	log.Info("topics ready", "count", len(specs), "partitions_for_new", strconv.Itoa(cfg.Kafka.Partitions))
+	return nil
+}
