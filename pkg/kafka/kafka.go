@@ -53,11 +53,15 @@ func Topics(t config.Topics) []TopicSpec {
 	}
 }
 
-// EnsureTopics creates each missing topic. Existing topics are left as they
-// are, whatever their partition count.
+// EnsureTopics creates each missing topic and waits until the broker's
+// metadata shows every topic with its partitions, so consumers and producers
+// started next find them. Existing topics are left as they are, whatever
+// their partition count.
 func EnsureTopics(ctx context.Context, adm *kadm.Client, partitions int32, replication int16, specs []TopicSpec) error {
 	var errs []error
+	names := make([]string, 0, len(specs))
 	for _, s := range specs {
+		names = append(names, s.Name)
 		resp, err := adm.CreateTopic(ctx, partitions, replication, s.Configs, s.Name)
 		if err == nil {
 			err = resp.Err
@@ -66,7 +70,36 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, partitions int32, repli
 			errs = append(errs, fmt.Errorf("create topic %s: %w", s.Name, err))
 		}
 	}
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	for {
+		details, err := adm.ListTopics(ctx, names...)
+		missing := ""
+		if err != nil {
+			missing = err.Error()
+		} else {
+			for _, n := range names {
+				if d, ok := details[n]; !ok || d.Err != nil || len(d.Partitions) == 0 {
+					missing = n
+					break
+				}
+				for _, p := range details[n].Partitions {
+					if p.Err != nil || p.Leader < 0 {
+						missing = fmt.Sprintf("%s/%d", n, p.Partition)
+					}
+				}
+			}
+		}
+		if missing == "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("topics not visible in metadata (%s): %w", missing, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // WaitReady blocks until a broker answers a metadata request, or ctx ends.
