@@ -1,0 +1,387 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/stockflow/stockflow/pkg/events"
+)
+
+// The same suite runs against miniredis (unit) and the real redis-server
+// (integration): both must give the ledger the same semantics.
+
+func sp(s string) *string { return &s }
+func i32(v int32) *int32  { return &v }
+func i64(v int64) *int64  { return &v }
+
+var base = time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+
+func at(min int) time.Time { return base.Add(time.Duration(min) * time.Minute) }
+
+// le builds a ledger entry at minute min of the test day.
+func le(typ, loc string, q int64, min int, eid string) *events.LedgerEntry {
+	e := &events.LedgerEntry{EntryType: typ, SKU: "SKU-1", Quantity: q, EventID: eid, EventTime: at(min), Source: "test"}
+	if loc != "" {
+		e.Location = sp(loc)
+	}
+	return e
+}
+
+type harness struct {
+	t   *testing.T
+	s   *Store
+	off map[int32]int64
+}
+
+func newHarness(t *testing.T, s *Store) *harness { return &harness{t: t, s: s, off: map[int32]int64{}} }
+
+// apply appends entries to partition 0 of the log and applies them in one call.
+func (h *harness) apply(es ...*events.LedgerEntry) []string {
+	h.t.Helper()
+	return h.applyOn(0, es...)
+}
+
+func (h *harness) applyOn(p int32, es ...*events.LedgerEntry) []string {
+	h.t.Helper()
+	b := Batch{SKU: es[0].SKU}
+	for _, e := range es {
+		b.Entries = append(b.Entries, Entry{LedgerEntry: e, Partition: p, Offset: h.off[p]})
+		h.off[p]++
+	}
+	res, err := h.s.Apply(context.Background(), []Batch{b})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return res[0].Statuses
+}
+
+func (h *harness) pos(loc string) Position {
+	h.t.Helper()
+	p, err := h.s.Position(context.Background(), "SKU-1", loc, at(0))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return p.withoutVersion()
+}
+
+func (p Position) withoutVersion() Position { p.Version = 0; return p }
+
+func want(t *testing.T, got Position, c Components) {
+	t.Helper()
+	if got.Components != c {
+		t.Fatalf("position %+v, want %+v", got.Components, c)
+	}
+}
+
+func runSuite(t *testing.T, newStore func(t *testing.T) *Store) {
+	t.Run("movements", func(t *testing.T) {
+		h := newHarness(t, newStore(t))
+		h.apply(le(events.EntryReceipt, "DC1", 100, 1, "r1"), le(events.EntryAdjustment, "DC1", -3, 2, "a1"))
+		want(t, h.pos("DC1"), Components{OnHand: 97})
+	})
+
+	t.Run("order lifecycle", func(t *testing.T) {
+		h := newHarness(t, newStore(t))
+		h.apply(le(events.EntryReceipt, "DC1", 20, 1, "r1"))
+		o := le(events.EntryOrderLine, "DC1", 5, 2, "o1")
+		o.OrderID, o.LineID = sp("SO-1"), sp("1")
+		h.apply(o)
+		want(t, h.pos("DC1"), Components{OnHand: 20, Reserved: 5})
+		pk := le(events.EntryPick, "DC1", 5, 3, "p1")
+		pk.OrderID, pk.LineID = sp("SO-1"), sp("1")
+		h.apply(pk)
+		want(t, h.pos("DC1"), Components{OnHand: 20, Picked: 5})
+		sh := le(events.EntryShipment, "DC1", 5, 4, "s1")
+		sh.OrderID, sh.LineID = sp("SO-1"), sp("1")
+		h.apply(sh)
+		want(t, h.pos("DC1"), Components{OnHand: 15})
+	})
+
+	t.Run("cancel releases the reservation", func(t *testing.T) {
+		h := newHarness(t, newStore(t))
+		o := le(events.EntryOrderLine, "DC1", 4, 1, "o1")
+		o.OrderID, o.LineID = sp("SO-1"), sp("1")
+		c := le(events.EntryOrderCancel, "DC1", 0, 2, "c1")
+		c.OrderID, c.LineID = sp("SO-1"), sp("1")
+		h.apply(o, c)
+		want(t, h.pos("DC1"), Components{})
+	})
+
+	t.Run("order facts in any arrival order converge", func(t *testing.T) {
+		mk := func() []*events.LedgerEntry {
+			o := le(events.EntryOrderLine, "DC1", 6, 1, "o1")
+			pk := le(events.EntryPick, "DC1", 4, 2, "p1")
+			sh := le(events.EntryShipment, "DC1", 4, 3, "s1")
+			for _, e := range []*events.LedgerEntry{o, pk, sh} {
+				e.OrderID, e.LineID = sp("SO-1"), sp("1")
+			}
+			return []*events.LedgerEntry{le(events.EntryReceipt, "DC1", 50, 0, "r0"), o, pk, sh}
+		}
+		rnd := rand.New(rand.NewPCG(1, 2))
+		for trial := 0; trial < 12; trial++ {
+			h := newHarness(t, newStore(t))
+			es := mk()
+			rnd.Shuffle(len(es), func(i, j int) { es[i], es[j] = es[j], es[i] })
+			for _, e := range es {
+				h.apply(e)
+			}
+			// 6 ordered, 4 picked and shipped: 2 still reserved, nothing left picked.
+			want(t, h.pos("DC1"), Components{OnHand: 46, Reserved: 2})
+		}
+	})
+
+	t.Run("purchase order inbound", func(t *testing.T) {
+		h := newHarness(t, newStore(t))
+		po := func(typ string, q int64, min int, eid string) *events.LedgerEntry {
+			e := le(typ, "DC1", q, min, eid)
+			e.PONumber, e.POLine = sp("PO-1"), i32(1)
+			return e
+		}
+		rel := po(events.EntryPOLine, 100, 1, "rel")
+		rel.ExpectedDate = &base
+		h.apply(rel)
+		want(t, h.pos("DC1"), Components{Inbound: 100})
+		ack := po(events.EntryPOAck, 80, 2, "ack")
+		ack.Status = sp(events.AckChanged)
+		h.apply(ack)
+		want(t, h.pos("DC1"), Components{Inbound: 80})
+		asn := po(events.EntryASNLine, 70, 3, "asn")
+		asn.ASNID, asn.ETA = sp("ASN-1"), &base
+		h.apply(asn)
+		want(t, h.pos("DC1"), Components{Inbound: 70})
+		h.apply(po(events.EntryReceipt, 30, 4, "rec"))
+		want(t, h.pos("DC1"), Components{OnHand: 30, Inbound: 40})
+		h.apply(po(events.EntryPOClose, 0, 5, "close"))
+		want(t, h.pos("DC1"), Components{OnHand: 30})
+	})
+
+	t.Run("rejected PO line counts zero", func(t *testing.T) {
+		h := newHarness(t, newStore(t))
+		rel := le(events.EntryPOLine, "DC1", 10, 1, "rel")
+		rel.PONumber, rel.POLine, rel.ExpectedDate = sp("PO-2"), i32(1), &base
+		ack := le(events.EntryPOAck, "DC1", 0, 2, "ack")
+		ack.PONumber, ack.POLine, ack.Status = sp("PO-2"), i32(1), sp(events.AckRejected)
+		h.apply(rel, ack)
+		want(t, h.pos("DC1"), Components{})
+	})
+
+	t.Run("receipt before its PO converges", func(t *testing.T) {
+		h := newHarness(t, newStore(t))
+		rec := le(events.EntryReceipt, "DC1", 10, 1, "rec")
+		rec.PONumber, rec.POLine = sp("PO-3"), i32(1)
+		rel := le(events.EntryPOLine, "DC1", 10, 0, "rel")
+		rel.PONumber, rel.POLine, rel.ExpectedDate = sp("PO-3"), i32(1), &base
+		h.apply(rec, rel)
+		want(t, h.pos("DC1"), Components{OnHand: 10})
+	})
+
+	t.Run("counts and movements in any order give the same on hand", func(t *testing.T) {
+		mk := func() []*events.LedgerEntry {
+			c1 := le(events.EntryCount, "DC1", 50, 20, "c1")
+			c1.AsOf = ptrTime(at(10))
+			c2 := le(events.EntryCount, "DC1", 40, 30, "c2") // older as-of than c1's movements after 10? no: newer
+			c2.AsOf = ptrTime(at(14))
+			return []*events.LedgerEntry{
+				c1, c2,
+				le(events.EntryReceipt, "DC1", 3, 5, "m1"),      // inside both counts
+				le(events.EntryAdjustment, "DC1", -2, 12, "m2"), // inside c2 only
+				le(events.EntryReceipt, "DC1", 4, 15, "m3"),     // after both
+				le(events.EntryAdjustment, "DC1", -1, 16, "m4"), // after both
+			}
+		}
+		rnd := rand.New(rand.NewPCG(3, 4))
+		for trial := 0; trial < 30; trial++ {
+			h := newHarness(t, newStore(t))
+			es := mk()
+			rnd.Shuffle(len(es), func(i, j int) { es[i], es[j] = es[j], es[i] })
+			for _, e := range es {
+				h.apply(e)
+			}
+			// c2 (as of minute 14) is the newest count: 40 + 4 - 1.
+			want(t, h.pos("DC1"), Components{OnHand: 43})
+		}
+	})
+
+	t.Run("same offset twice is stale, same fact at another offset is a duplicate", func(t *testing.T) {
+		s := newStore(t)
+		h := newHarness(t, s)
+		r := le(events.EntryReceipt, "DC1", 10, 1, "r1")
+		if st := h.apply(r); st[0] != "ok" {
+			t.Fatalf("first apply: %v", st)
+		}
+		h.off[0] = 0 // the same log position again (a restart before the commit)
+		if st := h.apply(r); st[0] != "stale" {
+			t.Fatalf("re-applied offset: %v", st)
+		}
+		if st := h.apply(r); st[0] != "dup" { // offset 1 now: upstream produced it twice
+			t.Fatalf("duplicate event: %v", st)
+		}
+		want(t, h.pos("DC1"), Components{OnHand: 10})
+	})
+
+	t.Run("a zombie on another partition view cannot re-apply", func(t *testing.T) {
+		h := newHarness(t, newStore(t))
+		h.off[0] = 100
+		h.apply(le(events.EntryReceipt, "DC1", 10, 1, "r1"))
+		h.off[0] = 50 // a consumer that lost the partition, still working on old offsets
+		if st := h.apply(le(events.EntryReceipt, "DC1", 10, 2, "r-zombie")); st[0] != "stale" {
+			t.Fatalf("zombie apply: %v", st)
+		}
+		want(t, h.pos("DC1"), Components{OnHand: 10})
+	})
+
+	t.Run("holds never oversell and expire by entry time", func(t *testing.T) {
+		h := newHarness(t, newStore(t))
+		h.apply(le(events.EntryReceipt, "DC1", 10, 0, "r1"))
+		hold := func(id string, q int64, min int) *events.LedgerEntry {
+			e := le(events.EntryHold, "DC1", q, min, fmt.Sprint("h-", id, min))
+			e.HoldID, e.TTLMillis = sp(id), i64(int64(10*time.Minute/time.Millisecond))
+			return e
+		}
+		if st := h.apply(hold("A", 6, 1)); st[0] != "held:4" {
+			t.Fatalf("hold A: %v", st)
+		}
+		if st := h.apply(hold("B", 6, 2)); st[0] != "rejected:4" {
+			t.Fatalf("hold B: %v", st)
+		}
+		want(t, h.pos("DC1"), Components{OnHand: 10, Held: 6})
+		// Hold A again (a client retry with a new entry): the first answer stands.
+		if st := h.apply(hold("A", 6, 3)); st[0] != "held:4" {
+			t.Fatalf("retry A: %v", st)
+		}
+		// The same hold entry produced twice: still the first answer.
+		again := hold("A", 6, 3)
+		if st := h.apply(again); st[0] != "held:4" {
+			t.Fatalf("duplicate hold entry: %v", st)
+		}
+		// Minute 12: A (expires at 11) has lapsed; C gets the stock.
+		if st := h.apply(hold("C", 10, 12)); st[0] != "held:0" {
+			t.Fatalf("hold C after expiry: %v", st)
+		}
+		rel := le(events.EntryHoldRelease, "DC1", 0, 13, "rel-C")
+		rel.HoldID = sp("C")
+		h.apply(rel)
+		want(t, h.pos("DC1"), Components{OnHand: 10})
+	})
+
+	t.Run("reads exclude holds expired by the clock", func(t *testing.T) {
+		s := newStore(t)
+		h := newHarness(t, s)
+		h.apply(le(events.EntryReceipt, "DC1", 10, 0, "r1"))
+		e := le(events.EntryHold, "DC1", 4, 1, "h1")
+		e.HoldID, e.TTLMillis = sp("H"), i64(60_000)
+		h.apply(e)
+		p, err := s.Position(context.Background(), "SKU-1", "DC1", at(1))
+		if err != nil || p.Held != 4 {
+			t.Fatalf("active hold: %+v %v", p, err)
+		}
+		p, err = s.Position(context.Background(), "SKU-1", "DC1", at(3))
+		if err != nil || p.Held != 0 {
+			t.Fatalf("lapsed hold still counted: %+v %v", p, err)
+		}
+	})
+
+	t.Run("an order naming a hold converts it without counting twice", func(t *testing.T) {
+		h := newHarness(t, newStore(t))
+		h.apply(le(events.EntryReceipt, "DC1", 10, 0, "r1"))
+		e := le(events.EntryHold, "DC1", 3, 1, "h1")
+		e.HoldID, e.TTLMillis = sp("H"), i64(600_000)
+		h.apply(e)
+		o := le(events.EntryOrderLine, "DC1", 3, 2, "o1")
+		o.OrderID, o.LineID, o.HoldID = sp("SO-9"), sp("1"), sp("H")
+		h.apply(o)
+		want(t, h.pos("DC1"), Components{OnHand: 10, Reserved: 3})
+	})
+
+	t.Run("group demand moves to a location on allocation", func(t *testing.T) {
+		s := newStore(t)
+		h := newHarness(t, s)
+		o := le(events.EntryOrderLine, "", 5, 1, "o1")
+		o.Group, o.OrderID, o.LineID = sp("EU"), sp("SO-1"), sp("1")
+		h.apply(o)
+		if d, _ := s.GroupDemand(context.Background(), "SKU-1", "EU"); d != 5 {
+			t.Fatalf("group demand %d, want 5", d)
+		}
+		a := le(events.EntryOrderAllocate, "DC2", 0, 2, "a1")
+		a.OrderID, a.LineID = sp("SO-1"), sp("1")
+		h.apply(a)
+		if d, _ := s.GroupDemand(context.Background(), "SKU-1", "EU"); d != 0 {
+			t.Fatalf("group demand %d after allocation", d)
+		}
+		want(t, h.pos("DC2"), Components{Reserved: 5})
+	})
+
+	t.Run("policies", func(t *testing.T) {
+		h := newHarness(t, newStore(t))
+		p := le(events.EntryPolicy, "DC1", 0, 1, "pol")
+		p.SafetyStock, p.ReorderPoint = i64(7), i64(30)
+		h.apply(p)
+		want(t, h.pos("DC1"), Components{SafetyStock: 7, ReorderPoint: 30})
+	})
+
+	t.Run("changed positions come back with before and after", func(t *testing.T) {
+		s := newStore(t)
+		b := Batch{SKU: "SKU-1", Entries: []Entry{
+			{LedgerEntry: le(events.EntryReceipt, "DC1", 5, 1, "r1"), Offset: 0},
+			{LedgerEntry: le(events.EntryReceipt, "DC1", 7, 2, "r2"), Offset: 1},
+		}}
+		res, err := s.Apply(context.Background(), []Batch{b})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res[0].Positions) != 1 {
+			t.Fatalf("positions %+v", res[0].Positions)
+		}
+		c := res[0].Positions[0]
+		if c.Location != "DC1" || c.Before.OnHand != 0 || c.After.OnHand != 12 || c.Version != 1 {
+			t.Fatalf("changed %+v", c)
+		}
+	})
+
+	t.Run("many SKUs in one pipelined call", func(t *testing.T) {
+		s := newStore(t)
+		var bs []Batch
+		for i := 0; i < 50; i++ {
+			e := le(events.EntryReceipt, "DC1", int64(i+1), 1, fmt.Sprint("r", i))
+			e.SKU = fmt.Sprintf("SKU-%03d", i)
+			bs = append(bs, Batch{SKU: e.SKU, Entries: []Entry{{LedgerEntry: e, Offset: int64(i)}}})
+		}
+		if _, err := s.Apply(context.Background(), bs); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 50; i++ {
+			p, err := s.Position(context.Background(), fmt.Sprintf("SKU-%03d", i), "DC1", at(0))
+			if err != nil || p.OnHand != int64(i+1) {
+				t.Fatalf("SKU-%03d: %+v %v", i, p, err)
+			}
+		}
+	})
+
+	t.Run("applied offsets only rise", func(t *testing.T) {
+		s := newStore(t)
+		ctx := context.Background()
+		if err := s.RecordApplied(ctx, "ledger", map[int32]int64{0: 10, 1: 5}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordApplied(ctx, "ledger", map[int32]int64{0: 7, 1: 9}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.AppliedOffsets(ctx, "ledger")
+		if err != nil || got[0] != 10 || got[1] != 9 {
+			t.Fatalf("applied %v %v", got, err)
+		}
+		existed, err := s.EnsureMarker(ctx, "ledger")
+		if err != nil || existed {
+			t.Fatalf("first marker: %v %v", existed, err)
+		}
+		existed, err = s.EnsureMarker(ctx, "ledger")
+		if err != nil || !existed {
+			t.Fatalf("second marker: %v %v", existed, err)
+		}
+	})
+}
+
+func ptrTime(t time.Time) *time.Time { return &t }
