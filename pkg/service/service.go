@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -17,10 +18,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/stockflow/stockflow/processors"
+
 	"github.com/stockflow/stockflow/pkg/api"
+	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/config"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/kafka"
+	"github.com/stockflow/stockflow/pkg/ledger"
 	"github.com/stockflow/stockflow/pkg/sim"
 	"github.com/stockflow/stockflow/pkg/store"
 )
@@ -39,6 +44,11 @@ type Options struct {
 	SimulateSKUs int
 	// TopicsTimeout bounds the wait for Kafka and topic creation at start.
 	TopicsTimeout time.Duration
+	// InstanceID names this process in transactional ids; default host-pid.
+	InstanceID string
+	// Folder and Normalizer pass through test hooks and tuning.
+	Folder     processors.FolderConfig
+	Normalizer processors.NormalizerConfig
 }
 
 func (o *Options) setDefaults() {
@@ -53,6 +63,10 @@ func (o *Options) setDefaults() {
 	}
 	if o.TopicsTimeout <= 0 {
 		o.TopicsTimeout = 2 * time.Minute
+	}
+	if o.InstanceID == "" {
+		host, _ := os.Hostname()
+		o.InstanceID = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 }
 
@@ -88,6 +102,7 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 	adm := kadm.NewClient(kcl)
 	rdb := store.Open(cfg.Redis)
 	defer rdb.Close()
+	led := ledger.New(rdb, ledger.Config{})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -124,20 +139,45 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 			}
 			topicsReady.Store(true)
 		}
-		if opts.SimulateRate <= 0 {
-			return nil
-		}
-		gen := sim.NewGenerator(opts.SimulateSeed, sim.Catalogue{SKUs: opts.SimulateSKUs}, cfg.Topics, nil)
-		s := sim.New(sim.Config{Rate: opts.SimulateRate}, gen, codec, kcl, log.With("component", "simulator"))
-		_, err := s.Run(gctx)
-		if gctx.Err() != nil {
-			return nil
-		}
-		return err
+		return runPipeline(gctx, cfg, opts, codec, led, kcl, log)
 	})
 	err = g.Wait()
 	log.Info("stopped")
 	return err
+}
+
+// runPipeline runs the catalog reader, the normalizer, the folder and, when
+// asked, the simulator, until ctx ends or one of them fails.
+func runPipeline(ctx context.Context, cfg config.Config, opts Options, codec *avro.Codec, led *ledger.Store, kcl *kgo.Client, log *slog.Logger) error {
+	g, ctx := errgroup.WithContext(ctx)
+	catalog, err := processors.NewCatalog(kafka.ClientOpts(cfg.Kafka), cfg.Topics.Catalog, codec, log.With("component", "catalog"))
+	if err != nil {
+		return err
+	}
+	g.Go(func() error { return catalog.Run(ctx) })
+
+	ncfg := opts.Normalizer
+	ncfg.Kafka, ncfg.Topics, ncfg.InstanceID = cfg.Kafka, cfg.Topics, opts.InstanceID
+	norm := processors.NewNormalizer(ncfg, codec, led, catalog, log.With("component", "normalizer"))
+	g.Go(func() error { return norm.Run(ctx) })
+
+	fcfg := opts.Folder
+	fcfg.Kafka, fcfg.Topics = cfg.Kafka, cfg.Topics
+	folder := processors.NewFolder(fcfg, codec, led, kcl, log.With("component", "folder"))
+	g.Go(func() error { return folder.Run(ctx) })
+
+	if opts.SimulateRate > 0 {
+		g.Go(func() error {
+			gen := sim.NewGenerator(opts.SimulateSeed, sim.Catalogue{SKUs: opts.SimulateSKUs}, cfg.Topics, nil)
+			s := sim.New(sim.Config{Rate: opts.SimulateRate}, gen, codec, kcl, log.With("component", "simulator"))
+			_, err := s.Run(ctx)
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		})
+	}
+	return g.Wait()
 }
 
 func prepareTopics(ctx context.Context, adm *kadm.Client, cfg config.Config, log *slog.Logger) error {

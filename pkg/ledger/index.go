@@ -1,0 +1,101 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// The normalizers keep an index of order lines and PO lines, because later
+// events of a document (a cancellation, an acknowledgement, a close) name
+// lines but not their SKU. Writes are idempotent: a normalizer that retries
+// a batch writes the same fields again.
+
+func orderIndexKey(orderID string) string { return "sf:ord:" + orderID }
+func poIndexKey(po string) string         { return "sf:po:" + po }
+
+// IndexedLine is what the index remembers of a document line.
+type IndexedLine struct {
+	Line     string // order line id, or PO line number
+	SKU      string
+	Location string // empty when the order line is against a group
+	Group    string
+	UoM      string // PO lines: the unit their quantities are in
+}
+
+func (l IndexedLine) encode() string {
+	return l.SKU + "|" + l.Location + "|" + l.Group + "|" + l.UoM
+}
+
+func decodeIndexed(line, v string) IndexedLine {
+	parts := strings.SplitN(v, "|", 4)
+	for len(parts) < 4 {
+		parts = append(parts, "")
+	}
+	return IndexedLine{Line: line, SKU: parts[0], Location: parts[1], Group: parts[2], UoM: parts[3]}
+}
+
+// IndexOrder records an order's lines.
+func (s *Store) IndexOrder(ctx context.Context, orderID string, lines []IndexedLine) error {
+	return s.index(ctx, orderIndexKey(orderID), lines)
+}
+
+// IndexPO records a purchase order's lines.
+func (s *Store) IndexPO(ctx context.Context, po string, lines []IndexedLine) error {
+	return s.index(ctx, poIndexKey(po), lines)
+}
+
+func (s *Store) index(ctx context.Context, key string, lines []IndexedLine) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 2*len(lines))
+	for _, l := range lines {
+		args = append(args, l.Line, l.encode())
+	}
+	if err := s.rdb.HSet(ctx, key, args...).Err(); err != nil {
+		return fmt.Errorf("index %s: %w", key, err)
+	}
+	return nil
+}
+
+// OrderLines returns the indexed lines of an order (none when unknown).
+func (s *Store) OrderLines(ctx context.Context, orderID string) ([]IndexedLine, error) {
+	return s.lines(ctx, orderIndexKey(orderID))
+}
+
+// POLines returns the indexed lines of a purchase order (none when unknown).
+func (s *Store) POLines(ctx context.Context, po string) ([]IndexedLine, error) {
+	return s.lines(ctx, poIndexKey(po))
+}
+
+func (s *Store) lines(ctx context.Context, key string) ([]IndexedLine, error) {
+	m, err := s.rdb.HGetAll(ctx, key).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read index %s: %w", key, err)
+	}
+	out := make([]IndexedLine, 0, len(m))
+	for k, v := range m {
+		out = append(out, decodeIndexed(k, v))
+	}
+	// Stable order: numeric when the line ids are numbers.
+	sortLines(out)
+	return out, nil
+}
+
+func sortLines(ls []IndexedLine) {
+	less := func(a, b string) bool {
+		x, e1 := strconv.Atoi(a)
+		y, e2 := strconv.Atoi(b)
+		if e1 == nil && e2 == nil {
+			return x < y
+		}
+		return a < b
+	}
+	for i := 1; i < len(ls); i++ {
+		for j := i; j > 0 && less(ls[j].Line, ls[j-1].Line); j-- {
+			ls[j], ls[j-1] = ls[j-1], ls[j]
+		}
+	}
+}

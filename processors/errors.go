@@ -1,0 +1,50 @@
+// Package processors holds Stockflow's stream processors: the normalizers,
+// which turn source events into per-SKU ledger entries in one Kafka
+// transaction, and the ledger folder, which applies those entries to Redis
+// with exactly-once effect and publishes availability changes and alerts.
+//
+// One function decides what happens to a failed record: Reject errors
+// (the record itself is bad) go to the dead-letter topic; every other error
+// is infrastructure and is retried, never dead-lettered.
+package processors
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/stockflow/stockflow/pkg/avro"
+)
+
+// Dead-letter error classes beyond the decoder's (see pkg/avro).
+const (
+	ClassInvalid          = "invalid"           // a field fails validation
+	ClassWrongTopic       = "wrong_topic"       // an event type that does not belong on the topic
+	ClassUnknownUoM       = "unknown_uom"       // no conversion to the base unit, even after waiting
+	ClassUnknownReference = "unknown_reference" // names an order or PO line never seen
+)
+
+// RejectError says a record can never be processed as it is.
+type RejectError struct {
+	Class string
+	Msg   string
+}
+
+func (e *RejectError) Error() string { return e.Class + ": " + e.Msg }
+
+func reject(class, format string, a ...any) error {
+	return &RejectError{Class: class, Msg: fmt.Sprintf(format, a...)}
+}
+
+// deadLetterClass returns the class under which a failed record goes to the
+// dead-letter topic, or "" when the error is infrastructure and the record
+// must be retried.
+func deadLetterClass(err error) string {
+	var re *RejectError
+	if errors.As(err, &re) {
+		return re.Class
+	}
+	if c := avro.ClassOf(err); c != "" {
+		return string(c)
+	}
+	return ""
+}

@@ -1,0 +1,225 @@
+package processors
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockflow/stockflow/pkg/avro"
+	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/events"
+	"github.com/stockflow/stockflow/pkg/ledger"
+)
+
+// NormalizerConfig configures a Normalizer.
+type NormalizerConfig struct {
+	Kafka  config.Kafka
+	Topics config.Topics
+	// InstanceID makes the transactional id unique per process. Required.
+	InstanceID string
+	// UoMWait bounds how long a record with an unknown unit waits for the
+	// item master before it is dead-lettered as unknown_uom. Default 10s.
+	UoMWait time.Duration
+	// RetryFor bounds how long an infrastructure failure is retried inside
+	// one transaction before the normalizer gives up and returns (nothing is
+	// committed, so a restart reprocesses the batch). Default 30s.
+	RetryFor time.Duration
+	// ExtraOpts are appended to the client options (tests, metrics hooks).
+	ExtraOpts []kgo.Opt
+}
+
+func (c *NormalizerConfig) setDefaults() {
+	if c.UoMWait <= 0 {
+		c.UoMWait = 10 * time.Second
+	}
+	if c.RetryFor <= 0 {
+		c.RetryFor = 30 * time.Second
+	}
+}
+
+// Normalizer consumes the source topics and produces ledger entries and dead
+// letters inside one Kafka transaction per poll, together with the consumed
+// offsets.
+type Normalizer struct {
+	cfg     NormalizerConfig
+	codec   *avro.Codec
+	store   *ledger.Store
+	catalog *Catalog
+	log     *slog.Logger
+	stats   NormalizerStats
+}
+
+// NormalizerStats counts what the normalizer did. Updated only by Run's goroutine.
+type NormalizerStats struct {
+	Records, Entries, DeadLetters int64
+}
+
+// NewNormalizer returns a normalizer. The catalog must be running.
+func NewNormalizer(cfg NormalizerConfig, codec *avro.Codec, store *ledger.Store, catalog *Catalog, log *slog.Logger) *Normalizer {
+	cfg.setDefaults()
+	return &Normalizer{cfg: cfg, codec: codec, store: store, catalog: catalog, log: log}
+}
+
+// Run consumes until ctx ends. It returns an error only when the
+// transactional session can no longer continue.
+func (n *Normalizer) Run(ctx context.Context) error {
+	t := n.cfg.Topics
+	opts := append([]kgo.Opt{
+		kgo.SeedBrokers(n.cfg.Kafka.Brokers...),
+		kgo.ClientID(n.cfg.Kafka.ClientID),
+		kgo.TransactionalID(n.cfg.Kafka.ClientID + "-normalizer-" + n.cfg.InstanceID),
+		kgo.TransactionTimeout(60 * time.Second),
+		kgo.ConsumerGroup(n.cfg.Kafka.NormalizerGroup),
+		kgo.ConsumeTopics(t.Inventory, t.Orders, t.Supplier, t.Catalog),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequireStableFetchOffsets(),
+		// A new group starts at the beginning: nothing produced before the
+		// first start is skipped.
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		kgo.ProducerLinger(0),
+		kgo.RetryTimeout(0),
+	}, n.cfg.ExtraOpts...)
+	sess, err := kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		return fmt.Errorf("normalizer session: %w", err)
+	}
+	defer sess.Close()
+	n.log.Info("normalizer started", "group", n.cfg.Kafka.NormalizerGroup)
+	for {
+		fs := sess.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if fs.IsClientClosed() {
+			return nil
+		}
+		fs.EachError(func(topic string, p int32, err error) {
+			n.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
+		})
+		if fs.NumRecords() == 0 {
+			continue
+		}
+		if err := n.transact(ctx, sess, fs); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// transact processes one poll in one transaction.
+func (n *Normalizer) transact(ctx context.Context, sess *kgo.GroupTransactSession, fs kgo.Fetches) error {
+	if err := sess.Begin(); err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	var (
+		produceErr error
+		st         batchState
+		buf        []byte
+	)
+	promise := func(_ *kgo.Record, err error) {
+		if err != nil && produceErr == nil {
+			produceErr = err
+		}
+	}
+	var records, entries, dead int64
+	started := time.Now()
+	iter := fs.RecordIter()
+	for !iter.Done() {
+		r := iter.Next()
+		records++
+		out, err := n.normalizeRetrying(ctx, &st, r, started)
+		if class := deadLetterClass(err); class != "" {
+			dead++
+			n.log.Warn("dead letter", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "class", class, "err", err)
+			sess.Produce(ctx, deadLetter(n.cfg.Topics.DLQ, r, class, err, time.Now()), promise)
+			continue
+		}
+		if err != nil {
+			// Infrastructure failed for longer than RetryFor: abort, commit nothing.
+			if _, aerr := sess.End(ctx, kgo.TryAbort); aerr != nil {
+				n.log.Error("abort transaction", "err", aerr)
+			}
+			return fmt.Errorf("normalize %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
+		}
+		for _, le := range out {
+			buf, err = n.codec.AppendEncode(ctx, buf[:0], n.cfg.Topics.Ledger, le)
+			if err != nil {
+				if _, aerr := sess.End(ctx, kgo.TryAbort); aerr != nil {
+					n.log.Error("abort transaction", "err", aerr)
+				}
+				return fmt.Errorf("encode ledger entry: %w", err)
+			}
+			val := make([]byte, len(buf))
+			copy(val, buf)
+			rec := &kgo.Record{Topic: n.cfg.Topics.Ledger, Key: []byte(le.SKU), Value: val, Headers: r.Headers}
+			sess.Produce(ctx, rec, promise)
+			entries++
+		}
+	}
+	committed, err := sess.End(ctx, kgo.TransactionEndTry(produceErr == nil))
+	if err != nil {
+		return fmt.Errorf("end transaction: %w", err)
+	}
+	if !committed {
+		// A rebalance or a produce failure: the session rewound to the last
+		// committed offsets and the records come again.
+		n.log.Info("transaction aborted; the batch will be reprocessed", "produce_err", produceErr)
+		return nil
+	}
+	n.stats.Records += records
+	n.stats.Entries += entries
+	n.stats.DeadLetters += dead
+	return nil
+}
+
+// normalizeRetrying decodes and normalizes r, retrying infrastructure
+// failures with backoff until RetryFor has passed since the batch started.
+func (n *Normalizer) normalizeRetrying(ctx context.Context, st *batchState, r *kgo.Record, started time.Time) ([]*events.LedgerEntry, error) {
+	backoff := 100 * time.Millisecond
+	for {
+		out, err := n.normalize(ctx, st, r)
+		if err == nil || deadLetterClass(err) != "" {
+			return out, err
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if time.Since(started) > n.cfg.RetryFor {
+			return nil, err
+		}
+		n.log.Warn("retrying after infrastructure error", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+func (n *Normalizer) normalize(ctx context.Context, st *batchState, r *kgo.Record) ([]*events.LedgerEntry, error) {
+	if r.Value == nil {
+		if r.Topic == n.cfg.Topics.Catalog {
+			return nil, nil // a compaction tombstone: nothing to apply
+		}
+		return nil, reject(ClassInvalid, "record has no value")
+	}
+	rec, err := n.codec.Decode(ctx, r.Value)
+	if err != nil {
+		return nil, err
+	}
+	ev, ok := rec.(events.Source)
+	if !ok {
+		return nil, reject(ClassWrongTopic, "%s is not a source event", rec.AvroName())
+	}
+	return n.entries(ctx, st, r, ev)
+}
+
+// Stats returns the counters; call only after Run returned or from tests.
+func (n *Normalizer) Stats() NormalizerStats { return n.stats }
