@@ -27,8 +27,9 @@ type FolderConfig struct {
 	PipelineSKUs int
 	// ExtraOpts are appended to the consumer's options.
 	ExtraOpts []kgo.Opt
-	// Hooks, for tests and failure injection; nil hooks are skipped.
-	AfterApply func(partitions map[int32]int64)
+	// AfterRedisApply runs after a poll is applied to Redis and before its
+	// applied offsets are recorded (failure injection in tests).
+	AfterRedisApply func(partitions map[int32]int64)
 }
 
 func (c *FolderConfig) setDefaults() {
@@ -294,6 +295,12 @@ func (f *Folder) handle(ctx context.Context, fs kgo.Fetches) error {
 		f.stats.DeadLetters += r.stats.DeadLetters
 		f.mu.Unlock()
 	}
+	if f.cfg.AfterRedisApply != nil {
+		f.cfg.AfterRedisApply(applied)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
 	if len(recs) > 0 {
 		if err := f.out.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 			return fmt.Errorf("produce outputs: %w", err)
@@ -301,9 +308,6 @@ func (f *Folder) handle(ctx context.Context, fs kgo.Fetches) error {
 	}
 	if err := f.recordApplied(ctx, applied); err != nil {
 		return err
-	}
-	if f.cfg.AfterApply != nil {
-		f.cfg.AfterApply(applied)
 	}
 	var last []*kgo.Record
 	for _, p := range parts {

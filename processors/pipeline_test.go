@@ -1,0 +1,240 @@
+package processors
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stockflow/stockflow/pkg/avro"
+	"github.com/stockflow/stockflow/pkg/events"
+	"github.com/stockflow/stockflow/pkg/ledger"
+)
+
+func sp(s string) *string { return &s }
+
+var t0 = time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+
+func meta(id string, min int) events.Meta {
+	return events.Meta{EventID: id, EventTime: t0.Add(time.Duration(min) * time.Minute), Source: "test"}
+}
+
+func receipt(id, sku, loc string, q int64, uom string) *events.InventoryReceived {
+	return &events.InventoryReceived{Meta: meta(id, 1), SKU: sku, Location: loc, Quantity: q, UoM: uom}
+}
+
+const settle = 60 * time.Second
+
+// runPipelineSuite runs the ledger pipeline scenarios against one kind of env.
+func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
+	t.Run("golden folds", func(t *testing.T) {
+		for name, g := range loadGolden(t) {
+			t.Run(name, func(t *testing.T) {
+				e := mkEnv(t)
+				e.start(t, pipelineOpts{})
+				for _, ev := range g.Events {
+					e.send(t, e.topic(ev.Topic), decodeGoldenEvent(t, ev.Type, ev.Event))
+				}
+				eventually(t, settle, func() error { return e.checkPositions(g.Expect) })
+			})
+		}
+	})
+
+	t.Run("duplicate delivery and a replayed range change nothing", func(t *testing.T) {
+		e := mkEnv(t)
+		p := e.start(t, pipelineOpts{})
+		var evs []events.Source
+		for i := 0; i < 20; i++ {
+			evs = append(evs, receipt(fmt.Sprint("dup-", i), fmt.Sprintf("SKU-D%d", i%4), "DC1", int64(i+1), "EA"))
+		}
+		e.send(t, e.cfg.Topics.Inventory, evs...)
+		e.send(t, e.cfg.Topics.Inventory, evs[5])     // one event twice
+		e.send(t, e.cfg.Topics.Inventory, evs[10:]...) // a whole range again
+		want := map[int]int64{}
+		for i := 0; i < 20; i++ {
+			want[i%4] += int64(i + 1)
+		}
+		var exp []expectedPos
+		for k, v := range want {
+			exp = append(exp, expectedPos{SKU: fmt.Sprintf("SKU-D%d", k), Location: "DC1", OnHand: v})
+		}
+		eventually(t, settle, func() error {
+			if err := e.checkPositions(exp); err != nil {
+				return err
+			}
+			if st := p.folder.Stats(); st.Duplicates != 11 {
+				return fmt.Errorf("folder saw %d duplicates, want 11", st.Duplicates)
+			}
+			return nil
+		})
+	})
+
+	t.Run("every dead-letter class, and the partition moves on", func(t *testing.T) {
+		e := mkEnv(t)
+		e.start(t, pipelineOpts{normalizer: NormalizerConfig{UoMWait: 300 * time.Millisecond}})
+		good, err := e.codec.Encode(context.Background(), e.cfg.Topics.Inventory, receipt("ok-1", "SKU-P", "DC1", 2, "EA"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		unknownID := append([]byte(nil), good...)
+		binary.BigEndian.PutUint32(unknownID[1:5], 77777)
+		oversized := append(append([]byte(nil), good...), make([]byte, 100<<10)...)
+		key := "SKU-P" // every poison record on the good record's partition
+		e.sendRaw(t, e.cfg.Topics.Inventory, key, append([]byte{9}, good[1:]...))
+		e.sendRaw(t, e.cfg.Topics.Inventory, key, unknownID)
+		e.sendRaw(t, e.cfg.Topics.Inventory, key, good[:len(good)-3])
+		e.sendRaw(t, e.cfg.Topics.Inventory, key, oversized)
+		e.send(t, e.cfg.Topics.Inventory, receipt("neg-1", "SKU-P", "DC1", -5, "EA"))
+		e.send(t, e.cfg.Topics.Inventory, receipt("uom-1", "SKU-P", "DC1", 1, "CRATE"))
+		e.send(t, e.cfg.Topics.Inventory, receipt("bad-sku", "SKU P!", "DC1", 1, "EA"))
+		e.send(t, e.cfg.Topics.Inventory, &events.OrderAllocated{Meta: meta("wrong-topic", 1), OrderID: "SO-1", LineID: "1", SKU: "SKU-P", Location: "DC1"})
+		e.send(t, e.cfg.Topics.Orders, &events.OrderAccepted{Meta: meta("no-loc", 1), OrderID: "SO-X", Channel: "web",
+			Lines: []events.OrderLine{{LineID: "1", SKU: "SKU-P", Quantity: 1, UoM: "EA"}}})
+		e.send(t, e.cfg.Topics.Orders, &events.OrderCancelled{Meta: meta("unknown-order", 1), OrderID: "SO-NEVER"})
+		e.sendRaw(t, e.cfg.Topics.Inventory, key, good)
+
+		eventually(t, settle, func() error {
+			return e.checkPositions([]expectedPos{{SKU: "SKU-P", Location: "DC1", OnHand: 2}})
+		})
+		dead := e.dlq(t, 10)
+		classes := map[string]string{}
+		for _, r := range dead {
+			class, _ := Header(r, HeaderErrorClass)
+			msg, _ := Header(r, HeaderErrorMessage)
+			for _, h := range []string{HeaderSourceTopic, HeaderSourcePartition, HeaderSourceOffset, HeaderErrorTime} {
+				if v, ok := Header(r, h); !ok || v == "" {
+					t.Errorf("dead letter %s lacks header %s", class, h)
+				}
+			}
+			classes[class] = msg
+		}
+		for _, c := range []string{string(avro.ClassBadMagic), string(avro.ClassUnknownSchema), string(avro.ClassTruncated),
+			string(avro.ClassOversized), ClassInvalid, ClassUnknownUoM, ClassWrongTopic, ClassUnknownReference} {
+			if _, ok := classes[c]; !ok {
+				t.Errorf("no dead letter of class %s (have %v)", c, classes)
+			}
+		}
+	})
+
+	t.Run("unknown unit dead-lettered, replayed after the item master, applied once", func(t *testing.T) {
+		e := mkEnv(t)
+		e.start(t, pipelineOpts{normalizer: NormalizerConfig{UoMWait: 300 * time.Millisecond}})
+		e.send(t, e.cfg.Topics.Inventory, receipt("cs-1", "SKU-U", "DC1", 2, "CS"))
+		dead := e.dlq(t, 1)
+		if c, _ := Header(dead[0], HeaderErrorClass); c != ClassUnknownUoM {
+			t.Fatalf("class %q", c)
+		}
+		e.send(t, e.cfg.Topics.Catalog, &events.ItemMaster{Meta: meta("im-u", 0), SKU: "SKU-U", BaseUoM: "EA", Conversions: map[string]int64{"CS": 24}})
+		ctx := context.Background()
+		for range 2 { // replaying twice applies once
+			n, err := Replay(ctx, e.prod, e.cfg.Topics.DLQ, ReplayFilter{Class: ClassUnknownUoM}, e.log)
+			if err != nil || n != 1 {
+				t.Fatalf("replay: %d, %v", n, err)
+			}
+		}
+		eventually(t, settle, func() error {
+			return e.checkPositions([]expectedPos{{SKU: "SKU-U", Location: "DC1", OnHand: 48}})
+		})
+		time.Sleep(time.Second)
+		if err := e.checkPositions([]expectedPos{{SKU: "SKU-U", Location: "DC1", OnHand: 48}}); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("crash after the Redis apply, before offsets are recorded: nothing applied twice", func(t *testing.T) {
+		e := mkEnv(t)
+		var evs []events.Source
+		for i := 0; i < 30; i++ {
+			evs = append(evs, receipt(fmt.Sprint("c-", i), fmt.Sprintf("SKU-C%d", i%5), "DC1", 1, "EA"))
+		}
+		crashed := make(chan struct{})
+		var p *pipeline
+		p = e.start(t, pipelineOpts{folder: FolderConfig{AfterRedisApply: func(map[int32]int64) {
+			select {
+			case <-crashed:
+			default:
+				close(crashed)
+				go p.stop()
+				time.Sleep(200 * time.Millisecond) // the stop is under way
+			}
+		}}})
+		e.send(t, e.cfg.Topics.Inventory, evs...)
+		<-crashed
+		p.stop()
+		p2 := e.start(t, pipelineOpts{instance: "t2"})
+		var exp []expectedPos
+		for k := 0; k < 5; k++ {
+			exp = append(exp, expectedPos{SKU: fmt.Sprintf("SKU-C%d", k), Location: "DC1", OnHand: 6})
+		}
+		eventually(t, settle, func() error {
+			if err := e.checkPositions(exp); err != nil {
+				return err
+			}
+			if p2.folder.Stats().Stale == 0 {
+				return fmt.Errorf("the restarted folder re-read nothing it had applied: the crash point was not exercised")
+			}
+			return nil
+		})
+	})
+
+	t.Run("redis flushed: the ledger is rebuilt identically from the log", func(t *testing.T) {
+		e := mkEnv(t)
+		p := e.start(t, pipelineOpts{})
+		g := loadGolden(t)["order_lifecycle.json"]
+		for _, ev := range g.Events {
+			e.send(t, e.topic(ev.Topic), decodeGoldenEvent(t, ev.Type, ev.Event))
+		}
+		eventually(t, settle, func() error { return e.checkPositions(g.Expect) })
+		before := e.snapshot(t, []string{"SKU-G1"})
+		p.stop()
+		// The folder's state goes; the normalizers' document index stays
+		// (it is not rebuilt from the ledger log).
+		ctx := context.Background()
+		keys, err := e.rdb.Keys(ctx, "sf:{*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, "sf:applied:"+e.cfg.Topics.Ledger, "sf:marker:"+e.cfg.Topics.Ledger)
+		if err := e.rdb.Del(ctx, keys...).Err(); err != nil {
+			t.Fatal(err)
+		}
+		e.start(t, pipelineOpts{instance: "t2", noNorm: true})
+		eventually(t, settle, func() error { return e.checkPositions(g.Expect) })
+		if after := e.snapshot(t, []string{"SKU-G1"}); fmt.Sprint(after) != fmt.Sprint(before) {
+			t.Fatalf("rebuilt ledger differs:\nbefore %v\nafter  %v", before, after)
+		}
+	})
+
+	t.Run("two folders in one group, one stopped mid-stream", func(t *testing.T) {
+		e := mkEnv(t)
+		a := e.start(t, pipelineOpts{instance: "a"})
+		b := e.start(t, pipelineOpts{instance: "b", noNorm: true})
+		want := map[string]int64{}
+		for round := 0; round < 6; round++ {
+			var evs []events.Source
+			for i := 0; i < 50; i++ {
+				sku := fmt.Sprintf("SKU-T%02d", i%25)
+				evs = append(evs, receipt(fmt.Sprintf("t-%d-%d", round, i), sku, "DC1", int64(round+1), "EA"))
+				want[sku] += int64(round + 1)
+			}
+			e.send(t, e.cfg.Topics.Inventory, evs...)
+			if round == 2 {
+				b.stop()
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		var exp []expectedPos
+		for sku, q := range want {
+			exp = append(exp, expectedPos{SKU: sku, Location: "DC1", OnHand: q})
+		}
+		eventually(t, settle, func() error { return e.checkPositions(exp) })
+		_ = a
+	})
+}
+
+func TestPipelineEmbedded(t *testing.T) {
+	runPipelineSuite(t, embeddedEnv)
+}
+
+var _ = ledger.Components{}

@@ -1,0 +1,168 @@
+package processors
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// ReplayFilter selects dead letters. Zero fields match everything.
+type ReplayFilter struct {
+	Class       string
+	SourceTopic string
+	Since       time.Time // by the error time header
+	Until       time.Time
+	// Offsets, when set, selects dead letters by their own partition/offset.
+	Offsets map[int32][]int64
+}
+
+// DeadLetter is one record of the dead-letter topic, described.
+type DeadLetter struct {
+	Partition       int32
+	Offset          int64
+	Class, Message  string
+	SourceTopic     string
+	SourcePartition int32
+	SourceOffset    int64
+	Time            time.Time
+	Replayed        bool
+	Record          *kgo.Record
+}
+
+func describe(r *kgo.Record) DeadLetter {
+	d := DeadLetter{Partition: r.Partition, Offset: r.Offset, Record: r}
+	d.Class, _ = Header(r, HeaderErrorClass)
+	d.Message, _ = Header(r, HeaderErrorMessage)
+	d.SourceTopic, _ = Header(r, HeaderSourceTopic)
+	if v, ok := Header(r, HeaderSourcePartition); ok {
+		p, _ := strconv.Atoi(v)
+		d.SourcePartition = int32(p)
+	}
+	if v, ok := Header(r, HeaderSourceOffset); ok {
+		d.SourceOffset, _ = strconv.ParseInt(v, 10, 64)
+	}
+	if v, ok := Header(r, HeaderErrorTime); ok {
+		d.Time, _ = time.Parse(time.RFC3339Nano, v)
+	}
+	_, d.Replayed = Header(r, HeaderReplay)
+	return d
+}
+
+func (f ReplayFilter) match(d DeadLetter) bool {
+	if f.Class != "" && d.Class != f.Class {
+		return false
+	}
+	if f.SourceTopic != "" && d.SourceTopic != f.SourceTopic {
+		return false
+	}
+	if !f.Since.IsZero() && d.Time.Before(f.Since) {
+		return false
+	}
+	if !f.Until.IsZero() && d.Time.After(f.Until) {
+		return false
+	}
+	if f.Offsets != nil {
+		for _, o := range f.Offsets[d.Partition] {
+			if o == d.Offset {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// ScanDeadLetters reads the whole dead-letter topic as it stands now and
+// calls fn for each record that matches.
+func ScanDeadLetters(ctx context.Context, brokers []string, topic string, f ReplayFilter, fn func(DeadLetter) error) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords())
+	if err != nil {
+		return fmt.Errorf("dead-letter reader: %w", err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("dead-letter end offsets: %w", err)
+	}
+	want := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil && o.Offset > 0 {
+			want[o.Partition] = o.Offset
+		}
+	})
+	pos := map[int32]int64{}
+	done := func() bool {
+		for p, end := range want {
+			if pos[p] < end {
+				return false
+			}
+		}
+		return true
+	}
+	for !done() {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
+		if ferr != nil {
+			return fmt.Errorf("read dead letters: %w", ferr)
+		}
+		for _, r := range fs.Records() {
+			pos[r.Partition] = r.Offset + 1
+			if r.Attrs.IsControl() || r.Offset >= want[r.Partition] {
+				continue
+			}
+			if d := describe(r); f.match(d) {
+				if err := fn(d); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Replay re-produces the matching dead letters to their source topics with
+// the original key, value and headers (less the dead-letter ones) and a
+// replay header. Replays are safe to repeat: event_id dedupe applies a
+// replayed event once. It returns how many records were replayed.
+func Replay(ctx context.Context, prod *kgo.Client, dlqTopic string, f ReplayFilter, log *slog.Logger) (int, error) {
+	brokers := prod.OptValue(kgo.SeedBrokers).([]string)
+	var recs []*kgo.Record
+	err := ScanDeadLetters(ctx, brokers, dlqTopic, f, func(d DeadLetter) error {
+		if d.SourceTopic == "" {
+			return nil
+		}
+		var h []kgo.RecordHeader
+		for _, x := range d.Record.Headers {
+			switch x.Key {
+			case HeaderSourceTopic, HeaderSourcePartition, HeaderSourceOffset, HeaderErrorClass, HeaderErrorMessage, HeaderErrorTime, HeaderReplay:
+				continue
+			}
+			h = append(h, x)
+		}
+		h = append(h, kgo.RecordHeader{Key: HeaderReplay, Value: []byte(fmt.Sprintf("%s/%d@%d", dlqTopic, d.Partition, d.Offset))})
+		recs = append(recs, &kgo.Record{Topic: d.SourceTopic, Key: d.Record.Key, Value: d.Record.Value, Headers: h})
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if len(recs) == 0 {
+		return 0, nil
+	}
+	if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return 0, fmt.Errorf("replay: %w", err)
+	}
+	log.Info("replayed dead letters", "count", len(recs))
+	return len(recs), nil
+}
