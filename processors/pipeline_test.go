@@ -9,7 +9,6 @@ import (
 
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/events"
-	"github.com/stockflow/stockflow/pkg/ledger"
 )
 
 func sp(s string) *string { return &s }
@@ -49,7 +48,7 @@ func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 			evs = append(evs, receipt(fmt.Sprint("dup-", i), fmt.Sprintf("SKU-D%d", i%4), "DC1", int64(i+1), "EA"))
 		}
 		e.send(t, e.cfg.Topics.Inventory, evs...)
-		e.send(t, e.cfg.Topics.Inventory, evs[5])     // one event twice
+		e.send(t, e.cfg.Topics.Inventory, evs[5])      // one event twice
 		e.send(t, e.cfg.Topics.Inventory, evs[10:]...) // a whole range again
 		want := map[int]int64{}
 		for i := 0; i < 20; i++ {
@@ -208,7 +207,7 @@ func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 
 	t.Run("two folders in one group, one stopped mid-stream", func(t *testing.T) {
 		e := mkEnv(t)
-		a := e.start(t, pipelineOpts{instance: "a"})
+		e.start(t, pipelineOpts{instance: "a"})
 		b := e.start(t, pipelineOpts{instance: "b", noNorm: true})
 		want := map[string]int64{}
 		for round := 0; round < 6; round++ {
@@ -229,7 +228,6 @@ func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 			exp = append(exp, expectedPos{SKU: sku, Location: "DC1", OnHand: q})
 		}
 		eventually(t, settle, func() error { return e.checkPositions(exp) })
-		_ = a
 	})
 }
 
@@ -237,4 +235,3 @@ func TestPipelineEmbedded(t *testing.T) {
 	runPipelineSuite(t, embeddedEnv)
 }
 
-var _ = ledger.Components{}

@@ -102,18 +102,18 @@ type OrderLine struct {
 
 // POLine is a purchase order line as the ledger keeps it.
 type POLine struct {
-	PONumber     string           `json:"po_number"`
-	POLine       int              `json:"po_line"`
-	Location     string           `json:"loc,omitempty"`
-	Ordered      int64            `json:"q"`
-	ExpectedDay  int64            `json:"ed"` // days since the Unix epoch
-	Status       string           `json:"st,omitempty"`
-	AckQuantity  int64            `json:"aq"`
-	AckDay       int64            `json:"ad"`
-	ASN          map[string]int64 `json:"an,omitempty"`
-	ETAMillis    int64            `json:"eta"`
-	Received     int64            `json:"r"`
-	Closed       int              `json:"cl"`
+	PONumber    string           `json:"po_number"`
+	POLine      int              `json:"po_line"`
+	Location    string           `json:"loc,omitempty"`
+	Ordered     int64            `json:"q"`
+	ExpectedDay int64            `json:"ed"` // days since the Unix epoch
+	Status      string           `json:"st,omitempty"`
+	AckQuantity int64            `json:"aq"`
+	AckDay      int64            `json:"ad"`
+	ASN         map[string]int64 `json:"an,omitempty"`
+	ETAMillis   int64            `json:"eta"`
+	Received    int64            `json:"r"`
+	Closed      int              `json:"cl"`
 }
 
 // Hold is a hold decision as the ledger keeps it.
