@@ -234,4 +234,3 @@ func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 func TestPipelineEmbedded(t *testing.T) {
 	runPipelineSuite(t, embeddedEnv)
 }
-
