@@ -2,6 +2,7 @@
 //
 //	stockflow serve     run the service (embedded Kafka and Redis when none is configured)
 //	stockflow simulate  produce realistic source events to Kafka
+//	stockflow dlq       list or replay dead letters
 //	stockflow version   print the version
 package main
 
@@ -35,6 +36,7 @@ commands:
   serve     run the service; with no Kafka brokers and no Redis address it runs
             embedded (in-process Kafka and Redis) for a first look
   simulate  produce seeded, realistic source events to Kafka
+  dlq       list or replay dead letters
   version   print the version
 
 Run 'stockflow <command> -h' for a command's flags. Every flag can also be set
@@ -64,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(ctx, args[1:], stderr)
 	case "simulate":
 		return simulate(ctx, args[1:], stdout, stderr)
+	case "dlq":
+		return dlq(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "stockflow", version)
 		return exitOK

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/kafka"
+	"github.com/stockflow/stockflow/pkg/telemetry"
+	"github.com/stockflow/stockflow/processors"
+)
+
+const dlqUsage = `usage: stockflow dlq list|replay [flags]
+
+  list    show dead letters with their class, source and time, and a count per class
+  replay  re-produce the selected dead letters to their source topics (safe to repeat)
+
+filters: -class, -source-topic, -since, -until (RFC 3339 or a duration ago such as 2h),
+-offsets 0:15,3:7 (dead-letter partition:offset)
+`
+
+func dlq(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (args[0] != "list" && args[0] != "replay") {
+		fmt.Fprint(stderr, dlqUsage)
+		return exitUsage
+	}
+	verb := args[0]
+	l := config.NewLoader("dlq "+verb, stderr)
+	l.Stores = false
+	var class, source, since, until, offsets string
+	l.FlagSet.StringVar(&class, "class", "", "only this error class, e.g. unknown_uom")
+	l.FlagSet.StringVar(&source, "source-topic", "", "only dead letters from this topic")
+	l.FlagSet.StringVar(&since, "since", "", "only dead letters at or after this time")
+	l.FlagSet.StringVar(&until, "until", "", "only dead letters at or before this time")
+	l.FlagSet.StringVar(&offsets, "offsets", "", "only these dead letters, partition:offset, comma-separated")
+	cfg, code, ok := load(l, args[1:], stderr)
+	if !ok {
+		return code
+	}
+	if len(cfg.Kafka.Brokers) == 0 {
+		cfg.Kafka.Brokers = []string{"127.0.0.1:19092"}
+	}
+	f := processors.ReplayFilter{Class: class, SourceTopic: source}
+	var err error
+	if f.Since, err = parseWhen(since); err != nil {
+		fmt.Fprintf(stderr, "stockflow dlq: -since: %v\n", err)
+		return exitUsage
+	}
+	if f.Until, err = parseWhen(until); err != nil {
+		fmt.Fprintf(stderr, "stockflow dlq: -until: %v\n", err)
+		return exitUsage
+	}
+	if f.Offsets, err = parseOffsets(offsets); err != nil {
+		fmt.Fprintf(stderr, "stockflow dlq: -offsets: %v\n", err)
+		return exitUsage
+	}
+	log := telemetry.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	if verb == "replay" {
+		cl, err := kgo.NewClient(kafka.ClientOpts(cfg.Kafka, kgo.RequiredAcks(kgo.AllISRAcks()))...)
+		if err != nil {
+			log.Error("kafka client", "err", err)
+			return exitFailed
+		}
+		defer cl.Close()
+		n, err := processors.Replay(ctx, cl, cfg.Topics.DLQ, f, log)
+		if err != nil {
+			log.Error("replay", "err", err)
+			return exitFailed
+		}
+		fmt.Fprintf(stdout, "replayed %d dead letters\n", n)
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DLQ\tTIME\tCLASS\tSOURCE\tREPLAYED\tMESSAGE")
+	byClass := map[string]int{}
+	err = processors.ScanDeadLetters(ctx, cfg.Kafka.Brokers, cfg.Topics.DLQ, f, func(d processors.DeadLetter) error {
+		byClass[d.Class]++
+		fmt.Fprintf(tw, "%d:%d\t%s\t%s\t%s/%d@%d\t%v\t%s\n", d.Partition, d.Offset, d.Time.Format(time.RFC3339),
+			d.Class, d.SourceTopic, d.SourcePartition, d.SourceOffset, d.Replayed, d.Message)
+		return nil
+	})
+	tw.Flush()
+	if err != nil {
+		log.Error("list", "err", err)
+		return exitFailed
+	}
+	classes := make([]string, 0, len(byClass))
+	for c := range byClass {
+		classes = append(classes, c)
+	}
+	sort.Strings(classes)
+	fmt.Fprintln(stdout)
+	for _, c := range classes {
+		fmt.Fprintf(stdout, "%-20s %d\n", c, byClass[c])
+	}
+	return exitOK
+}
+
+func parseWhen(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return time.Now().Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 nor a duration", s)
+	}
+	return t, nil
+}
+
+func parseOffsets(s string) (map[int32][]int64, error) {
+	if s == "" {
+		return nil, nil
+	}
+	out := map[int32][]int64{}
+	for _, part := range strings.Split(s, ",") {
+		p, o, ok := strings.Cut(strings.TrimSpace(part), ":")
+		pi, err1 := strconv.ParseInt(p, 10, 32)
+		oi, err2 := strconv.ParseInt(o, 10, 64)
+		if !ok || err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("%q is not partition:offset", part)
+		}
+		out[int32(pi)] = append(out[int32(pi)], oi)
+	}
+	return out, nil
+}
