@@ -1,20 +1,90 @@
 // Package atp is the available-to-promise engine: pure functions over ledger
-// positions and policies. It does no I/O.
+// positions and policies. It does no I/O; the API feeds it what the ledger
+// holds and answers with what it computes.
+//
+//	location ATP(t) = on_hand − reserved − picked − held − safety_stock + Σ inbound due by t
+//	group ATP(t)    = Σ max(location ATP(t), 0) − unallocated group demand
+//
+// Today's ATP counts no inbound: a unit is promisable today only when it is
+// on hand. A supply line past its date and not yet received counts from
+// tomorrow.
 package atp
 
-// Position is one SKU's ledger totals at one location.
-type Position struct {
-	OnHand, Reserved, Picked, Held, SafetyStock int64
+import (
+	"sort"
+	"time"
+)
+
+// Kind is how firm a supply line is.
+type Kind int
+
+// Supply kinds, from least to most firm.
+const (
+	Released     Kind = iota // a released purchase order line
+	Acknowledged             // acknowledged by the supplier
+	ASN                      // on an advance ship notice
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Released:
+		return "released"
+	case Acknowledged:
+		return "acknowledged"
+	case ASN:
+		return "asn"
+	}
+	return "unknown"
 }
 
-// Raw is today's location ATP before clamping: on hand less everything
-// promised or protected. Today's ATP counts no inbound.
+// Supply is quantity expected on a day.
+type Supply struct {
+	Kind     Kind
+	Date     time.Time // the day it is expected (UTC midnight)
+	Quantity int64
+}
+
+// Position is one SKU's ledger totals at one location, with its open supply.
+type Position struct {
+	OnHand, Reserved, Picked, Held, SafetyStock int64
+	Inbound                                     []Supply
+}
+
+// SupplyPolicy says which supply kinds count toward future ATP. The zero
+// value counts none; use AllSupply for the default.
+type SupplyPolicy struct {
+	Released, Acknowledged, ASN bool
+}
+
+// AllSupply counts every kind of supply.
+var AllSupply = SupplyPolicy{Released: true, Acknowledged: true, ASN: true}
+
+// Counts reports whether the policy counts kind k.
+func (p SupplyPolicy) Counts(k Kind) bool {
+	switch k {
+	case Released:
+		return p.Released
+	case Acknowledged:
+		return p.Acknowledged
+	case ASN:
+		return p.ASN
+	}
+	return false
+}
+
+// Day truncates t to its UTC day.
+func Day(t time.Time) time.Time {
+	y, m, d := t.UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+// Raw is today's location ATP before clamping.
 func (p Position) Raw() int64 {
 	return p.OnHand - p.Reserved - p.Picked - p.Held - p.SafetyStock
 }
 
 // Today is what a caller sees for today: ATP never below zero, and the
-// shortfall (how far below zero the raw figure is) reported separately.
+// shortfall reported separately.
 func (p Position) Today() (atp, shortfall int64) {
 	return Clamp(p.Raw())
 }
@@ -25,4 +95,81 @@ func Clamp(raw int64) (atp, shortfall int64) {
 		return 0, -raw
 	}
 	return raw, 0
+}
+
+// due is the day a supply line counts from: its date, but never before
+// tomorrow (today counts no inbound; an overdue line may still come).
+func due(s Supply, today time.Time) time.Time {
+	d := Day(s.Date)
+	if tomorrow := today.AddDate(0, 0, 1); d.Before(tomorrow) {
+		return tomorrow
+	}
+	return d
+}
+
+// RawAt is the raw location ATP on day at, counting the supply the policy
+// allows that is due by then.
+func (p Position) RawAt(at, today time.Time, policy SupplyPolicy) int64 {
+	at, today = Day(at), Day(today)
+	raw := p.Raw()
+	if !at.After(today) {
+		return raw
+	}
+	for _, s := range p.Inbound {
+		if s.Quantity > 0 && policy.Counts(s.Kind) && !due(s, today).After(at) {
+			raw += s.Quantity
+		}
+	}
+	return raw
+}
+
+// Bucket is inbound quantity due on a day.
+type Bucket struct {
+	Date     time.Time
+	Quantity int64
+}
+
+// Buckets groups the counted supply by the day it is due, earliest first.
+func (p Position) Buckets(today time.Time, policy SupplyPolicy) []Bucket {
+	today = Day(today)
+	by := map[time.Time]int64{}
+	for _, s := range p.Inbound {
+		if s.Quantity > 0 && policy.Counts(s.Kind) {
+			by[due(s, today)] += s.Quantity
+		}
+	}
+	out := make([]Bucket, 0, len(by))
+	for d, q := range by {
+		out = append(out, Bucket{Date: d, Quantity: q})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Date.Before(out[j].Date) })
+	return out
+}
+
+// PromiseDate is the earliest day on or after today when ATP covers q, and
+// false when counted supply never covers it.
+func (p Position) PromiseDate(q int64, today time.Time, policy SupplyPolicy) (time.Time, bool) {
+	today = Day(today)
+	raw := p.Raw()
+	if raw >= q {
+		return today, true
+	}
+	for _, b := range p.Buckets(today, policy) {
+		raw += b.Quantity
+		if raw >= q {
+			return b.Date, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// Group is the ATP of a distribution group from its members' raw location
+// ATPs: a location short of stock does not take from the others, and demand
+// not yet allocated to a location comes off the total.
+func Group(members []int64, unallocated int64) int64 {
+	var sum int64
+	for _, m := range members {
+		sum += max(m, 0)
+	}
+	return sum - unallocated
 }
