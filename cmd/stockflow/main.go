@@ -156,7 +156,7 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	scfg.Catalogue = sim.Catalogue{SKUs: skus}
 	gen := sim.NewGenerator(scfg.Seed, scfg.Catalogue, cfg.Topics, nil)
 	st, err := sim.New(scfg, gen, codec, cl, log).Run(ctx)
-	fmt.Fprintf(stdout, "produced %d events (+%d item masters)\n", st.Produced, st.Catalog)
+	fmt.Fprintf(stdout, "produced %d events (+%d item masters and opening counts)\n", st.Produced, st.Catalog)
 	for name, n := range st.ByType {
 		fmt.Fprintf(stdout, "  %-40s %d\n", name, n)
 	}

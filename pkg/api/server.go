@@ -4,6 +4,7 @@ package api
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
+
+// openapiDoc describes every route; a test keeps it and the router in step.
+//
+//go:embed openapi.yaml
+var openapiDoc []byte
 
 // Check is one readiness dependency.
 type Check struct {
@@ -90,6 +96,9 @@ func New(cfg Config) *Server {
 	s.e.GET("/healthz", s.healthz)
 	s.e.GET("/readyz", s.readyz)
 	s.e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
+	s.e.GET("/openapi.yaml", func(c echo.Context) error {
+		return c.Blob(http.StatusOK, "application/yaml", openapiDoc)
+	})
 
 	s.http = &http.Server{
 		Handler:           s.e,

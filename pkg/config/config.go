@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/stockflow/stockflow/atp"
 )
 
 // Config is the whole configuration of a Stockflow process.
@@ -31,6 +33,7 @@ type Config struct {
 	LogFormat      string        `yaml:"log_format"`          // json or text; default json
 	MaxRecordBytes int           `yaml:"max_record_bytes"`    // default 1 MiB
 	ShutdownGrace  time.Duration `yaml:"shutdown_grace"`      // default 20s
+	API            API           `yaml:"api"`
 	// Embedded runs an in-process Kafka (kfake) and Redis (miniredis). It is
 	// the default when neither Kafka brokers nor a Redis address are set.
 	Embedded bool `yaml:"-"`
@@ -57,6 +60,28 @@ type Topics struct {
 	Availability string `yaml:"availability"`
 	Alerts       string `yaml:"alerts"`
 	DLQ          string `yaml:"dlq"`
+}
+
+// API configures the checkout-facing HTTP API.
+type API struct {
+	// Groups maps distribution groups to their locations, written
+	// GROUP=LOC,LOC;GROUP=LOC. Default: the simulator's network.
+	Groups string `yaml:"groups"`
+	// ChannelRules caps or protects what channels may promise, written
+	// channel=cap:50%;other=cap:200,protect:10 (see atp.ParseChannelRules).
+	ChannelRules string `yaml:"channel_rules"`
+	// SupplyPolicy lists the supply kinds future ATP counts: any of asn,
+	// acknowledged, released. Default all three.
+	SupplyPolicy string `yaml:"supply_policy"`
+	// Keys are API keys with their scopes, written token=read,hold;token2=admin.
+	// Empty: no authentication (development), said loudly at start.
+	Keys string `yaml:"keys"`
+	// RateLimit is requests per second allowed per API key (per client
+	// address without keys); bursts of twice that. 0 turns it off. Default 5000.
+	RateLimit float64 `yaml:"rate_limit"`
+	// HoldTimeout bounds how long a hold request waits for the ledger's
+	// decision before answering 503. Default 5s.
+	HoldTimeout time.Duration `yaml:"hold_timeout"`
 }
 
 // Redis is the Redis client configuration.
@@ -93,6 +118,12 @@ func Default() Config {
 		LogFormat:      "json",
 		MaxRecordBytes: 1 << 20,
 		ShutdownGrace:  20 * time.Second,
+		API: API{
+			Groups:       "DCS=DC-EAST,DC-WEST,DC-CENTRAL;STORES=STORE-NYC,STORE-SFO",
+			SupplyPolicy: "asn,acknowledged,released",
+			RateLimit:    5000,
+			HoldTimeout:  5 * time.Second,
+		},
 	}
 }
 
@@ -131,6 +162,12 @@ func (c *Config) options() []option {
 		{"log-format", "log format: json or text", &c.LogFormat},
 		{"max-record-bytes", "largest source record accepted; larger ones are dead-lettered", &c.MaxRecordBytes},
 		{"shutdown-grace", "how long a graceful stop may take before in-flight work is abandoned", &c.ShutdownGrace},
+		{"groups", "distribution groups: GROUP=LOC,LOC;GROUP=LOC", &c.API.Groups},
+		{"channel-rules", "channel caps and protections: web=cap:50%;stores=protect:20", &c.API.ChannelRules},
+		{"supply-policy", "supply kinds future ATP counts: asn,acknowledged,released", &c.API.SupplyPolicy},
+		{"api-keys", "API keys and scopes: token=read,hold;token2=admin (empty: no auth, dev only)", &c.API.Keys},
+		{"rate-limit", "requests/s per API key (0: off)", &c.API.RateLimit},
+		{"hold-timeout", "how long a hold waits for the ledger's decision", &c.API.HoldTimeout},
 	}
 }
 
@@ -265,6 +302,12 @@ func assign(ptr any, v string) error {
 			return fmt.Errorf("%q is not true or false", v)
 		}
 		*p = b
+	case *float64:
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", v)
+		}
+		*p = f
 	case *time.Duration:
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -363,5 +406,103 @@ func (c *Config) Validate() error {
 	if c.ShutdownGrace <= 0 {
 		bad("shutdown grace: must be positive")
 	}
+	if _, err := ParseGroups(c.API.Groups); err != nil {
+		bad("groups: %v", err)
+	}
+	if _, err := atp.ParseChannelRules(c.API.ChannelRules); err != nil {
+		bad("channel rules: %v", err)
+	}
+	if _, err := ParseSupplyPolicy(c.API.SupplyPolicy); err != nil {
+		bad("supply policy: %v", err)
+	}
+	if _, err := ParseAPIKeys(c.API.Keys); err != nil {
+		bad("api keys: %v", err)
+	}
+	if c.API.RateLimit < 0 {
+		bad("rate limit: %v must be >= 0", c.API.RateLimit)
+	}
+	if c.API.HoldTimeout < 100*time.Millisecond || c.API.HoldTimeout > time.Minute {
+		bad("hold timeout: %v is outside 100ms..1m", c.API.HoldTimeout)
+	}
 	return errors.Join(errs...)
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// ParseGroups reads GROUP=LOC,LOC;GROUP=LOC. A location may belong to several groups.
+func ParseGroups(s string) (map[string][]string, error) {
+	out := map[string][]string{}
+	var errs []error
+	for _, part := range strings.Split(s, ";") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, locs, ok := strings.Cut(part, "=")
+		if !ok || !idPattern.MatchString(name) {
+			errs = append(errs, fmt.Errorf("%q: want GROUP=LOC,LOC with ids of [A-Za-z0-9._-]", part))
+			continue
+		}
+		for _, l := range strings.Split(locs, ",") {
+			l = strings.TrimSpace(l)
+			if !idPattern.MatchString(l) {
+				errs = append(errs, fmt.Errorf("group %s: location %q is not a valid id", name, l))
+				continue
+			}
+			out[name] = append(out[name], l)
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// ParseSupplyPolicy reads a comma-separated list of supply kinds.
+func ParseSupplyPolicy(s string) (atp.SupplyPolicy, error) {
+	var p atp.SupplyPolicy
+	for _, k := range strings.Split(s, ",") {
+		switch strings.TrimSpace(k) {
+		case "asn":
+			p.ASN = true
+		case "acknowledged":
+			p.Acknowledged = true
+		case "released":
+			p.Released = true
+		case "":
+		default:
+			return p, fmt.Errorf("%q is not one of asn, acknowledged, released", k)
+		}
+	}
+	return p, nil
+}
+
+// API key scopes.
+const (
+	ScopeRead  = "read"
+	ScopeHold  = "hold"
+	ScopeAdmin = "admin"
+)
+
+// ParseAPIKeys reads token=scope,scope;token=scope into token → scopes.
+func ParseAPIKeys(s string) (map[string][]string, error) {
+	out := map[string][]string{}
+	var errs []error
+	for _, part := range strings.Split(s, ";") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		tok, scopes, ok := strings.Cut(part, "=")
+		if !ok || len(tok) < 16 {
+			errs = append(errs, fmt.Errorf("a key must be token=scopes with a token of at least 16 characters"))
+			continue
+		}
+		for _, sc := range strings.Split(scopes, ",") {
+			switch sc = strings.TrimSpace(sc); sc {
+			case ScopeRead, ScopeHold, ScopeAdmin:
+				out[tok] = append(out[tok], sc)
+			default:
+				errs = append(errs, fmt.Errorf("scope %q is not one of read, hold, admin", sc))
+			}
+		}
+	}
+	return out, errors.Join(errs...)
 }

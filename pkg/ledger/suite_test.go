@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stockflow/stockflow/atp"
 	"github.com/stockflow/stockflow/pkg/events"
 )
 
@@ -385,3 +386,28 @@ func runSuite(t *testing.T, newStore func(t *testing.T) *Store) {
 }
 
 func ptrTime(t time.Time) *time.Time { return &t }
+
+func TestPOLineSupply(t *testing.T) {
+	day := func(d int64) int64 { return base.Unix()/86400 + d }
+	cases := []struct {
+		name string
+		l    POLine
+		want atp.Supply
+		ok   bool
+	}{
+		{"released", POLine{Ordered: 100, ExpectedDay: day(5)}, atp.Supply{Kind: atp.Released, Date: dayOf(day(5)), Quantity: 100}, true},
+		{"acknowledged with a new date and quantity", POLine{Ordered: 100, ExpectedDay: day(5), Status: "CHANGED", AckQuantity: 80, AckDay: day(7)},
+			atp.Supply{Kind: atp.Acknowledged, Date: dayOf(day(7)), Quantity: 80}, true},
+		{"on an ASN, partly received", POLine{Ordered: 100, Status: "ACCEPTED", AckQuantity: 100, ASN: map[string]int64{"A": 60}, ETAMillis: at(60 * 24 * 2).UnixMilli(), Received: 10},
+			atp.Supply{Kind: atp.ASN, Date: atp.Day(at(60 * 24 * 2)), Quantity: 50}, true},
+		{"rejected", POLine{Ordered: 100, Status: "REJECTED"}, atp.Supply{}, false},
+		{"closed", POLine{Ordered: 100, Closed: 1}, atp.Supply{}, false},
+		{"fully received", POLine{Ordered: 100, Received: 100}, atp.Supply{}, false},
+	}
+	for _, tc := range cases {
+		got, ok := tc.l.Supply()
+		if ok != tc.ok || got != tc.want {
+			t.Errorf("%s: got %+v %v, want %+v %v", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
+}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/stockflow/stockflow/processors"
 
+	"github.com/stockflow/stockflow/atp"
 	"github.com/stockflow/stockflow/pkg/api"
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/config"
@@ -125,8 +126,22 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 		Logger:   log,
 	})
 
+	// Validated with the rest of the configuration; parsed here for use.
+	groups, _ := config.ParseGroups(cfg.API.Groups)
+	rules, _ := atp.ParseChannelRules(cfg.API.ChannelRules)
+	supply, _ := config.ParseSupplyPolicy(cfg.API.SupplyPolicy)
+	keys, _ := config.ParseAPIKeys(cfg.API.Keys)
+	checkout := api.NewCheckout(api.CheckoutConfig{
+		Store: led, Producer: kcl, Codec: codec, LedgerTopic: cfg.Topics.Ledger,
+		Groups: groups, Rules: rules, Supply: supply, HoldTimeout: cfg.API.HoldTimeout,
+		InstanceID: opts.InstanceID, Keys: keys, RateLimit: cfg.API.RateLimit,
+		Logger: log.With("component", "api"),
+	})
+	checkout.Register(srv)
+
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx) })
+	g.Go(func() error { return checkout.Run(gctx) })
 	g.Go(func() error {
 		if !cfg.Kafka.CreateTopics {
 			topicsReady.Store(true)

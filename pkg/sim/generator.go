@@ -37,7 +37,7 @@ func (c *Catalogue) setDefaults() {
 	if c.Groups == nil {
 		c.Groups = map[string][]string{}
 		for _, l := range c.Locations {
-			g := "NETWORK"
+			g := "STORES"
 			if len(l) > 3 && l[:3] == "DC-" {
 				g = "DCS"
 			}
@@ -152,6 +152,23 @@ func (g *Generator) Catalog() []Message {
 			im.ReorderPoint[l] = int64(20 + g.rnd.IntN(40))
 		}
 		out = append(out, Message{Topic: g.topics.Catalog, Key: sku, Event: im})
+	}
+	return out
+}
+
+// Opening returns an opening cycle count for every SKU at every location,
+// so the stream starts from stock on the shelves rather than from zero.
+func (g *Generator) Opening() []Message {
+	out := make([]Message, 0, g.cat.SKUs*len(g.cat.Locations))
+	for i := 0; i < g.cat.SKUs; i++ {
+		sku := SKU(i)
+		for _, l := range g.cat.Locations {
+			m := g.meta()
+			out = append(out, Message{Topic: g.topics.Inventory, Key: sku, Event: &events.InventoryCounted{
+				Meta: m, SKU: sku, Location: l, CountedQuantity: int64(100 + g.rnd.IntN(400)), UoM: "EA",
+				AsOf: m.EventTime.Add(-time.Hour),
+			}})
+		}
 	}
 	return out
 }

@@ -23,13 +23,14 @@ type Config struct {
 	// Count stops after this many stream events (the catalogue not counted);
 	// 0 runs until the context ends.
 	Count int
-	// SkipCatalog leaves out the item masters published before the stream.
+	// SkipCatalog leaves out the item masters and opening counts published
+	// before the stream.
 	SkipCatalog bool
 }
 
 // Stats says what a run produced.
 type Stats struct {
-	Catalog  int
+	Catalog  int // item masters and opening counts
 	Produced int
 	ByType   map[string]int
 }
@@ -84,7 +85,7 @@ func (s *Simulator) Run(ctx context.Context) (Stats, error) {
 	}
 
 	if !s.cfg.SkipCatalog {
-		for _, m := range s.gen.Catalog() {
+		for _, m := range append(s.gen.Catalog(), s.gen.Opening()...) {
 			if err := produce(m); err != nil {
 				return st, err
 			}

@@ -113,13 +113,13 @@ func roundTrip(t *testing.T, brokers []string, topics config.Topics, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Produced != n || st.Catalog != 30 {
+	if st.Produced != n || st.Catalog != 30+30*5 {
 		t.Fatalf("stats %+v", st)
 	}
 
 	want := map[string]Message{}
 	ref := NewGenerator(42, Catalogue{SKUs: 30}, topics, fixed)
-	for _, m := range ref.Catalog() {
+	for _, m := range append(ref.Catalog(), ref.Opening()...) {
 		want[m.Event.Metadata().EventID] = m
 	}
 	for i := 0; i < n; i++ {

@@ -1,0 +1,171 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockflow/stockflow/atp"
+	"github.com/stockflow/stockflow/pkg/avro"
+	"github.com/stockflow/stockflow/pkg/events"
+	"github.com/stockflow/stockflow/pkg/ledger"
+)
+
+// CheckoutConfig configures the checkout-facing routes.
+type CheckoutConfig struct {
+	Store       *ledger.Store
+	Producer    *kgo.Client // produces hold and policy entries to the ledger log
+	Codec       *avro.Codec
+	LedgerTopic string
+	Groups      map[string][]string
+	Rules       atp.ChannelRules
+	Supply      atp.SupplyPolicy
+	// HoldTimeout bounds the wait for a hold decision. Default 5s.
+	HoldTimeout time.Duration
+	// InstanceID names this API instance's decision channel. Required.
+	InstanceID string
+	// Keys maps API tokens to scopes; empty allows every request.
+	Keys map[string][]string
+	// RateLimit is requests/s per key (per client address without keys); 0: off.
+	RateLimit float64
+	Now       func() time.Time
+	Logger    *slog.Logger
+}
+
+// Checkout serves availability lookups, batch queries, holds, policies and
+// positions.
+type Checkout struct {
+	cfg    CheckoutConfig
+	log    *slog.Logger
+	now    func() time.Time
+	waiter *waiter
+}
+
+const (
+	maxQueryLines = 1000
+	maxHoldLines  = 100
+	maxQuantity   = 1_000_000_000
+)
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// NewCheckout builds the checkout routes; Register adds them to a server and
+// Run must run for holds to get their decisions.
+func NewCheckout(cfg CheckoutConfig) *Checkout {
+	if cfg.HoldTimeout <= 0 {
+		cfg.HoldTimeout = 5 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ch := &Checkout{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	ch.waiter = newWaiter(cfg.Store.Client(), "sf:holds:"+cfg.InstanceID, cfg.Logger)
+	return ch
+}
+
+// Run listens for hold decisions until ctx ends.
+func (ch *Checkout) Run(ctx context.Context) error { return ch.waiter.run(ctx) }
+
+// Register adds the routes to s.
+func (ch *Checkout) Register(s *Server) {
+	if len(ch.cfg.Keys) == 0 {
+		ch.log.Warn("no API keys configured: every request is allowed (development only)")
+	}
+	g := s.e.Group("/v1", ch.rateLimit(), ch.authenticate())
+	g.GET("/availability/:sku", ch.availability, scope("read"))
+	g.POST("/availability/query", ch.query, scope("read"))
+	g.POST("/holds", ch.placeHold, scope("hold"))
+	g.DELETE("/holds/:hold_id", ch.releaseHold, scope("hold"))
+	g.PUT("/policies/:sku/:location", ch.putPolicy, scope("admin"))
+	g.GET("/positions/:sku", ch.positions, scope("read"))
+}
+
+func checkID(field, v string) error {
+	if !idPattern.MatchString(v) {
+		return badRequest(field, fmt.Sprintf("%q is not 1-64 characters of [A-Za-z0-9._-]", v))
+	}
+	return nil
+}
+
+// decodeBody reads a JSON body strictly: unknown fields, trailing data and
+// type mismatches are 400s naming the field.
+func decodeBody(c echo.Context, v any) error {
+	dec := json.NewDecoder(c.Request().Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return bodyError(err)
+	}
+	if dec.More() {
+		return badRequest("", "the body holds more than one JSON value")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badRequest("", "the body holds more than one JSON value")
+	}
+	return nil
+}
+
+func bodyError(err error) error {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return &problemError{Problem{Type: "about:blank", Title: "request body too large", Status: http.StatusRequestEntityTooLarge,
+			Detail: fmt.Sprintf("the body limit is %d bytes", mbe.Limit)}}
+	case errors.As(err, &te):
+		return badRequest(te.Field, fmt.Sprintf("must be a %s, not a JSON %s", te.Type, te.Value))
+	case errors.As(err, &se):
+		return badRequest("", fmt.Sprintf("malformed JSON at byte %d", se.Offset))
+	case errors.Is(err, io.EOF):
+		return badRequest("", "the body is empty")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return badRequest(f, "unknown field")
+	}
+	return badRequest("", "malformed JSON body")
+}
+
+func correlationID(c echo.Context) *string {
+	v := c.Request().Header.Get("X-Correlation-Id")
+	if v == "" || len(v) > 128 {
+		return nil
+	}
+	return &v
+}
+
+// produce writes ledger entries, keyed by SKU, and waits for the broker.
+func (ch *Checkout) produce(ctx context.Context, es ...*events.LedgerEntry) error {
+	recs := make([]*kgo.Record, 0, len(es))
+	for _, e := range es {
+		b, err := ch.cfg.Codec.Encode(ctx, ch.cfg.LedgerTopic, e)
+		if err != nil {
+			return fmt.Errorf("encode %s entry: %w", e.EntryType, err)
+		}
+		recs = append(recs, &kgo.Record{Topic: ch.cfg.LedgerTopic, Key: []byte(e.SKU), Value: b})
+	}
+	if err := ch.cfg.Producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return fmt.Errorf("produce to the ledger: %w", err)
+	}
+	return nil
+}
+
+// unavailable is a 503 that tells the client when to try again.
+func unavailable(c echo.Context, detail string) error {
+	c.Response().Header().Set("Retry-After", "1")
+	return &problemError{Problem{Type: "about:blank", Title: "temporarily unavailable", Status: http.StatusServiceUnavailable, Detail: detail}}
+}
+
+func str(s string) *string { return &s }
