@@ -193,6 +193,7 @@ func decodePOLine(k, v string) (POLine, error) {
 	l.Location, _ = raw["loc"].(string)
 	l.Ordered, l.ExpectedDay, l.AckQuantity, l.AckDay = n("q"), n("ed"), n("aq"), n("ad")
 	l.ETAMillis, l.Received, l.Closed = n("eta"), n("r"), int(n("cl"))
+	l.Status, _ = raw["st"].(string)
 	if an, ok := raw["an"].(map[string]any); ok {
 		l.ASN = map[string]int64{}
 		for id, q := range an {
