@@ -191,7 +191,7 @@ func TestBatchQueryWithPromiseDates(t *testing.T) {
 }
 
 func ptrTime(t time.Time) *time.Time { return &t }
-func ptrInt(v int64) *int64         { return &v }
+func ptrInt(v int64) *int64          { return &v }
 
 func TestBadRequestsNameTheField(t *testing.T) {
 	f := newFixture(t, nil)
