@@ -5,10 +5,15 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kotel"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/stockflow/stockflow/atp"
 	"github.com/stockflow/stockflow/pkg/avro"
@@ -30,6 +35,10 @@ type FolderConfig struct {
 	// AfterRedisApply runs after a poll is applied to Redis and before its
 	// applied offsets are recorded (failure injection in tests).
 	AfterRedisApply func(partitions map[int32]int64)
+	// Metrics, default unregistered.
+	Metrics *Metrics
+	// Tracing, default off.
+	Tracing Tracing
 }
 
 func (c *FolderConfig) setDefaults() {
@@ -38,6 +47,12 @@ func (c *FolderConfig) setDefaults() {
 	}
 	if c.PipelineSKUs <= 0 {
 		c.PipelineSKUs = 256
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(nil)
+	}
+	if c.Tracing.Kotel == nil {
+		c.Tracing.Kotel = kotel.NewTracer(kotel.TracerProvider(noop.NewTracerProvider()))
 	}
 }
 
@@ -87,6 +102,9 @@ func (f *Folder) Run(ctx context.Context) error {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
+		// Transaction markers come back too: the applied and committed
+		// offsets then reach the end of the partition, and lag reads 0.
+		kgo.KeepControlRecords(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.AdjustFetchOffsetsFn(f.resumeFromRedis),
 		kgo.OnPartitionsRevoked(f.dropWorkers),
@@ -184,9 +202,10 @@ type worker struct {
 type partResult struct {
 	last    int64 // highest offset handled
 	changes map[string]*change
-	alerts  []*events.StockAlert
+	alerts  []alert
 	dead    []*kgo.Record
 	stats   FolderStats
+	spans   []trace.Span // process spans, ended once the outputs are out
 	err     error
 }
 
@@ -196,6 +215,12 @@ type change struct {
 	before, after ledger.Components
 	version       int64
 	corr          *string
+	ctx           context.Context // the span of the last entry behind it
+}
+
+type alert struct {
+	*events.StockAlert
+	ctx context.Context
 }
 
 func (f *Folder) workerFor(ctx context.Context, p int32) *worker {
@@ -265,6 +290,13 @@ func (f *Folder) handle(ctx context.Context, fs kgo.Fetches) error {
 	for i, w := range ws {
 		results[i] = <-w.done
 	}
+	defer func() {
+		for _, r := range results {
+			for _, sp := range r.spans {
+				sp.End()
+			}
+		}
+	}()
 	applied := map[int32]int64{}
 	var recs []*kgo.Record
 	for i, r := range results {
@@ -280,11 +312,11 @@ func (f *Folder) handle(ctx context.Context, fs kgo.Fetches) error {
 			}
 		}
 		for _, a := range r.alerts {
-			b, err := f.codec.Encode(ctx, f.cfg.Topics.Alerts, a)
+			b, err := f.codec.Encode(ctx, f.cfg.Topics.Alerts, a.StockAlert)
 			if err != nil {
 				return fmt.Errorf("encode alert: %w", err)
 			}
-			recs = append(recs, &kgo.Record{Topic: f.cfg.Topics.Alerts, Key: []byte(a.SKU + "|" + a.Location), Value: b})
+			recs = append(recs, &kgo.Record{Topic: f.cfg.Topics.Alerts, Key: []byte(a.SKU + "|" + a.Location), Value: b, Context: a.ctx})
 		}
 		recs = append(recs, r.dead...)
 		f.mu.Lock()
@@ -344,13 +376,23 @@ func (f *Folder) recordApplied(ctx context.Context, applied map[int32]int64) err
 // harmless.
 func (f *Folder) apply(ctx context.Context, recs []*kgo.Record) partResult {
 	res := partResult{changes: map[string]*change{}, last: recs[len(recs)-1].Offset}
+	m := f.cfg.Metrics
 	var order []string
 	bySKU := map[string]*ledger.Batch{}
 	corr := map[string]*string{}
+	spanOf := map[string]context.Context{} // SKU -> its last entry's span
+	var entries []*events.LedgerEntry
 	for _, r := range recs {
+		if r.Attrs.IsControl() {
+			continue // a transaction marker: only its offset counts
+		}
+		_, span := f.cfg.Tracing.Kotel.WithProcessSpan(r)
+		res.spans = append(res.spans, span)
 		rec, err := f.codec.Decode(ctx, r.Value)
 		if err != nil {
 			if class := deadLetterClass(err); class != "" {
+				span.SetStatus(codes.Error, class)
+				m.deadLetters.WithLabelValues(class, "folder").Inc()
 				res.dead = append(res.dead, deadLetter(f.cfg.Topics.DLQ, r, class, err, time.Now()))
 				res.stats.DeadLetters++
 				continue
@@ -361,10 +403,15 @@ func (f *Folder) apply(ctx context.Context, recs []*kgo.Record) partResult {
 		le, ok := rec.(*events.LedgerEntry)
 		if !ok || !ValidID(le.SKU) {
 			err := reject(ClassInvalid, "ledger record is not a valid LedgerEntry")
+			span.SetStatus(codes.Error, ClassInvalid)
+			m.deadLetters.WithLabelValues(ClassInvalid, "folder").Inc()
 			res.dead = append(res.dead, deadLetter(f.cfg.Topics.DLQ, r, ClassInvalid, err, time.Now()))
 			res.stats.DeadLetters++
 			continue
 		}
+		setEntryAttrs(span, le)
+		spanOf[le.SKU] = trace.ContextWithSpan(ctx, span)
+		entries = append(entries, le)
 		b, ok := bySKU[le.SKU]
 		if !ok {
 			b = &ledger.Batch{SKU: le.SKU}
@@ -376,29 +423,44 @@ func (f *Folder) apply(ctx context.Context, recs []*kgo.Record) partResult {
 			corr[le.SKU] = le.CorrelationID
 		}
 	}
+	m.batchEntries.Observe(float64(len(entries)))
+	now := time.Now()
 	for start := 0; start < len(order); start += f.cfg.PipelineSKUs {
 		end := min(start+f.cfg.PipelineSKUs, len(order))
 		batches := make([]ledger.Batch, 0, end-start)
 		for _, sku := range order[start:end] {
 			batches = append(batches, *bySKU[sku])
 		}
-		results, err := f.applyRetrying(ctx, batches)
+		// The Redis span joins the trace of the first SKU's last entry.
+		t0 := time.Now()
+		results, err := f.applyRetrying(spanOf[order[start]], batches)
+		m.applySeconds.Observe(time.Since(t0).Seconds())
 		if err != nil {
 			res.err = err
 			return res
 		}
-		for _, r := range results {
-			for _, st := range r.Statuses {
+		for bi, r := range results {
+			for ei, st := range r.Statuses {
+				e := batches[bi].Entries[ei].LedgerEntry
+				src := "api"
+				if e.SourceTopic != nil {
+					src = *e.SourceTopic
+				}
 				switch {
 				case st == "dup":
 					res.stats.Duplicates++
+					m.entries.WithLabelValues("duplicate", src).Inc()
 				case st == "stale":
 					res.stats.Stale++
+					m.entries.WithLabelValues("stale", src).Inc()
 				case st == "absorbed":
 					res.stats.Absorbed++
 					res.stats.Applied++
+					m.entries.WithLabelValues("absorbed", src).Inc()
 				default:
 					res.stats.Applied++
+					m.entries.WithLabelValues("applied", src).Inc()
+					f.observeKPIs(e, st, now)
 				}
 			}
 			for _, p := range r.Positions {
@@ -408,8 +470,10 @@ func (f *Folder) apply(ctx context.Context, recs []*kgo.Record) partResult {
 					c = &change{sku: r.SKU, loc: p.Location, before: p.Before}
 					res.changes[key] = c
 				}
-				c.after, c.version, c.corr = p.After, p.Version, corr[r.SKU]
-				res.alerts = append(res.alerts, alertsFor(r.SKU, p)...)
+				c.after, c.version, c.corr, c.ctx = p.After, p.Version, corr[r.SKU], spanOf[r.SKU]
+				for _, a := range alertsFor(r.SKU, p) {
+					res.alerts = append(res.alerts, alert{a, spanOf[r.SKU]})
+				}
 			}
 		}
 	}
@@ -433,6 +497,38 @@ func (f *Folder) applyRetrying(ctx context.Context, batches []ledger.Batch) ([]l
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+// observeKPIs records the business measures an applied entry gives.
+func (f *Folder) observeKPIs(e *events.LedgerEntry, status string, now time.Time) {
+	m := f.cfg.Metrics
+	since := now.Sub(e.EventTime).Seconds()
+	loc := ""
+	if e.Location != nil {
+		loc = *e.Location
+	}
+	switch e.EntryType {
+	case events.EntryOrderLine:
+		ch := ""
+		if e.Channel != nil {
+			ch = *e.Channel
+		}
+		m.reservation.WithLabelValues(m.channels.value(ch)).Observe(since)
+	case events.EntryReceipt, events.EntryPick, events.EntryShipment, events.EntryAdjustment, events.EntryCount:
+		m.inventoryLag.WithLabelValues(m.locations.value(loc)).Observe(since)
+	case events.EntryASNLine:
+		sup := ""
+		if e.SupplierID != nil {
+			sup = *e.SupplierID
+		}
+		m.asnProcessing.WithLabelValues(m.suppliers.value(sup)).Observe(since)
+	}
+	if d, ok := strings.CutPrefix(status, "counted:"); ok {
+		if delta, err := strconv.ParseInt(d, 10, 64); err == nil && delta != 0 {
+			m.reconciliation.WithLabelValues(m.locations.value(loc)).Inc()
+			m.countDelta.Observe(float64(max(delta, -delta)))
+		}
 	}
 }
 
@@ -460,7 +556,7 @@ func (f *Folder) availabilityRecord(ctx context.Context, c *change) (*kgo.Record
 	if err != nil {
 		return nil, fmt.Errorf("encode availability: %w", err)
 	}
-	return &kgo.Record{Topic: f.cfg.Topics.Availability, Key: []byte(c.sku + "|" + c.loc), Value: b}, nil
+	return &kgo.Record{Topic: f.cfg.Topics.Availability, Key: []byte(c.sku + "|" + c.loc), Value: b, Context: c.ctx}, nil
 }
 
 // alertsFor returns the alerts a change crosses into.

@@ -326,7 +326,7 @@ func (n *Normalizer) poReleased(ctx context.Context, st *batchState, r *kgo.Reco
 		pl, d := l.POLine, l.ExpectedDate
 		le.PONumber, le.POLine, le.SupplierID, le.Location, le.Quantity, le.ExpectedDate = str(e.PONumber), &pl, str(e.SupplierID), str(l.Location), q, &d
 		out = append(out, le)
-		idx = append(idx, ledger.IndexedLine{Line: fmt.Sprint(l.POLine), SKU: l.SKU, Location: l.Location, UoM: l.UoM})
+		idx = append(idx, ledger.IndexedLine{Line: fmt.Sprint(l.POLine), SKU: l.SKU, Location: l.Location, UoM: l.UoM, Released: e.EventTime})
 	}
 	if err := n.store.IndexPO(ctx, e.PONumber, idx); err != nil {
 		return nil, err
@@ -369,6 +369,10 @@ func (n *Normalizer) poAcknowledged(ctx context.Context, st *batchState, r *kgo.
 		q, err := n.toBase(ctx, st, fmt.Sprintf("lines[%d].quantity", i), l.SKU, a.Quantity, l.UoM)
 		if err != nil {
 			return nil, err
+		}
+		n.cfg.Metrics.poAcks.WithLabelValues(n.cfg.Metrics.suppliers.value(e.SupplierID), a.Status).Inc()
+		if !l.Released.IsZero() && e.EventTime.After(l.Released) {
+			n.cfg.Metrics.ackTurnaround.WithLabelValues(n.cfg.Metrics.suppliers.value(e.SupplierID)).Observe(e.EventTime.Sub(l.Released).Seconds())
 		}
 		le := newEntry(events.EntryPOAck, l.SKU, &e.Meta, r)
 		pl, d := a.POLine, a.ExpectedDate

@@ -7,6 +7,11 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kotel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/config"
@@ -27,8 +32,12 @@ type NormalizerConfig struct {
 	// one transaction before the normalizer gives up and returns (nothing is
 	// committed, so a restart reprocesses the batch). Default 30s.
 	RetryFor time.Duration
-	// ExtraOpts are appended to the client options (tests, metrics hooks).
+	// ExtraOpts are appended to the client options (tracing hooks, tests).
 	ExtraOpts []kgo.Opt
+	// Metrics, default unregistered.
+	Metrics *Metrics
+	// Tracing, default off.
+	Tracing Tracing
 }
 
 func (c *NormalizerConfig) setDefaults() {
@@ -37,6 +46,12 @@ func (c *NormalizerConfig) setDefaults() {
 	}
 	if c.RetryFor <= 0 {
 		c.RetryFor = 30 * time.Second
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(nil)
+	}
+	if c.Tracing.Kotel == nil {
+		c.Tracing.Kotel = kotel.NewTracer(kotel.TracerProvider(noop.NewTracerProvider()))
 	}
 }
 
@@ -76,6 +91,9 @@ func (n *Normalizer) Run(ctx context.Context) error {
 		kgo.ConsumeTopics(t.Inventory, t.Orders, t.Supplier, t.Catalog),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
+		// Transaction markers come back too, so committed offsets reach the
+		// end of a partition and lag reads 0 when everything is processed.
+		kgo.KeepControlRecords(),
 		// A new group starts at the beginning: nothing produced before the
 		// first start is skipped.
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -129,15 +147,35 @@ func (n *Normalizer) transact(ctx context.Context, sess *kgo.GroupTransactSessio
 	}
 	var records, entries, dead int64
 	started := time.Now()
+	m := n.cfg.Metrics
+	var spans []trace.Span
+	defer func() {
+		for _, s := range spans {
+			s.End()
+		}
+	}()
 	iter := fs.RecordIter()
 	for !iter.Done() {
 		r := iter.Next()
+		if r.Attrs.IsControl() {
+			continue // a transaction marker: nothing to normalize, its offset is committed with the rest
+		}
 		records++
-		out, err := n.normalizeRetrying(ctx, &st, r, started)
+		_, span := n.cfg.Tracing.Kotel.WithProcessSpan(r)
+		spans = append(spans, span)
+		// The run's context (for cancellation) carrying the record's span.
+		pctx := trace.ContextWithSpan(ctx, span)
+		out, err := n.normalizeRetrying(pctx, &st, r, started)
 		if class := deadLetterClass(err); class != "" {
 			dead++
-			n.log.Warn("dead letter", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "class", class, "err", err)
-			sess.Produce(ctx, deadLetter(n.cfg.Topics.DLQ, r, class, err, time.Now()), promise)
+			span.SetStatus(codes.Error, class)
+			span.SetAttributes(attribute.String("stockflow.error_class", class))
+			m.records.WithLabelValues(r.Topic, "dead_letter").Inc()
+			m.deadLetters.WithLabelValues(class, "normalizer").Inc()
+			n.log.WarnContext(pctx, "dead letter", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "class", class, "err", err)
+			dl := deadLetter(n.cfg.Topics.DLQ, r, class, err, time.Now())
+			dl.Context = pctx
+			sess.Produce(ctx, dl, promise)
 			continue
 		}
 		if err != nil {
@@ -147,6 +185,8 @@ func (n *Normalizer) transact(ctx context.Context, sess *kgo.GroupTransactSessio
 			}
 			return fmt.Errorf("normalize %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
 		}
+		setEntryAttrs(span, out...)
+		m.records.WithLabelValues(r.Topic, "entries").Inc()
 		for _, le := range out {
 			buf, err = n.codec.AppendEncode(ctx, buf[:0], n.cfg.Topics.Ledger, le)
 			if err != nil {
@@ -157,7 +197,8 @@ func (n *Normalizer) transact(ctx context.Context, sess *kgo.GroupTransactSessio
 			}
 			val := make([]byte, len(buf))
 			copy(val, buf)
-			rec := &kgo.Record{Topic: n.cfg.Topics.Ledger, Key: []byte(le.SKU), Value: val, Headers: r.Headers}
+			// The process span's context rides in the record's headers (kotel).
+			rec := &kgo.Record{Topic: n.cfg.Topics.Ledger, Key: []byte(le.SKU), Value: val, Context: pctx}
 			sess.Produce(ctx, rec, promise)
 			entries++
 		}
@@ -217,6 +258,9 @@ func (n *Normalizer) normalize(ctx context.Context, st *batchState, r *kgo.Recor
 	ev, ok := rec.(events.Source)
 	if !ok {
 		return nil, reject(ClassWrongTopic, "%s is not a source event", rec.AvroName())
+	}
+	if et := ev.Metadata().EventTime; !et.IsZero() {
+		n.cfg.Metrics.eventLag.WithLabelValues(r.Topic).Observe(time.Since(et).Seconds())
 	}
 	return n.entries(ctx, st, r, ev)
 }

@@ -107,6 +107,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	log := telemetry.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	log.Info("starting", "version", version, "http_addr", cfg.HTTPAddr, "embedded", cfg.Embedded)
+	opts.Version = version
 	if err := service.Serve(ctx, cfg, opts, log); err != nil {
 		log.Error("serve failed", "err", err)
 		return exitFailed

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockflow/stockflow/atp"
@@ -40,6 +41,8 @@ type CheckoutConfig struct {
 	RateLimit float64
 	Now       func() time.Time
 	Logger    *slog.Logger
+	// Registry receives the hold metrics; nil: not registered.
+	Registry prometheus.Registerer
 }
 
 // Checkout serves availability lookups, batch queries, holds, policies and
@@ -49,6 +52,9 @@ type Checkout struct {
 	log    *slog.Logger
 	now    func() time.Time
 	waiter *waiter
+
+	holdDecisions *prometheus.CounterVec
+	holdRoundTrip prometheus.Histogram
 }
 
 const (
@@ -71,7 +77,16 @@ func NewCheckout(cfg CheckoutConfig) *Checkout {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	ch := &Checkout{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	ch := &Checkout{cfg: cfg, log: cfg.Logger, now: cfg.Now,
+		holdDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stockflow_hold_decisions_total",
+			Help: "Hold requests by outcome: held, rejected, timeout."}, []string{"outcome"}),
+		holdRoundTrip: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "stockflow_hold_roundtrip_seconds",
+			Help:    "POST /v1/holds from produce to the ledger's decision.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}),
+	}
+	if cfg.Registry != nil {
+		cfg.Registry.MustRegister(ch.holdDecisions, ch.holdRoundTrip)
+	}
 	ch.waiter = newWaiter(cfg.Store.Client(), "sf:holds:"+cfg.InstanceID, cfg.Logger)
 	return ch
 }

@@ -170,12 +170,15 @@ func (ch *Checkout) placeHold(c echo.Context) error {
 		waits[i], cancel = ch.waiter.expect(internal, l.SKU, loc)
 		defer cancel()
 	}
+	sent := time.Now()
 	if err := ch.produce(ctx, entries...); err != nil {
 		return err
 	}
 	decisions := ch.awaitDecisions(ctx, internal, lines, waits)
+	ch.holdRoundTrip.Observe(time.Since(sent).Seconds())
 	for _, d := range decisions {
 		if d == "" {
+			ch.holdDecisions.WithLabelValues("timeout").Inc()
 			// Undecided in time: make sure nothing stays held, then say so.
 			ch.release(context.WithoutCancel(ctx), internal, lines, corr)
 			return unavailable(c, "the ledger did not decide in time; nothing is held, retry with the same hold_id")
@@ -208,6 +211,7 @@ func (ch *Checkout) placeHold(c echo.Context) error {
 	} else {
 		resp.ExpiresAt = now.Add(time.Duration(req.TTLSeconds) * time.Second).UTC().Format(time.RFC3339Nano)
 	}
+	ch.holdDecisions.WithLabelValues(resp.Status).Inc()
 	rec := holdRecord{Code: code, Response: resp, Internal: internal}
 	b, _ := json.Marshal(rec)
 	if err := rdb.Set(ctx, holdKey(req.HoldID), b, time.Duration(req.TTLSeconds)*time.Second+time.Hour).Err(); err != nil {

@@ -11,12 +11,20 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/stockflow/stockflow/pkg/telemetry"
 )
 
 // openapiDoc describes every route; a test keeps it and the router in step.
@@ -42,6 +50,8 @@ type Config struct {
 	Logger   *slog.Logger
 	// BodyLimit caps request bodies; default 1 MiB.
 	BodyLimit int64
+	// TracerProvider traces every request; default none.
+	TracerProvider trace.TracerProvider
 }
 
 func (c *Config) setDefaults() {
@@ -60,6 +70,9 @@ func (c *Config) setDefaults() {
 	if c.BodyLimit <= 0 {
 		c.BodyLimit = 1 << 20
 	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = noop.NewTracerProvider()
+	}
 }
 
 // Server is the HTTP server.
@@ -71,6 +84,7 @@ type Server struct {
 
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	tracer   trace.Tracer
 
 	mu   sync.Mutex
 	addr net.Addr
@@ -79,7 +93,7 @@ type Server struct {
 // New builds the server and registers its routes and metrics.
 func New(cfg Config) *Server {
 	cfg.setDefaults()
-	s := &Server{cfg: cfg, log: cfg.Logger, e: echo.New()}
+	s := &Server{cfg: cfg, log: cfg.Logger, e: echo.New(), tracer: cfg.TracerProvider.Tracer("github.com/stockflow/stockflow/pkg/api")}
 	s.e.HideBanner = true
 	s.e.HidePort = true
 	s.e.HTTPErrorHandler = s.errorHandler
@@ -92,7 +106,7 @@ func New(cfg Config) *Server {
 	}, []string{"route", "method"})
 	cfg.Registry.MustRegister(s.requests, s.latency)
 
-	s.e.Use(s.observe, s.limitBody)
+	s.e.Use(s.traceRequest, s.observe, s.limitBody)
 	s.e.GET("/healthz", s.healthz)
 	s.e.GET("/readyz", s.readyz)
 	s.e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
@@ -125,8 +139,59 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
+		route = routeName(route)
 		s.requests.WithLabelValues(route, c.Request().Method, strconv.Itoa(c.Response().Status)).Inc()
 		s.latency.WithLabelValues(route, c.Request().Method).Observe(time.Since(start).Seconds())
+		return nil
+	}
+}
+
+// routeName turns echo's /v1/availability/:sku into /v1/availability/{sku},
+// the form the OpenAPI document uses.
+func routeName(path string) string {
+	if !strings.Contains(path, ":") {
+		return path
+	}
+	parts := strings.Split(path, "/")
+	for i, p := range parts {
+		if strings.HasPrefix(p, ":") {
+			parts[i] = "{" + p[1:] + "}"
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+// traceRequest starts a server span named by method and route pattern,
+// continuing an incoming W3C traceparent.
+func (s *Server) traceRequest(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		ctx := telemetry.Propagator.Extract(req.Context(), propagation.HeaderCarrier(req.Header))
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		route = routeName(route)
+		attrs := []attribute.KeyValue{
+			attribute.String("http.request.method", req.Method),
+			attribute.String("http.route", route),
+			attribute.String("url.path", req.URL.Path),
+		}
+		if cid := req.Header.Get("X-Correlation-Id"); cid != "" && len(cid) <= 128 {
+			attrs = append(attrs, attribute.String("stockflow.correlation_id", cid))
+		}
+		ctx, span := s.tracer.Start(ctx, req.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
+		defer span.End()
+		c.SetRequest(req.WithContext(ctx))
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		status := c.Response().Status
+		span.SetAttributes(attribute.Int("http.response.status_code", status))
+		if status >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(status))
+		}
 		return nil
 	}
 }

@@ -23,16 +23,22 @@ import (
 
 // Config is the whole configuration of a Stockflow process.
 type Config struct {
-	Kafka          Kafka         `yaml:"kafka"`
-	Topics         Topics        `yaml:"topics"`
-	Redis          Redis         `yaml:"redis"`
-	SchemaRegistry string        `yaml:"schema_registry_url"` // empty: built-in ids from schemas/manifest.json
-	HTTPAddr       string        `yaml:"http_addr"`           // default 127.0.0.1:8080
-	OTLPEndpoint   string        `yaml:"otlp_endpoint"`       // empty: tracing off
-	LogLevel       string        `yaml:"log_level"`           // debug, info, warn, error; default info
-	LogFormat      string        `yaml:"log_format"`          // json or text; default json
-	MaxRecordBytes int           `yaml:"max_record_bytes"`    // default 1 MiB
-	ShutdownGrace  time.Duration `yaml:"shutdown_grace"`      // default 20s
+	Kafka          Kafka  `yaml:"kafka"`
+	Topics         Topics `yaml:"topics"`
+	Redis          Redis  `yaml:"redis"`
+	SchemaRegistry string `yaml:"schema_registry_url"` // empty: built-in ids from schemas/manifest.json
+	HTTPAddr       string `yaml:"http_addr"`           // default 127.0.0.1:8080
+	OTLPEndpoint   string `yaml:"otlp_endpoint"`       // empty: tracing off
+	LogLevel       string `yaml:"log_level"`           // debug, info, warn, error; default info
+	LogFormat      string `yaml:"log_format"`          // json, text, or auto (text on a terminal); default auto
+	// TraceSampleRatio samples new traces at this ratio (a sampled parent
+	// is always followed). Default 1.
+	TraceSampleRatio float64 `yaml:"trace_sample_ratio"`
+	// ReadyMaxLag fails /readyz when the folder is more than this many
+	// ledger records behind. Default 100000.
+	ReadyMaxLag    int           `yaml:"ready_max_lag"`
+	MaxRecordBytes int           `yaml:"max_record_bytes"` // default 1 MiB
+	ShutdownGrace  time.Duration `yaml:"shutdown_grace"`   // default 20s
 	API            API           `yaml:"api"`
 	// Embedded runs an in-process Kafka (kfake) and Redis (miniredis). It is
 	// the default when neither Kafka brokers nor a Redis address are set.
@@ -113,11 +119,13 @@ func Default() Config {
 			Alerts:       "stockflow.alerts.v1",
 			DLQ:          "stockflow.dlq.v1",
 		},
-		HTTPAddr:       "127.0.0.1:8080",
-		LogLevel:       "info",
-		LogFormat:      "json",
-		MaxRecordBytes: 1 << 20,
-		ShutdownGrace:  20 * time.Second,
+		HTTPAddr:         "127.0.0.1:8080",
+		LogLevel:         "info",
+		LogFormat:        "auto",
+		TraceSampleRatio: 1,
+		ReadyMaxLag:      100000,
+		MaxRecordBytes:   1 << 20,
+		ShutdownGrace:    20 * time.Second,
 		API: API{
 			Groups:       "DCS=DC-EAST,DC-WEST,DC-CENTRAL;STORES=STORE-NYC,STORE-SFO",
 			SupplyPolicy: "asn,acknowledged,released",
@@ -159,7 +167,9 @@ func (c *Config) options() []option {
 		{"http-addr", "HTTP listen address", &c.HTTPAddr},
 		{"otlp-endpoint", "OTLP endpoint for traces, e.g. http://127.0.0.1:4318 (empty: tracing off)", &c.OTLPEndpoint},
 		{"log-level", "log level: debug, info, warn, error", &c.LogLevel},
-		{"log-format", "log format: json or text", &c.LogFormat},
+		{"log-format", "log format: json, text, or auto (text on a terminal)", &c.LogFormat},
+		{"trace-sample-ratio", "ratio of new traces sampled (0..1]", &c.TraceSampleRatio},
+		{"ready-max-lag", "readiness fails beyond this many unapplied ledger records", &c.ReadyMaxLag},
 		{"max-record-bytes", "largest source record accepted; larger ones are dead-lettered", &c.MaxRecordBytes},
 		{"shutdown-grace", "how long a graceful stop may take before in-flight work is abandoned", &c.ShutdownGrace},
 		{"groups", "distribution groups: GROUP=LOC,LOC;GROUP=LOC", &c.API.Groups},
@@ -396,9 +406,15 @@ func (c *Config) Validate() error {
 		bad("log level: %q is not one of debug, info, warn, error", c.LogLevel)
 	}
 	switch c.LogFormat {
-	case "json", "text":
+	case "json", "text", "auto":
 	default:
-		bad("log format: %q is not json or text", c.LogFormat)
+		bad("log format: %q is not json, text or auto", c.LogFormat)
+	}
+	if c.TraceSampleRatio <= 0 || c.TraceSampleRatio > 1 {
+		bad("trace sample ratio: %v is outside (0, 1]", c.TraceSampleRatio)
+	}
+	if c.ReadyMaxLag < 1 {
+		bad("ready max lag: %d must be >= 1", c.ReadyMaxLag)
 	}
 	if c.MaxRecordBytes < 1024 || c.MaxRecordBytes > 64<<20 {
 		bad("max record bytes: %d is outside 1024..67108864", c.MaxRecordBytes)

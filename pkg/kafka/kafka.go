@@ -13,8 +13,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kotel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/telemetry"
 )
 
 // ClientOpts are the options every Stockflow client shares.
@@ -142,4 +145,16 @@ func StartEmbedded(port int, partitions int32) (*kfake.Cluster, error) {
 		return nil, fmt.Errorf("start embedded kafka: %w", err)
 	}
 	return c, nil
+}
+
+// Tracing returns the client option that traces produce and consume through
+// record headers (W3C TraceContext), and the tracer processors use for
+// their process spans.
+func Tracing(tp trace.TracerProvider, clientID, group string) (kgo.Opt, *kotel.Tracer) {
+	opts := []kotel.TracerOpt{kotel.TracerProvider(tp), kotel.TracerPropagator(telemetry.Propagator), kotel.ClientID(clientID)}
+	if group != "" {
+		opts = append(opts, kotel.ConsumerGroup(group))
+	}
+	t := kotel.NewTracer(opts...)
+	return kgo.WithHooks(kotel.NewKotel(kotel.WithTracer(t)).Hooks()...), t
 }

@@ -133,7 +133,8 @@ local function count(e)
   incr(e.l, 'oh', e.q + sum - oh)
   redis.call('HSET', key, 'ct', e.ao)
   redis.call('ZREMRANGEBYSCORE', j, '-inf', e.ao)
-  return 'ok'
+  -- How far the book was from the count: a reconciliation exception when not 0.
+  return 'counted:' .. (e.q + sum - oh)
 end
 
 -- Holds. Field hold_id|location in P:h; P:hx orders active holds by expiry.

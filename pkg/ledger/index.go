@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The normalizers keep an index of order lines and PO lines, because later
@@ -21,19 +22,28 @@ type IndexedLine struct {
 	SKU      string
 	Location string // empty when the order line is against a group
 	Group    string
-	UoM      string // PO lines: the unit their quantities are in
+	UoM      string    // PO lines: the unit their quantities are in
+	Released time.Time // PO lines: when the PO was released (event time)
 }
 
 func (l IndexedLine) encode() string {
-	return l.SKU + "|" + l.Location + "|" + l.Group + "|" + l.UoM
+	ms := ""
+	if !l.Released.IsZero() {
+		ms = strconv.FormatInt(l.Released.UnixMilli(), 10)
+	}
+	return l.SKU + "|" + l.Location + "|" + l.Group + "|" + l.UoM + "|" + ms
 }
 
 func decodeIndexed(line, v string) IndexedLine {
-	parts := strings.SplitN(v, "|", 4)
-	for len(parts) < 4 {
+	parts := strings.SplitN(v, "|", 5)
+	for len(parts) < 5 {
 		parts = append(parts, "")
 	}
-	return IndexedLine{Line: line, SKU: parts[0], Location: parts[1], Group: parts[2], UoM: parts[3]}
+	l := IndexedLine{Line: line, SKU: parts[0], Location: parts[1], Group: parts[2], UoM: parts[3]}
+	if ms, err := strconv.ParseInt(parts[4], 10, 64); err == nil {
+		l.Released = time.UnixMilli(ms).UTC()
+	}
+	return l
 }
 
 // IndexOrder records an order's lines.

@@ -89,8 +89,9 @@ type Batch struct {
 // Result is the outcome of one Batch.
 type Result struct {
 	SKU string
-	// Statuses, one per entry: ok, dup, stale, absorbed, ignored, or for
-	// holds held:<atp after> / rejected:<atp>.
+	// Statuses, one per entry: ok, dup, stale, absorbed, ignored,
+	// counted:<on-hand correction> for counts, and for holds
+	// held:<atp after> / rejected:<atp>.
 	Statuses  []string
 	Positions []Changed
 }

@@ -14,8 +14,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/stockflow/stockflow/processors"
@@ -29,6 +31,7 @@ import (
 	"github.com/stockflow/stockflow/pkg/ledger"
 	"github.com/stockflow/stockflow/pkg/sim"
 	"github.com/stockflow/stockflow/pkg/store"
+	"github.com/stockflow/stockflow/pkg/telemetry"
 )
 
 // Options are the serve settings that only apply to this command.
@@ -50,6 +53,8 @@ type Options struct {
 	// Folder and Normalizer pass through test hooks and tuning.
 	Folder     processors.FolderConfig
 	Normalizer processors.NormalizerConfig
+	// Version is reported in traces.
+	Version string
 }
 
 func (o *Options) setDefaults() {
@@ -91,11 +96,30 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 			"kafka", cfg.Kafka.Brokers, "redis", cfg.Redis.Addr)
 	}
 
+	tp, shutdownTracing, err := telemetry.NewTracerProvider(ctx, telemetry.TraceConfig{
+		Endpoint: cfg.OTLPEndpoint, SampleRatio: cfg.TraceSampleRatio, Version: opts.Version, InstanceID: opts.InstanceID,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Flush the last spans, bounded: the collector may be gone.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := shutdownTracing(sctx); err != nil {
+			log.Warn("flush traces", "err", err)
+		}
+	}()
+	if cfg.OTLPEndpoint != "" {
+		log.Info("tracing to OTLP", "endpoint", cfg.OTLPEndpoint, "sample_ratio", cfg.TraceSampleRatio)
+	}
+
 	codec, err := events.NewCodec(nil, cfg.MaxRecordBytes)
 	if err != nil {
 		return err
 	}
-	kcl, err := kgo.NewClient(kafka.ClientOpts(cfg.Kafka)...)
+	traceOpt, _ := kafka.Tracing(tp, cfg.Kafka.ClientID, "")
+	kcl, err := kgo.NewClient(kafka.ClientOpts(cfg.Kafka, traceOpt)...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
@@ -103,10 +127,15 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 	adm := kadm.NewClient(kcl)
 	rdb := store.Open(cfg.Redis)
 	defer rdb.Close()
+	if err := redisotel.InstrumentTracing(rdb, redisotel.WithTracerProvider(tp)); err != nil {
+		return fmt.Errorf("redis tracing: %w", err)
+	}
 	led := ledger.New(rdb, ledger.Config{})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := processors.NewMetrics(reg)
+	lag := newLagWatcher(adm, cfg.Kafka.NormalizerGroup, cfg.Kafka.FolderGroup, reg, log.With("component", "lag"))
 
 	var topicsReady atomic.Bool
 	srv := api.New(api.Config{
@@ -120,10 +149,12 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 				}
 				return nil
 			}},
+			{Name: "fold_lag", Fn: lag.check(int64(cfg.ReadyMaxLag))},
 		},
-		Grace:    cfg.ShutdownGrace,
-		Registry: reg,
-		Logger:   log,
+		Grace:          cfg.ShutdownGrace,
+		Registry:       reg,
+		Logger:         log,
+		TracerProvider: tp,
 	})
 
 	// Validated with the rest of the configuration; parsed here for use.
@@ -135,13 +166,14 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 		Store: led, Producer: kcl, Codec: codec, LedgerTopic: cfg.Topics.Ledger,
 		Groups: groups, Rules: rules, Supply: supply, HoldTimeout: cfg.API.HoldTimeout,
 		InstanceID: opts.InstanceID, Keys: keys, RateLimit: cfg.API.RateLimit,
-		Logger: log.With("component", "api"),
+		Logger: log.With("component", "api"), Registry: reg,
 	})
 	checkout.Register(srv)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx) })
 	g.Go(func() error { return checkout.Run(gctx) })
+	g.Go(func() error { return lag.run(gctx) })
 	g.Go(func() error {
 		if !cfg.Kafka.CreateTopics {
 			topicsReady.Store(true)
@@ -154,7 +186,7 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 			}
 			topicsReady.Store(true)
 		}
-		return runPipeline(gctx, cfg, opts, codec, led, kcl, log)
+		return runPipeline(gctx, cfg, opts, codec, led, kcl, tp, metrics, log)
 	})
 	err = g.Wait()
 	log.Info("stopped")
@@ -163,7 +195,8 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 
 // runPipeline runs the catalog reader, the normalizer, the folder and, when
 // asked, the simulator, until ctx ends or one of them fails.
-func runPipeline(ctx context.Context, cfg config.Config, opts Options, codec *avro.Codec, led *ledger.Store, kcl *kgo.Client, log *slog.Logger) error {
+func runPipeline(ctx context.Context, cfg config.Config, opts Options, codec *avro.Codec, led *ledger.Store, kcl *kgo.Client,
+	tp trace.TracerProvider, metrics *processors.Metrics, log *slog.Logger) error {
 	g, ctx := errgroup.WithContext(ctx)
 	catalog, err := processors.NewCatalog(kafka.ClientOpts(cfg.Kafka), cfg.Topics.Catalog, codec, log.With("component", "catalog"))
 	if err != nil {
@@ -172,12 +205,16 @@ func runPipeline(ctx context.Context, cfg config.Config, opts Options, codec *av
 	g.Go(func() error { return catalog.Run(ctx) })
 
 	ncfg := opts.Normalizer
-	ncfg.Kafka, ncfg.Topics, ncfg.InstanceID = cfg.Kafka, cfg.Topics, opts.InstanceID
+	ncfg.Kafka, ncfg.Topics, ncfg.InstanceID, ncfg.Metrics = cfg.Kafka, cfg.Topics, opts.InstanceID, metrics
+	nopt, ntracer := kafka.Tracing(tp, cfg.Kafka.ClientID, cfg.Kafka.NormalizerGroup)
+	ncfg.ExtraOpts, ncfg.Tracing = append(ncfg.ExtraOpts, nopt), processors.Tracing{Kotel: ntracer}
 	norm := processors.NewNormalizer(ncfg, codec, led, catalog, log.With("component", "normalizer"))
 	g.Go(func() error { return norm.Run(ctx) })
 
 	fcfg := opts.Folder
-	fcfg.Kafka, fcfg.Topics = cfg.Kafka, cfg.Topics
+	fcfg.Kafka, fcfg.Topics, fcfg.Metrics = cfg.Kafka, cfg.Topics, metrics
+	fopt, ftracer := kafka.Tracing(tp, cfg.Kafka.ClientID, cfg.Kafka.FolderGroup)
+	fcfg.ExtraOpts, fcfg.Tracing = append(fcfg.ExtraOpts, fopt), processors.Tracing{Kotel: ftracer}
 	folder := processors.NewFolder(fcfg, codec, led, kcl, log.With("component", "folder"))
 	g.Go(func() error { return folder.Run(ctx) })
 
