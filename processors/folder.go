@@ -33,12 +33,16 @@ type FolderConfig struct {
 	// ExtraOpts are appended to the consumer's options.
 	ExtraOpts []kgo.Opt
 	// AfterRedisApply runs after a poll is applied to Redis and before its
-	// applied offsets are recorded (failure injection in tests).
-	AfterRedisApply func(partitions map[int32]int64)
+	// applied offsets are recorded; an error abandons the poll there, as a
+	// crash would (failure injection in tests).
+	AfterRedisApply func(partitions map[int32]int64) error
 	// Metrics, default unregistered.
 	Metrics *Metrics
 	// Tracing, default off.
 	Tracing Tracing
+	// Grace is how long a stop lets the poll in hand finish (apply, record,
+	// commit) before abandoning it. Default 20s.
+	Grace time.Duration
 }
 
 func (c *FolderConfig) setDefaults() {
@@ -50,6 +54,9 @@ func (c *FolderConfig) setDefaults() {
 	}
 	if c.Metrics == nil {
 		c.Metrics = NewMetrics(nil)
+	}
+	if c.Grace <= 0 {
+		c.Grace = 20 * time.Second
 	}
 	if c.Tracing.Kotel == nil {
 		c.Tracing.Kotel = kotel.NewTracer(kotel.TracerProvider(noop.NewTracerProvider()))
@@ -122,6 +129,13 @@ func (f *Folder) Run(ctx context.Context) error {
 		f.stopAll()
 	}()
 	f.log.Info("folder started", "group", f.cfg.Kafka.FolderGroup)
+	// A poll in hand is finished on stop (applied, recorded, committed) so
+	// Redis never stays ahead of its applied offsets; only after the grace
+	// period is it abandoned, which the watermarks make safe too.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(f.cfg.Grace, cancelWork) })
+	defer stop()
 	for {
 		fs := cl.PollRecords(ctx, f.cfg.MaxPollRecords)
 		if ctx.Err() != nil || fs.IsClientClosed() {
@@ -131,7 +145,7 @@ func (f *Folder) Run(ctx context.Context) error {
 		fs.EachError(func(topic string, p int32, err error) {
 			f.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
 		})
-		if err := f.handle(ctx, fs); err != nil {
+		if err := f.handle(work, fs); err != nil {
 			cl.AllowRebalance()
 			if ctx.Err() != nil {
 				return nil
@@ -328,9 +342,8 @@ func (f *Folder) handle(ctx context.Context, fs kgo.Fetches) error {
 		f.mu.Unlock()
 	}
 	if f.cfg.AfterRedisApply != nil {
-		f.cfg.AfterRedisApply(applied)
-		if ctx.Err() != nil {
-			return ctx.Err()
+		if err := f.cfg.AfterRedisApply(applied); err != nil {
+			return err
 		}
 	}
 	if len(recs) > 0 {

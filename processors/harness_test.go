@@ -296,6 +296,27 @@ func decodeGoldenEvent(t *testing.T, typ string, raw json.RawMessage) events.Sou
 	return nil
 }
 
+// verify requires the Redis ledger to equal an independent fold of the log,
+// once the folder has recorded everything it applied.
+func (e *env) verify(t *testing.T) {
+	t.Helper()
+	var last VerifyReport
+	eventually(t, settle, func() error {
+		rep, err := Verify(context.Background(), e.cfg.Kafka, e.cfg.Topics, e.store, e.codec, io.Discard)
+		if err != nil {
+			return err
+		}
+		last = rep
+		if !rep.OK() {
+			return fmt.Errorf("LEDGER!=FOLD: %v", rep.Differences)
+		}
+		return nil
+	})
+	if last.Entries == 0 {
+		t.Fatal("verify folded no entries")
+	}
+}
+
 // snapshot reads every position of the given SKUs.
 func (e *env) snapshot(t *testing.T, skus []string) map[string]ledger.Components {
 	t.Helper()

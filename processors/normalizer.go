@@ -179,10 +179,9 @@ func (n *Normalizer) transact(ctx context.Context, sess *kgo.GroupTransactSessio
 			continue
 		}
 		if err != nil {
-			// Infrastructure failed for longer than RetryFor: abort, commit nothing.
-			if _, aerr := sess.End(ctx, kgo.TryAbort); aerr != nil {
-				n.log.Error("abort transaction", "err", aerr)
-			}
+			// Stopping, or infrastructure failed for longer than RetryFor:
+			// abort, commit nothing; the batch comes again after a restart.
+			n.abort(ctx, sess)
 			return fmt.Errorf("normalize %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
 		}
 		setEntryAttrs(span, out...)
@@ -190,9 +189,7 @@ func (n *Normalizer) transact(ctx context.Context, sess *kgo.GroupTransactSessio
 		for _, le := range out {
 			buf, err = n.codec.AppendEncode(ctx, buf[:0], n.cfg.Topics.Ledger, le)
 			if err != nil {
-				if _, aerr := sess.End(ctx, kgo.TryAbort); aerr != nil {
-					n.log.Error("abort transaction", "err", aerr)
-				}
+				n.abort(ctx, sess)
 				return fmt.Errorf("encode ledger entry: %w", err)
 			}
 			val := make([]byte, len(buf))
@@ -217,6 +214,16 @@ func (n *Normalizer) transact(ctx context.Context, sess *kgo.GroupTransactSessio
 	n.stats.Entries += entries
 	n.stats.DeadLetters += dead
 	return nil
+}
+
+// abort ends the open transaction without committing, within a bounded
+// time even when ctx is already done.
+func (n *Normalizer) abort(ctx context.Context, sess *kgo.GroupTransactSession) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := sess.End(actx, kgo.TryAbort); err != nil {
+		n.log.Warn("abort transaction", "err", err)
+	}
 }
 
 // normalizeRetrying decodes and normalizes r, retrying infrastructure

@@ -2,6 +2,8 @@ package processors
 
 import (
 	"context"
+	"errors"
+	"io"
 	"encoding/binary"
 	"fmt"
 	"testing"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/events"
+	"github.com/stockflow/stockflow/pkg/ledger"
 )
 
 func sp(s string) *string { return &s }
@@ -36,6 +39,7 @@ func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 					e.send(t, e.topic(ev.Topic), decodeGoldenEvent(t, ev.Type, ev.Event))
 				}
 				eventually(t, settle, func() error { return e.checkPositions(g.Expect) })
+				e.verify(t)
 			})
 		}
 	})
@@ -149,13 +153,15 @@ func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 		}
 		crashed := make(chan struct{})
 		var p *pipeline
-		p = e.start(t, pipelineOpts{folder: FolderConfig{AfterRedisApply: func(map[int32]int64) {
+		p = e.start(t, pipelineOpts{folder: FolderConfig{AfterRedisApply: func(map[int32]int64) error {
 			select {
 			case <-crashed:
+				return nil
 			default:
 				close(crashed)
 				go p.stop()
 				time.Sleep(200 * time.Millisecond) // the stop is under way
+				return errors.New("crash injected after the Redis apply")
 			}
 		}}})
 		e.send(t, e.cfg.Topics.Inventory, evs...)
@@ -175,6 +181,27 @@ func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 			}
 			return nil
 		})
+		e.verify(t)
+	})
+
+	t.Run("verify finds a tampered ledger", func(t *testing.T) {
+		e := mkEnv(t)
+		e.start(t, pipelineOpts{})
+		e.send(t, e.cfg.Topics.Inventory, receipt("v-1", "SKU-V", "DC1", 9, "EA"))
+		eventually(t, settle, func() error {
+			return e.checkPositions([]expectedPos{{SKU: "SKU-V", Location: "DC1", OnHand: 9}})
+		})
+		e.verify(t)
+		if err := e.rdb.HIncrBy(context.Background(), ledger.SKUKey("SKU-V")+":p:DC1", "oh", 1).Err(); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Verify(context.Background(), e.cfg.Kafka, e.cfg.Topics, e.store, e.codec, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.OK() || len(rep.Differences) != 1 || rep.Differences[0] != "SKU-V DC1 on_hand: expected 9, actual 10" {
+			t.Fatalf("differences %q", rep.Differences)
+		}
 	})
 
 	t.Run("redis flushed: the ledger is rebuilt identically from the log", func(t *testing.T) {
@@ -228,6 +255,7 @@ func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 			exp = append(exp, expectedPos{SKU: sku, Location: "DC1", OnHand: q})
 		}
 		eventually(t, settle, func() error { return e.checkPositions(exp) })
+		e.verify(t)
 	})
 }
 

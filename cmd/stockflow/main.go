@@ -3,6 +3,7 @@
 //	stockflow serve     run the service (embedded Kafka and Redis when none is configured)
 //	stockflow simulate  produce realistic source events to Kafka
 //	stockflow dlq       list or replay dead letters
+//	stockflow verify    fold the ledger log independently and compare with Redis
 //	stockflow version   print the version
 package main
 
@@ -37,6 +38,7 @@ commands:
             embedded (in-process Kafka and Redis) for a first look
   simulate  produce seeded, realistic source events to Kafka
   dlq       list or replay dead letters
+  verify    fold the ledger log independently and compare it with Redis
   version   print the version
 
 Run 'stockflow <command> -h' for a command's flags. Every flag can also be set
@@ -68,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return simulate(ctx, args[1:], stdout, stderr)
 	case "dlq":
 		return dlq(ctx, args[1:], stdout, stderr)
+	case "verify":
+		return verify(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "stockflow", version)
 		return exitOK

@@ -1,0 +1,145 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/stockflow/stockflow/pkg/events"
+)
+
+// randomEntries makes a stream of every entry type over a few SKUs and
+// locations, out of order in event time, with duplicates.
+func randomEntries(rnd *rand.Rand, n int) []*events.LedgerEntry {
+	skus := []string{"S1", "S2", "S3"}
+	locs := []string{"L1", "L2"}
+	var out []*events.LedgerEntry
+	for i := 0; i < n; i++ {
+		sku, loc := skus[rnd.IntN(len(skus))], locs[rnd.IntN(len(locs))]
+		min := rnd.IntN(600)
+		e := &events.LedgerEntry{SKU: sku, Location: sp(loc), EventID: fmt.Sprint("e", i), EventTime: at(min), Source: "t"}
+		q := int64(1 + rnd.IntN(20))
+		order, line := sp(fmt.Sprint("O", rnd.IntN(8))), sp(fmt.Sprint(1+rnd.IntN(2)))
+		po, pl := sp(fmt.Sprint("P", rnd.IntN(5))), i32(int32(rnd.IntN(2)))
+		switch rnd.IntN(14) {
+		case 0, 1:
+			e.EntryType, e.Quantity = events.EntryReceipt, q
+			if rnd.IntN(2) == 0 {
+				e.PONumber, e.POLine = po, pl
+			}
+		case 2:
+			e.EntryType, e.Quantity = events.EntryAdjustment, q-10
+		case 3:
+			e.EntryType, e.Quantity, e.OrderID, e.LineID = events.EntryShipment, q, order, line
+		case 4:
+			e.EntryType, e.Quantity, e.OrderID, e.LineID = events.EntryPick, q, order, line
+		case 5:
+			e.EntryType, e.Quantity, e.AsOf = events.EntryCount, 50+q, ptrTime(at(min-rnd.IntN(60)))
+		case 6:
+			e.EntryType, e.Quantity, e.OrderID, e.LineID = events.EntryOrderLine, q, order, line
+			if rnd.IntN(4) == 0 {
+				e.Location, e.Group = nil, sp("G")
+			}
+		case 7:
+			e.EntryType, e.OrderID, e.LineID = events.EntryOrderCancel, order, line
+		case 8:
+			e.EntryType, e.OrderID, e.LineID = events.EntryOrderAllocate, order, line
+		case 9:
+			e.EntryType, e.Quantity, e.PONumber, e.POLine, e.ExpectedDate = events.EntryPOLine, 10*q, po, pl, ptrTime(at(3000))
+		case 10:
+			st := []string{"ACCEPTED", "CHANGED", "REJECTED", "BACKORDERED"}[rnd.IntN(4)]
+			e.EntryType, e.Quantity, e.PONumber, e.POLine, e.Status, e.ExpectedDate = events.EntryPOAck, 5*q, po, pl, &st, ptrTime(at(4000))
+		case 11:
+			e.EntryType, e.Quantity, e.PONumber, e.POLine, e.ASNID, e.ETA = events.EntryASNLine, 4*q, po, pl, sp(fmt.Sprint("A", rnd.IntN(2))), ptrTime(at(2000))
+		case 12:
+			e.EntryType, e.HoldID, e.Quantity, e.TTLMillis = events.EntryHold, sp(fmt.Sprint("H", rnd.IntN(10))), q, i64(int64(rnd.IntN(30))*60_000)
+		case 13:
+			if rnd.IntN(2) == 0 {
+				e.EntryType, e.HoldID = events.EntryHoldRelease, sp(fmt.Sprint("H", rnd.IntN(10)))
+			} else {
+				e.EntryType, e.PONumber, e.POLine = events.EntryPOClose, po, pl
+			}
+		}
+		out = append(out, e)
+		if rnd.IntN(15) == 0 { // an upstream duplicate
+			d := *e
+			out = append(out, &d)
+		}
+	}
+	return out
+}
+
+// The Go fold and the Lua script agree on every position, hold decision and
+// group demand, for random streams applied in random batch sizes.
+func TestFoldMatchesRedis(t *testing.T) {
+	for seed := uint64(1); seed <= 20; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			m := miniredis.RunT(t)
+			rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+			defer rdb.Close()
+			s := New(rdb, Config{})
+			f := NewFold(Config{})
+			rnd := rand.New(rand.NewPCG(seed, 99))
+			es := randomEntries(rnd, 400)
+			ctx := context.Background()
+			for i := 0; i < len(es); {
+				n := 1 + rnd.IntN(8)
+				bySKU := map[string]*Batch{}
+				var order []string
+				for j := i; j < min(i+n, len(es)); j++ {
+					e := es[j]
+					if bySKU[e.SKU] == nil {
+						bySKU[e.SKU] = &Batch{SKU: e.SKU}
+						order = append(order, e.SKU)
+					}
+					bySKU[e.SKU].Entries = append(bySKU[e.SKU].Entries, Entry{LedgerEntry: e, Offset: int64(j)})
+					f.Apply(e, 0, int64(j))
+				}
+				var bs []Batch
+				for _, k := range order {
+					bs = append(bs, *bySKU[k])
+				}
+				if _, err := s.Apply(ctx, bs); err != nil {
+					t.Fatal(err)
+				}
+				i += n
+			}
+			for _, sku := range f.SKUs() {
+				for loc, want := range f.Positions(sku) {
+					p, err := s.Position(ctx, sku, loc, time.Time{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if p.Components != want {
+						t.Fatalf("%s@%s: redis %+v, fold %+v", sku, loc, p.Components, want)
+					}
+				}
+				_, _, holds, err := s.Lines(ctx, sku)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fh := f.Holds(sku)
+				if len(holds) != len(fh) {
+					t.Fatalf("%s: %d holds in redis, %d in the fold", sku, len(holds), len(fh))
+				}
+				for _, h := range holds {
+					w := fh[h.HoldID+"|"+h.Location]
+					if h.Status != w.Status || h.Quantity != w.Quantity {
+						t.Fatalf("%s hold %s@%s: redis %+v, fold %+v", sku, h.HoldID, h.Location, h, w)
+					}
+				}
+				if d, _ := s.GroupDemand(ctx, sku, "G"); d != f.GroupDemand(sku, "G") {
+					t.Fatalf("%s group demand: redis %d, fold %d", sku, d, f.GroupDemand(sku, "G"))
+				}
+			}
+			if len(f.Oversold) != 0 {
+				t.Fatalf("holds accepted beyond ATP: %v", f.Oversold)
+			}
+		})
+	}
+}
