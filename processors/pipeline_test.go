@@ -2,10 +2,10 @@ package processors
 
 import (
 	"context"
-	"errors"
-	"io"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
 	"testing"
 	"time"
 

@@ -174,4 +174,3 @@ func readLog(ctx context.Context, brokers []string, topic string, upTo map[int32
 	}
 	return nil
 }
-

@@ -442,4 +442,3 @@ func (f *Fold) GroupDemand(sku, group string) int64 {
 	}
 	return 0
 }
-
