@@ -1,3 +1,4 @@
+SHELL := /bin/bash
 # Stockflow — entry points. `make run` for a first look, `make test` for the
 # whole suite against the real local stack (Kafka, Redis, Jaeger).
 GO       ?= go
@@ -12,7 +13,7 @@ export STOCKFLOW_TEST_KAFKA ?= 127.0.0.1:9092
 export STOCKFLOW_TEST_REDIS ?= 127.0.0.1:6379
 export STOCKFLOW_TEST_JAEGER ?= http://127.0.0.1:16686
 
-.PHONY: all build run test test-unit test-integration lint fmt-check vet fuzz stack-up stack-down stack-status clean
+.PHONY: all build run test test-unit test-faults lint fmt-check vet fuzz stack-up stack-down stack-status clean
 
 all: build
 
@@ -25,9 +26,15 @@ run: build
 	@echo "Embedded Kafka on 127.0.0.1:19092, embedded Redis on 127.0.0.1:16379. Ctrl-C stops."
 	./$(BIN) serve -simulate-rate 200 -log-format text
 
-## test: start the real stack when it is not up, then lint and run every test against it
+## test: start the real stack when it is not up, then lint and run every test
+## against it; the fault suite last, on its own (it restarts the broker)
 test: stack-up lint
 	$(GO) test -tags integration -count=1 -timeout 30m ./...
+	$(MAKE) test-faults
+
+## test-faults: kill -9, SIGSTOP, broker and Redis restarts against real processes
+test-faults: stack-up
+	cd cmd/stockflow && $(GO) test -tags faults -count=1 -timeout 30m -run TestFaults -v . 2>&1 | tee $(CURDIR)/.stack/faults.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|RESULT|faults_test.go'; exit $${PIPESTATUS[0]}
 
 ## test-unit: the fast tests only (no real stack needed)
 test-unit:
@@ -43,10 +50,14 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./...
+	$(GO) vet -tags faults ./...
+	$(GO) vet -tags failpoints ./...
 
 ## fuzz: a longer run of every fuzz target (FUZZTIME each)
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./pkg/avro/
+	$(GO) test -run '^$$' -fuzz '^FuzzInvariants$$' -fuzztime $(FUZZTIME) ./atp/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseChannelRules$$' -fuzztime $(FUZZTIME) ./atp/
 
 stack-up:
 	$(STACK) up

@@ -11,6 +11,9 @@ package processors
 import (
 	"errors"
 	"fmt"
+	"time"
+
+	"github.com/stockflow/stockflow/pkg/config"
 
 	"github.com/stockflow/stockflow/pkg/avro"
 )
@@ -22,6 +25,15 @@ const (
 	ClassUnknownUoM       = "unknown_uom"       // no conversion to the base unit, even after waiting
 	ClassUnknownReference = "unknown_reference" // names an order or PO line never seen
 )
+
+// sessionTimeout is the configured group session timeout, or franz-go's
+// default when unset.
+func sessionTimeout(k config.Kafka) time.Duration {
+	if k.SessionTimeout <= 0 {
+		return 45 * time.Second
+	}
+	return k.SessionTimeout
+}
 
 // RejectError says a record can never be processed as it is.
 type RejectError struct {

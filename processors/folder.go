@@ -78,16 +78,17 @@ type Folder struct {
 	out   *kgo.Client // availability, alerts and dead letters
 	log   *slog.Logger
 
-	cl      *kgo.Client
-	mu      sync.Mutex
-	workers map[int32]*worker
-	stats   FolderStats
+	cl       *kgo.Client
+	mu       sync.Mutex
+	workers  map[int32]*worker
+	stats    FolderStats
+	recorded map[int32]int64 // applied offsets this folder last saw in or wrote to Redis
 }
 
 // NewFolder returns a folder producing its outputs through out.
 func NewFolder(cfg FolderConfig, codec *avro.Codec, store *ledger.Store, out *kgo.Client, log *slog.Logger) *Folder {
 	cfg.setDefaults()
-	return &Folder{cfg: cfg, codec: codec, store: store, out: out, log: log, workers: map[int32]*worker{}}
+	return &Folder{cfg: cfg, codec: codec, store: store, out: out, log: log, workers: map[int32]*worker{}, recorded: map[int32]int64{}}
 }
 
 // Stats returns a copy of the counters.
@@ -105,6 +106,7 @@ func (f *Folder) Run(ctx context.Context) error {
 		kgo.SeedBrokers(f.cfg.Kafka.Brokers...),
 		kgo.ClientID(f.cfg.Kafka.ClientID),
 		kgo.ConsumerGroup(f.cfg.Kafka.FolderGroup),
+		kgo.SessionTimeout(sessionTimeout(f.cfg.Kafka)),
 		kgo.ConsumeTopics(f.cfg.Topics.Ledger),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.DisableAutoCommit(),
@@ -137,10 +139,21 @@ func (f *Folder) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(f.cfg.Grace, cancelWork) })
 	defer stop()
 	for {
-		fs := cl.PollRecords(ctx, f.cfg.MaxPollRecords)
+		// Bounded polls: an idle folder still looks for a Redis that went
+		// back in time every few seconds.
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		fs := cl.PollRecords(pctx, f.cfg.MaxPollRecords)
+		cancel()
 		if ctx.Err() != nil || fs.IsClientClosed() {
 			cl.AllowRebalance()
 			return nil
+		}
+		if fs.Empty() || fs.NumRecords() == 0 {
+			if _, err := f.checkRollback(work, nil); err != nil && ctx.Err() == nil {
+				f.log.Warn("checking redis applied offsets", "err", err)
+			}
+			cl.AllowRebalance()
+			continue
 		}
 		fs.EachError(func(topic string, p int32, err error) {
 			f.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
@@ -170,7 +183,13 @@ func (f *Folder) resumeFromRedis(ctx context.Context, offsets map[string]map[int
 		return nil, err
 	}
 	history := false
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	for p, o := range offsets[topic] {
+		delete(f.recorded, p)
+		if a, ok := applied[p]; ok {
+			f.recorded[p] = a
+		}
 		if o.EpochOffset().Offset > 0 {
 			history = true
 		}
@@ -295,6 +314,10 @@ func (f *Folder) handle(ctx context.Context, fs kgo.Fetches) error {
 	if len(parts) == 0 {
 		return nil
 	}
+	parts, err := f.checkRollback(ctx, parts)
+	if err != nil || len(parts) == 0 {
+		return err
+	}
 	ws := make([]*worker, len(parts))
 	for i, p := range parts {
 		ws[i] = f.workerFor(ctx, p.Partition)
@@ -366,11 +389,59 @@ func (f *Folder) handle(ctx context.Context, fs kgo.Fetches) error {
 	return nil
 }
 
+// checkRollback compares Redis's applied offsets with what this folder last
+// recorded, for every partition it holds. Lower means Redis went back in
+// time (restored from an older snapshot, a failover that lost writes): such
+// a partition is re-read from what Redis still has, and this poll's records
+// of it are dropped, so no entry is skipped by a watermark that moved past
+// a lost one.
+func (f *Folder) checkRollback(ctx context.Context, parts []*kgo.FetchTopicPartition) ([]*kgo.FetchTopicPartition, error) {
+	stored, err := f.appliedRetrying(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seek := map[int32]kgo.EpochOffset{}
+	f.mu.Lock()
+	for p, rec := range f.recorded {
+		got, has := stored[p]
+		if has && got >= rec {
+			continue
+		}
+		next := int64(0)
+		if has {
+			next = got + 1
+			f.recorded[p] = got
+		} else {
+			delete(f.recorded, p)
+		}
+		seek[p] = kgo.EpochOffset{Epoch: -1, Offset: next}
+		f.log.Error("redis went back in time: re-reading the partition from what redis still holds",
+			"partition", p, "recorded", rec, "redis_has", got, "resume_at", next)
+	}
+	f.mu.Unlock()
+	if len(seek) == 0 {
+		return parts, nil
+	}
+	f.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{f.cfg.Topics.Ledger: seek})
+	keep := parts[:0]
+	for _, p := range parts {
+		if _, ok := seek[p.Partition]; !ok {
+			keep = append(keep, p)
+		}
+	}
+	return keep, nil
+}
+
 func (f *Folder) recordApplied(ctx context.Context, applied map[int32]int64) error {
 	backoff := 100 * time.Millisecond
 	for {
 		err := f.store.RecordApplied(ctx, f.cfg.Topics.Ledger, applied)
 		if err == nil {
+			f.mu.Lock()
+			for p, o := range applied {
+				f.recorded[p] = max(f.recorded[p], o)
+			}
+			f.mu.Unlock()
 			return nil
 		}
 		f.log.Warn("recording applied offsets", "err", err, "retry_in", backoff)

@@ -23,7 +23,10 @@ import (
 type NormalizerConfig struct {
 	Kafka  config.Kafka
 	Topics config.Topics
-	// InstanceID makes the transactional id unique per process. Required.
+	// InstanceID names the transactional id. Required. It must be unique
+	// among running instances and should stay the same across restarts of
+	// one (a pod name, say): a restarted instance then aborts its
+	// predecessor's unfinished transaction at once.
 	InstanceID string
 	// UoMWait bounds how long a record with an unknown unit waits for the
 	// item master before it is dead-lettered as unknown_uom. Default 10s.
@@ -86,8 +89,12 @@ func (n *Normalizer) Run(ctx context.Context) error {
 		kgo.SeedBrokers(n.cfg.Kafka.Brokers...),
 		kgo.ClientID(n.cfg.Kafka.ClientID),
 		kgo.TransactionalID(n.cfg.Kafka.ClientID + "-normalizer-" + n.cfg.InstanceID),
-		kgo.TransactionTimeout(60 * time.Second),
+		// A restarted instance with the same InstanceID fences its
+		// predecessor's open transaction at once; otherwise it holds
+		// back read_committed readers until it times out.
+		kgo.TransactionTimeout(30 * time.Second),
 		kgo.ConsumerGroup(n.cfg.Kafka.NormalizerGroup),
+		kgo.SessionTimeout(sessionTimeout(n.cfg.Kafka)),
 		kgo.ConsumeTopics(t.Inventory, t.Orders, t.Supplier, t.Catalog),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),

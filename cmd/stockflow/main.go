@@ -105,6 +105,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	l.FlagSet.Float64Var(&opts.SimulateRate, "simulate-rate", 0, "also run the simulator in-process at this many events/s (0: off)")
 	l.FlagSet.Uint64Var(&opts.SimulateSeed, "simulate-seed", 1, "simulator seed")
 	l.FlagSet.IntVar(&opts.SimulateSKUs, "simulate-skus", 200, "simulated catalogue size")
+	l.FlagSet.BoolVar(&opts.NoNormalizer, "no-normalizer", false, "do not run the normalizers in this process")
+	l.FlagSet.BoolVar(&opts.NoFolder, "no-folder", false, "do not run the ledger folder in this process")
+	l.FlagSet.StringVar(&opts.InstanceID, "instance-id", os.Getenv("STOCKFLOW_INSTANCE_ID"),
+		"this instance's name, unique among running instances and stable across restarts (default host-pid; env STOCKFLOW_INSTANCE_ID)")
 	cfg, code, ok := load(l, args, stderr)
 	if !ok {
 		return code
@@ -112,6 +116,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	log := telemetry.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	log.Info("starting", "version", version, "http_addr", cfg.HTTPAddr, "embedded", cfg.Embedded)
 	opts.Version = version
+	failpoints(&opts)
 	if err := service.Serve(ctx, cfg, opts, log); err != nil {
 		log.Error("serve failed", "err", err)
 		return exitFailed

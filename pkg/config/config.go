@@ -54,6 +54,9 @@ type Kafka struct {
 	Partitions      int      `yaml:"partitions"`       // for topics created at start; default 12
 	Replication     int      `yaml:"replication"`      // for topics created at start; default 1
 	CreateTopics    bool     `yaml:"create_topics"`    // default true
+	// SessionTimeout is how long the group waits for a silent member
+	// before giving its partitions to others. Default 10s.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
 }
 
 // Topics names every topic Stockflow reads or writes.
@@ -108,6 +111,7 @@ func Default() Config {
 			Partitions:      12,
 			Replication:     1,
 			CreateTopics:    true,
+			SessionTimeout:  10 * time.Second,
 		},
 		Topics: Topics{
 			Inventory:    "wms.inventory.v1",
@@ -151,6 +155,7 @@ func (c *Config) options() []option {
 		{"kafka-partitions", "partitions of topics created at start", &c.Kafka.Partitions},
 		{"kafka-replication", "replication factor of topics created at start", &c.Kafka.Replication},
 		{"kafka-create-topics", "create missing topics at start", &c.Kafka.CreateTopics},
+		{"kafka-session-timeout", "how long the group waits for a silent member", &c.Kafka.SessionTimeout},
 		{"topic-inventory", "WMS inventory events topic", &c.Topics.Inventory},
 		{"topic-orders", "order events topic", &c.Topics.Orders},
 		{"topic-supplier", "supplier events topic", &c.Topics.Supplier},
@@ -368,6 +373,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Kafka.Partitions < 1 || c.Kafka.Partitions > 10000 {
 		bad("kafka partitions: %d is outside 1..10000", c.Kafka.Partitions)
+	}
+	if c.Kafka.SessionTimeout < 6*time.Second || c.Kafka.SessionTimeout > 5*time.Minute {
+		bad("kafka session timeout: %v is outside 6s..5m (the broker's usual bounds)", c.Kafka.SessionTimeout)
 	}
 	if c.Kafka.Replication < 1 || c.Kafka.Replication > 32 {
 		bad("kafka replication: %d is outside 1..32", c.Kafka.Replication)

@@ -55,6 +55,9 @@ type Options struct {
 	Normalizer processors.NormalizerConfig
 	// Version is reported in traces.
 	Version string
+	// NoNormalizer and NoFolder leave a stage out of this process, to scale
+	// the stages apart.
+	NoNormalizer, NoFolder bool
 }
 
 func (o *Options) setDefaults() {
@@ -209,14 +212,18 @@ func runPipeline(ctx context.Context, cfg config.Config, opts Options, codec *av
 	nopt, ntracer := kafka.Tracing(tp, cfg.Kafka.ClientID, cfg.Kafka.NormalizerGroup)
 	ncfg.ExtraOpts, ncfg.Tracing = append(ncfg.ExtraOpts, nopt), processors.Tracing{Kotel: ntracer}
 	norm := processors.NewNormalizer(ncfg, codec, led, catalog, log.With("component", "normalizer"))
-	g.Go(func() error { return norm.Run(ctx) })
+	if !opts.NoNormalizer {
+		g.Go(func() error { return norm.Run(ctx) })
+	}
 
 	fcfg := opts.Folder
 	fcfg.Kafka, fcfg.Topics, fcfg.Metrics = cfg.Kafka, cfg.Topics, metrics
 	fopt, ftracer := kafka.Tracing(tp, cfg.Kafka.ClientID, cfg.Kafka.FolderGroup)
 	fcfg.ExtraOpts, fcfg.Tracing = append(fcfg.ExtraOpts, fopt), processors.Tracing{Kotel: ftracer}
 	folder := processors.NewFolder(fcfg, codec, led, kcl, log.With("component", "folder"))
-	g.Go(func() error { return folder.Run(ctx) })
+	if !opts.NoFolder {
+		g.Go(func() error { return folder.Run(ctx) })
+	}
 
 	if opts.SimulateRate > 0 {
 		g.Go(func() error {

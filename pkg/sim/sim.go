@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,28 +27,33 @@ type Config struct {
 	// SkipCatalog leaves out the item masters and opening counts published
 	// before the stream.
 	SkipCatalog bool
+	// DuplicateRatio produces this share of stream events a second time,
+	// with the same event_id, as an upstream at-least-once producer would.
+	DuplicateRatio float64
 }
 
 // Stats says what a run produced.
 type Stats struct {
-	Catalog  int // item masters and opening counts
-	Produced int
-	ByType   map[string]int
+	Duplicates int // events produced a second time
+	Catalog    int // item masters and opening counts
+	Produced   int
+	ByType     map[string]int
 }
 
 // Simulator produces a Generator's events to Kafka.
 type Simulator struct {
-	cfg   Config
-	gen   *Generator
-	codec *avro.Codec
-	cl    *kgo.Client
-	log   *slog.Logger
+	dupRand *rand.Rand
+	cfg     Config
+	gen     *Generator
+	codec   *avro.Codec
+	cl      *kgo.Client
+	log     *slog.Logger
 }
 
 // New returns a simulator producing through cl, which must not set a
 // default topic. The generator decides the topics.
 func New(cfg Config, gen *Generator, codec *avro.Codec, cl *kgo.Client, log *slog.Logger) *Simulator {
-	return &Simulator{cfg: cfg, gen: gen, codec: codec, cl: cl, log: log}
+	return &Simulator{cfg: cfg, gen: gen, codec: codec, cl: cl, log: log, dupRand: rand.New(rand.NewPCG(cfg.Seed, 0xd0b1e))}
 }
 
 // Run produces until Count events are out or ctx ends, then flushes. It
@@ -119,6 +125,12 @@ func (s *Simulator) Run(ctx context.Context) (Stats, error) {
 		m := s.gen.Next()
 		if err := produce(m); err != nil {
 			return st, err
+		}
+		if s.cfg.DuplicateRatio > 0 && s.dupRand.Float64() < s.cfg.DuplicateRatio {
+			if err := produce(m); err != nil {
+				return st, err
+			}
+			st.Duplicates++
 		}
 		st.Produced++
 		st.ByType[m.Event.AvroName()]++

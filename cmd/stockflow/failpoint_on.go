@@ -1,0 +1,40 @@
+//go:build failpoints
+
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/stockflow/stockflow/pkg/service"
+)
+
+// failpoints arms the failure points named in STOCKFLOW_FAILPOINT. Only
+// binaries built with -tags failpoints (the fault suite's) have them.
+//
+//	crash-after-redis-apply:N  exit at once, as kill -9 would, after the Nth
+//	                           poll is applied to Redis and before its
+//	                           offsets are recorded or committed
+func failpoints(opts *service.Options) {
+	fp := os.Getenv("STOCKFLOW_FAILPOINT")
+	name, arg, _ := strings.Cut(fp, ":")
+	switch name {
+	case "":
+	case "crash-after-redis-apply":
+		n, _ := strconv.Atoi(arg)
+		var polls atomic.Int64
+		opts.Folder.AfterRedisApply = func(map[int32]int64) error {
+			if polls.Add(1) >= int64(n) {
+				fmt.Fprintln(os.Stderr, "failpoint crash-after-redis-apply: exiting")
+				os.Exit(137)
+			}
+			return nil
+		}
+	default:
+		fmt.Fprintf(os.Stderr, "unknown failpoint %q\n", fp)
+		os.Exit(exitUsage)
+	}
+}

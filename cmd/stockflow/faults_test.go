@@ -1,0 +1,969 @@
+//go:build faults
+
+package main
+
+// The fault suite: the real Kafka broker, a redis-server of its own and
+// `stockflow serve` instances as separate OS processes, under kill -9,
+// SIGTERM, SIGSTOP, broker and Redis restarts. After each scenario the
+// ledger must pass `stockflow verify` and equal the ledger an undisturbed
+// in-process pipeline makes of the same seeded events.
+//
+// It kills and restarts the shared local Kafka broker, so it runs on its
+// own: make test-faults (make test runs it after the rest).
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockflow/stockflow/pkg/avro"
+	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/events"
+	"github.com/stockflow/stockflow/pkg/kafka"
+	"github.com/stockflow/stockflow/pkg/ledger"
+	"github.com/stockflow/stockflow/pkg/sim"
+	"github.com/stockflow/stockflow/pkg/testenv"
+	"github.com/stockflow/stockflow/processors"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "stockflow-faults")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "stockflow")
+	out, err := exec.Command("go", "build", "-tags", "failpoints", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// scenario is one fault scenario's world: fresh topics and groups on the
+// shared broker, a redis-server of its own, and stockflow processes.
+type scenario struct {
+	t        *testing.T
+	cfg      config.Config
+	dir      string
+	redis    *exec.Cmd
+	procs    []*proc
+	codec    *avro.Codec
+	prod     *kgo.Client
+	adm      *kadm.Client
+	produced atomic.Int64
+}
+
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	http string
+	done chan struct{}
+}
+
+func newScenario(t *testing.T) *scenario {
+	t.Helper()
+	s := &scenario{t: t, cfg: testenv.Config(t, 0), dir: t.TempDir()}
+	s.cfg.Kafka.Partitions = 6
+	s.cfg.Redis.DB = 0
+	s.cfg.Redis.Addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	s.startRedis(true)
+	codec, err := events.NewCodec(nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.codec = codec
+	s.prod, err = kgo.NewClient(kafka.ClientOpts(s.cfg.Kafka, kgo.RequiredAcks(kgo.AllISRAcks()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.adm = kadm.NewClient(s.prod)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := kafka.EnsureTopics(ctx, s.adm, 6, 1, kafka.Topics(s.cfg.Topics)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, p := range s.procs {
+			p.kill()
+		}
+		s.prod.Close()
+		if s.redis != nil && s.redis.Process != nil {
+			s.redis.Process.Kill()
+			s.redis.Wait()
+		}
+	})
+	return s
+}
+
+// startRedis runs redis-server on the scenario's port, with AOF (everysec)
+// when persist is true, or with no persistence at all.
+func (s *scenario) startRedis(persist bool) {
+	s.t.Helper()
+	_, port, _ := net.SplitHostPort(s.cfg.Redis.Addr)
+	args := []string{"--bind", "127.0.0.1", "--port", port, "--dir", s.dir, "--save", ""}
+	if persist {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "everysec")
+	} else {
+		args = append(args, "--appendonly", "no")
+	}
+	cmd := exec.Command("redis-server", args...)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("redis-server: %v", err)
+	}
+	s.redis = cmd
+	s.waitPort(s.cfg.Redis.Addr)
+}
+
+func (s *scenario) killRedis() {
+	s.redis.Process.Signal(syscall.SIGKILL)
+	s.redis.Wait()
+}
+
+func (s *scenario) waitPort(addr string) {
+	s.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.t.Fatalf("%s not listening", addr)
+}
+
+func (s *scenario) rdb() *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: s.cfg.Redis.Addr})
+}
+
+// start runs `stockflow serve` as a process; extra holds STOCKFLOW_*=...
+// environment settings and further flags.
+func (s *scenario) start(name string, extra ...string) *proc {
+	s.t.Helper()
+	t := s.cfg.Topics
+	p := &proc{name: name, http: fmt.Sprintf("127.0.0.1:%d", freePort(s.t)), done: make(chan struct{})}
+	args := []string{"serve",
+		"-kafka-brokers", strings.Join(s.cfg.Kafka.Brokers, ","), "-redis-addr", s.cfg.Redis.Addr,
+		"-kafka-normalizer-group", s.cfg.Kafka.NormalizerGroup, "-kafka-folder-group", s.cfg.Kafka.FolderGroup,
+		"-topic-inventory", t.Inventory, "-topic-orders", t.Orders, "-topic-supplier", t.Supplier, "-topic-catalog", t.Catalog,
+		"-topic-ledger", t.Ledger, "-topic-availability", t.Availability, "-topic-alerts", t.Alerts, "-topic-dlq", t.DLQ,
+		"-http-addr", p.http, "-log-format", "json", "-rate-limit", "0", "-groups", "G=L1",
+		"-kafka-session-timeout", "6s", "-instance-id", instanceName(name),
+	}
+	env := os.Environ()
+	for _, x := range extra {
+		if strings.HasPrefix(x, "STOCKFLOW_") {
+			env = append(env, x)
+		} else {
+			args = append(args, x)
+		}
+	}
+	p.cmd = exec.Command(binary, args...)
+	p.cmd.Env = env
+	logf, err := os.OpenFile(filepath.Join(s.dir, name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	if err := p.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	go func() { p.cmd.Wait(); logf.Close(); close(p.done) }()
+	s.procs = append(s.procs, p)
+	return p
+}
+
+// instanceName is the instance id of a process: restarts of "a" (a1, a2,
+// ...) share the id "a", as replicas of a StatefulSet would.
+func instanceName(name string) string {
+	return strings.TrimRight(name, "0123456789")
+}
+
+func (p *proc) signal(sig syscall.Signal) {
+	if p.cmd.Process != nil {
+		p.cmd.Process.Signal(sig)
+	}
+}
+
+func (p *proc) kill() { p.signal(syscall.SIGKILL); <-p.done }
+
+// term stops the process gracefully and fails the test if it takes too long.
+func (p *proc) term(t *testing.T) {
+	p.signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		p.kill()
+		t.Fatalf("%s did not stop within 60s of SIGTERM", p.name)
+	}
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// clock gives the generator deterministic event times, so a reference run
+// makes the very same events.
+func clock() func() time.Time {
+	var n int64
+	base := time.Now().UTC().Truncate(time.Hour)
+	return func() time.Time { n++; return base.Add(time.Duration(n) * 10 * time.Millisecond) }
+}
+
+const skus = 60
+
+// newGen returns the seeded generator of a scenario; the reference run
+// makes one with the same seed and gets the very same events.
+func (s *scenario) newGen(seed uint64) *sim.Generator {
+	return sim.NewGenerator(seed, sim.Catalogue{SKUs: skus}, s.cfg.Topics, clock())
+}
+
+// generate produces the next n events of gen (after its catalogue and
+// opening counts, unless skipCatalog) at rate events/s (0: as fast as the
+// broker takes them), duplicating a share dup of them.
+func (s *scenario) generate(ctx context.Context, gen *sim.Generator, n int, rate, dup float64, skipCatalog bool) sim.Stats {
+	s.t.Helper()
+	st, err := sim.New(sim.Config{Seed: 7, Count: n, Rate: rate, DuplicateRatio: dup, SkipCatalog: skipCatalog}, gen, s.codec, s.prod, quiet).Run(ctx)
+	if err != nil {
+		s.t.Fatalf("generate: %v", err)
+	}
+	return st
+}
+
+// caughtUp waits until both groups have no lag, twice in a row, and returns how long it took.
+func (s *scenario) caughtUp(within time.Duration) time.Duration {
+	s.t.Helper()
+	start := time.Now()
+	deadline := start.Add(within)
+	zero := 0
+	var last string
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		lags, err := s.adm.Lag(ctx, s.cfg.Kafka.NormalizerGroup, s.cfg.Kafka.FolderGroup)
+		cancel()
+		total := int64(-1)
+		if err == nil {
+			total = 0
+			lags.Each(func(l kadm.DescribedGroupLag) {
+				if l.Error() != nil {
+					total = -1
+					return
+				}
+				if total >= 0 {
+					total += l.Lag.Total()
+				}
+			})
+			if len(lags) < 2 {
+				total = -1
+			}
+		}
+		last = fmt.Sprintf("lag %d (err %v)", total, err)
+		if total == 0 {
+			zero++
+			if zero >= 2 {
+				return time.Since(start)
+			}
+		} else {
+			zero = 0
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	s.t.Fatalf("not caught up within %v: %s", within, last)
+	return 0
+}
+
+// verify runs `stockflow verify` (the binary) against the scenario.
+func (s *scenario) verify() {
+	s.t.Helper()
+	t := s.cfg.Topics
+	out, err := exec.Command(binary, "verify", "-kafka-brokers", strings.Join(s.cfg.Kafka.Brokers, ","), "-redis-addr", s.cfg.Redis.Addr,
+		"-topic-ledger", t.Ledger, "-topic-dlq", t.DLQ, "-log-format", "text").CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("LEDGER==FOLD")) {
+		s.t.Fatalf("stockflow verify: %v\n%s", err, tail(out, 40))
+	}
+	s.t.Logf("verify: %s", strings.TrimSpace(string(tail(out, 2))))
+}
+
+func tail(b []byte, lines int) []byte {
+	ls := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
+	if len(ls) > lines {
+		ls = ls[len(ls)-lines:]
+	}
+	return bytes.Join(ls, []byte("\n"))
+}
+
+// reference folds the same seeded events in an undisturbed in-process
+// pipeline and returns every position.
+func reference(t *testing.T, seed uint64, n int) map[string]ledger.Components {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	defer rdb.Close()
+	cfg := config.Default()
+	cfg.Kafka.Brokers = c.ListenAddrs()
+	codec, _ := events.NewCodec(nil, 0)
+	cl, err := kgo.NewClient(kafka.ClientOpts(cfg.Kafka)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := kafka.EnsureTopics(ctx, kadm.NewClient(cl), 6, 1, kafka.Topics(cfg.Topics)); err != nil {
+		t.Fatal(err)
+	}
+	store := ledger.New(rdb, ledger.Config{})
+	catalog, err := processors.NewCatalog(kafka.ClientOpts(cfg.Kafka), cfg.Topics.Catalog, codec, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); catalog.Run(ctx) }()
+	go func() {
+		defer wg.Done()
+		processors.NewNormalizer(processors.NormalizerConfig{Kafka: cfg.Kafka, Topics: cfg.Topics, InstanceID: "ref"}, codec, store, catalog, quiet).Run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		processors.NewFolder(processors.FolderConfig{Kafka: cfg.Kafka, Topics: cfg.Topics}, codec, store, cl, quiet).Run(ctx)
+	}()
+	gen := sim.NewGenerator(seed, sim.Catalogue{SKUs: skus}, cfg.Topics, clock())
+	if _, err := sim.New(sim.Config{Count: n}, gen, codec, cl, quiet).Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(cl)
+	deadline := time.Now().Add(2 * time.Minute)
+	for zero := 0; zero < 2; {
+		if time.Now().After(deadline) {
+			t.Fatal("reference pipeline did not catch up")
+		}
+		time.Sleep(300 * time.Millisecond)
+		lags, err := adm.Lag(ctx, cfg.Kafka.NormalizerGroup, cfg.Kafka.FolderGroup)
+		if err != nil || len(lags) < 2 {
+			continue
+		}
+		var total int64
+		lags.Each(func(l kadm.DescribedGroupLag) { total += l.Lag.Total() })
+		if total == 0 {
+			zero++
+		} else {
+			zero = 0
+		}
+	}
+	out := snapshot(t, store)
+	cancel()
+	wg.Wait()
+	return out
+}
+
+func snapshot(t *testing.T, store *ledger.Store) map[string]ledger.Components {
+	t.Helper()
+	out := map[string]ledger.Components{}
+	ctx := context.Background()
+	for i := 0; i < skus; i++ {
+		sku := sim.SKU(i)
+		locs, err := store.Locations(ctx, sku)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range locs {
+			p, err := store.Position(ctx, sku, l, time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[sku+"@"+l] = p.Components
+		}
+	}
+	return out
+}
+
+// equalsReference compares the scenario's ledger with the reference.
+func (s *scenario) equalsReference(seed uint64, n int) {
+	s.t.Helper()
+	want := reference(s.t, seed, n)
+	rdb := s.rdb()
+	defer rdb.Close()
+	got := snapshot(s.t, ledger.New(rdb, ledger.Config{}))
+	if len(want) == 0 {
+		s.t.Fatal("the reference ledger is empty")
+	}
+	var diffs []string
+	for k, w := range want {
+		if got[k] != w {
+			diffs = append(diffs, fmt.Sprintf("%s: got %+v want %+v", k, got[k], w))
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			diffs = append(diffs, k+": not in the reference")
+		}
+	}
+	if len(diffs) > 0 {
+		if len(diffs) > 10 {
+			diffs = diffs[:10]
+		}
+		s.t.Fatalf("ledger differs from an undisturbed fold of the same events:\n%s", strings.Join(diffs, "\n"))
+	}
+	s.t.Logf("ledger equals the reference fold: %d positions", len(want))
+}
+
+func (s *scenario) report(name string, events int, recovery time.Duration) {
+	s.t.Logf("RESULT %s: %d source events, caught up %v after the stream ended", name, events, recovery.Round(100*time.Millisecond))
+}
+
+// stackScript runs a deploy/local script.
+func stackScript(t *testing.T, script string, args ...string) {
+	t.Helper()
+	out, err := exec.Command(filepath.Join("..", "..", "deploy", "local", script), args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", script, args, err, out)
+	}
+}
+
+func kafkaPid(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", ".stack", "kafka.pid"))
+	if err != nil {
+		t.Fatalf("the local Kafka broker was not started by deploy/local (no pid file): %v", err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+func TestFaults(t *testing.T) {
+	const n = 6000
+
+	t.Run("kill -9 an instance repeatedly mid-stream", func(t *testing.T) {
+		s := newScenario(t)
+		p := s.start("a")
+		done := make(chan sim.Stats)
+		go func() { done <- s.generate(context.Background(), s.newGen(1), n, 200, 0, false) }()
+		rnd := rand.New(rand.NewPCG(1, 2))
+		kills := 0
+	loop:
+		for {
+			select {
+			case <-done:
+				break loop
+			case <-time.After(time.Duration(2000+rnd.IntN(8000)) * time.Millisecond):
+				p.kill()
+				kills++
+				p = s.start(fmt.Sprint("a", kills))
+			}
+		}
+		rec := s.caughtUp(3 * time.Minute)
+		s.verify()
+		s.equalsReference(1, n)
+		t.Logf("%d kills", kills)
+		s.report("kill9-instance", n, rec)
+	})
+
+	t.Run("crash after the Redis apply, before the commit", func(t *testing.T) {
+		s := newScenario(t)
+		s.generate(context.Background(), s.newGen(2), n, 0, 0, false)
+		for i := 0; i < 4; i++ {
+			p := s.start(fmt.Sprint("fp", i), "STOCKFLOW_FAILPOINT=crash-after-redis-apply:1")
+			select {
+			case <-p.done:
+			case <-time.After(90 * time.Second):
+				t.Fatal("the failpoint never fired")
+			}
+		}
+		s.start("after")
+		rec := s.caughtUp(3 * time.Minute)
+		s.verify()
+		s.equalsReference(2, n)
+		s.report("crash-after-redis-apply", n, rec)
+	})
+
+	t.Run("the folder group's Kafka offsets moved to latest while stopped: Redis wins", func(t *testing.T) {
+		s := newScenario(t)
+		ctx := context.Background()
+		gen := s.newGen(3)
+		p := s.start("a")
+		s.generate(ctx, gen, n/2, 0, 0, false)
+		s.caughtUp(2 * time.Minute)
+		p.term(t)
+		s.generate(ctx, gen, n/2, 0, 0, true)
+		// Let a normalizer-only instance put the second half on the ledger,
+		// then move the folder group's committed offsets to the end of it:
+		// Kafka now says everything is folded, Redis says half is.
+		q := s.start("normalize-only", "-no-folder")
+		waitFor(t, 2*time.Minute, func() bool {
+			lags, err := s.adm.Lag(ctx, s.cfg.Kafka.NormalizerGroup)
+			return err == nil && len(lags) == 1 && lags[s.cfg.Kafka.NormalizerGroup].Lag.Total() == 0
+		})
+		q.term(t)
+		ends, err := s.adm.ListEndOffsets(ctx, s.cfg.Topics.Ledger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.adm.CommitOffsets(ctx, s.cfg.Kafka.FolderGroup, ends.Offsets()); err != nil {
+			t.Fatal(err)
+		}
+		s.start("b")
+		rec := s.caughtUp(3 * time.Minute)
+		s.verify()
+		s.equalsReference(3, n)
+		s.report("kafka-offsets-to-latest", n, rec)
+	})
+
+	t.Run("a paused zombie: SIGSTOP past the session timeout, then SIGCONT", func(t *testing.T) {
+		s := newScenario(t)
+		done := make(chan sim.Stats)
+		go func() { done <- s.generate(context.Background(), s.newGen(4), n, 400, 0, false) }()
+		s.start("a")
+		b := s.start("b")
+		time.Sleep(4 * time.Second)
+		b.signal(syscall.SIGSTOP) // frozen mid-stream, possibly mid-apply
+		time.Sleep(15 * time.Second)
+		b.signal(syscall.SIGCONT) // wakes up as a zombie: its partitions are a's now
+		<-done
+		rec := s.caughtUp(3 * time.Minute)
+		s.verify()
+		s.equalsReference(4, n)
+		s.report("sigstop-zombie", n, rec)
+	})
+
+	t.Run("Redis rolled back to an older snapshot while running", func(t *testing.T) {
+		s := newScenario(t)
+		ctx := context.Background()
+		gen := s.newGen(8)
+		s.start("a")
+		s.generate(ctx, gen, n/2, 0, 0, false)
+		s.caughtUp(2 * time.Minute)
+		rdb := s.rdb()
+		if err := rdb.Save(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		rdb.Close()
+		old, err := os.ReadFile(filepath.Join(s.dir, "dump.rdb"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.generate(ctx, gen, n/2, 0, 0, true)
+		s.caughtUp(2 * time.Minute)
+		// Back in time: Redis comes back with the older snapshot, and the
+		// instance keeps running through it.
+		s.killRedis()
+		os.RemoveAll(filepath.Join(s.dir, "appendonlydir"))
+		if err := os.WriteFile(filepath.Join(s.dir, "dump.rdb"), old, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s.startRedis(false)
+		// A little more traffic, on SKUs of its own, makes the folder poll.
+		for i := 0; i < 30; i++ {
+			ev := &events.InventoryReceived{Meta: events.Meta{EventID: fmt.Sprint("after-rollback-", i), EventTime: time.Now().UTC(), Source: "t"},
+				SKU: fmt.Sprint("ROLLBACK-", i%6), Location: "L1", Quantity: 1, UoM: "EA"}
+			b, _ := s.codec.Encode(ctx, s.cfg.Topics.Inventory, ev)
+			if err := s.prod.ProduceSync(ctx, &kgo.Record{Topic: s.cfg.Topics.Inventory, Key: []byte(ev.SKU), Value: b}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rec := s.caughtUp(3 * time.Minute)
+		s.verify()
+		s.equalsReference(8, n)
+		s.report("redis-rollback", n, rec)
+	})
+
+	t.Run("scale 1 -> 3 -> 1 with SIGTERM, several times", func(t *testing.T) {
+		s := newScenario(t)
+		done := make(chan sim.Stats)
+		go func() { done <- s.generate(context.Background(), s.newGen(5), n, 400, 0, false) }()
+		a := s.start("a")
+		for round := 0; round < 3; round++ {
+			b, c := s.start(fmt.Sprint("b", round)), s.start(fmt.Sprint("c", round))
+			time.Sleep(4 * time.Second)
+			b.term(t)
+			c.term(t)
+			time.Sleep(2 * time.Second)
+		}
+		<-done
+		rec := s.caughtUp(3 * time.Minute)
+		if a.exited() {
+			t.Fatal("instance a died")
+		}
+		s.verify()
+		s.equalsReference(5, n)
+		s.report("scale-1-3-1", n, rec)
+	})
+
+	t.Run("kill -9 the Kafka broker and restart it, while producing", func(t *testing.T) {
+		s := newScenario(t)
+		s.start("a")
+		done := make(chan sim.Stats)
+		go func() { done <- s.generate(context.Background(), s.newGen(6), n, 300, 0, false) }()
+		for i := 0; i < 2; i++ {
+			time.Sleep(5 * time.Second)
+			syscall.Kill(kafkaPid(t), syscall.SIGKILL)
+			time.Sleep(time.Second)
+			stackScript(t, "kafka.sh", "start")
+		}
+		<-done
+		rec := s.caughtUp(4 * time.Minute)
+		s.verify()
+		s.equalsReference(6, n)
+		s.report("kill9-kafka", n, rec)
+	})
+
+	t.Run("kill -9 redis-server (AOF) and restart; then lose Redis entirely and rebuild", func(t *testing.T) {
+		s := newScenario(t)
+		p := s.start("a")
+		done := make(chan sim.Stats)
+		go func() { done <- s.generate(context.Background(), s.newGen(7), n, 500, 0, false) }()
+		time.Sleep(5 * time.Second)
+		s.killRedis()
+		time.Sleep(2 * time.Second)
+		s.startRedis(true)
+		<-done
+		rec := s.caughtUp(3 * time.Minute)
+		s.verify()
+		s.equalsReference(7, n)
+		s.report("kill9-redis-aof", n, rec)
+
+		// Total loss: stop, restart Redis with no data, start again. The
+		// folder finds no marker and no applied offsets and rebuilds from
+		// the start of the ledger log.
+		p.term(t)
+		before := func() map[string]ledger.Components {
+			rdb := s.rdb()
+			defer rdb.Close()
+			return snapshot(t, ledger.New(rdb, ledger.Config{}))
+		}()
+		s.killRedis()
+		os.Remove(filepath.Join(s.dir, "appendonly.aof"))
+		os.RemoveAll(filepath.Join(s.dir, "appendonlydir"))
+		s.startRedis(false)
+		start := time.Now()
+		s.start("rebuilt")
+		waitFor(t, 3*time.Minute, func() bool {
+			rdb := s.rdb()
+			defer rdb.Close()
+			after := snapshot(t, ledger.New(rdb, ledger.Config{}))
+			return fmt.Sprint(after) == fmt.Sprint(before)
+		})
+		t.Logf("RESULT redis-lost-rebuild: ledger rebuilt identically in %v", time.Since(start).Round(100*time.Millisecond))
+		s.verify()
+	})
+
+	t.Run("duplicates: 5% produced twice, and a whole range replayed", func(t *testing.T) {
+		s := newScenario(t)
+		s.start("a")
+		ctx := context.Background()
+		st := s.generate(ctx, s.newGen(9), n, 0, 0.05, false)
+		// Replay a whole range: the first 1500 stream events again, verbatim.
+		s.generate(ctx, s.newGen(9), 1500, 0, 0, false)
+		rec := s.caughtUp(3 * time.Minute)
+		s.verify()
+		s.equalsReference(9, n)
+		t.Logf("%d duplicates plus a replayed range of 1500", st.Duplicates)
+		s.report("duplicates", n+st.Duplicates+1500, rec)
+	})
+
+	t.Run("counts and movements delivered in shuffled orders give the same on hand", func(t *testing.T) {
+		s := newScenario(t)
+		s.start("a")
+		ctx := context.Background()
+		base := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+		facts := func(sku string) []events.Source {
+			m := func(id string, min int) events.Meta {
+				return events.Meta{EventID: sku + "-" + id, EventTime: base.Add(time.Duration(min) * time.Minute), Source: "t"}
+			}
+			var out []events.Source
+			for i := 0; i < 12; i++ {
+				out = append(out, &events.InventoryAdjusted{Meta: m(fmt.Sprint("adj", i), i*5), SKU: sku, Location: "L1", Quantity: int64(1+i%5) * int64(1-2*(i%2)), UoM: "EA", Reason: "t"})
+			}
+			for i, at := range []int{7, 23, 41} {
+				out = append(out, &events.InventoryCounted{Meta: m(fmt.Sprint("cnt", i), at+2), SKU: sku, Location: "L1", CountedQuantity: int64(100 + 10*i), UoM: "EA", AsOf: base.Add(time.Duration(at) * time.Minute)})
+			}
+			return out
+		}
+		rnd := rand.New(rand.NewPCG(10, 10))
+		var skus []string
+		for k := 0; k < 5; k++ {
+			sku := fmt.Sprint("SHUF-", k)
+			skus = append(skus, sku)
+			fs := facts(sku)
+			rnd.Shuffle(len(fs), func(i, j int) { fs[i], fs[j] = fs[j], fs[i] })
+			for _, ev := range fs {
+				b, _ := s.codec.Encode(ctx, s.cfg.Topics.Inventory, ev)
+				if err := s.prod.ProduceSync(ctx, &kgo.Record{Topic: s.cfg.Topics.Inventory, Key: []byte(sku), Value: b}).FirstErr(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		rec := s.caughtUp(2 * time.Minute)
+		rdb := s.rdb()
+		defer rdb.Close()
+		st := ledger.New(rdb, ledger.Config{})
+		var first int64
+		for i, sku := range skus {
+			p, err := st.Position(ctx, sku, "L1", time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i == 0 {
+				first = p.OnHand
+			} else if p.OnHand != first {
+				t.Fatalf("%s on hand %d, %s on hand %d: arrival order changed the result", skus[0], first, sku, p.OnHand)
+			}
+		}
+		s.verify()
+		if first == 0 {
+			t.Fatal("on hand 0: the scenario applied nothing")
+		}
+		t.Logf("every order gives on hand %d", first)
+		s.report("shuffled-counts-and-movements", 5*15, rec)
+	})
+
+	t.Run("poison records of every class: dead-lettered, lag back to 0", func(t *testing.T) {
+		s := newScenario(t)
+		s.start("a", "-max-record-bytes", "65536")
+		ctx := context.Background()
+		good, _ := s.codec.Encode(ctx, s.cfg.Topics.Inventory, &events.InventoryReceived{
+			Meta: events.Meta{EventID: "good", EventTime: time.Now().UTC(), Source: "t"}, SKU: "POISON", Location: "L1", Quantity: 3, UoM: "EA"})
+		unknownID := append([]byte(nil), good...)
+		unknownID[4] = 99
+		neg, _ := s.codec.Encode(ctx, s.cfg.Topics.Inventory, &events.InventoryReceived{
+			Meta: events.Meta{EventID: "neg", EventTime: time.Now().UTC(), Source: "t"}, SKU: "POISON", Location: "L1", Quantity: -3, UoM: "EA"})
+		uom, _ := s.codec.Encode(ctx, s.cfg.Topics.Inventory, &events.InventoryReceived{
+			Meta: events.Meta{EventID: "uom", EventTime: time.Now().UTC(), Source: "t"}, SKU: "POISON", Location: "L1", Quantity: 3, UoM: "BARREL"})
+		poison := [][]byte{append([]byte{7}, good[1:]...), unknownID, good[:len(good)-2], neg, uom, append(append([]byte(nil), good...), make([]byte, 100<<10)...)}
+		for _, v := range append(poison, good) {
+			if err := s.prod.ProduceSync(ctx, &kgo.Record{Topic: s.cfg.Topics.Inventory, Key: []byte("POISON"), Value: v}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rec := s.caughtUp(2 * time.Minute)
+		classes := map[string]bool{}
+		err := processors.ScanDeadLetters(ctx, s.cfg.Kafka.Brokers, s.cfg.Topics.DLQ, processors.ReplayFilter{}, func(d processors.DeadLetter) error {
+			classes[d.Class] = true
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []string{"bad_magic", "unknown_schema", "truncated", "invalid", "unknown_uom", "oversized"} {
+			if !classes[c] {
+				t.Errorf("no dead letter of class %s (have %v)", c, classes)
+			}
+		}
+		rdb := s.rdb()
+		defer rdb.Close()
+		if p, _ := ledger.New(rdb, ledger.Config{}).Position(ctx, "POISON", "L1", time.Now()); p.OnHand != 3 {
+			t.Fatalf("the good record after the poison: on hand %d, want 3", p.OnHand)
+		}
+		s.verify()
+		s.report("poison", len(poison)+1, rec)
+	})
+
+	t.Run("an upstream transactional producer aborts 10% of its transactions", func(t *testing.T) {
+		s := newScenario(t)
+		s.start("a")
+		ctx := context.Background()
+		txn, err := kgo.NewClient(kafka.ClientOpts(s.cfg.Kafka, kgo.TransactionalID("upstream-"+testenv.Suffix()))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer txn.Close()
+		rnd := rand.New(rand.NewPCG(12, 12))
+		committed := int64(0)
+		for i := 0; i < 200; i++ {
+			if err := txn.BeginTransaction(); err != nil {
+				t.Fatal(err)
+			}
+			abort := rnd.IntN(10) == 0
+			q := int64(1 + rnd.IntN(9))
+			ev := &events.InventoryReceived{Meta: events.Meta{EventID: fmt.Sprint("txn-", i), EventTime: time.Now().UTC(), Source: "upstream"},
+				SKU: "TXN", Location: "L1", Quantity: q, UoM: "EA"}
+			b, _ := s.codec.Encode(ctx, s.cfg.Topics.Inventory, ev)
+			if err := txn.ProduceSync(ctx, &kgo.Record{Topic: s.cfg.Topics.Inventory, Key: []byte("TXN"), Value: b}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			if err := txn.EndTransaction(ctx, kgo.TransactionEndTry(!abort)); err != nil {
+				t.Fatal(err)
+			}
+			if !abort {
+				committed += q
+			}
+		}
+		rec := s.caughtUp(2 * time.Minute)
+		rdb := s.rdb()
+		defer rdb.Close()
+		p, err := ledger.New(rdb, ledger.Config{}).Position(ctx, "TXN", "L1", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.OnHand != committed {
+			t.Fatalf("on hand %d, committed receipts sum to %d: aborted records were applied, or committed ones lost", p.OnHand, committed)
+		}
+		s.verify()
+		s.report("aborted-upstream-transactions", 200, rec)
+	})
+
+	t.Run("a hold storm while instances are killed: never oversold, one answer per hold_id", func(t *testing.T) {
+		s := newScenario(t)
+		a, b := s.start("a"), s.start("b")
+		ctx := context.Background()
+		ev := &events.InventoryReceived{Meta: events.Meta{EventID: "storm-stock", EventTime: time.Now().UTC(), Source: "t"}, SKU: "STORM", Location: "L1", Quantity: 150, UoM: "EA"}
+		bts, _ := s.codec.Encode(ctx, s.cfg.Topics.Inventory, ev)
+		if err := s.prod.ProduceSync(ctx, &kgo.Record{Topic: s.cfg.Topics.Inventory, Key: []byte("STORM"), Value: bts}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		s.caughtUp(2 * time.Minute)
+		var mu sync.Mutex
+		answers := map[string][]int{}
+		stop := make(chan struct{})
+		var killer sync.WaitGroup
+		killer.Add(1)
+		go func() { // kill -9 instance b every few seconds, and bring it back
+			defer killer.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(3 * time.Second):
+				}
+				mu.Lock()
+				b.kill()
+				b = s.start(fmt.Sprint("b", i))
+				mu.Unlock()
+			}
+		}()
+		client := &http.Client{Timeout: 15 * time.Second}
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 20)
+		for i := 0; i < 500; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				id := fmt.Sprint("storm-", i)
+				body := fmt.Sprintf(`{"hold_id":%q,"ttl_seconds":3600,"lines":[{"sku":"STORM","location":"L1","quantity":1}]}`, id)
+				for attempt := 0; attempt < 30; attempt++ {
+					mu.Lock()
+					target := []*proc{a, b}[(i+attempt)%2]
+					mu.Unlock()
+					resp, err := client.Post("http://"+target.http+"/v1/holds", "application/json", strings.NewReader(body))
+					if err != nil {
+						time.Sleep(200 * time.Millisecond)
+						continue
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					mu.Lock()
+					answers[id] = append(answers[id], resp.StatusCode)
+					mu.Unlock()
+					if resp.StatusCode == 201 || resp.StatusCode == 409 {
+						// Ask once more: a retry must get the same answer.
+						if r2, err := client.Post("http://"+a.http+"/v1/holds", "application/json", strings.NewReader(body)); err == nil {
+							io.Copy(io.Discard, r2.Body)
+							r2.Body.Close()
+							mu.Lock()
+							answers[id] = append(answers[id], r2.StatusCode)
+							mu.Unlock()
+						}
+						return
+					}
+					time.Sleep(200 * time.Millisecond)
+				}
+			}()
+		}
+		wg.Wait()
+		close(stop)
+		killer.Wait()
+		held := 0
+		for id, codes := range answers {
+			final := 0
+			for _, c := range codes {
+				if c == 201 || c == 409 {
+					if final != 0 && c != final {
+						t.Fatalf("%s answered %v: two different decisions", id, codes)
+					}
+					final = c
+				}
+			}
+			if final == 201 {
+				held++
+			}
+		}
+		if held > 150 {
+			t.Fatalf("%d holds accepted on 150 units: oversold", held)
+		}
+		rec := s.caughtUp(2 * time.Minute)
+		rdb := s.rdb()
+		defer rdb.Close()
+		p, err := ledger.New(rdb, ledger.Config{}).Position(ctx, "STORM", "L1", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Held != int64(held) {
+			t.Fatalf("ledger holds %d units, clients were told %d holds succeeded", p.Held, held)
+		}
+		s.verify()
+		t.Logf("%d of 500 holds accepted on 150 units", held)
+		s.report("hold-storm-under-kills", 500, rec)
+	})
+}
+
+func waitFor(t *testing.T, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", within)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
