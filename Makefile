@@ -13,7 +13,7 @@ export STOCKFLOW_TEST_KAFKA ?= 127.0.0.1:9092
 export STOCKFLOW_TEST_REDIS ?= 127.0.0.1:6379
 export STOCKFLOW_TEST_JAEGER ?= http://127.0.0.1:16686
 
-.PHONY: all build run test test-unit test-faults lint fmt-check vet fuzz stack-up stack-down stack-status clean
+.PHONY: bench bench-full all build run test test-unit test-faults lint fmt-check vet fuzz stack-up stack-down stack-status clean
 
 all: build
 
@@ -52,6 +52,13 @@ vet:
 	$(GO) vet -tags integration ./...
 	$(GO) vet -tags faults ./...
 	$(GO) vet -tags failpoints ./...
+
+## bench: the quick benchmark on the real stack (200k events); bench-full: 1M events
+bench: stack-up build
+	./$(BIN) bench -events 200000 -duration 10s | tee .stack/bench.md
+
+bench-full: stack-up build
+	./$(BIN) bench -events 1000000 -duration 30s | tee .stack/bench-full.md
 
 ## fuzz: a longer run of every fuzz target (FUZZTIME each)
 fuzz:

@@ -39,6 +39,7 @@ commands:
   simulate  produce seeded, realistic source events to Kafka
   dlq       list or replay dead letters
   verify    fold the ledger log independently and compare it with Redis
+  bench     measure ingest, lookups, holds, freshness, rebuild and memory on the real stack
   version   print the version
 
 Run 'stockflow <command> -h' for a command's flags. Every flag can also be set
@@ -72,6 +73,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return dlq(ctx, args[1:], stdout, stderr)
 	case "verify":
 		return verify(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return benchCmd(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "stockflow", version)
 		return exitOK

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"time"
+
+	"github.com/stockflow/stockflow/pkg/bench"
+	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/telemetry"
+)
+
+// benchCmd measures Stockflow on the real local stack beside ceilings
+// measured in the same run, and prints a Markdown table.
+func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	l := config.NewLoader("bench", stderr)
+	var opt bench.Options
+	l.FlagSet.IntVar(&opt.Events, "events", 200_000, "source events in the ingest stream (after catalogue and opening counts)")
+	l.FlagSet.IntVar(&opt.SKUs, "skus", 10_000, "catalogue size (5 locations each)")
+	l.FlagSet.DurationVar(&opt.Duration, "duration", 10*time.Second, "length of each load phase")
+	l.FlagSet.Float64Var(&opt.LookupRPS, "lookup-rps", 10_000, "constant rate of the open-loop lookup run")
+	l.FlagSet.Float64Var(&opt.HoldRPS, "hold-rps", 500, "constant rate of the hold run")
+	l.FlagSet.Float64Var(&opt.FreshRPS, "fresh-rps", 2_000, "constant rate of the freshness run")
+	cpu := l.FlagSet.String("cpuprofile", "", "write a CPU profile of the whole run here")
+	mem := l.FlagSet.String("memprofile", "", "write an allocation profile here at the end")
+	cfg, code, ok := load(l, args, stderr)
+	if !ok {
+		return code
+	}
+	if cfg.Embedded {
+		cfg.Kafka.Brokers = []string{"127.0.0.1:9092"}
+		cfg.Redis.Addr = "127.0.0.1:6379"
+		cfg.Redis.DB = 12
+	}
+	log := telemetry.NewLogger(stderr, "warn", cfg.LogFormat)
+	opt.Progress = stderr
+	if *cpu != "" {
+		f, err := os.Create(*cpu)
+		if err != nil {
+			log.Error("cpuprofile", "err", err)
+			return exitFailed
+		}
+		defer f.Close()
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Hour)
+	defer cancel()
+	fmt.Fprintf(stderr, "bench: kafka %v, redis %s db %d (flushed), %d cores\n", cfg.Kafka.Brokers, cfg.Redis.Addr, cfg.Redis.DB, runtime.NumCPU())
+	r, err := bench.NewRun(ctx, cfg, opt, log)
+	if err != nil {
+		log.Error("bench", "err", err)
+		return exitFailed
+	}
+	defer r.Close(context.WithoutCancel(ctx))
+	steps := []struct {
+		name string
+		fn   func(context.Context) error
+	}{{"ingest", r.Ingest}, {"lookups", r.Lookups}, {"holds", r.Holds}, {"freshness", r.Freshness}, {"rebuild", r.Rebuild}, {"memory", r.Memory}}
+	failed := false
+	for _, s := range steps {
+		if err := s.fn(ctx); err != nil {
+			fmt.Fprintf(stderr, "bench %s: %v\n", s.name, err)
+			failed = true
+			break
+		}
+	}
+	bench.Print(stdout, r.Rows())
+	if *mem != "" {
+		if f, err := os.Create(*mem); err == nil {
+			pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+	}
+	if failed {
+		return exitFailed
+	}
+	return exitOK
+}

@@ -1,0 +1,703 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockflow/stockflow/atp"
+	"github.com/stockflow/stockflow/pkg/api"
+	"github.com/stockflow/stockflow/pkg/avro"
+	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/events"
+	"github.com/stockflow/stockflow/pkg/kafka"
+	"github.com/stockflow/stockflow/pkg/ledger"
+	"github.com/stockflow/stockflow/pkg/sim"
+	"github.com/stockflow/stockflow/pkg/store"
+	"github.com/stockflow/stockflow/processors"
+)
+
+// Options size a run.
+type Options struct {
+	Events    int           // source events in the stream (after the catalogue and opening counts)
+	SKUs      int           // catalogue size; 5 locations each
+	Duration  time.Duration // per load phase
+	LookupRPS float64       // the constant-rate lookup run
+	HoldRPS   float64       // the constant-rate hold run
+	FreshRPS  float64       // the constant-rate freshness run
+	Progress  io.Writer     // progress lines (a terminal), or nil
+}
+
+// Run is one benchmark run against the stack cfg points at. Its topics and
+// groups are suffixed so each run starts empty; cfg.Redis.DB is flushed.
+type Run struct {
+	cfg   config.Config
+	opt   Options
+	codec *avro.Codec
+	rdb   *redis.Client
+	store *ledger.Store
+	cl    *kgo.Client
+	adm   *kadm.Client
+	log   *slog.Logger
+	rows  []Row
+	// filled by Ingest, used by the later scenarios
+	sourceEvents int
+	entries      int64
+}
+
+// NewRun prepares a run.
+func NewRun(ctx context.Context, cfg config.Config, opt Options, log *slog.Logger) (*Run, error) {
+	sfx := "." + strconv.FormatInt(time.Now().Unix(), 36)
+	t := &cfg.Topics
+	for _, p := range []*string{&t.Inventory, &t.Orders, &t.Supplier, &t.Catalog, &t.Ledger, &t.Availability, &t.Alerts, &t.DLQ} {
+		*p = "bench." + *p + sfx
+	}
+	cfg.Kafka.NormalizerGroup += ".bench" + sfx
+	cfg.Kafka.FolderGroup += ".bench" + sfx
+	codec, err := events.NewCodec(nil, cfg.MaxRecordBytes)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(kafka.ClientOpts(cfg.Kafka, kgo.ProducerBatchMaxBytes(1<<20), kgo.ProducerLinger(5*time.Millisecond))...)
+	if err != nil {
+		return nil, err
+	}
+	r := &Run{cfg: cfg, opt: opt, codec: codec, cl: cl, adm: kadm.NewClient(cl), log: log}
+	r.rdb = store.Open(cfg.Redis)
+	if err := r.rdb.FlushDB(ctx).Err(); err != nil {
+		return nil, fmt.Errorf("flush redis db %d: %w", cfg.Redis.DB, err)
+	}
+	r.store = ledger.New(r.rdb, ledger.Config{})
+	if err := kafka.EnsureTopics(ctx, r.adm, int32(cfg.Kafka.Partitions), int16(cfg.Kafka.Replication), kafka.Topics(cfg.Topics)); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Close deletes the run's topics and closes its clients.
+func (r *Run) Close(ctx context.Context) {
+	t := r.cfg.Topics
+	r.adm.DeleteTopics(ctx, t.Inventory, t.Orders, t.Supplier, t.Catalog, t.Ledger, t.Availability, t.Alerts, t.DLQ, t.Ledger+".scratch")
+	r.adm.DeleteGroups(ctx, r.cfg.Kafka.NormalizerGroup, r.cfg.Kafka.FolderGroup, r.cfg.Kafka.FolderGroup+".rebuild", r.cfg.Kafka.NormalizerGroup+".passthrough")
+	r.cl.Close()
+	r.rdb.Close()
+}
+
+// Rows are the results so far.
+func (r *Run) Rows() []Row { return r.rows }
+
+func (r *Run) progress(format string, a ...any) {
+	if r.opt.Progress != nil {
+		fmt.Fprintf(r.opt.Progress, format+"\n", a...)
+	}
+}
+
+// lagZero waits until the groups have no lag; it returns false on timeout.
+func (r *Run) lagZero(ctx context.Context, within time.Duration, groups ...string) bool {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		lags, err := r.adm.Lag(ctx, groups...)
+		if err == nil && len(lags) == len(groups) {
+			var total int64
+			ok := true
+			lags.Each(func(l kadm.DescribedGroupLag) {
+				if l.Error() != nil || len(l.Lag) == 0 {
+					ok = false
+				}
+				total += l.Lag.Total()
+			})
+			if ok && total == 0 {
+				return true
+			}
+			r.progress("  lag %d", total)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return false
+}
+
+// pipeline runs catalog, normalizer and folder until stop is called.
+func (r *Run) pipeline(ctx context.Context, folderGroup string, normalize bool) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	catalog, _ := processors.NewCatalog(kafka.ClientOpts(r.cfg.Kafka), r.cfg.Topics.Catalog, r.codec, r.log)
+	k := r.cfg.Kafka
+	k.FolderGroup = folderGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); catalog.Run(ctx) }()
+	go func() {
+		defer wg.Done()
+		processors.NewFolder(processors.FolderConfig{Kafka: k, Topics: r.cfg.Topics}, r.codec, r.store, r.cl, r.log).Run(ctx)
+	}()
+	if normalize {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			processors.NewNormalizer(processors.NormalizerConfig{Kafka: k, Topics: r.cfg.Topics, InstanceID: "bench"}, r.codec, r.store, catalog, r.log).Run(ctx)
+		}()
+	}
+	return func() { cancel(); wg.Wait() }
+}
+
+// Ingest pre-produces the stream, then times the pipeline from start to
+// zero lag; ceilings: a transactional pass-through of the same records, and
+// the Redis apply calls alone.
+func (r *Run) Ingest(ctx context.Context) error {
+	gen := sim.NewGenerator(1, sim.Catalogue{SKUs: r.opt.SKUs}, r.cfg.Topics, nil)
+	r.progress("ingest: producing %d events (+ catalogue and opening counts)", r.opt.Events)
+	st, err := sim.New(sim.Config{Count: r.opt.Events}, gen, r.codec, r.cl, r.log).Run(ctx)
+	if err != nil {
+		return err
+	}
+	r.sourceEvents = st.Produced + st.Catalog
+	start := time.Now()
+	stop := r.pipeline(ctx, r.cfg.Kafka.FolderGroup, true)
+	if !r.lagZero(ctx, 30*time.Minute, r.cfg.Kafka.NormalizerGroup, r.cfg.Kafka.FolderGroup) {
+		stop()
+		return fmt.Errorf("ingest did not finish")
+	}
+	elapsed := time.Since(start)
+	stop()
+	rate := float64(r.sourceEvents) / elapsed.Seconds()
+
+	// Ceiling (a): consume, produce each record to a scratch topic in a
+	// transaction per poll, then consume the scratch topic.
+	passRate, err := r.passThrough(ctx)
+	if err != nil {
+		return err
+	}
+	// Ceiling (b): the same apply calls on a flushed database, no Kafka.
+	entries, perPart, err := r.readLedger(ctx)
+	if err != nil {
+		return err
+	}
+	r.entries = int64(entries)
+	applyRate, err := r.applyOnly(ctx, perPart)
+	if err != nil {
+		return err
+	}
+	perEvent := float64(entries) / float64(r.sourceEvents)
+	applyAsEvents := applyRate / perEvent
+	lower := min(passRate, applyAsEvents)
+	r.rows = append(r.rows,
+		Row{"ingest end to end (source events/s)", fmt.Sprintf("%.0f/s (%d events, %.1fs)", rate, r.sourceEvents, elapsed.Seconds()),
+			fmt.Sprintf("pass-through %.0f/s; Redis apply alone %.0f entries/s = %.0f events/s", passRate, applyRate, applyAsEvents),
+			rate / lower, fmt.Sprintf("ratio to the lower ceiling; %.2f ledger entries per source event", perEvent)})
+	return nil
+}
+
+func (r *Run) passThrough(ctx context.Context) (float64, error) {
+	scratch := r.cfg.Topics.Ledger + ".scratch"
+	if err := kafka.EnsureTopics(ctx, r.adm, int32(r.cfg.Kafka.Partitions), 1, []kafka.TopicSpec{{Name: scratch}}); err != nil {
+		return 0, err
+	}
+	t := r.cfg.Topics
+	sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(r.cfg.Kafka.Brokers...), kgo.TransactionalID("bench-pass-"+t.Ledger),
+		kgo.ConsumerGroup(r.cfg.Kafka.NormalizerGroup+".passthrough"), kgo.ConsumeTopics(t.Inventory, t.Orders, t.Supplier, t.Catalog),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.RequireStableFetchOffsets(),
+		kgo.ProducerLinger(0))
+	if err != nil {
+		return 0, err
+	}
+	defer sess.Close()
+	start := time.Now()
+	moved := 0
+	for moved < r.sourceEvents {
+		fs := sess.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		if err := sess.Begin(); err != nil {
+			return 0, err
+		}
+		fs.EachRecord(func(rec *kgo.Record) {
+			sess.Produce(ctx, &kgo.Record{Topic: scratch, Key: rec.Key, Value: rec.Value}, nil)
+			moved++
+		})
+		if _, err := sess.End(ctx, kgo.TryCommit); err != nil {
+			return 0, err
+		}
+	}
+	rd, err := kgo.NewClient(kgo.SeedBrokers(r.cfg.Kafka.Brokers...), kgo.ConsumeTopics(scratch),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return 0, err
+	}
+	defer rd.Close()
+	for read := 0; read < moved; {
+		fs := rd.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		read += fs.NumRecords()
+	}
+	return float64(moved) / time.Since(start).Seconds(), nil
+}
+
+// readLedger decodes the whole ledger log, per partition in log order.
+func (r *Run) readLedger(ctx context.Context) (int, map[int32][]ledger.Entry, error) {
+	ends, err := r.adm.ListEndOffsets(ctx, r.cfg.Topics.Ledger)
+	if err != nil {
+		return 0, nil, err
+	}
+	want := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			want[o.Partition] = o.Offset
+		}
+	})
+	rd, err := kgo.NewClient(kgo.SeedBrokers(r.cfg.Kafka.Brokers...), kgo.ConsumeTopics(r.cfg.Topics.Ledger),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.KeepControlRecords())
+	if err != nil {
+		return 0, nil, err
+	}
+	defer rd.Close()
+	out := map[int32][]ledger.Entry{}
+	pos := map[int32]int64{}
+	n := 0
+	done := func() bool {
+		for p, e := range want {
+			if pos[p] < e {
+				return false
+			}
+		}
+		return true
+	}
+	for !done() {
+		fs := rd.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return 0, nil, ctx.Err()
+		}
+		for _, rec := range fs.Records() {
+			pos[rec.Partition] = rec.Offset + 1
+			if rec.Attrs.IsControl() {
+				continue
+			}
+			v, err := r.codec.Decode(ctx, rec.Value)
+			if err != nil {
+				continue
+			}
+			out[rec.Partition] = append(out[rec.Partition], ledger.Entry{LedgerEntry: v.(*events.LedgerEntry), Partition: rec.Partition, Offset: rec.Offset})
+			n++
+		}
+	}
+	return n, out, nil
+}
+
+// applyOnly applies the entries as the folder would (per partition in
+// parallel, polls of up to 10000, one script call per SKU, 256 per
+// pipeline) to a flushed database, and returns entries/s.
+func (r *Run) applyOnly(ctx context.Context, perPart map[int32][]ledger.Entry) (float64, error) {
+	db := r.cfg.Redis
+	db.DB = (db.DB + 1) % 16
+	rdb := store.Open(db)
+	defer rdb.Close()
+	if err := rdb.FlushDB(ctx).Err(); err != nil {
+		return 0, err
+	}
+	defer rdb.FlushDB(context.WithoutCancel(ctx))
+	st := ledger.New(rdb, ledger.Config{})
+	var wg sync.WaitGroup
+	errc := make(chan error, len(perPart))
+	total := 0
+	start := time.Now()
+	for _, es := range perPart {
+		total += len(es)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < len(es); i += 10000 {
+				chunk := es[i:min(i+10000, len(es))]
+				var order []string
+				by := map[string]*ledger.Batch{}
+				for _, e := range chunk {
+					b, ok := by[e.SKU]
+					if !ok {
+						b = &ledger.Batch{SKU: e.SKU}
+						by[e.SKU] = b
+						order = append(order, e.SKU)
+					}
+					b.Entries = append(b.Entries, e)
+				}
+				for j := 0; j < len(order); j += 256 {
+					var bs []ledger.Batch
+					for _, s := range order[j:min(j+256, len(order))] {
+						bs = append(bs, *by[s])
+					}
+					if _, err := st.Apply(ctx, bs); err != nil {
+						errc <- err
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	if err := <-errc; err != nil {
+		return 0, err
+	}
+	return float64(total) / time.Since(start).Seconds(), nil
+}
+
+// servers starts the checkout API over the run's ledger and a bare echo
+// server answering a constant body of the same size.
+func (r *Run) servers(ctx context.Context, bodyLen int) (apiURL, bareURL string, stop func(), err error) {
+	groups, _ := config.ParseGroups(r.cfg.API.Groups)
+	s := api.New(api.Config{Addr: "127.0.0.1:0", Logger: r.log})
+	ch := api.NewCheckout(api.CheckoutConfig{Store: r.store, Producer: r.cl, Codec: r.codec, LedgerTopic: r.cfg.Topics.Ledger,
+		Groups: groups, Supply: atp.AllSupply, InstanceID: "bench", Logger: r.log})
+	ch.Register(s)
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.Run(ctx) }()
+	go func() { defer wg.Done(); ch.Run(ctx) }()
+	body := bytes.Repeat([]byte("x"), bodyLen)
+	bare := echo.New()
+	bare.HideBanner, bare.HidePort = true, true
+	bare.GET("/v1/availability/:sku", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/json", body) })
+	bare.POST("/v1/availability/query", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/json", body) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cancel()
+		return "", "", nil, err
+	}
+	srv := &http.Server{Handler: bare}
+	go srv.Serve(ln)
+	for s.Addr() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // the hold decision subscription
+	return "http://" + s.Addr().String(), "http://" + ln.Addr().String(), func() {
+		cancel()
+		srv.Close()
+		wg.Wait()
+	}, nil
+}
+
+var locations = []string{"DC-EAST", "DC-WEST", "DC-CENTRAL", "STORE-NYC", "STORE-SFO"}
+
+// Lookups loads GET availability and 50-line batch queries over random keys
+// of the ingested ledger, beside a bare echo handler in the same run.
+func (r *Run) Lookups(ctx context.Context) error {
+	rnd := func(i int) (string, string) {
+		x := rand.New(rand.NewPCG(uint64(i), 7))
+		return sim.SKU(x.IntN(r.opt.SKUs)), locations[x.IntN(len(locations))]
+	}
+	sku, loc := rnd(0)
+	sample, err := getBody(ctx, r, sku, loc)
+	if err != nil {
+		return err
+	}
+	apiURL, bareURL, stop, err := r.servers(ctx, len(sample))
+	if err != nil {
+		return err
+	}
+	defer stop()
+	get := func(base string) Request {
+		return func(i int) (*http.Request, error) {
+			s, l := rnd(i)
+			return http.NewRequest(http.MethodGet, base+"/v1/availability/"+s+"?location="+l, nil)
+		}
+	}
+	d := r.opt.Duration
+	r.progress("lookups: closed loop, 64 connections, %v each", d)
+	bare := Closed(ctx, 64, d, get(bareURL))
+	sf := Closed(ctx, 64, d, get(apiURL))
+	r.rows = append(r.rows, Row{"GET availability, 64 connections (closed loop)",
+		fmt.Sprintf("%.0f req/s, p50 %s p99 %s p99.9 %s", sf.RPS(), ms(sf.P50), ms(sf.P99), ms(sf.P999)),
+		fmt.Sprintf("bare echo %.0f req/s, p99 %s", bare.RPS(), ms(bare.P99)), sf.RPS() / bare.RPS(), fmt.Sprintf("%d errors", sf.Errors)})
+
+	r.progress("lookups: open loop at %.0f req/s, %v each", r.opt.LookupRPS, d)
+	bareO := Open(ctx, r.opt.LookupRPS, d, 512, get(bareURL))
+	sfO := Open(ctx, r.opt.LookupRPS, d, 512, get(apiURL))
+	r.rows = append(r.rows, Row{fmt.Sprintf("GET availability at a constant %.0f req/s (open loop)", r.opt.LookupRPS),
+		fmt.Sprintf("p50 %s p99 %s p99.9 %s", ms(sfO.P50), ms(sfO.P99), ms(sfO.P999)),
+		fmt.Sprintf("bare echo p50 %s p99 %s p99.9 %s", ms(bareO.P50), ms(bareO.P99), ms(bareO.P999)), 0,
+		fmt.Sprintf("%d of %d answered", sfO.Requests, sfO.Requests+sfO.Errors)})
+
+	query := func(base string) Request {
+		return func(i int) (*http.Request, error) {
+			var b strings.Builder
+			b.WriteString(`{"lines":[`)
+			for j := 0; j < 50; j++ {
+				if j > 0 {
+					b.WriteByte(',')
+				}
+				s, l := rnd(i*50 + j)
+				fmt.Fprintf(&b, `{"sku":%q,"location":%q,"quantity":3}`, s, l)
+			}
+			b.WriteString(`]}`)
+			req, err := http.NewRequest(http.MethodPost, base+"/v1/availability/query", strings.NewReader(b.String()))
+			if err == nil {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			return req, err
+		}
+	}
+	r.progress("batch queries of 50 lines: closed loop, 16 connections")
+	qs := Closed(ctx, 16, d, query(apiURL))
+	qb := Closed(ctx, 16, d, query(bareURL))
+	r.rows = append(r.rows, Row{"POST availability/query, 50 lines, 16 connections",
+		fmt.Sprintf("%.0f req/s (%.0f lines/s), p50 %s p99 %s", qs.RPS(), 50*qs.RPS(), ms(qs.P50), ms(qs.P99)),
+		fmt.Sprintf("bare echo %.0f req/s", qb.RPS()), qs.RPS() / qb.RPS(), "the bare handler answers a lookup-sized body"})
+	return nil
+}
+
+func getBody(ctx context.Context, r *Run, sku, loc string) ([]byte, error) {
+	groups, _ := config.ParseGroups(r.cfg.API.Groups)
+	s := api.New(api.Config{Addr: "127.0.0.1:0"})
+	api.NewCheckout(api.CheckoutConfig{Store: r.store, Groups: groups, Supply: atp.AllSupply, InstanceID: "probe"}).Register(s)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "/v1/availability/"+sku+"?location="+loc, nil)
+	rec := &bodyRecorder{h: http.Header{}}
+	s.Echo().ServeHTTP(rec, req)
+	return rec.b.Bytes(), nil
+}
+
+type bodyRecorder struct {
+	h http.Header
+	b bytes.Buffer
+}
+
+func (w *bodyRecorder) Header() http.Header         { return w.h }
+func (w *bodyRecorder) Write(p []byte) (int, error) { return w.b.Write(p) }
+func (w *bodyRecorder) WriteHeader(int)             {}
+
+// Holds places holds at a constant rate through Kafka and the fold; ceiling:
+// one record produced and consumed back on the same broker.
+func (r *Run) Holds(ctx context.Context) error {
+	stop := r.pipeline(ctx, r.cfg.Kafka.FolderGroup, false)
+	defer stop()
+	apiURL, _, stopServers, err := r.servers(ctx, 10)
+	if err != nil {
+		return err
+	}
+	defer stopServers()
+	d := r.opt.Duration
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	r.progress("holds: %.0f/s for %v", r.opt.HoldRPS, d)
+	lat := Open(ctx, r.opt.HoldRPS, d, 256, func(i int) (*http.Request, error) {
+		x := rand.New(rand.NewPCG(uint64(i), 11))
+		body := fmt.Sprintf(`{"hold_id":"b%s-%d","ttl_seconds":600,"lines":[{"sku":%q,"location":%q,"quantity":1}]}`,
+			run, i, sim.SKU(x.IntN(r.opt.SKUs)), locations[x.IntN(len(locations))])
+		req, err := http.NewRequest(http.MethodPost, apiURL+"/v1/holds", strings.NewReader(body))
+		if err == nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		return req, err
+	})
+	rtt, err := r.roundTrip(ctx, 300)
+	if err != nil {
+		return err
+	}
+	// No position may hold more than it had: on hand covers reserved,
+	// picked, held and safety stock wherever a hold was accepted.
+	over, err := r.oversold(ctx)
+	if err != nil {
+		return err
+	}
+	r.rows = append(r.rows, Row{fmt.Sprintf("POST holds at %.0f/s through Kafka and the fold", r.opt.HoldRPS),
+		fmt.Sprintf("p50 %s p99 %s p99.9 %s", ms(lat.P50), ms(lat.P99), ms(lat.P999)),
+		fmt.Sprintf("produce+consume round trip p50 %s p99 %s", ms(rtt.P50), ms(rtt.P99)), 0,
+		fmt.Sprintf("%d answered, %d errors; oversold positions: %d", lat.Requests, lat.Errors, over)})
+	return nil
+}
+
+func (r *Run) oversold(ctx context.Context) (int, error) {
+	over := 0
+	for i := 0; i < r.opt.SKUs; i++ {
+		_, _, holds, err := r.store.Lines(ctx, sim.SKU(i))
+		if err != nil {
+			return 0, err
+		}
+		for _, h := range holds {
+			if h.Status == "held" && h.ATP < 0 {
+				over++
+			}
+		}
+	}
+	return over, nil
+}
+
+func (r *Run) roundTrip(ctx context.Context, n int) (Latencies, error) {
+	topic := r.cfg.Topics.Alerts // any topic of the run; read from its end
+	cons, err := kgo.NewClient(kgo.SeedBrokers(r.cfg.Kafka.Brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()),
+		kgo.FetchMaxWait(50*time.Millisecond))
+	if err != nil {
+		return Latencies{}, err
+	}
+	defer cons.Close()
+	pollFor(ctx, cons, time.Second) // join at the end
+	var ds []time.Duration
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		t0 := time.Now()
+		if err := r.cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte("rtt"), Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+			return Latencies{}, err
+		}
+		for got := false; !got; {
+			fs := cons.PollFetches(ctx)
+			if ctx.Err() != nil {
+				return Latencies{}, ctx.Err()
+			}
+			fs.EachRecord(func(rec *kgo.Record) {
+				if string(rec.Value) == strconv.Itoa(i) {
+					got = true
+				}
+			})
+		}
+		ds = append(ds, time.Since(t0))
+	}
+	return summarise(ds, 0, time.Since(start)), nil
+}
+
+// pollFor polls once, for at most d.
+func pollFor(ctx context.Context, cl *kgo.Client, d time.Duration) kgo.Fetches {
+	c, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return cl.PollFetches(c)
+}
+
+// Freshness produces receipts at a constant rate and measures, for each,
+// the time from produce to its AvailabilityChanged on the output topic.
+func (r *Run) Freshness(ctx context.Context) error {
+	stop := r.pipeline(ctx, r.cfg.Kafka.FolderGroup, true)
+	defer stop()
+	cons, err := kgo.NewClient(kgo.SeedBrokers(r.cfg.Kafka.Brokers...), kgo.ConsumeTopics(r.cfg.Topics.Availability),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchMaxWait(50*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	defer cons.Close()
+	pollFor(ctx, cons, time.Second)
+	n := int(r.opt.FreshRPS * r.opt.Duration.Seconds())
+	sent := make([]time.Time, n)
+	var mu sync.Mutex
+	var ds []time.Duration
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		seen := 0
+		deadline := time.Now().Add(r.opt.Duration + 30*time.Second)
+		for seen < n && time.Now().Before(deadline) {
+			fs := pollFor(ctx, cons, time.Second)
+			now := time.Now()
+			fs.EachRecord(func(rec *kgo.Record) {
+				key := string(rec.Key)
+				if !strings.HasPrefix(key, "FRESH-") {
+					return
+				}
+				i, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(key, "FRESH-"), "|L1"))
+				if err != nil || i >= n {
+					return
+				}
+				mu.Lock()
+				if !sent[i].IsZero() {
+					ds = append(ds, now.Sub(sent[i]))
+					seen++
+				}
+				mu.Unlock()
+			})
+		}
+	}()
+	interval := time.Duration(float64(time.Second) / r.opt.FreshRPS)
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		due := start.Add(time.Duration(i) * interval)
+		if w := time.Until(due); w > 0 {
+			time.Sleep(w)
+		}
+		ev := &events.InventoryReceived{Meta: events.Meta{EventID: "fresh-" + strconv.Itoa(i), EventTime: time.Now().UTC(), Source: "bench"},
+			SKU: "FRESH-" + strconv.Itoa(i), Location: "L1", Quantity: 5, UoM: "EA"}
+		b, _ := r.codec.Encode(ctx, r.cfg.Topics.Inventory, ev)
+		mu.Lock()
+		sent[i] = time.Now()
+		mu.Unlock()
+		r.cl.Produce(ctx, &kgo.Record{Topic: r.cfg.Topics.Inventory, Key: []byte(ev.SKU), Value: b}, nil)
+	}
+	<-done
+	lat := summarise(ds, n-len(ds), time.Since(start))
+	r.rows = append(r.rows, Row{fmt.Sprintf("freshness at %.0f events/s: produce to AvailabilityChanged", r.opt.FreshRPS),
+		fmt.Sprintf("p50 %s p99 %s", ms(lat.P50), ms(lat.P99)), "—", 0, fmt.Sprintf("%d of %d seen", lat.Requests, n)})
+	return nil
+}
+
+// Rebuild flushes Redis and folds the whole ledger log again from offset 0.
+func (r *Run) Rebuild(ctx context.Context) error {
+	if err := r.rdb.FlushDB(ctx).Err(); err != nil {
+		return err
+	}
+	group := r.cfg.Kafka.FolderGroup + ".rebuild"
+	start := time.Now()
+	stop := r.pipeline(ctx, group, false)
+	ok := r.lagZero(ctx, 30*time.Minute, group)
+	elapsed := time.Since(start)
+	stop()
+	if !ok {
+		return fmt.Errorf("rebuild did not finish")
+	}
+	entries, _, err := r.readLedger(ctx)
+	if err != nil {
+		return err
+	}
+	r.rows = append(r.rows, Row{"rebuild: Redis flushed, ledger folded from offset 0",
+		fmt.Sprintf("%.0f entries/s (%d entries, %.1fs)", float64(entries)/elapsed.Seconds(), entries, elapsed.Seconds()), "—", 0, ""})
+	return nil
+}
+
+// Memory reports Redis memory per SKU+location position after the rebuild.
+func (r *Run) Memory(ctx context.Context) error {
+	var positions, bare int64
+	var sampled int64
+	for i := 0; i < r.opt.SKUs; i++ {
+		sku := sim.SKU(i)
+		locs, err := r.store.Locations(ctx, sku)
+		if err != nil {
+			return err
+		}
+		positions += int64(len(locs))
+		if i%20 == 0 {
+			for _, l := range locs {
+				n, err := r.rdb.MemoryUsage(ctx, ledger.SKUKey(sku)+":p:"+l).Result()
+				if err == nil {
+					bare += n
+					sampled++
+				}
+			}
+		}
+	}
+	var all int64
+	var keys int64
+	iter := r.rdb.Scan(ctx, 0, "sf:{SKU-*", 1000).Iterator()
+	for iter.Next(ctx) {
+		keys++
+		if keys%10 == 0 {
+			n, err := r.rdb.MemoryUsage(ctx, iter.Val()).Result()
+			if err == nil {
+				all += 10 * n
+			}
+		}
+	}
+	if positions == 0 || sampled == 0 {
+		return fmt.Errorf("no positions to measure")
+	}
+	r.rows = append(r.rows, Row{"Redis memory per position",
+		fmt.Sprintf("%d bytes per bare position hash; %d bytes per position with its lines, holds, journal, dedupe ids and lineage",
+			bare/sampled, all/positions), "—", 0, fmt.Sprintf("%d positions, MEMORY USAGE sampled", positions)})
+	return nil
+}
