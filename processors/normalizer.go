@@ -35,6 +35,9 @@ type NormalizerConfig struct {
 	// one transaction before the normalizer gives up and returns (nothing is
 	// committed, so a restart reprocesses the batch). Default 30s.
 	RetryFor time.Duration
+	// MaxPollRecords bounds one transaction, so it stays well inside the
+	// transaction timeout however far behind the normalizer is. Default 5000.
+	MaxPollRecords int
 	// ExtraOpts are appended to the client options (tracing hooks, tests).
 	ExtraOpts []kgo.Opt
 	// Metrics, default unregistered.
@@ -49,6 +52,9 @@ func (c *NormalizerConfig) setDefaults() {
 	}
 	if c.RetryFor <= 0 {
 		c.RetryFor = 30 * time.Second
+	}
+	if c.MaxPollRecords <= 0 {
+		c.MaxPollRecords = 5000
 	}
 	if c.Metrics == nil {
 		c.Metrics = NewMetrics(nil)
@@ -115,7 +121,7 @@ func (n *Normalizer) Run(ctx context.Context) error {
 	defer sess.Close()
 	n.log.Info("normalizer started", "group", n.cfg.Kafka.NormalizerGroup)
 	for {
-		fs := sess.PollFetches(ctx)
+		fs := sess.PollRecords(ctx, n.cfg.MaxPollRecords)
 		if ctx.Err() != nil {
 			return nil
 		}

@@ -75,6 +75,7 @@ type Codec struct {
 
 	mu      sync.RWMutex
 	writers map[int]*writer
+	ids     map[[2]string]int // topic, record name -> id to write with
 }
 
 // New builds a codec. Every type in cfg.Types must have a canonical schema
@@ -95,6 +96,7 @@ func New(cfg Config) (*Codec, error) {
 		maxLen:  cfg.MaxRecordBytes,
 		byName:  map[string]*canonical{},
 		writers: map[int]*writer{},
+		ids:     map[[2]string]int{},
 	}
 	for _, rec := range cfg.Types {
 		name := rec.AvroName()
@@ -135,7 +137,7 @@ func (c *Codec) AppendEncode(ctx context.Context, dst []byte, topic string, rec 
 	if !ok {
 		return nil, fmt.Errorf("avro: encode %s: type not registered with the codec", name)
 	}
-	id, err := c.reg.IDFor(ctx, topic+"-"+name, cn.text)
+	id, err := c.writeID(ctx, topic, cn)
 	if err != nil {
 		return nil, fmt.Errorf("avro: encode %s: %w", name, err)
 	}
@@ -154,6 +156,26 @@ func (c *Codec) AppendEncode(ctx context.Context, dst []byte, topic string, rec 
 		return nil, fmt.Errorf("avro: encode %s: %w", name, err)
 	}
 	return dst, nil
+}
+
+// writeID is the id to write a record under on topic, asked of the
+// registry once: an id never changes meaning.
+func (c *Codec) writeID(ctx context.Context, topic string, cn *canonical) (int, error) {
+	key := [2]string{topic, cn.name}
+	c.mu.RLock()
+	id, ok := c.ids[key]
+	c.mu.RUnlock()
+	if ok {
+		return id, nil
+	}
+	id, err := c.reg.IDFor(ctx, topic+"-"+cn.name, cn.text)
+	if err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	c.ids[key] = id
+	c.mu.Unlock()
+	return id, nil
 }
 
 // SchemaID returns the schema id in a wire-format record's header.
