@@ -138,7 +138,17 @@ local function count(e)
 end
 
 -- Holds. Field hold_id|location in P:h; P:hx orders active holds by expiry.
+-- nextExpiry caches the earliest expiry so that entries of a SKU without
+-- holds due cost no call.
+local nextExpiry = nil
+local function loadNextExpiry()
+  local first = redis.call('ZRANGE', P .. ':hx', 0, 0, 'WITHSCORES')
+  if #first == 2 then nextExpiry = tonumber(first[2]) else nextExpiry = math.huge end
+end
+
 local function purgeHolds(t)
+  if nextExpiry == nil then loadNextExpiry() end
+  if t < nextExpiry then return end
   local hx = P .. ':hx'
   local expired = redis.call('ZRANGEBYSCORE', hx, '-inf', t)
   for _, f in ipairs(expired) do
@@ -150,6 +160,7 @@ local function purgeHolds(t)
     end
     redis.call('ZREM', hx, f)
   end
+  loadNextExpiry()
 end
 
 local function releaseHold(f, newStatus)
@@ -180,6 +191,7 @@ local function hold(e)
       local exp = e.et + e.ttl
       redis.call('HSET', P .. ':h', f, cjson.encode({loc = e.l, q = e.q, exp = exp, st = 'held', atp = atp - e.q}))
       redis.call('ZADD', P .. ':hx', exp, f)
+      if nextExpiry == nil or exp < nextExpiry then nextExpiry = exp end
       status = 'held:' .. (atp - e.q)
     else
       redis.call('HSET', P .. ':h', f, cjson.encode({loc = e.l, q = e.q, st = 'rejected', atp = atp}))
@@ -193,23 +205,40 @@ local function hold(e)
 end
 
 local statuses = {}
+local wkey, ekey = P .. ':w', P .. ':e'
+local marks = {}   -- partition -> watermark, read once, written back at the end
+local lineage = {}
+-- The dedupe window slides with each entry's time, as if pruned after every
+-- entry; oldestSeen caches the set's lowest time so pruning costs a call
+-- only when something is due to go.
+local oldestSeen = nil
+local function pruneSeen(t)
+  if oldestSeen == nil then
+    local first = redis.call('ZRANGE', ekey, 0, 0, 'WITHSCORES')
+    if #first == 2 then oldestSeen = tonumber(first[2]) else oldestSeen = math.huge end
+  end
+  if oldestSeen < t - dedupWin then
+    redis.call('ZREMRANGEBYSCORE', ekey, '-inf', '(' .. (t - dedupWin))
+    oldestSeen = nil
+  end
+end
 for i = 5, #ARGV do
   local e = cjson.decode(ARGV[i])
   local status = 'ok'
-  local wkey = P .. ':w'
-  local w = tonumber(redis.call('HGET', wkey, e.p))
-  if w and e.o <= w then
+  local pk = tostring(e.p)
+  if marks[pk] == nil then marks[pk] = tonumber(redis.call('HGET', wkey, pk)) or -1 end
+  if e.o <= marks[pk] then
     status = 'stale'
   else
-    redis.call('HSET', wkey, e.p, e.o)
-    local ekey = P .. ':e'
+    marks[pk] = e.o
     if redis.call('ZSCORE', ekey, e.id) then
       status = 'dup'
       -- A hold produced twice still owes its waiter an answer: the first one.
       if e.t == 'HOLD' then status = hold(e) end
     else
       redis.call('ZADD', ekey, e.et, e.id)
-      redis.call('ZREMRANGEBYSCORE', ekey, '-inf', '(' .. (e.et - dedupWin))
+      if oldestSeen ~= nil and e.et < oldestSeen then oldestSeen = e.et end
+      pruneSeen(e.et)
       purgeHolds(e.et)
       local t = e.t
       if t == 'RECEIPT' then
@@ -280,11 +309,20 @@ for i = 5, #ARGV do
       else
         status = 'unknown'
       end
-      redis.call('LPUSH', P .. ':log', e.p .. ':' .. e.o .. '|' .. e.eid .. '|' .. (e.cid or '') .. '|' .. t .. '|' .. (e.l or e.g or ''))
-      redis.call('LTRIM', P .. ':log', 0, logCap - 1)
+      lineage[#lineage + 1] = e.p .. ':' .. e.o .. '|' .. e.eid .. '|' .. (e.cid or '') .. '|' .. t .. '|' .. (e.l or e.g or '')
     end
   end
   statuses[#statuses + 1] = status
+end
+
+-- Once per call: watermarks and the lineage list.
+for pk, o in pairs(marks) do
+  if o >= 0 then redis.call('HSET', wkey, pk, o) end
+end
+if #lineage > 0 then
+  local from = math.max(1, #lineage - logCap + 1)
+  redis.call('LPUSH', P .. ':log', unpack(lineage, from))
+  redis.call('LTRIM', P .. ':log', 0, logCap - 1)
 end
 
 local positions = {}

@@ -107,6 +107,9 @@ func (f *Fold) Apply(e *events.LedgerEntry, partition int32, offset int64) strin
 		}
 		return "dup"
 	}
+	if len(x.seen) == 0 || et < x.seenMin {
+		x.seenMin = et
+	}
 	x.seen[id] = et
 	x.pruneSeen(et - f.cfg.DedupeWindow.Milliseconds())
 	x.purgeHolds(et)

@@ -70,6 +70,10 @@ func randomEntries(rnd *rand.Rand, n int) []*events.LedgerEntry {
 			d := *e
 			out = append(out, &d)
 		}
+		if rnd.IntN(20) == 0 && len(out) > 1 { // a replay of an older event, maybe outside the dedupe window
+			d := *out[rnd.IntN(len(out)-1)]
+			out = append(out, &d)
+		}
 	}
 	return out
 }
@@ -82,8 +86,14 @@ func TestFoldMatchesRedis(t *testing.T) {
 			m := miniredis.RunT(t)
 			rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
 			defer rdb.Close()
-			s := New(rdb, Config{})
-			f := NewFold(Config{})
+			// Even seeds use short windows, so pruning of the dedupe set
+			// and the movement journal is exercised too.
+			cfg := Config{}
+			if seed%2 == 0 {
+				cfg = Config{DedupeWindow: 90 * time.Minute, JournalWindow: 2 * time.Hour}
+			}
+			s := New(rdb, cfg)
+			f := NewFold(cfg)
 			rnd := rand.New(rand.NewPCG(seed, 99))
 			es := randomEntries(rnd, 400)
 			ctx := context.Background()
