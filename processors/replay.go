@@ -80,26 +80,40 @@ func (f ReplayFilter) match(d DeadLetter) bool {
 // ScanDeadLetters reads the whole dead-letter topic as it stands now and
 // calls fn for each record that matches.
 func ScanDeadLetters(ctx context.Context, brokers []string, topic string, f ReplayFilter, fn func(DeadLetter) error) error {
+	return ReadTopic(ctx, brokers, topic, nil, func(r *kgo.Record) error {
+		if d := describe(r); f.match(d) {
+			return fn(d)
+		}
+		return nil
+	})
+}
+
+// ReadTopic reads topic from the start (read_committed) and calls fn for
+// each data record below until[partition] (exclusive), or, with until nil,
+// below the end offsets the topic has when the call starts.
+func ReadTopic(ctx context.Context, brokers []string, topic string, until map[int32]int64, fn func(*kgo.Record) error) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords())
+		kgo.KeepControlRecords()) // markers take offsets too: the ends are reached exactly
 	if err != nil {
-		return fmt.Errorf("dead-letter reader: %w", err)
+		return fmt.Errorf("read %s: %w", topic, err)
 	}
 	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
-	if err != nil {
-		return fmt.Errorf("dead-letter end offsets: %w", err)
-	}
-	want := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Err == nil && o.Offset > 0 {
-			want[o.Partition] = o.Offset
+	if until == nil {
+		ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+		if err != nil {
+			return fmt.Errorf("end offsets of %s: %w", topic, err)
 		}
-	})
+		until = map[int32]int64{}
+		ends.Each(func(o kadm.ListedOffset) {
+			if o.Err == nil && o.Offset > 0 {
+				until[o.Partition] = o.Offset
+			}
+		})
+	}
 	pos := map[int32]int64{}
 	done := func() bool {
-		for p, end := range want {
+		for p, end := range until {
 			if pos[p] < end {
 				return false
 			}
@@ -114,17 +128,15 @@ func ScanDeadLetters(ctx context.Context, brokers []string, topic string, f Repl
 		var ferr error
 		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
 		if ferr != nil {
-			return fmt.Errorf("read dead letters: %w", ferr)
+			return fmt.Errorf("read %s: %w", topic, ferr)
 		}
 		for _, r := range fs.Records() {
 			pos[r.Partition] = r.Offset + 1
-			if r.Attrs.IsControl() || r.Offset >= want[r.Partition] {
+			if r.Attrs.IsControl() || r.Offset >= until[r.Partition] {
 				continue
 			}
-			if d := describe(r); f.match(d) {
-				if err := fn(d); err != nil {
-					return err
-				}
+			if err := fn(r); err != nil {
+				return err
 			}
 		}
 	}

@@ -42,7 +42,11 @@ func Verify(ctx context.Context, kcfg config.Kafka, topics config.Topics, store 
 	}
 	fold := NewVerifyFold()
 	if len(applied) > 0 {
-		if err := readLog(ctx, kcfg.Brokers, topics.Ledger, applied, func(r *kgo.Record) error {
+		until := make(map[int32]int64, len(applied))
+		for p, o := range applied {
+			until[p] = o + 1
+		}
+		if err := ReadTopic(ctx, kcfg.Brokers, topics.Ledger, until, func(r *kgo.Record) error {
 			rec, err := codec.Decode(ctx, r.Value)
 			if err != nil {
 				return nil // dead-lettered by the folder too; it never reached Redis
@@ -131,46 +135,3 @@ func Verify(ctx context.Context, kcfg config.Kafka, topics config.Topics, store 
 
 // NewVerifyFold is the fold verify uses, with the store's default windows.
 func NewVerifyFold() *ledger.Fold { return ledger.NewFold(ledger.Config{}) }
-
-// readLog reads topic from the start up to and including upTo[partition]
-// (read_committed) and calls fn for each data record.
-func readLog(ctx context.Context, brokers []string, topic string, upTo map[int32]int64, fn func(*kgo.Record) error) error {
-	offsets := map[string]map[int32]kgo.Offset{topic: {}}
-	for p := range upTo {
-		offsets[topic][p] = kgo.NewOffset().AtStart()
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumePartitions(offsets),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
-	if err != nil {
-		return fmt.Errorf("log reader: %w", err)
-	}
-	defer cl.Close()
-	done := map[int32]bool{}
-	for len(done) < len(upTo) {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		var ferr error
-		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
-		if ferr != nil {
-			return fmt.Errorf("read ledger log: %w", ferr)
-		}
-		for _, r := range fs.Records() {
-			if done[r.Partition] || r.Offset > upTo[r.Partition] {
-				done[r.Partition] = true
-				continue
-			}
-			if r.Offset == upTo[r.Partition] {
-				done[r.Partition] = true
-			}
-			if r.Attrs.IsControl() {
-				continue
-			}
-			if err := fn(r); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}

@@ -250,52 +250,18 @@ func (r *Run) passThrough(ctx context.Context) (float64, error) {
 
 // readLedger decodes the whole ledger log, per partition in log order.
 func (r *Run) readLedger(ctx context.Context) (int, map[int32][]ledger.Entry, error) {
-	ends, err := r.adm.ListEndOffsets(ctx, r.cfg.Topics.Ledger)
-	if err != nil {
-		return 0, nil, err
-	}
-	want := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			want[o.Partition] = o.Offset
-		}
-	})
-	rd, err := kgo.NewClient(kgo.SeedBrokers(r.cfg.Kafka.Brokers...), kgo.ConsumeTopics(r.cfg.Topics.Ledger),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.KeepControlRecords())
-	if err != nil {
-		return 0, nil, err
-	}
-	defer rd.Close()
 	out := map[int32][]ledger.Entry{}
-	pos := map[int32]int64{}
 	n := 0
-	done := func() bool {
-		for p, e := range want {
-			if pos[p] < e {
-				return false
-			}
+	err := processors.ReadTopic(ctx, r.cfg.Kafka.Brokers, r.cfg.Topics.Ledger, nil, func(rec *kgo.Record) error {
+		v, err := r.codec.Decode(ctx, rec.Value)
+		if err != nil {
+			return nil
 		}
-		return true
-	}
-	for !done() {
-		fs := rd.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return 0, nil, ctx.Err()
-		}
-		for _, rec := range fs.Records() {
-			pos[rec.Partition] = rec.Offset + 1
-			if rec.Attrs.IsControl() {
-				continue
-			}
-			v, err := r.codec.Decode(ctx, rec.Value)
-			if err != nil {
-				continue
-			}
-			out[rec.Partition] = append(out[rec.Partition], ledger.Entry{LedgerEntry: v.(*events.LedgerEntry), Partition: rec.Partition, Offset: rec.Offset})
-			n++
-		}
-	}
-	return n, out, nil
+		out[rec.Partition] = append(out[rec.Partition], ledger.Entry{LedgerEntry: v.(*events.LedgerEntry), Partition: rec.Partition, Offset: rec.Offset})
+		n++
+		return nil
+	})
+	return n, out, err
 }
 
 // applyOnly applies the entries as the folder would (per partition in

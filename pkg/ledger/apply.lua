@@ -90,8 +90,25 @@ local function poEffective(l)
   return num(l.q)
 end
 
+-- A line's open supply, by how firm it is and the day it is due: the
+-- lookups read these buckets (P:sup:<loc>) instead of every PO line.
+local function poBucket(l)
+  if l.an and num(l.eta) > 0 then return 'asn|' .. math.floor(l.eta / 86400000) end
+  if l.st then
+    if num(l.ad) > 0 then return 'ack|' .. l.ad end
+    return 'ack|' .. num(l.ed)
+  end
+  return 'rel|' .. num(l.ed)
+end
+
 local function poDelta(l, sign)
-  if l and l.loc then incr(l.loc, 'ib', sign * math.max(poEffective(l) - num(l.r), 0)) end
+  if not (l and l.loc) then return end
+  local q = math.max(poEffective(l) - num(l.r), 0)
+  incr(l.loc, 'ib', sign * q)
+  if q > 0 then
+    local key, field = P .. ':sup:' .. l.loc, poBucket(l)
+    if redis.call('HINCRBY', key, field, sign * q) == 0 then redis.call('HDEL', key, field) end
+  end
 end
 
 local function updatePO(e, fn)

@@ -10,6 +10,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/stockflow/stockflow/atp"
 	"github.com/stockflow/stockflow/pkg/events"
 )
 
@@ -141,6 +142,30 @@ func TestFoldMatchesRedis(t *testing.T) {
 					w := fh[h.HoldID+"|"+h.Location]
 					if h.Status != w.Status || h.Quantity != w.Quantity {
 						t.Fatalf("%s hold %s@%s: redis %+v, fold %+v", sku, h.HoldID, h.Location, h, w)
+					}
+				}
+				// The supply buckets the lookups read agree with the PO lines.
+				_, pos, _, err := s.Lines(ctx, sku)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for loc := range f.Positions(sku) {
+					want := map[atp.Supply]int64{}
+					for _, l := range pos {
+						if sup, ok := l.Supply(); ok && l.Location == loc {
+							want[atp.Supply{Kind: sup.Kind, Date: sup.Date}] += sup.Quantity
+						}
+					}
+					res, err := s.Lookup(ctx, []LookupReq{{SKU: sku, Location: loc, Supply: true}}, time.Time{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					got := map[atp.Supply]int64{}
+					for _, sup := range res[0].Supply {
+						got[atp.Supply{Kind: sup.Kind, Date: sup.Date}] += sup.Quantity
+					}
+					if fmt.Sprint(got) != fmt.Sprint(want) {
+						t.Fatalf("%s@%s supply buckets %v, PO lines say %v", sku, loc, got, want)
 					}
 				}
 				if d, _ := s.GroupDemand(ctx, sku, "G"); d != f.GroupDemand(sku, "G") {

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -110,17 +111,24 @@ func parseLookup(v any, now time.Time) (LookupResult, error) {
 		Components: Components{OnHand: n[0], Reserved: n[1], Picked: n[2], Held: n[3] - n[8], Inbound: n[4], SafetyStock: n[5], ReorderPoint: n[6]},
 		Version:    n[7],
 	}}
-	po, _ := f[9].([]any)
-	for i := 0; i+1 < len(po); i += 2 {
-		k, _ := po[i].(string)
-		js, _ := po[i+1].(string)
-		l, err := decodePOLine(k, js)
-		if err != nil {
-			return LookupResult{}, err
+	sup, _ := f[9].([]any)
+	for i := 0; i+1 < len(sup); i += 2 {
+		k, _ := sup[i].(string)
+		q, _ := sup[i+1].(string)
+		kind, day, _ := strings.Cut(k, "|")
+		d, err1 := strconv.ParseInt(day, 10, 64)
+		n, err2 := strconv.ParseInt(q, 10, 64)
+		if err1 != nil || err2 != nil || n <= 0 {
+			continue
 		}
-		if s, ok := l.Supply(); ok {
-			r.Supply = append(r.Supply, s)
+		s := atp.Supply{Kind: atp.Released, Date: dayOf(d), Quantity: n}
+		switch kind {
+		case "asn":
+			s.Kind = atp.ASN
+		case "ack":
+			s.Kind = atp.Acknowledged
 		}
+		r.Supply = append(r.Supply, s)
 	}
 	return r, nil
 }

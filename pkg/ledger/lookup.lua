@@ -1,10 +1,10 @@
 -- Reads one SKU's position at one location for the API in one round trip:
 -- the totals, the quantity of holds already lapsed by the clock (the folder
 -- purges them only when it next applies an entry of the SKU), and, when
--- asked and the position has inbound, the PO lines for that location.
+-- asked and the position has inbound, its open supply by kind and due day.
 --
 -- KEYS[1] "sf:{SKU}"; ARGV[1] location, ARGV[2] now (ms), ARGV[3] "1" for PO lines.
--- Returns { oh, rs, pk, hd, ib, ss, rop, v, lapsed, { po_field, po_json, ... } }.
+-- Returns { oh, rs, pk, hd, ib, ss, rop, v, lapsed, { "kind|day", qty, ... } }.
 local P = KEYS[1]
 local loc = ARGV[1]
 local h = redis.call('HMGET', P .. ':p:' .. loc, 'oh', 'rs', 'pk', 'hd', 'ib', 'ss', 'rop', 'v')
@@ -24,13 +24,7 @@ end
 out[9] = lapsed
 local po = {}
 if ARGV[3] == '1' and out[5] > 0 then
-  local all = redis.call('HGETALL', P .. ':po')
-  for i = 1, #all, 2 do
-    if cjson.decode(all[i + 1]).loc == loc then
-      po[#po + 1] = all[i]
-      po[#po + 1] = all[i + 1]
-    end
-  end
+  po = redis.call('HGETALL', P .. ':sup:' .. loc)
 end
 out[10] = po
 return out
