@@ -63,6 +63,10 @@ bench-full: stack-up build
 ## fuzz: a longer run of every fuzz target (FUZZTIME each)
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./pkg/avro/
+	$(GO) test -run '^$$' -fuzz '^FuzzLedgerEntry$$' -fuzztime $(FUZZTIME) ./pkg/avro/
+	$(GO) test -run '^$$' -fuzz '^FuzzQueryBody$$' -fuzztime $(FUZZTIME) ./pkg/api/
+	$(GO) test -run '^$$' -fuzz '^FuzzHoldBody$$' -fuzztime $(FUZZTIME) ./pkg/api/
+	$(GO) test -run '^$$' -fuzz '^FuzzPolicyBody$$' -fuzztime $(FUZZTIME) ./pkg/api/
 	$(GO) test -run '^$$' -fuzz '^FuzzInvariants$$' -fuzztime $(FUZZTIME) ./atp/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseChannelRules$$' -fuzztime $(FUZZTIME) ./atp/
 

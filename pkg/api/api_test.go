@@ -14,7 +14,10 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockflow/stockflow/atp"
 	"github.com/stockflow/stockflow/pkg/events"
@@ -46,8 +49,23 @@ func newFixture(t *testing.T, mod func(*CheckoutConfig)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// An in-process broker takes what the API produces (policies).
+	kf, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "stockflow.ledger.v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kf.Close)
+	prod, err := kgo.NewClient(kgo.SeedBrokers(kf.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(prod.Close)
+	codec, err := events.NewCodec(nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := CheckoutConfig{
-		Store: store, LedgerTopic: "stockflow.ledger.v1", InstanceID: "test",
+		Store: store, LedgerTopic: "stockflow.ledger.v1", InstanceID: "test", Producer: prod, Codec: codec,
 		Groups: map[string][]string{"G1": {"L1", "L2", "L3"}},
 		Rules:  rules, Supply: atp.AllSupply, Now: func() time.Time { return now },
 	}
@@ -363,5 +381,24 @@ func TestOpenAPIDocumentValidatesAndMatchesRoutes(t *testing.T) {
 	})
 	if len(keys) < 10 {
 		t.Fatalf("only %d routes served: %v", len(keys), keys)
+	}
+}
+
+func TestPanicBecomesAProblem(t *testing.T) {
+	s := New(Config{Addr: "127.0.0.1:0"})
+	s.Echo().GET("/boom", func(echo.Context) error { panic("secret internal detail") })
+	srv := httptest.NewServer(s.Echo())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/boom")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 500 || resp.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("%d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if strings.Contains(string(raw), "secret") {
+		t.Fatalf("the answer leaks the panic: %s", raw)
 	}
 }

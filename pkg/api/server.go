@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -106,7 +107,7 @@ func New(cfg Config) *Server {
 	}, []string{"route", "method"})
 	cfg.Registry.MustRegister(s.requests, s.latency)
 
-	s.e.Use(s.traceRequest, s.observe, s.limitBody)
+	s.e.Use(s.traceRequest, s.observe, s.recover, s.limitBody)
 	s.e.GET("/healthz", s.healthz)
 	s.e.GET("/readyz", s.readyz)
 	s.e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
@@ -143,6 +144,20 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		s.requests.WithLabelValues(route, c.Request().Method, strconv.Itoa(c.Response().Status)).Inc()
 		s.latency.WithLabelValues(route, c.Request().Method).Observe(time.Since(start).Seconds())
 		return nil
+	}
+}
+
+// recover turns a panic in a handler into a logged 500 with no internals
+// in the answer, instead of a dropped connection.
+func (s *Server) recover(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.ErrorContext(c.Request().Context(), "handler panic", "route", c.Path(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				err = &problemError{Problem{Type: "about:blank", Title: http.StatusText(http.StatusInternalServerError), Status: http.StatusInternalServerError}}
+			}
+		}()
+		return next(c)
 	}
 }
 

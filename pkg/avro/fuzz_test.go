@@ -49,3 +49,31 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// FuzzLedgerEntry decodes arbitrary bodies written under the LedgerEntry
+// schema id: the folder's decoder must reject what it cannot read, never panic.
+func FuzzLedgerEntry(f *testing.F) {
+	ctx := context.Background()
+	c := newCodec(f)
+	b, err := c.Encode(ctx, "ledger", samples()[13])
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b[5:])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		in := append([]byte{0, 0, 0, 0x03, 0xee}, body...) // schema id 1006+8 = LedgerEntry (1014)
+		in[3], in[4] = 0x03, 0xf6
+		rec, err := c.Decode(ctx, in)
+		if err != nil {
+			var de *avro.DecodeError
+			if !errors.As(err, &de) {
+				t.Fatalf("non-decode error %T: %v", err, err)
+			}
+			return
+		}
+		if rec.AvroName() != "stockflow.v1.LedgerEntry" {
+			t.Fatalf("decoded a %s under the LedgerEntry id", rec.AvroName())
+		}
+	})
+}
