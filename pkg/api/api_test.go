@@ -36,7 +36,7 @@ type fixture struct {
 	off   int64
 }
 
-func newFixture(t *testing.T, mod func(*CheckoutConfig)) *fixture {
+func newFixture(t testing.TB, mod func(*CheckoutConfig)) *fixture {
 	t.Helper()
 	m := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})

@@ -14,7 +14,7 @@ import (
 // is a success or a problem+json 4xx naming what is wrong; never a 5xx,
 // never a panic.
 func fuzzBody(f *testing.F, method, path string, seeds ...string) {
-	fx := newFixture(&testing.T{}, nil)
+	fx := newFixture(f, nil)
 	for _, s := range seeds {
 		f.Add(s)
 	}
@@ -56,8 +56,7 @@ func FuzzPolicyBody(f *testing.F) {
 // which the fast tests do not have): it accepts only what the contract
 // allows, or says which field is wrong.
 func FuzzHoldBody(f *testing.F) {
-	fx := newFixture(&testing.T{}, nil)
-	_ = fx
+	fx := newFixture(f, nil)
 	ch := NewCheckout(CheckoutConfig{Store: fx.store, InstanceID: "fuzz", Groups: map[string][]string{"G1": {"L1"}}})
 	for _, s := range []string{
 		`{"hold_id":"h1","ttl_seconds":60,"lines":[{"sku":"A","location":"L1","quantity":1}]}`,
