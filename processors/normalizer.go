@@ -87,9 +87,28 @@ func NewNormalizer(cfg NormalizerConfig, codec *avro.Codec, store *ledger.Store,
 	return &Normalizer{cfg: cfg, codec: codec, store: store, catalog: catalog, log: log}
 }
 
-// Run consumes until ctx ends. It returns an error only when the
-// transactional session can no longer continue.
+// Run consumes until ctx ends. A transactional session that can no longer
+// continue (a broker restart can fence or fail it) is closed and replaced:
+// nothing it had not committed was committed, so the next one reprocesses it.
 func (n *Normalizer) Run(ctx context.Context) error {
+	backoff := 500 * time.Millisecond
+	for {
+		err := n.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		n.log.Error("normalizer session failed; starting a new one", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// session runs one transactional session until ctx ends or it fails.
+func (n *Normalizer) session(ctx context.Context) error {
 	t := n.cfg.Topics
 	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(n.cfg.Kafka.Brokers...),
@@ -122,10 +141,7 @@ func (n *Normalizer) Run(ctx context.Context) error {
 	n.log.Info("normalizer started", "group", n.cfg.Kafka.NormalizerGroup)
 	for {
 		fs := sess.PollRecords(ctx, n.cfg.MaxPollRecords)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if fs.IsClientClosed() {
+		if ctx.Err() != nil || fs.IsClientClosed() {
 			return nil
 		}
 		fs.EachError(func(topic string, p int32, err error) {

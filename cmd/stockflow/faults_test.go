@@ -312,6 +312,10 @@ func (s *scenario) caughtUp(within time.Duration) time.Duration {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+	for _, p := range s.procs {
+		b, _ := os.ReadFile(filepath.Join(s.dir, p.name+".log"))
+		s.t.Logf("%s (exited: %v), last lines:\n%s", p.name, p.exited(), tail(b, 15))
+	}
 	s.t.Fatalf("not caught up within %v: %s", within, last)
 	return 0
 }
