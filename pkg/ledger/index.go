@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -95,17 +96,12 @@ func (s *Store) lines(ctx context.Context, key string) ([]IndexedLine, error) {
 }
 
 func sortLines(ls []IndexedLine) {
-	less := func(a, b string) bool {
-		x, e1 := strconv.Atoi(a)
-		y, e2 := strconv.Atoi(b)
+	slices.SortFunc(ls, func(a, b IndexedLine) int {
+		x, e1 := strconv.Atoi(a.Line)
+		y, e2 := strconv.Atoi(b.Line)
 		if e1 == nil && e2 == nil {
-			return x < y
+			return x - y
 		}
-		return a < b
-	}
-	for i := 1; i < len(ls); i++ {
-		for j := i; j > 0 && less(ls[j].Line, ls[j-1].Line); j-- {
-			ls[j], ls[j-1] = ls[j-1], ls[j]
-		}
-	}
+		return strings.Compare(a.Line, b.Line)
+	})
 }

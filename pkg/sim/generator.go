@@ -7,6 +7,7 @@ package sim
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/stockflow/stockflow/pkg/config"
@@ -95,12 +96,7 @@ func NewGenerator(seed uint64, cat Catalogue, topics config.Topics, now func() t
 	for name := range cat.Groups {
 		g.groups = append(g.groups, name)
 	}
-	// Map order is random: sort for determinism.
-	for i := 1; i < len(g.groups); i++ {
-		for j := i; j > 0 && g.groups[j] < g.groups[j-1]; j-- {
-			g.groups[j], g.groups[j-1] = g.groups[j-1], g.groups[j]
-		}
-	}
+	slices.Sort(g.groups) // map order is random: sort for determinism
 	return g
 }
 
