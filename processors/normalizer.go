@@ -229,7 +229,11 @@ func (n *Normalizer) transact(ctx context.Context, sess *kgo.GroupTransactSessio
 			entries++
 		}
 	}
-	committed, err := sess.End(ctx, kgo.TransactionEndTry(produceErr == nil))
+	// End outlives a stop request: a transaction left open on a cancelled
+	// End holds back every read_committed reader until it times out.
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	defer cancel()
+	committed, err := sess.End(ectx, kgo.TransactionEndTry(produceErr == nil))
 	if err != nil {
 		return fmt.Errorf("end transaction: %w", err)
 	}
