@@ -349,6 +349,15 @@ func (n *Normalizer) poLines(ctx context.Context, po string) (map[string]ledger.
 	return m, nil
 }
 
+// poLine finds line pl of a PO's indexed lines, for the i-th line of an event.
+func poLine(lines map[string]ledger.IndexedLine, po string, i int, pl int32) (ledger.IndexedLine, error) {
+	l, ok := lines[fmt.Sprint(pl)]
+	if !ok {
+		return l, reject(ClassUnknownReference, "lines[%d].po_line: PO %q has no line %d", i, po, pl)
+	}
+	return l, nil
+}
+
 func (n *Normalizer) poAcknowledged(ctx context.Context, st *batchState, r *kgo.Record, e *events.PurchaseOrderAcknowledged) ([]*events.LedgerEntry, error) {
 	if err := checkRef("po_number", e.PONumber); err != nil {
 		return nil, err
@@ -359,9 +368,9 @@ func (n *Normalizer) poAcknowledged(ctx context.Context, st *batchState, r *kgo.
 	}
 	out := make([]*events.LedgerEntry, 0, len(e.Lines))
 	for i, a := range e.Lines {
-		l, ok := lines[fmt.Sprint(a.POLine)]
-		if !ok {
-			return nil, reject(ClassUnknownReference, "lines[%d].po_line: PO %q has no line %d", i, e.PONumber, a.POLine)
+		l, err := poLine(lines, e.PONumber, i, a.POLine)
+		if err != nil {
+			return nil, err
 		}
 		if a.Quantity < 0 {
 			return nil, reject(ClassInvalid, "lines[%d].quantity: %d must be >= 0", i, a.Quantity)
@@ -393,9 +402,9 @@ func (n *Normalizer) asn(ctx context.Context, st *batchState, r *kgo.Record, e *
 	}
 	out := make([]*events.LedgerEntry, 0, len(e.Lines))
 	for i, a := range e.Lines {
-		l, ok := lines[fmt.Sprint(a.POLine)]
-		if !ok {
-			return nil, reject(ClassUnknownReference, "lines[%d].po_line: PO %q has no line %d", i, e.PONumber, a.POLine)
+		l, err := poLine(lines, e.PONumber, i, a.POLine)
+		if err != nil {
+			return nil, err
 		}
 		if a.SKU != l.SKU {
 			return nil, reject(ClassInvalid, "lines[%d].sku: %q, but PO line %d is for %q", i, a.SKU, a.POLine, l.SKU)
