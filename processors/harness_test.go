@@ -316,7 +316,6 @@ func (e *env) verify(t *testing.T) {
 		}
 		return nil
 	})
-
 }
 
 // snapshot reads every position of the given SKUs.
