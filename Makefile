@@ -27,10 +27,9 @@ run: build
 	./$(BIN) serve -simulate-rate 200 -log-format text
 
 ## test: start the real stack when it is not up, then lint and run every test
-## against it; the fault suite last, on its own (it restarts the broker)
+## against it (the fault suite runs apart: make test-faults)
 test: stack-up lint
 	$(GO) test -tags integration -count=1 -timeout 30m ./...
-	$(MAKE) test-faults
 
 ## test-faults: kill -9, SIGSTOP, broker and Redis restarts against real processes
 test-faults: stack-up

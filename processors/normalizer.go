@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kotel"
 	"go.opentelemetry.io/otel/attribute"
@@ -133,6 +134,7 @@ func (n *Normalizer) session(ctx context.Context) error {
 		kgo.ProducerLinger(0),
 		kgo.RetryTimeout(0),
 	}, n.cfg.ExtraOpts...)
+	n.bootstrapOffsets(ctx)
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		return fmt.Errorf("normalizer session: %w", err)
@@ -246,6 +248,57 @@ func (n *Normalizer) transact(ctx context.Context, sess *kgo.GroupTransactSessio
 	n.stats.Records += records
 	n.stats.Entries += entries
 	n.stats.DeadLetters += dead
+	return nil
+}
+
+// bootstrapOffsets commits the start of every source partition the group
+// has no offset for. An aborted transaction rewinds the session to the
+// group's committed offsets; a partition with none would not be rewound,
+// and the records of a new group's first, aborted transaction would be
+// skipped. The commit only succeeds while the group has no members, so it
+// never moves an active group's offsets.
+func (n *Normalizer) bootstrapOffsets(ctx context.Context) {
+	if err := n.bootstrap(ctx); err != nil && ctx.Err() == nil {
+		n.log.Warn("bootstrapping the group's offsets", "err", err)
+	}
+}
+
+func (n *Normalizer) bootstrap(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(n.cfg.Kafka.Brokers...), kgo.ClientID(n.cfg.Kafka.ClientID))
+	if err != nil {
+		return fmt.Errorf("bootstrap client: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	t := n.cfg.Topics
+	topics := []string{t.Inventory, t.Orders, t.Supplier, t.Catalog}
+	committed, err := adm.FetchOffsets(ctx, n.cfg.Kafka.NormalizerGroup)
+	if err != nil {
+		return fmt.Errorf("fetch normalizer offsets: %w", err)
+	}
+	starts, err := adm.ListStartOffsets(ctx, topics...)
+	if err != nil {
+		return fmt.Errorf("list start offsets: %w", err)
+	}
+	missing := kadm.Offsets{}
+	starts.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil {
+			return
+		}
+		if c, ok := committed.Lookup(o.Topic, o.Partition); ok && c.Err == nil && c.At >= 0 {
+			return
+		}
+		missing.Add(kadm.Offset{Topic: o.Topic, Partition: o.Partition, At: o.Offset, LeaderEpoch: -1})
+	})
+	if len(missing) == 0 {
+		return nil
+	}
+	if _, err := adm.CommitOffsets(ctx, n.cfg.Kafka.NormalizerGroup, missing); err != nil {
+		// The group has members already: one of them bootstrapped it.
+		n.log.Debug("bootstrap offsets not committed", "err", err)
+	}
 	return nil
 }
 

@@ -9,7 +9,9 @@ package main
 // in-process pipeline makes of the same seeded events.
 //
 // It kills and restarts the shared local Kafka broker, so it runs on its
-// own: make test-faults (make test runs it after the rest).
+// own: make test-faults. Known open problem: after a broker kill -9 the
+// normalizer has once been seen to stop making progress without an error
+// (lag stuck, no log lines); the scenario passed in four of five runs.
 
 import (
 	"bytes"
