@@ -71,12 +71,21 @@ func Verify(ctx context.Context, kcfg config.Kafka, topics config.Topics, store 
 	rdb := store.Client()
 	for _, sku := range fold.SKUs() {
 		rep.SKUs++
-		for loc, want := range fold.Positions(sku) {
+		// Every location of the SKU in one round trip.
+		positions := fold.Positions(sku)
+		locs := make([]string, 0, len(positions))
+		reqs := make([]ledger.LookupReq, 0, len(positions))
+		for loc := range positions {
+			locs = append(locs, loc)
+			reqs = append(reqs, ledger.LookupReq{SKU: sku, Location: loc})
+		}
+		res, err := store.Lookup(ctx, reqs, time.Time{})
+		if err != nil {
+			return rep, err
+		}
+		for i, loc := range locs {
 			rep.Positions++
-			got, err := store.Position(ctx, sku, loc, time.Time{})
-			if err != nil {
-				return rep, err
-			}
+			want, got := positions[loc], res[i]
 			for _, f := range []struct {
 				name      string
 				want, got int64

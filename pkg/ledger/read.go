@@ -20,49 +20,16 @@ type Position struct {
 	Version int64
 }
 
-func atoi(v any) int64 {
-	s, _ := v.(string)
-	n, _ := strconv.ParseInt(s, 10, 64)
-	return n
-}
-
 // Position reads the totals of sku at loc, with held counting only holds
 // still active at now (the folder purges expired holds when it next applies
-// an entry of the SKU; reads must not wait for that).
+// an entry of the SKU; reads must not wait for that). It is Lookup for one
+// position, without the supply.
 func (s *Store) Position(ctx context.Context, sku, loc string, now time.Time) (Position, error) {
-	pipe := s.rdb.Pipeline()
-	h := pipe.HMGet(ctx, posKey(sku, loc), "oh", "rs", "pk", "hd", "ib", "ss", "rop", "v")
-	exp := pipe.ZRangeByScore(ctx, SKUKey(sku)+":hx", &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(now.UnixMilli(), 10)})
-	if _, err := pipe.Exec(ctx); err != nil {
-		return Position{}, fmt.Errorf("read position: %w", err)
-	}
-	v := h.Val()
-	p := Position{Components: Components{atoi(v[0]), atoi(v[1]), atoi(v[2]), atoi(v[3]), atoi(v[4]), atoi(v[5]), atoi(v[6])}, Version: atoi(v[7])}
-	if lapsed := exp.Val(); len(lapsed) > 0 {
-		gone, err := s.heldIn(ctx, sku, loc, lapsed)
-		if err != nil {
-			return Position{}, err
-		}
-		p.Held -= gone
-	}
-	return p, nil
-}
-
-// heldIn sums the quantity of the named holds at loc that are still marked held.
-func (s *Store) heldIn(ctx context.Context, sku, loc string, fields []string) (int64, error) {
-	vals, err := s.rdb.HMGet(ctx, SKUKey(sku)+":h", fields...).Result()
+	res, err := s.Lookup(ctx, []LookupReq{{SKU: sku, Location: loc}}, now)
 	if err != nil {
-		return 0, fmt.Errorf("read holds: %w", err)
+		return Position{}, err
 	}
-	var sum int64
-	for _, v := range vals {
-		str, _ := v.(string)
-		var h Hold
-		if json.Unmarshal([]byte(str), &h) == nil && h.Status == "held" && h.Location == loc {
-			sum += h.Quantity
-		}
-	}
-	return sum, nil
+	return res[0].Position, nil
 }
 
 // Locations lists the locations sku has a position at, sorted.
