@@ -9,13 +9,18 @@
 package processors
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
-	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockflow/stockflow/pkg/avro"
+	"github.com/stockflow/stockflow/pkg/config"
 )
 
 // Dead-letter error classes beyond the decoder's (see pkg/avro).
@@ -33,6 +38,32 @@ func sessionTimeout(k config.Kafka) time.Duration {
 		return 45 * time.Second
 	}
 	return k.SessionTimeout
+}
+
+// leaveGroup takes a static member (instanceID) out of its group when it
+// stops: a static member's own client does not leave, and its partitions
+// would wait for the session timeout. Nothing to do for a dynamic member.
+func leaveGroup(k config.Kafka, group, instanceID string, log *slog.Logger) {
+	if instanceID == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers...), kgo.ClientID(k.ClientID))
+	if err != nil {
+		log.Warn("leaving the group", "group", group, "err", err)
+		return
+	}
+	defer cl.Close()
+	resp, err := kadm.NewClient(cl).LeaveGroup(ctx, kadm.LeaveGroup(group).InstanceIDs(instanceID).Reason("stopping"))
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil && !errors.Is(err, kerr.UnknownMemberID) {
+		log.Warn("leaving the group; its partitions move after the session timeout", "group", group, "err", err)
+		return
+	}
+	log.Info("left the group", "group", group, "instance_id", instanceID)
 }
 
 // RejectError says a record can never be processed as it is.

@@ -43,6 +43,12 @@ type FolderConfig struct {
 	// Grace is how long a stop lets the poll in hand finish (apply, record,
 	// commit) before abandoning it. Default 20s.
 	Grace time.Duration
+	// InstanceID, when set, makes the folder a static member of its group
+	// (group.instance.id): a restart with the same id takes its partitions
+	// back at once, without waiting out the session timeout of the member
+	// that died and without a rebalance. A stop leaves the group, so its
+	// partitions move to the others at once.
+	InstanceID string
 }
 
 func (c *FolderConfig) setDefaults() {
@@ -120,6 +126,9 @@ func (f *Folder) Run(ctx context.Context) error {
 		kgo.OnPartitionsLost(f.dropWorkers),
 		kgo.RetryTimeout(0),
 	}, f.cfg.ExtraOpts...)
+	if f.cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(f.cfg.InstanceID))
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("folder client: %w", err)
@@ -129,6 +138,7 @@ func (f *Folder) Run(ctx context.Context) error {
 		// Leave the group only after the last poll is fully handled.
 		cl.Close()
 		f.stopAll()
+		leaveGroup(f.cfg.Kafka, f.cfg.Kafka.FolderGroup, f.cfg.InstanceID, f.log)
 	}()
 	f.log.Info("folder started", "group", f.cfg.Kafka.FolderGroup)
 	// A poll in hand is finished on stop (applied, recorded, committed) so

@@ -110,7 +110,7 @@ func (e *env) start(t *testing.T, o pipelineOpts) *pipeline {
 	if o.normalizer.UoMWait == 0 {
 		o.normalizer.UoMWait = 2 * time.Second
 	}
-	o.folder.Kafka, o.folder.Topics = e.cfg.Kafka, e.cfg.Topics
+	o.folder.Kafka, o.folder.Topics, o.folder.InstanceID = e.cfg.Kafka, e.cfg.Topics, o.instance
 	p := &pipeline{
 		cancel: cancel,
 		done:   make(chan error, 3),

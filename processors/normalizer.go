@@ -92,6 +92,7 @@ func NewNormalizer(cfg NormalizerConfig, codec *avro.Codec, store *ledger.Store,
 // continue (a broker restart can fence or fail it) is closed and replaced:
 // nothing it had not committed was committed, so the next one reprocesses it.
 func (n *Normalizer) Run(ctx context.Context) error {
+	defer leaveGroup(n.cfg.Kafka, n.cfg.Kafka.NormalizerGroup, n.cfg.InstanceID, n.log)
 	backoff := 500 * time.Millisecond
 	for {
 		err := n.session(ctx)
@@ -134,6 +135,11 @@ func (n *Normalizer) session(ctx context.Context) error {
 		kgo.ProducerLinger(0),
 		kgo.RetryTimeout(0),
 	}, n.cfg.ExtraOpts...)
+	if n.cfg.InstanceID != "" {
+		// A static member: a restart with the same InstanceID takes its
+		// partitions back at once (Run leaves the group when it stops).
+		opts = append(opts, kgo.InstanceID(n.cfg.InstanceID))
+	}
 	n.bootstrapOffsets(ctx)
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {

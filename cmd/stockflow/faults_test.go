@@ -148,11 +148,18 @@ func (s *scenario) startRedis(persist bool) {
 	}
 	cmd := exec.Command("redis-server", args...)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	cmd.SysProcAttr = diesWithTest()
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("redis-server: %v", err)
 	}
 	s.redis = cmd
 	s.waitPort(s.cfg.Redis.Addr)
+}
+
+// diesWithTest has a child process killed when the test binary dies, even
+// by a panic (a test timeout) that skips the cleanups.
+func diesWithTest() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
 
 func (s *scenario) killRedis() {
@@ -201,6 +208,7 @@ func (s *scenario) start(name string, extra ...string) *proc {
 	}
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Env = env
+	p.cmd.SysProcAttr = diesWithTest()
 	logf, err := os.OpenFile(filepath.Join(s.dir, name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		s.t.Fatal(err)
@@ -314,12 +322,38 @@ func (s *scenario) caughtUp(within time.Duration) time.Duration {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	for _, p := range s.procs {
-		b, _ := os.ReadFile(filepath.Join(s.dir, p.name+".log"))
-		s.t.Logf("%s (exited: %v), last lines:\n%s", p.name, p.exited(), tail(b, 15))
-	}
+	s.keepLogs()
 	s.t.Fatalf("not caught up within %v: %s", within, last)
 	return 0
+}
+
+// keepLogs makes every live process dump its goroutines (SIGQUIT), prints
+// the last lines of each log and keeps the logs where a failed run can be
+// read afterwards.
+func (s *scenario) keepLogs() {
+	keep, err := os.MkdirTemp("", "stockflow-faults-logs-")
+	if err != nil {
+		keep = s.dir
+	}
+	for _, p := range s.procs {
+		if !p.exited() {
+			p.signal(syscall.SIGQUIT)
+			select {
+			case <-p.done:
+			case <-time.After(10 * time.Second):
+			}
+		}
+		b, _ := os.ReadFile(filepath.Join(s.dir, p.name+".log"))
+		os.WriteFile(filepath.Join(keep, p.name+".log"), b, 0o644)
+		var logLines [][]byte // the JSON log lines, without the dump
+		for _, l := range bytes.Split(b, []byte("\n")) {
+			if bytes.HasPrefix(l, []byte("{")) {
+				logLines = append(logLines, l)
+			}
+		}
+		s.t.Logf("%s, last log lines:\n%s", p.name, tail(bytes.Join(logLines, []byte("\n")), 15))
+	}
+	s.t.Logf("full logs, with goroutine dumps of the processes that were still running: %s", keep)
 }
 
 // verify runs `stockflow verify` (the binary) against the scenario.
@@ -857,11 +891,12 @@ func TestFaults(t *testing.T) {
 		s.report("aborted-upstream-transactions", 200, rec)
 	})
 
-	t.Run("a hold storm while instances are killed: never oversold, one answer per hold_id", func(t *testing.T) {
+	t.Run("a hold storm while instances and the broker are killed: never oversold, one answer per hold_id", func(t *testing.T) {
+		const stock, requests = 300, 900
 		s := newScenario(t)
 		a, b := s.start("a"), s.start("b")
 		ctx := context.Background()
-		ev := &events.InventoryReceived{Meta: events.Meta{EventID: "storm-stock", EventTime: time.Now().UTC(), Source: "t"}, SKU: "STORM", Location: "L1", Quantity: 150, UoM: "EA"}
+		ev := &events.InventoryReceived{Meta: events.Meta{EventID: "storm-stock", EventTime: time.Now().UTC(), Source: "t"}, SKU: "STORM", Location: "L1", Quantity: stock, UoM: "EA"}
 		bts, _ := s.codec.Encode(ctx, s.cfg.Topics.Inventory, ev)
 		if err := s.prod.ProduceSync(ctx, &kgo.Record{Topic: s.cfg.Topics.Inventory, Key: []byte("STORM"), Value: bts}).FirstErr(); err != nil {
 			t.Fatal(err)
@@ -870,10 +905,11 @@ func TestFaults(t *testing.T) {
 		var mu sync.Mutex
 		answers := map[string][]int{}
 		stop := make(chan struct{})
-		var killer sync.WaitGroup
-		killer.Add(1)
+		var faults sync.WaitGroup
+		var instanceKills, brokerKills atomic.Int64
+		faults.Add(2)
 		go func() { // kill -9 instance b every few seconds, and bring it back
-			defer killer.Done()
+			defer faults.Done()
 			for i := 0; ; i++ {
 				select {
 				case <-stop:
@@ -884,12 +920,29 @@ func TestFaults(t *testing.T) {
 				b.kill()
 				b = s.start(fmt.Sprint("b", i))
 				mu.Unlock()
+				instanceKills.Add(1)
+			}
+		}()
+		go func() { // kill -9 the broker twice while holds are being decided
+			defer faults.Done()
+			for i := 0; i < 2; i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(7 * time.Second):
+				}
+				syscall.Kill(kafkaPid(t), syscall.SIGKILL)
+				time.Sleep(time.Second)
+				stackScript(t, "kafka.sh", "start")
+				brokerKills.Add(1)
 			}
 		}()
 		client := &http.Client{Timeout: 15 * time.Second}
 		var wg sync.WaitGroup
-		sem := make(chan struct{}, 20)
-		for i := 0; i < 500; i++ {
+		sem := make(chan struct{}, 40)
+		pace := time.NewTicker(30 * time.Millisecond) // the storm outlasts several kills
+		for i := 0; i < requests; i++ {
+			<-pace.C
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -897,13 +950,13 @@ func TestFaults(t *testing.T) {
 				defer func() { <-sem }()
 				id := fmt.Sprint("storm-", i)
 				body := fmt.Sprintf(`{"hold_id":%q,"ttl_seconds":3600,"lines":[{"sku":"STORM","location":"L1","quantity":1}]}`, id)
-				for attempt := 0; attempt < 30; attempt++ {
+				for attempt := 0; attempt < 200; attempt++ {
 					mu.Lock()
 					target := []*proc{a, b}[(i+attempt)%2]
 					mu.Unlock()
 					resp, err := client.Post("http://"+target.http+"/v1/holds", "application/json", strings.NewReader(body))
 					if err != nil {
-						time.Sleep(200 * time.Millisecond)
+						time.Sleep(250 * time.Millisecond)
 						continue
 					}
 					io.Copy(io.Discard, resp.Body)
@@ -922,30 +975,45 @@ func TestFaults(t *testing.T) {
 						}
 						return
 					}
-					time.Sleep(200 * time.Millisecond)
+					time.Sleep(250 * time.Millisecond)
 				}
 			}()
 		}
+		pace.Stop()
 		wg.Wait()
 		close(stop)
-		killer.Wait()
-		held := 0
-		for id, codes := range answers {
+		faults.Wait()
+		if instanceKills.Load() == 0 || brokerKills.Load() == 0 {
+			t.Fatalf("the storm ended before the faults: %d instance kills, %d broker kills", instanceKills.Load(), brokerKills.Load())
+		}
+		held, undecided, unavailable := 0, 0, 0
+		for i := 0; i < requests; i++ {
+			id := fmt.Sprint("storm-", i)
+			codes := answers[id]
 			final := 0
 			for _, c := range codes {
-				if c == 201 || c == 409 {
+				switch c {
+				case 201, 409:
 					if final != 0 && c != final {
 						t.Fatalf("%s answered %v: two different decisions", id, codes)
 					}
 					final = c
+				case 503:
+					unavailable++
 				}
 			}
-			if final == 201 {
+			switch final {
+			case 201:
 				held++
+			case 0:
+				undecided++
 			}
 		}
-		if held > 150 {
-			t.Fatalf("%d holds accepted on 150 units: oversold", held)
+		if undecided > 0 {
+			t.Fatalf("%d of %d hold requests never got a decision", undecided, requests)
+		}
+		if held > stock {
+			t.Fatalf("%d holds accepted on %d units: oversold", held, stock)
 		}
 		rec := s.caughtUp(2 * time.Minute)
 		rdb := s.rdb()
@@ -955,11 +1023,12 @@ func TestFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		if p.Held != int64(held) {
-			t.Fatalf("ledger holds %d units, clients were told %d holds succeeded", p.Held, held)
+			t.Fatalf("the ledger holds %d units, clients were told %d holds succeeded", p.Held, held)
 		}
 		s.verify()
-		t.Logf("%d of 500 holds accepted on 150 units", held)
-		s.report("hold-storm-under-kills", 500, rec)
+		t.Logf("%d of %d holds accepted on %d units; %d answers were 503 (retried); %d instance kills, %d broker kills",
+			held, requests, stock, unavailable, instanceKills.Load(), brokerKills.Load())
+		s.report("hold-storm-under-kills", requests, rec)
 	})
 }
 

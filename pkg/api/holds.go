@@ -59,6 +59,7 @@ type holdRecord struct {
 func holdKey(id string) string            { return "sf:hold:" + id }
 func holdLockKey(id string) string        { return "sf:holdlock:" + id }
 func holdTryKey(id string) string         { return "sf:holdtry:" + id }
+func holdOpenKey(id string) string        { return "sf:holdopen:" + id }
 func decisionField(id, loc string) string { return id + "|" + loc }
 
 func (ch *Checkout) parseHold(c echo.Context) (holdRequest, error) {
@@ -141,10 +142,20 @@ func (ch *Checkout) placeHold(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	rdb.Expire(ctx, holdTryKey(req.HoldID), 2*time.Hour)
-	internal := req.HoldID
-	if try > 1 {
-		internal += "~" + strconv.FormatInt(try, 10)
+	internal := attemptID(req.HoldID, try)
+	// Earlier attempts at this hold_id that ended without an answer and
+	// without a delivered release: their instance died, or the ledger was
+	// out of reach for longer than their release could wait.
+	prior, err := rdb.SMembers(ctx, holdOpenKey(req.HoldID)).Result()
+	if err != nil {
+		return err
+	}
+	pipe := rdb.TxPipeline()
+	pipe.Expire(ctx, holdTryKey(req.HoldID), holdStateTTL)
+	pipe.SAdd(ctx, holdOpenKey(req.HoldID), internal)
+	pipe.Expire(ctx, holdOpenKey(req.HoldID), holdStateTTL)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
 	}
 	now := ch.now()
 	lines, err := ch.resolveLines(ctx, req, now)
@@ -152,6 +163,10 @@ func (ch *Checkout) placeHold(c echo.Context) error {
 		return err
 	}
 	corr := correlationID(c)
+	// The whole attempt, produce and decision, fits in the hold timeout, so
+	// it ends before its lock expires and a retry can start.
+	dctx, cancel := context.WithTimeout(ctx, ch.cfg.HoldTimeout)
+	defer cancel()
 	entries := make([]*events.LedgerEntry, len(lines))
 	waits := make([]<-chan string, len(lines))
 	ttl := req.TTLSeconds * 1000
@@ -170,17 +185,27 @@ func (ch *Checkout) placeHold(c echo.Context) error {
 		waits[i], cancel = ch.waiter.expect(internal, l.SKU, loc)
 		defer cancel()
 	}
+	// Whatever unanswered earlier attempts may have held is let go first:
+	// the releases share the new hold's partitions and go ahead of it.
+	prior = prior[max(0, len(prior)-maxPriorAttempts):]
+	releases := ch.releaseEntries(prior, ch.releaseTargets(req), corr)
 	sent := time.Now()
-	if err := ch.produce(ctx, entries...); err != nil {
-		return err
+	if err := ch.produce(dctx, append(releases, entries...)...); err != nil {
+		ch.holdDecisions.WithLabelValues("timeout").Inc()
+		ch.releaseLater(req.HoldID, internal, lines, corr)
+		ch.log.WarnContext(ctx, "hold not sent to the ledger", "hold_id", req.HoldID, "err", err)
+		return unavailable(c, "the ledger log could not be reached in time; nothing is held, retry with the same hold_id")
 	}
-	decisions := ch.awaitDecisions(ctx, internal, lines, waits)
+	if len(prior) > 0 {
+		rdb.SRem(ctx, holdOpenKey(req.HoldID), prior)
+	}
+	decisions := ch.awaitDecisions(dctx, internal, lines, waits)
 	ch.holdRoundTrip.Observe(time.Since(sent).Seconds())
 	for _, d := range decisions {
 		if d == "" {
 			ch.holdDecisions.WithLabelValues("timeout").Inc()
 			// Undecided in time: make sure nothing stays held, then say so.
-			ch.release(context.WithoutCancel(ctx), internal, lines, corr)
+			ch.releaseLater(req.HoldID, internal, lines, corr)
 			return unavailable(c, "the ledger did not decide in time; nothing is held, retry with the same hold_id")
 		}
 	}
@@ -214,7 +239,11 @@ func (ch *Checkout) placeHold(c echo.Context) error {
 	ch.holdDecisions.WithLabelValues(resp.Status).Inc()
 	rec := holdRecord{Code: code, Response: resp, Internal: internal}
 	b, _ := json.Marshal(rec)
-	if err := rdb.Set(ctx, holdKey(req.HoldID), b, time.Duration(req.TTLSeconds)*time.Second+time.Hour).Err(); err != nil {
+	// The answer is kept, and the attempt is no longer open: it answered.
+	pipe = rdb.TxPipeline()
+	pipe.Set(ctx, holdKey(req.HoldID), b, time.Duration(req.TTLSeconds)*time.Second+time.Hour)
+	pipe.SRem(ctx, holdOpenKey(req.HoldID), internal)
+	if _, err := pipe.Exec(ctx); err != nil {
 		return err
 	}
 	return c.JSON(code, resp)
@@ -263,18 +292,14 @@ func (ch *Checkout) resolveLines(ctx context.Context, req holdRequest, now time.
 	return out, nil
 }
 
-// awaitDecisions waits for every line's decision until the hold timeout,
-// then reads any still missing from Redis (a published message can be missed).
+// awaitDecisions waits for every line's decision until ctx ends, then reads
+// any still missing from Redis (a published message can be missed).
 func (ch *Checkout) awaitDecisions(ctx context.Context, internal string, lines []holdLine, waits []<-chan string) []string {
 	out := make([]string, len(lines))
-	timer := time.NewTimer(ch.cfg.HoldTimeout)
-	defer timer.Stop()
 	for i := range waits {
 		select {
 		case d := <-waits[i]:
 			out[i] = d
-		case <-timer.C:
-			return ch.readDecisions(ctx, internal, lines, out)
 		case <-ctx.Done():
 			return ch.readDecisions(ctx, internal, lines, out)
 		}
@@ -305,17 +330,78 @@ func (ch *Checkout) release(ctx context.Context, internal string, lines []holdLi
 	if len(lines) == 0 {
 		return nil
 	}
-	now := ch.now().UTC()
-	es := make([]*events.LedgerEntry, len(lines))
-	for i, l := range lines {
-		loc := l.Location
-		es[i] = &events.LedgerEntry{
-			EntryType: events.EntryHoldRelease, SKU: l.SKU, Location: &loc, HoldID: str(internal),
-			EventID:   "release:" + internal + ":" + strconv.Itoa(i) + ":" + strconv.FormatInt(now.UnixNano(), 36),
-			EventTime: now, Source: "api", CorrelationID: corr,
+	return ch.produce(ctx, ch.releaseEntries([]string{internal}, lines, corr)...)
+}
+
+// releaseLater releases the lines of an attempt that got no answer, without
+// holding up its response: with the broker out of reach the releases wait
+// in the producer, behind the attempt's hold entries, until it is back.
+// Once they are delivered the attempt is closed; until then the next
+// attempt at the hold_id sends releases for it again.
+func (ch *Checkout) releaseLater(holdID, internal string, lines []holdLine, corr *string) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+		defer cancel()
+		if err := ch.release(ctx, internal, lines, corr); err != nil {
+			ch.log.Warn("releasing an unanswered hold attempt", "hold", internal, "err", err)
+			return
+		}
+		ch.cfg.Store.Client().SRem(ctx, holdOpenKey(holdID), internal)
+	}()
+}
+
+const (
+	// releaseTimeout bounds how long a release of an unanswered attempt
+	// waits for the ledger log.
+	releaseTimeout = 2 * time.Minute
+	// holdStateTTL is how long the attempts at a hold_id are remembered.
+	holdStateTTL = 2 * time.Hour
+	// maxPriorAttempts bounds how many unanswered earlier attempts at one
+	// hold_id a new attempt releases.
+	maxPriorAttempts = 32
+)
+
+// attemptID is the ledger's id for attempt try (1, 2, ...) at hold_id.
+func attemptID(holdID string, try int64) string {
+	if try <= 1 {
+		return holdID
+	}
+	return holdID + "~" + strconv.FormatInt(try, 10)
+}
+
+// releaseTargets lists every place an attempt at req may have held: a line's
+// location, or each member of its group, since an earlier attempt may have
+// picked another one.
+func (ch *Checkout) releaseTargets(req holdRequest) []holdLine {
+	var out []holdLine
+	for _, l := range req.Lines {
+		if l.Group == "" {
+			out = append(out, holdLine{SKU: l.SKU, Location: l.Location})
+			continue
+		}
+		for _, m := range ch.cfg.Groups[l.Group] {
+			out = append(out, holdLine{SKU: l.SKU, Location: m})
 		}
 	}
-	return ch.produce(ctx, es...)
+	return out
+}
+
+// releaseEntries makes a release entry for each of ids at each line.
+func (ch *Checkout) releaseEntries(ids []string, lines []holdLine, corr *string) []*events.LedgerEntry {
+	now := ch.now().UTC()
+	stamp := strconv.FormatInt(now.UnixNano(), 36)
+	es := make([]*events.LedgerEntry, 0, len(ids)*len(lines))
+	for _, id := range ids {
+		for i, l := range lines {
+			loc := l.Location
+			es = append(es, &events.LedgerEntry{
+				EntryType: events.EntryHoldRelease, SKU: l.SKU, Location: &loc, HoldID: str(id),
+				EventID:   "release:" + id + ":" + strconv.Itoa(i) + ":" + stamp,
+				EventTime: now, Source: "api", CorrelationID: corr,
+			})
+		}
+	}
+	return es
 }
 
 func (ch *Checkout) releaseHold(c echo.Context) error {

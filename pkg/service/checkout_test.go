@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -222,6 +223,50 @@ func runCheckoutSuite(t *testing.T, mk func(t *testing.T) *stack) {
 		if got := s.atp(t, "GRP", "L2"); got != 4 {
 			t.Fatalf("L2 atp %v", got)
 		}
+	})
+
+	t.Run("a retry lets go of what an unanswered attempt held", func(t *testing.T) {
+		s := mk(t)
+		ctx := context.Background()
+		s.send(t, s.cfg.Topics.Inventory, "ORPHAN", receiptEv("r-orphan", "ORPHAN", "L1", 10))
+		s.waitATP(t, "ORPHAN", "L1", 10)
+		// What an instance leaves behind when it dies after producing the
+		// first attempt at hold "o-1" and before answering: the attempt
+		// counted and open, and its hold entry on the ledger.
+		rdb := redis.NewClient(&redis.Options{Addr: s.cfg.Redis.Addr, DB: s.cfg.Redis.DB})
+		defer rdb.Close()
+		if err := rdb.Incr(ctx, "sf:holdtry:o-1").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := rdb.SAdd(ctx, "sf:holdopen:o-1", "o-1").Err(); err != nil {
+			t.Fatal(err)
+		}
+		loc, ttl, id := "L1", int64(3_600_000), "o-1"
+		codec, err := events.NewCodec(nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := codec.Encode(ctx, s.cfg.Topics.Ledger, &events.LedgerEntry{EntryType: events.EntryHold, SKU: "ORPHAN", Location: &loc,
+			Quantity: 4, HoldID: &id, TTLMillis: &ttl, EventID: "hold:o-1:0", EventTime: time.Now().UTC(), Source: "api"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.prod.ProduceSync(ctx, &kgo.Record{Topic: s.cfg.Topics.Ledger, Key: []byte("ORPHAN"), Value: b}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		s.waitATP(t, "ORPHAN", "L1", 6)
+		// The client never got an answer and retries with the same hold_id.
+		if c, body := s.call(t, "POST", "/v1/holds", hold("o-1", 600, line("ORPHAN", "L1", 4))); c != 201 {
+			t.Fatalf("retry: %d %v", c, body)
+		}
+		if got := s.atp(t, "ORPHAN", "L1"); got != 6 {
+			t.Fatalf("atp %v after the retry, want 6: the unanswered attempt still holds stock", got)
+		}
+		// Releasing the hold gives everything back.
+		if c, body := s.call(t, "DELETE", "/v1/holds/o-1", nil); c != 204 {
+			t.Fatalf("release: %d %v", c, body)
+		}
+		s.waitATP(t, "ORPHAN", "L1", 10)
 	})
 
 	t.Run("a policy goes through the ledger and shows in positions", func(t *testing.T) {

@@ -48,7 +48,8 @@ type Options struct {
 	SimulateSKUs int
 	// TopicsTimeout bounds the wait for Kafka and topic creation at start.
 	TopicsTimeout time.Duration
-	// InstanceID names this process in transactional ids; default host-pid.
+	// InstanceID names this process in transactional ids and as a static
+	// member of the consumer groups; default host-pid.
 	InstanceID string
 	// Folder and Normalizer pass through test hooks and tuning.
 	Folder     processors.FolderConfig
@@ -217,7 +218,7 @@ func runPipeline(ctx context.Context, cfg config.Config, opts Options, codec *av
 	}
 
 	fcfg := opts.Folder
-	fcfg.Kafka, fcfg.Topics, fcfg.Metrics = cfg.Kafka, cfg.Topics, metrics
+	fcfg.Kafka, fcfg.Topics, fcfg.InstanceID, fcfg.Metrics = cfg.Kafka, cfg.Topics, opts.InstanceID, metrics
 	fopt, ftracer := kafka.Tracing(tp, cfg.Kafka.ClientID, cfg.Kafka.FolderGroup)
 	fcfg.ExtraOpts, fcfg.Tracing = append(fcfg.ExtraOpts, fopt), processors.Tracing{Kotel: ftracer}
 	folder := processors.NewFolder(fcfg, codec, led, kcl, log.With("component", "folder"))
