@@ -146,6 +146,17 @@ func (n *Normalizer) session(ctx context.Context) error {
 		return fmt.Errorf("normalizer session: %w", err)
 	}
 	defer sess.Close()
+	// Fence the predecessor with this transactional id now rather than at
+	// the first produce: its open transaction is aborted at once. Until
+	// then the group's offsets it had added to that transaction are
+	// pending, and the offset fetch (which must see stable offsets) would
+	// wait for the transaction to time out before anything is consumed.
+	pctx, cancel := context.WithTimeout(ctx, time.Minute)
+	_, _, err = sess.Client().ProducerID(pctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("normalizer producer id: %w", err)
+	}
 	n.log.Info("normalizer started", "group", n.cfg.Kafka.NormalizerGroup)
 	for {
 		fs := sess.PollRecords(ctx, n.cfg.MaxPollRecords)

@@ -123,6 +123,9 @@ func newScenario(t *testing.T) *scenario {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		if os.Getenv("STOCKFLOW_FAULTS_KEEP_LOGS") != "" {
+			s.keepLogs(false)
+		}
 		for _, p := range s.procs {
 			p.kill()
 		}
@@ -196,7 +199,7 @@ func (s *scenario) start(name string, extra ...string) *proc {
 		"-topic-inventory", t.Inventory, "-topic-orders", t.Orders, "-topic-supplier", t.Supplier, "-topic-catalog", t.Catalog,
 		"-topic-ledger", t.Ledger, "-topic-availability", t.Availability, "-topic-alerts", t.Alerts, "-topic-dlq", t.DLQ,
 		"-http-addr", p.http, "-log-format", "json", "-rate-limit", "0", "-groups", "G=L1",
-		"-kafka-session-timeout", "6s", "-instance-id", instanceName(name),
+		"-kafka-session-timeout", "6s", "-instance-id", instanceName(name), "-log-level", logLevel(),
 	}
 	env := os.Environ()
 	for _, x := range extra {
@@ -322,21 +325,21 @@ func (s *scenario) caughtUp(within time.Duration) time.Duration {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	s.keepLogs()
+	s.keepLogs(true)
 	s.t.Fatalf("not caught up within %v: %s", within, last)
 	return 0
 }
 
-// keepLogs makes every live process dump its goroutines (SIGQUIT), prints
-// the last lines of each log and keeps the logs where a failed run can be
-// read afterwards.
-func (s *scenario) keepLogs() {
+// keepLogs keeps the processes' logs where they can be read after the
+// run and prints the last lines of each. With dump, every live process
+// first dumps its goroutines (SIGQUIT) into its log.
+func (s *scenario) keepLogs(dump bool) {
 	keep, err := os.MkdirTemp("", "stockflow-faults-logs-")
 	if err != nil {
 		keep = s.dir
 	}
 	for _, p := range s.procs {
-		if !p.exited() {
+		if dump && !p.exited() {
 			p.signal(syscall.SIGQUIT)
 			select {
 			case <-p.done:
@@ -353,7 +356,7 @@ func (s *scenario) keepLogs() {
 		}
 		s.t.Logf("%s, last log lines:\n%s", p.name, tail(bytes.Join(logLines, []byte("\n")), 15))
 	}
-	s.t.Logf("full logs, with goroutine dumps of the processes that were still running: %s", keep)
+	s.t.Logf("full logs: %s", keep)
 }
 
 // verify runs `stockflow verify` (the binary) against the scenario.
@@ -1041,4 +1044,12 @@ func waitFor(t *testing.T, within time.Duration, cond func() bool) {
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
+}
+
+// logLevel is the processes' log level: STOCKFLOW_FAULTS_LOG_LEVEL, or info.
+func logLevel() string {
+	if l := os.Getenv("STOCKFLOW_FAULTS_LOG_LEVEL"); l != "" {
+		return l
+	}
+	return "info"
 }

@@ -158,3 +158,30 @@ func Tracing(tp trace.TracerProvider, clientID, group string) (kgo.Opt, *kotel.T
 	t := kotel.NewTracer(opts...)
 	return kgo.WithHooks(kotel.NewKotel(kotel.WithTracer(t)).Hooks()...), t
 }
+
+// Logger has a client log through log: the client's warnings and errors at
+// those levels, and, when log is at debug, its info lines (group joins,
+// assignments, producer ids, reconnects) at debug.
+func Logger(log *slog.Logger) kgo.Opt {
+	return kgo.WithLogger(&clientLogger{log: log.With("component", "kgo")})
+}
+
+type clientLogger struct{ log *slog.Logger }
+
+func (l *clientLogger) Level() kgo.LogLevel {
+	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+		return kgo.LogLevelInfo
+	}
+	return kgo.LogLevelWarn
+}
+
+func (l *clientLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	lvl := slog.LevelDebug
+	switch level {
+	case kgo.LogLevelError:
+		lvl = slog.LevelError
+	case kgo.LogLevelWarn:
+		lvl = slog.LevelWarn
+	}
+	l.log.Log(context.Background(), lvl, msg, keyvals...)
+}

@@ -211,7 +211,7 @@ func runPipeline(ctx context.Context, cfg config.Config, opts Options, codec *av
 	ncfg := opts.Normalizer
 	ncfg.Kafka, ncfg.Topics, ncfg.InstanceID, ncfg.Metrics = cfg.Kafka, cfg.Topics, opts.InstanceID, metrics
 	nopt, ntracer := kafka.Tracing(tp, cfg.Kafka.ClientID, cfg.Kafka.NormalizerGroup)
-	ncfg.ExtraOpts, ncfg.Tracing = append(ncfg.ExtraOpts, nopt), processors.Tracing{Kotel: ntracer}
+	ncfg.ExtraOpts, ncfg.Tracing = append(ncfg.ExtraOpts, nopt, kafka.Logger(log.With("group", cfg.Kafka.NormalizerGroup))), processors.Tracing{Kotel: ntracer}
 	norm := processors.NewNormalizer(ncfg, codec, led, catalog, log.With("component", "normalizer"))
 	if !opts.NoNormalizer {
 		g.Go(func() error { return norm.Run(ctx) })
@@ -220,7 +220,7 @@ func runPipeline(ctx context.Context, cfg config.Config, opts Options, codec *av
 	fcfg := opts.Folder
 	fcfg.Kafka, fcfg.Topics, fcfg.InstanceID, fcfg.Metrics = cfg.Kafka, cfg.Topics, opts.InstanceID, metrics
 	fopt, ftracer := kafka.Tracing(tp, cfg.Kafka.ClientID, cfg.Kafka.FolderGroup)
-	fcfg.ExtraOpts, fcfg.Tracing = append(fcfg.ExtraOpts, fopt), processors.Tracing{Kotel: ftracer}
+	fcfg.ExtraOpts, fcfg.Tracing = append(fcfg.ExtraOpts, fopt, kafka.Logger(log.With("group", cfg.Kafka.FolderGroup))), processors.Tracing{Kotel: ftracer}
 	folder := processors.NewFolder(fcfg, codec, led, kcl, log.With("component", "folder"))
 	if !opts.NoFolder {
 		g.Go(func() error { return folder.Run(ctx) })
