@@ -13,7 +13,7 @@ export STOCKFLOW_TEST_KAFKA ?= 127.0.0.1:9092
 export STOCKFLOW_TEST_REDIS ?= 127.0.0.1:6379
 export STOCKFLOW_TEST_JAEGER ?= http://127.0.0.1:16686
 
-.PHONY: bench bench-full all build run test test-unit test-faults lint fmt-check vet fuzz stack-up stack-down stack-status clean
+.PHONY: bench bench-full all build run test test-unit test-faults test-soak lint fmt-check vet fuzz stack-up stack-down stack-status clean
 
 all: build
 
@@ -26,14 +26,22 @@ run: build
 	@echo "Embedded Kafka on 127.0.0.1:19092, embedded Redis on 127.0.0.1:16379. Ctrl-C stops."
 	./$(BIN) serve -simulate-rate 200 -log-format text
 
-## test: start the real stack when it is not up, then lint and run every test
-## against it (the fault suite runs apart: make test-faults)
+## test: start the real stack when it is not up, then lint, run every test
+## against it, and then the fault suite (it restarts the shared broker, so it
+## runs after the others)
 test: stack-up lint
 	$(GO) test -tags integration -count=1 -timeout 30m ./...
+	$(MAKE) --no-print-directory test-faults
+
+FAULTS = cd cmd/stockflow && $(GO) test -tags faults -count=1 -run TestFaults -v
 
 ## test-faults: kill -9, SIGSTOP, broker and Redis restarts against real processes
 test-faults: stack-up
-	cd cmd/stockflow && $(GO) test -tags faults -count=1 -timeout 30m -run TestFaults -v . 2>&1 | tee $(CURDIR)/.stack/faults.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|RESULT|faults_test.go'; exit $${PIPESTATUS[0]}
+	$(FAULTS) -timeout 30m . 2>&1 | tee $(CURDIR)/.stack/faults.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok)|RESULT|faults_test.go'; exit $${PIPESTATUS[0]}
+
+## test-soak: the fault suite's long variants (ten times the events and faults)
+test-soak: stack-up
+	$(FAULTS) -timeout 4h . -args -soak 2>&1 | tee $(CURDIR)/.stack/soak.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok)|RESULT|faults_test.go'; exit $${PIPESTATUS[0]}
 
 ## test-unit: the fast tests only (no real stack needed)
 test-unit:

@@ -111,7 +111,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	l.FlagSet.BoolVar(&opts.NoNormalizer, "no-normalizer", false, "do not run the normalizers in this process")
 	l.FlagSet.BoolVar(&opts.NoFolder, "no-folder", false, "do not run the ledger folder in this process")
 	l.FlagSet.StringVar(&opts.InstanceID, "instance-id", os.Getenv("STOCKFLOW_INSTANCE_ID"),
-		"this instance's name, unique among running instances and stable across restarts (default host-pid; env STOCKFLOW_INSTANCE_ID)")
+		"this instance's name, unique among running instances and stable across restarts: its transactional id and static group membership (default host-pid; env STOCKFLOW_INSTANCE_ID)")
 	cfg, code, ok := load(l, args, stderr)
 	if !ok {
 		return code
