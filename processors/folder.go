@@ -9,7 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/plugin/kotel"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -89,12 +91,15 @@ type Folder struct {
 	workers  map[int32]*worker
 	stats    FolderStats
 	recorded map[int32]int64 // applied offsets this folder last saw in or wrote to Redis
+	// committed is, for each partition this folder owns, the next offset
+	// Kafka has as committed for the group.
+	committed map[int32]int64
 }
 
 // NewFolder returns a folder producing its outputs through out.
 func NewFolder(cfg FolderConfig, codec *avro.Codec, store *ledger.Store, out *kgo.Client, log *slog.Logger) *Folder {
 	cfg.setDefaults()
-	return &Folder{cfg: cfg, codec: codec, store: store, out: out, log: log, workers: map[int32]*worker{}, recorded: map[int32]int64{}}
+	return &Folder{cfg: cfg, codec: codec, store: store, out: out, log: log, workers: map[int32]*worker{}, recorded: map[int32]int64{}, committed: map[int32]int64{}}
 }
 
 // Stats returns a copy of the counters.
@@ -162,6 +167,7 @@ func (f *Folder) Run(ctx context.Context) error {
 			if _, err := f.checkRollback(work, nil); err != nil && ctx.Err() == nil {
 				f.log.Warn("checking redis applied offsets", "err", err)
 			}
+			f.commitBehind(work)
 			cl.AllowRebalance()
 			continue
 		}
@@ -203,6 +209,7 @@ func (f *Folder) resumeFromRedis(ctx context.Context, offsets map[string]map[int
 		if o.EpochOffset().Offset > 0 {
 			history = true
 		}
+		f.committed[p] = max(o.EpochOffset().Offset, 0)
 		if a, ok := applied[p]; ok {
 			offsets[topic][p] = kgo.NewOffset().At(a + 1).WithEpoch(-1)
 		} else {
@@ -294,6 +301,7 @@ func (f *Folder) dropWorkers(_ context.Context, _ *kgo.Client, lost map[string][
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, p := range lost[f.cfg.Topics.Ledger] {
+		delete(f.committed, p)
 		if w, ok := f.workers[p]; ok {
 			close(w.quit)
 			<-w.stopped
@@ -392,11 +400,66 @@ func (f *Folder) handle(ctx context.Context, fs kgo.Fetches) error {
 		last = append(last, p.Records[len(p.Records)-1])
 	}
 	if err := f.cl.CommitRecords(ctx, last...); err != nil {
-		// Kafka's committed offsets only serve lag tooling: Redis decides
-		// where to resume, so a failed commit loses nothing.
+		// Kafka's committed offsets only serve lag tooling and readiness:
+		// Redis decides where to resume, so a failed commit loses nothing,
+		// and an idle poll makes it good (commitBehind).
 		f.log.Warn("commit to kafka", "err", err)
+		return nil
 	}
+	f.mu.Lock()
+	for _, r := range last {
+		if _, owned := f.committed[r.Partition]; owned {
+			f.committed[r.Partition] = max(f.committed[r.Partition], r.Offset+1)
+		}
+	}
+	f.mu.Unlock()
 	return nil
+}
+
+// commitBehind commits, for the partitions this folder owns, the offsets
+// Redis has applied beyond what Kafka has as committed. A commit lost to a
+// rebalance or a broker restart is otherwise only made good by the next
+// poll with records, and an idle partition would show lag for ever. Called
+// between polls, so the assignment cannot change meanwhile.
+func (f *Folder) commitBehind(ctx context.Context) {
+	behind := map[int32]kgo.EpochOffset{}
+	f.mu.Lock()
+	for p, c := range f.committed {
+		if a, ok := f.recorded[p]; ok && a+1 > c {
+			behind[p] = kgo.EpochOffset{Epoch: -1, Offset: a + 1}
+		}
+	}
+	f.mu.Unlock()
+	if len(behind) == 0 {
+		return
+	}
+	var err error
+	f.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{f.cfg.Topics.Ledger: behind},
+		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, cerr error) {
+			err = cerr
+			if resp == nil {
+				return
+			}
+			for _, t := range resp.Topics {
+				for _, p := range t.Partitions {
+					if err == nil {
+						err = kerr.ErrorForCode(p.ErrorCode)
+					}
+				}
+			}
+		})
+	if err != nil {
+		f.log.Warn("commit to kafka", "err", err)
+		return
+	}
+	f.mu.Lock()
+	for p, o := range behind {
+		if _, owned := f.committed[p]; owned {
+			f.committed[p] = max(f.committed[p], o.Offset)
+		}
+	}
+	f.mu.Unlock()
+	f.log.Info("committed offsets a failed commit had left behind", "partitions", len(behind))
 }
 
 // checkRollback compares Redis's applied offsets with what this folder last

@@ -545,7 +545,7 @@ func TestFaults(t *testing.T) {
 		s := newScenario(t)
 		p := s.start("a")
 		done := make(chan sim.Stats)
-		go func() { done <- s.generate(context.Background(), s.newGen(1), n, 200, 0, false) }()
+		go func() { done <- s.generate(context.Background(), s.newGen(1), n, 150, 0, false) }()
 		rnd := rand.New(rand.NewPCG(1, 2))
 		kills := 0
 	loop:
@@ -701,7 +701,7 @@ func TestFaults(t *testing.T) {
 		s.start("a")
 		done := make(chan sim.Stats)
 		go func() { done <- s.generate(context.Background(), s.newGen(6), n, 300, 0, false) }()
-		for i := 0; i < soaked(2); i++ {
+		for i := 0; i < soaked(3); i++ {
 			time.Sleep(5 * time.Second)
 			syscall.Kill(kafkaPid(t), syscall.SIGKILL)
 			time.Sleep(time.Second)
@@ -711,6 +711,7 @@ func TestFaults(t *testing.T) {
 		rec := s.caughtUp(4 * time.Minute)
 		s.verify()
 		s.equalsReference(6, n)
+		t.Logf("%d broker kills", soaked(3))
 		s.report("kill9-kafka", n, rec)
 	})
 
