@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -184,14 +185,28 @@ func (n *Normalizer) transact(ctx context.Context, sess *kgo.GroupTransactSessio
 		return fmt.Errorf("begin transaction: %w", err)
 	}
 	var (
+		st  batchState
+		buf []byte
+		// Promises run on the client's goroutines, some after Produce
+		// returns (a record failed before it was buffered, by a cancelled
+		// context, say): the commit decision waits for every one of them.
+		mu         sync.Mutex
 		produceErr error
-		st         batchState
-		buf        []byte
+		pending    sync.WaitGroup
 	)
 	promise := func(_ *kgo.Record, err error) {
-		if err != nil && produceErr == nil {
-			produceErr = err
+		if err != nil {
+			mu.Lock()
+			if produceErr == nil {
+				produceErr = err
+			}
+			mu.Unlock()
 		}
+		pending.Done()
+	}
+	produce := func(r *kgo.Record) {
+		pending.Add(1)
+		sess.Produce(ctx, r, promise)
 	}
 	var records, entries, dead int64
 	started := time.Now()
@@ -223,7 +238,7 @@ func (n *Normalizer) transact(ctx context.Context, sess *kgo.GroupTransactSessio
 			n.log.WarnContext(pctx, "dead letter", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "class", class, "err", err)
 			dl := deadLetter(n.cfg.Topics.DLQ, r, class, err, time.Now())
 			dl.Context = pctx
-			sess.Produce(ctx, dl, promise)
+			produce(dl)
 			continue
 		}
 		if err != nil {
@@ -243,8 +258,7 @@ func (n *Normalizer) transact(ctx context.Context, sess *kgo.GroupTransactSessio
 			val := make([]byte, len(buf))
 			copy(val, buf)
 			// The process span's context rides in the record's headers (kotel).
-			rec := &kgo.Record{Topic: n.cfg.Topics.Ledger, Key: []byte(le.SKU), Value: val, Context: pctx}
-			sess.Produce(ctx, rec, promise)
+			produce(&kgo.Record{Topic: n.cfg.Topics.Ledger, Key: []byte(le.SKU), Value: val, Context: pctx})
 			entries++
 		}
 	}
@@ -252,20 +266,42 @@ func (n *Normalizer) transact(ctx context.Context, sess *kgo.GroupTransactSessio
 	// End holds back every read_committed reader until it times out.
 	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 	defer cancel()
-	committed, err := sess.End(ectx, kgo.TransactionEndTry(produceErr == nil))
+	// Every record's outcome must be known before deciding: committing
+	// with a failure still on its way would commit the offsets of a
+	// source record whose entries never reached the ledger.
+	if err := waitGroup(ectx, &pending); err != nil {
+		n.abort(ctx, sess)
+		return fmt.Errorf("waiting for the transaction's records: %w", err)
+	}
+	mu.Lock()
+	perr := produceErr
+	mu.Unlock()
+	committed, err := sess.End(ectx, kgo.TransactionEndTry(perr == nil))
 	if err != nil {
 		return fmt.Errorf("end transaction: %w", err)
 	}
 	if !committed {
 		// A rebalance or a produce failure: the session rewound to the last
 		// committed offsets and the records come again.
-		n.log.Info("transaction aborted; the batch will be reprocessed", "produce_err", produceErr)
+		n.log.Info("transaction aborted; the batch will be reprocessed", "produce_err", perr)
 		return nil
 	}
 	n.stats.Records += records
 	n.stats.Entries += entries
 	n.stats.DeadLetters += dead
 	return nil
+}
+
+// waitGroup waits for wg until ctx ends.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // bootstrapOffsets commits the start of every source partition the group

@@ -232,6 +232,32 @@ func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 		}
 	})
 
+	t.Run("a normalizer stopped mid-transaction, again and again, loses nothing", func(t *testing.T) {
+		e := mkEnv(t)
+		want := map[string]int64{}
+		p := e.start(t, pipelineOpts{instance: "n"})
+		for round := 0; round < 16; round++ {
+			var evs []events.Source
+			for i := 0; i < 300; i++ {
+				sku := fmt.Sprintf("SKU-S%02d", i%20)
+				evs = append(evs, receipt(fmt.Sprintf("s-%d-%d", round, i), sku, "DC1", 1, "EA"))
+				want[sku]++
+			}
+			e.send(t, e.cfg.Topics.Inventory, evs...)
+			// Stop while the normalizer is busy with what just arrived,
+			// and start again under the same instance id.
+			time.Sleep(time.Duration(round) * time.Millisecond)
+			p.stop()
+			p = e.start(t, pipelineOpts{instance: "n"})
+		}
+		var exp []expectedPos
+		for sku, q := range want {
+			exp = append(exp, expectedPos{SKU: sku, Location: "DC1", OnHand: q})
+		}
+		eventually(t, settle, func() error { return e.checkPositions(exp) })
+		e.verify(t)
+	})
+
 	t.Run("two folders in one group, one stopped mid-stream", func(t *testing.T) {
 		e := mkEnv(t)
 		e.start(t, pipelineOpts{instance: "a"})

@@ -510,7 +510,13 @@ func (s *scenario) equalsReference(seed uint64, n int) {
 		if len(diffs) > 10 {
 			diffs = diffs[:10]
 		}
-		s.t.Fatalf("ledger differs from an undisturbed fold of the same events:\n%s", strings.Join(diffs, "\n"))
+		s.keepLogs(false)
+		ends, err := s.adm.ListEndOffsets(context.Background(), s.cfg.Topics.Ledger)
+		var total int64
+		ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+		applied, _ := ledger.New(rdb, ledger.Config{}).AppliedOffsets(context.Background(), s.cfg.Topics.Ledger)
+		s.t.Fatalf("ledger differs from an undisturbed fold of the same events (ledger log end offsets sum to %d (err %v), Redis applied offsets %v):\n%s",
+			total, err, applied, strings.Join(diffs, "\n"))
 	}
 	s.t.Logf("ledger equals the reference fold: %d positions", len(want))
 }

@@ -105,6 +105,10 @@ func Config(t testing.TB, redisDB int) config.Config {
 	cfg.Kafka.FolderGroup += sfx
 	cfg.Kafka.ClientID = "stockflow-test"
 	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("a failed test keeps its topics and groups for inspection: suffix %s", sfx)
+			return
+		}
 		cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Kafka.Brokers...))
 		if err != nil {
 			return
