@@ -302,6 +302,26 @@ func (s *scenario) generate(ctx context.Context, gen *sim.Generator, n int, rate
 	return st
 }
 
+// generateAsync produces the next n events of gen (after its catalogue) at
+// rate events/s in the background; the channel yields when all are
+// produced. A scenario that ends early stops the generator and waits for
+// it, so it never reports after the scenario is over.
+func (s *scenario) generateAsync(gen *sim.Generator, n int, rate float64) <-chan sim.Stats {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan sim.Stats, 1)
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		st, err := sim.New(sim.Config{Seed: 7, Count: n, Rate: rate}, gen, s.codec, s.prod, quiet).Run(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.t.Errorf("generate: %v", err)
+		}
+		done <- st
+	}()
+	s.t.Cleanup(func() { cancel(); <-finished })
+	return done
+}
+
 // caughtUp waits until both groups have no lag, twice in a row, and returns how long it took.
 func (s *scenario) caughtUp(within time.Duration) time.Duration {
 	s.t.Helper()
@@ -550,8 +570,7 @@ func TestFaults(t *testing.T) {
 	t.Run("kill -9 an instance repeatedly mid-stream", func(t *testing.T) {
 		s := newScenario(t)
 		p := s.start("a")
-		done := make(chan sim.Stats)
-		go func() { done <- s.generate(context.Background(), s.newGen(1), n, 150, 0, false) }()
+		done := s.generateAsync(s.newGen(1), n, 150)
 		rnd := rand.New(rand.NewPCG(1, 2))
 		kills := 0
 	loop:
@@ -624,8 +643,7 @@ func TestFaults(t *testing.T) {
 
 	t.Run("a paused zombie: SIGSTOP past the session timeout, then SIGCONT", func(t *testing.T) {
 		s := newScenario(t)
-		done := make(chan sim.Stats)
-		go func() { done <- s.generate(context.Background(), s.newGen(4), n, 400, 0, false) }()
+		done := s.generateAsync(s.newGen(4), n, 400)
 		s.start("a")
 		b := s.start("b")
 		time.Sleep(4 * time.Second)
@@ -682,8 +700,7 @@ func TestFaults(t *testing.T) {
 
 	t.Run("scale 1 -> 3 -> 1 with SIGTERM, several times", func(t *testing.T) {
 		s := newScenario(t)
-		done := make(chan sim.Stats)
-		go func() { done <- s.generate(context.Background(), s.newGen(5), n, 400, 0, false) }()
+		done := s.generateAsync(s.newGen(5), n, 400)
 		a := s.start("a")
 		for round := 0; round < soaked(3); round++ {
 			b, c := s.start(fmt.Sprint("b", round)), s.start(fmt.Sprint("c", round))
@@ -705,8 +722,7 @@ func TestFaults(t *testing.T) {
 	t.Run("kill -9 the Kafka broker and restart it, while producing", func(t *testing.T) {
 		s := newScenario(t)
 		s.start("a")
-		done := make(chan sim.Stats)
-		go func() { done <- s.generate(context.Background(), s.newGen(6), n, 300, 0, false) }()
+		done := s.generateAsync(s.newGen(6), n, 300)
 		for i := 0; i < soaked(3); i++ {
 			time.Sleep(5 * time.Second)
 			syscall.Kill(kafkaPid(t), syscall.SIGKILL)
@@ -724,8 +740,7 @@ func TestFaults(t *testing.T) {
 	t.Run("kill -9 redis-server (AOF) and restart; then lose Redis entirely and rebuild", func(t *testing.T) {
 		s := newScenario(t)
 		p := s.start("a")
-		done := make(chan sim.Stats)
-		go func() { done <- s.generate(context.Background(), s.newGen(7), n, 500, 0, false) }()
+		done := s.generateAsync(s.newGen(7), n, 500)
 		time.Sleep(5 * time.Second)
 		s.killRedis()
 		time.Sleep(2 * time.Second)
