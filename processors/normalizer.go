@@ -2,12 +2,14 @@ package processors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kotel"
 	"go.opentelemetry.io/otel/attribute"
@@ -328,6 +330,9 @@ func (n *Normalizer) bootstrap(ctx context.Context) error {
 	t := n.cfg.Topics
 	topics := []string{t.Inventory, t.Orders, t.Supplier, t.Catalog}
 	committed, err := adm.FetchOffsets(ctx, n.cfg.Kafka.NormalizerGroup)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		committed, err = nil, nil // a group never seen (some brokers say so): no offsets yet
+	}
 	if err != nil {
 		return fmt.Errorf("fetch normalizer offsets: %w", err)
 	}
