@@ -7,14 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/stockflow/stockflow/pkg/config"
 	"github.com/stockflow/stockflow/pkg/events"
 )
 
@@ -23,17 +19,8 @@ import (
 // read Kafka's committed offsets, and an idle partition would otherwise
 // show lag for ever although Redis has applied everything.
 func TestFolderMakesGoodAFailedCommit(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	m := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
-	t.Cleanup(func() { rdb.Close() })
-	cfg := config.Default()
-	cfg.Kafka.Brokers, cfg.Kafka.Partitions = c.ListenAddrs(), 3
-	e := newEnv(t, cfg, rdb)
+	e, c := embeddedCluster(t)
+	cfg := e.cfg
 
 	var failing atomic.Bool
 	failing.Store(true)

@@ -67,6 +67,14 @@ func newEnv(t *testing.T, cfg config.Config, rdb *redis.Client) *env {
 
 func embeddedEnv(t *testing.T) *env {
 	t.Helper()
+	e, _ := embeddedCluster(t)
+	return e
+}
+
+// embeddedCluster is embeddedEnv with its in-process cluster, for tests
+// that intercept the broker's requests.
+func embeddedCluster(t *testing.T) (*env, *kfake.Cluster) {
+	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +86,7 @@ func embeddedEnv(t *testing.T) *env {
 	cfg := config.Default()
 	cfg.Kafka.Brokers = c.ListenAddrs()
 	cfg.Kafka.Partitions = 3
-	return newEnv(t, cfg, rdb)
+	return newEnv(t, cfg, rdb), c
 }
 
 // pipeline is one running instance: catalog reader, normalizer and folder.
