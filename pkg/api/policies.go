@@ -162,15 +162,10 @@ func (ch *Checkout) positions(c echo.Context) error {
 	}
 	el := []entryJSON{}
 	for _, l := range lineage {
-		// partition:offset|event_id|correlation_id|type|location
-		f := strings.SplitN(l, "|", 5)
-		if len(f) != 5 || (f[4] != loc && f[4] != "") {
+		if l.Place != loc && l.Place != "" {
 			continue
 		}
-		po, off, _ := strings.Cut(f[0], ":")
-		p, _ := strconv.Atoi(po)
-		o, _ := strconv.ParseInt(off, 10, 64)
-		el = append(el, entryJSON{Partition: int32(p), Offset: o, EventID: f[1], CorrelationID: f[2], Type: f[3]})
+		el = append(el, entryJSON{Partition: l.Partition, Offset: l.Offset, EventID: l.EventID, CorrelationID: l.CorrelationID, Type: l.EntryType})
 	}
 	out["order_lines"], out["po_lines"], out["holds"], out["last_entries"] = ol, pl, hl, el
 	return c.JSON(http.StatusOK, out)

@@ -133,24 +133,6 @@ func parseLookup(v any, now time.Time) (LookupResult, error) {
 	return r, nil
 }
 
-// Open is the quantity still expected on the line, as the ledger counts it.
-func (l POLine) Open() int64 {
-	if l.Closed == 1 || l.Status == "REJECTED" {
-		return 0
-	}
-	eff := l.Ordered
-	switch {
-	case len(l.ASN) > 0:
-		eff = 0
-		for _, q := range l.ASN {
-			eff += q
-		}
-	case l.Status != "":
-		eff = l.AckQuantity
-	}
-	return max(eff-l.Received, 0)
-}
-
 // Supply is the line as the ATP engine sees it: its firmest kind and the
 // date that kind gives. False when nothing is expected.
 func (l POLine) Supply() (atp.Supply, bool) {
@@ -160,7 +142,7 @@ func (l POLine) Supply() (atp.Supply, bool) {
 	}
 	s := atp.Supply{Kind: atp.Released, Date: dayOf(l.ExpectedDay), Quantity: q}
 	switch {
-	case len(l.ASN) > 0 && l.ETAMillis > 0:
+	case l.ASN != nil && l.ETAMillis > 0:
 		s.Kind, s.Date = atp.ASN, atp.Day(time.UnixMilli(l.ETAMillis))
 	case l.Status != "":
 		s.Kind = atp.Acknowledged

@@ -54,45 +54,6 @@ func (s *Store) GroupDemand(ctx context.Context, sku, group string) (int64, erro
 	return v, nil
 }
 
-// OrderLine is an order line as the ledger keeps it.
-type OrderLine struct {
-	OrderID   string `json:"order_id"`
-	LineID    string `json:"line_id"`
-	Location  string `json:"loc,omitempty"`
-	Group     string `json:"grp,omitempty"`
-	Ordered   int64  `json:"o"`
-	Picked    int64  `json:"p"`
-	Shipped   int64  `json:"s"`
-	Cancelled int    `json:"c"`
-	Channel   string `json:"ch,omitempty"`
-}
-
-// POLine is a purchase order line as the ledger keeps it.
-type POLine struct {
-	PONumber    string           `json:"po_number"`
-	POLine      int              `json:"po_line"`
-	Location    string           `json:"loc,omitempty"`
-	Ordered     int64            `json:"q"`
-	ExpectedDay int64            `json:"ed"` // days since the Unix epoch
-	Status      string           `json:"st,omitempty"`
-	AckQuantity int64            `json:"aq"`
-	AckDay      int64            `json:"ad"`
-	ASN         map[string]int64 `json:"an,omitempty"`
-	ETAMillis   int64            `json:"eta"`
-	Received    int64            `json:"r"`
-	Closed      int              `json:"cl"`
-}
-
-// Hold is a hold decision as the ledger keeps it.
-type Hold struct {
-	HoldID    string `json:"-"`
-	Location  string `json:"loc"`
-	Quantity  int64  `json:"q"`
-	ExpMillis int64  `json:"exp"`
-	Status    string `json:"st"` // held, rejected, released, expired, converted
-	ATP       int64  `json:"atp"`
-}
-
 // Lines reads every order line, PO line and hold of sku.
 func (s *Store) Lines(ctx context.Context, sku string) ([]OrderLine, []POLine, []Hold, error) {
 	pipe := s.rdb.Pipeline()
@@ -171,12 +132,42 @@ func decodePOLine(k, v string) (POLine, error) {
 	return l, nil
 }
 
-// Lineage returns the SKU's most recent entries, newest first, as
-// "partition:offset|event_id|correlation_id|type|location".
-func (s *Store) Lineage(ctx context.Context, sku string) ([]string, error) {
+// Lineage returns the SKU's most recent entries, newest first.
+func (s *Store) Lineage(ctx context.Context, sku string) ([]LineageEntry, error) {
 	v, err := s.rdb.LRange(ctx, SKUKey(sku)+":log", 0, -1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read lineage: %w", err)
 	}
-	return v, nil
+	out := make([]LineageEntry, 0, len(v))
+	for _, raw := range v {
+		le, err := decodeLineage(raw)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, le)
+	}
+	return out, nil
+}
+
+// decodeLineage reads a lineage entry: JSON, or the "partition:offset|
+// event_id|correlation_id|type|place" form earlier versions wrote.
+func decodeLineage(raw string) (LineageEntry, error) {
+	var le LineageEntry
+	if strings.HasPrefix(raw, "{") {
+		if err := json.Unmarshal([]byte(raw), &le); err != nil {
+			return le, fmt.Errorf("lineage entry %q: %w", raw, err)
+		}
+		return le, nil
+	}
+	f := strings.SplitN(raw, "|", 5)
+	if len(f) != 5 {
+		return le, fmt.Errorf("lineage entry %q: not a known form", raw)
+	}
+	p, o, _ := strings.Cut(f[0], ":")
+	pn, err1 := strconv.ParseInt(p, 10, 32)
+	on, err2 := strconv.ParseInt(o, 10, 64)
+	if err1 != nil || err2 != nil {
+		return le, fmt.Errorf("lineage entry %q: bad position", raw)
+	}
+	return LineageEntry{Partition: int32(pn), Offset: on, EventID: f[1], CorrelationID: f[2], EntryType: f[3], Place: f[4]}, nil
 }

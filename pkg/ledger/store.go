@@ -1,8 +1,10 @@
-// Package ledger is the Redis side of the inventory ledger: the apply script
-// that folds ledger entries into per-SKU keys with exactly-once effect, the
-// per-partition applied offsets, and the lookups the API and the normalizers
-// need. Every key of a SKU carries the hash tag {sku}, so each script call
-// stays in one slot on Redis Cluster.
+// Package ledger is the inventory ledger: the engine that folds ledger
+// entries into per-SKU states (the one implementation of the ledger's
+// semantics), and their store in Redis — guarded writes, the per-partition
+// applied offsets, and the reads the API, the normalizers and verify need.
+// The Redis key layout belongs to this package alone. Every key of a SKU
+// carries the hash tag {sku}, so each call stays in one slot on Redis
+// Cluster.
 package ledger
 
 import (
@@ -17,68 +19,51 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-//go:embed apply.lua
-var applyLua string
+var (
+	//go:embed load.lua
+	loadLua string
+	//go:embed save.lua
+	saveLua string
 
-const maxApplied = `
-local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]))
-local new = tonumber(ARGV[2])
-if cur == nil or new > cur then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) return new end
-return cur`
+	loadScript = redis.NewScript(loadLua)
+	saveScript = redis.NewScript(saveLua)
+)
 
-// Config configures a Store.
-type Config struct {
-	// DedupeWindow is how long an applied event id is remembered. Default 24h.
-	DedupeWindow time.Duration
-	// JournalWindow is how long movements are kept for the count rule. Default 24h.
-	JournalWindow time.Duration
-	// LineageLen is how many recent entries each SKU keeps for lineage. Default 20.
-	LineageLen int
-}
-
-func (c *Config) setDefaults() {
-	if c.DedupeWindow <= 0 {
-		c.DedupeWindow = 24 * time.Hour
-	}
-	if c.JournalWindow <= 0 {
-		c.JournalWindow = 24 * time.Hour
-	}
-	if c.LineageLen <= 0 {
-		c.LineageLen = 20
-	}
-}
+// recordApplied moves partitions' applied offsets (ARGV: partition,
+// expected, new; expected -1 for none) only where Redis still has the
+// expected one, and returns the partitions it refused.
+const recordApplied = `
+local refused = {}
+for i = 1, #ARGV, 3 do
+  local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[i])) or -1
+  if cur == tonumber(ARGV[i + 1]) then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+  else
+    refused[#refused + 1] = ARGV[i]
+  end
+end
+return refused`
 
 // Store reads and writes the ledger in Redis.
 type Store struct {
 	rdb     redis.UniversalClient
-	cfg     Config
-	apply   *redis.Script
+	eng     *Engine
 	applied *redis.Script
 }
 
-// New returns a store over rdb.
+// New returns a store over rdb whose engine folds with cfg's windows.
 func New(rdb redis.UniversalClient, cfg Config) *Store {
-	cfg.setDefaults()
-	return &Store{rdb: rdb, cfg: cfg, apply: redis.NewScript(applyLua), applied: redis.NewScript(maxApplied)}
+	return &Store{rdb: rdb, eng: NewEngine(cfg), applied: redis.NewScript(recordApplied)}
 }
 
 // Client is the underlying Redis client.
 func (s *Store) Client() redis.UniversalClient { return s.rdb }
 
+// Engine is the engine states of this store are folded with.
+func (s *Store) Engine() *Engine { return s.eng }
+
 // SKUKey is the prefix of every key of sku, with its hash tag.
 func SKUKey(sku string) string { return "sf:{" + sku + "}" }
-
-// Components are the ledger totals of one SKU at one location.
-type Components struct {
-	OnHand, Reserved, Picked, Held, Inbound, SafetyStock, ReorderPoint int64
-}
-
-// Changed is a location whose components an apply call changed.
-type Changed struct {
-	Location      string
-	Before, After Components
-	Version       int64
-}
 
 // Batch is one SKU's entries from one poll, in log order.
 type Batch struct {
@@ -88,123 +73,107 @@ type Batch struct {
 
 // Result is the outcome of one Batch.
 type Result struct {
-	SKU string
-	// Statuses, one per entry: ok, dup, stale, absorbed, ignored,
-	// counted:<on-hand correction> for counts, and for holds
-	// held:<atp after> / rejected:<atp>.
-	Statuses  []string
-	Positions []Changed
+	SKU      string
+	Outcomes []Outcome // one per entry
+	Changes  []Changed // locations touched, before and after
 }
 
-// Apply applies batches, one script call per SKU, pipelined. A repeated call
-// with the same entries changes nothing (watermarks), so callers retry
-// freely after an error.
+// ErrRefused is returned by Apply when a state's write was refused by its
+// watermark guard: another writer has moved the SKU on.
+var ErrRefused = errors.New("ledger: write refused by the watermark guard")
+
+// Apply loads the batches' SKUs, folds their entries with the engine and
+// stores them: the folder does the same with states cached between polls.
+// A repeated call with the same entries changes nothing (watermarks), so
+// callers retry freely after an error.
 func (s *Store) Apply(ctx context.Context, batches []Batch) ([]Result, error) {
 	if len(batches) == 0 {
 		return nil, nil
 	}
-	for attempt := 0; ; attempt++ {
-		res, err := s.applyOnce(ctx, batches)
-		if err != nil && attempt == 0 && isNoScript(err) {
-			if err := s.apply.Load(ctx, s.rdb).Err(); err != nil {
-				return nil, fmt.Errorf("load apply script: %w", err)
-			}
-			continue
-		}
-		return res, err
+	skus := make([]string, len(batches))
+	for i, b := range batches {
+		skus[i] = b.SKU
 	}
+	states, err := s.Load(ctx, skus)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Result, len(batches))
+	for i, b := range batches {
+		out[i] = Result{SKU: b.SKU, Outcomes: make([]Outcome, len(b.Entries))}
+		for j, e := range b.Entries {
+			out[i].Outcomes[j] = s.eng.Apply(states[i], e.LedgerEntry, e.Partition, e.Offset)
+		}
+		out[i].Changes = states[i].Changes()
+	}
+	stored, err := s.Save(ctx, states)
+	if err != nil {
+		return nil, err
+	}
+	for i, ok := range stored {
+		if !ok {
+			return nil, fmt.Errorf("%w: %s", ErrRefused, skus[i])
+		}
+	}
+	return out, nil
 }
 
 func isNoScript(err error) bool {
 	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
 }
 
-func (s *Store) applyOnce(ctx context.Context, batches []Batch) ([]Result, error) {
-	head := []any{
-		s.cfg.DedupeWindow.Milliseconds(),
-		s.cfg.JournalWindow.Milliseconds(),
-		s.cfg.LineageLen,
-	}
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.Cmd, len(batches))
-	var buf []byte
-	for i, b := range batches {
-		args := make([]any, 0, len(head)+1+len(b.Entries))
-		args = append(args, head...)
-		args = append(args, b.SKU)
-		for _, e := range b.Entries {
-			start := len(buf)
-			buf = appendJSON(buf, e)
-			args = append(args, buf[start:len(buf):len(buf)])
+// evalAll runs one script call per element in one pipelined round trip,
+// loading the script once when Redis does not have it.
+func evalAll(ctx context.Context, rdb redis.UniversalClient, script *redis.Script, keys []string, args [][]any) ([]*redis.Cmd, error) {
+	for attempt := 0; ; attempt++ {
+		pipe := rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(keys))
+		for i := range keys {
+			cmds[i] = script.EvalSha(ctx, pipe, []string{keys[i]}, args[i]...)
 		}
-		cmds[i] = s.apply.EvalSha(ctx, pipe, []string{SKUKey(b.SKU)}, args...)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		for _, c := range cmds {
-			if isNoScript(c.Err()) {
-				return nil, c.Err()
+		_, err := pipe.Exec(ctx)
+		if err != nil && attempt == 0 && isNoScript(firstCmdErr(cmds)) {
+			if err := script.Load(ctx, rdb).Err(); err != nil {
+				return nil, fmt.Errorf("load script: %w", err)
 			}
+			continue
 		}
-		return nil, fmt.Errorf("apply: %w", err)
+		return cmds, err
 	}
-	out := make([]Result, len(batches))
-	for i, c := range cmds {
-		r, err := parseResult(c.Val())
-		if err != nil {
-			return nil, fmt.Errorf("apply %s: %w", batches[i].SKU, err)
-		}
-		r.SKU = batches[i].SKU
-		out[i] = r
-	}
-	return out, nil
-}
-
-func parseResult(v any) (Result, error) {
-	top, ok := v.([]any)
-	if !ok || len(top) != 2 {
-		return Result{}, fmt.Errorf("unexpected reply %T", v)
-	}
-	var r Result
-	sts, _ := top[0].([]any)
-	for _, st := range sts {
-		s, _ := st.(string)
-		r.Statuses = append(r.Statuses, s)
-	}
-	rows, _ := top[1].([]any)
-	for _, row := range rows {
-		f, ok := row.([]any)
-		if !ok || len(f) != 16 {
-			return Result{}, fmt.Errorf("unexpected position row %v", row)
-		}
-		loc, _ := f[0].(string)
-		n := make([]int64, 15)
-		for i := range n {
-			n[i], _ = f[i+1].(int64)
-		}
-		r.Positions = append(r.Positions, Changed{
-			Location: loc,
-			Before:   Components{n[0], n[1], n[2], n[3], n[4], n[5], n[6]},
-			After:    Components{n[7], n[8], n[9], n[10], n[11], n[12], n[13]},
-			Version:  n[14],
-		})
-	}
-	return r, nil
 }
 
 func appliedKey(topic string) string { return "sf:applied:" + topic }
 func markerKey(topic string) string  { return "sf:marker:" + topic }
 
-// RecordApplied raises the applied offset of each partition to at least the
-// given offset (never lowers it).
-func (s *Store) RecordApplied(ctx context.Context, topic string, offsets map[int32]int64) error {
-	pipe := s.rdb.Pipeline()
-	for p, o := range offsets {
-		s.applied.Eval(ctx, pipe, []string{appliedKey(topic)}, p, o)
+// RecordApplied moves each partition's applied offset from what the caller
+// last saw (from; absent means none) to the new offset, and returns the
+// partitions where Redis no longer had what the caller last saw: Redis went
+// back in time, or another instance owns the partition now. Those are left
+// as they are.
+func (s *Store) RecordApplied(ctx context.Context, topic string, from, to map[int32]int64) (refused []int32, err error) {
+	if len(to) == 0 {
+		return nil, nil
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("record applied offsets: %w", err)
+	args := make([]any, 0, 3*len(to))
+	for p, o := range to {
+		prev, ok := from[p]
+		if !ok {
+			prev = -1
+		}
+		args = append(args, p, prev, o)
 	}
-	return nil
+	res, err := s.applied.Run(ctx, s.rdb, []string{appliedKey(topic)}, args...).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("record applied offsets: %w", err)
+	}
+	for _, v := range res {
+		p, err := strconv.ParseInt(v, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("record applied offsets: refused partition %q", v)
+		}
+		refused = append(refused, int32(p))
+	}
+	return refused, nil
 }
 
 // AppliedOffsets returns the highest applied offset per partition; a

@@ -1,0 +1,767 @@
+package ledger
+
+import (
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/stockflow/stockflow/pkg/events"
+)
+
+// The ledger engine: the one implementation of the ledger's semantics
+// (DESIGN §5). It folds entries into a SKU's State in memory; the folder
+// keeps states cached per partition and stores them in Redis with guarded
+// writes (store.go), verify and the tests fold whole logs with it (Fold).
+// It reads no clock: only entry times, so a replay decides the same.
+
+// Config sets the engine's windows.
+type Config struct {
+	// DedupeWindow is how long an applied event id is remembered. Default 24h.
+	DedupeWindow time.Duration
+	// JournalWindow is how long movements are kept for the count rule. Default 24h.
+	JournalWindow time.Duration
+	// LineageLen is how many recent entries each SKU keeps for lineage. Default 20.
+	LineageLen int
+}
+
+func (c *Config) setDefaults() {
+	if c.DedupeWindow <= 0 {
+		c.DedupeWindow = 24 * time.Hour
+	}
+	if c.JournalWindow <= 0 {
+		c.JournalWindow = 24 * time.Hour
+	}
+	if c.LineageLen <= 0 {
+		c.LineageLen = 20
+	}
+}
+
+// Status is what the engine did with an entry.
+type Status uint8
+
+// The statuses of an entry.
+const (
+	// Applied: the entry changed the ledger (or was a no-op fact, such as a
+	// cancel of an unknown line, that the ledger now remembers).
+	Applied Status = iota
+	// Duplicate: the same business fact was applied before (dedupe window).
+	Duplicate
+	// Stale: the SKU has already folded this offset of its partition.
+	Stale
+	// Absorbed: a movement inside the last applied count.
+	Absorbed
+	// Ignored: a count older than the last applied count.
+	Ignored
+	// Counted: a count was applied; Outcome.CountDelta is the correction.
+	Counted
+	// Held: a hold was accepted (or is a repeat of an accepted one).
+	Held
+	// Rejected: a hold was refused for want of ATP (or repeats a refusal).
+	Rejected
+	// Unknown: an entry type this engine does not know; nothing changed.
+	Unknown
+)
+
+var statusNames = [...]string{"applied", "duplicate", "stale", "absorbed", "ignored", "counted", "held", "rejected", "unknown"}
+
+func (s Status) String() string {
+	if int(s) < len(statusNames) {
+		return statusNames[s]
+	}
+	return "status(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Outcome is the engine's answer for one entry.
+type Outcome struct {
+	Status Status
+	// CountDelta is how far the book was from a Counted count.
+	CountDelta int64
+	// Hold is the decision for a HOLD entry (new or repeated), else nil.
+	Hold *Hold
+}
+
+// Components are the ledger totals of one SKU at one location.
+type Components struct {
+	OnHand, Reserved, Picked, Held, Inbound, SafetyStock, ReorderPoint int64
+}
+
+// Changed is a location whose components a fold changed or touched.
+type Changed struct {
+	Location      string
+	Before, After Components
+	Version       int64
+}
+
+// OrderLine is an order line as the ledger keeps it.
+type OrderLine struct {
+	OrderID   string `json:"-"`
+	LineID    string `json:"-"`
+	Location  string `json:"loc,omitempty"`
+	Group     string `json:"grp,omitempty"`
+	Ordered   int64  `json:"o"`
+	Picked    int64  `json:"p"`
+	Shipped   int64  `json:"s"`
+	Cancelled int    `json:"c"`
+	Channel   string `json:"ch,omitempty"`
+}
+
+// POLine is a purchase order line as the ledger keeps it.
+type POLine struct {
+	PONumber    string           `json:"-"`
+	POLine      int              `json:"-"`
+	Location    string           `json:"loc,omitempty"`
+	Ordered     int64            `json:"q"`
+	ExpectedDay int64            `json:"ed"` // days since the Unix epoch
+	Status      string           `json:"st,omitempty"`
+	AckQuantity int64            `json:"aq"`
+	AckDay      int64            `json:"ad"`
+	ASN         map[string]int64 `json:"an,omitempty"`
+	ETAMillis   int64            `json:"eta"`
+	Received    int64            `json:"r"`
+	Closed      int              `json:"cl"`
+}
+
+// Hold statuses.
+const (
+	HoldHeld      = "held"
+	HoldRejected  = "rejected"
+	HoldReleased  = "released"
+	HoldExpired   = "expired"
+	HoldConverted = "converted"
+)
+
+// Hold is a hold decision as the ledger keeps it.
+type Hold struct {
+	HoldID    string `json:"-"`
+	Location  string `json:"loc"`
+	Quantity  int64  `json:"q"`
+	ExpMillis int64  `json:"exp,omitempty"`
+	Status    string `json:"st"` // held, rejected, released, expired, converted
+	ATP       int64  `json:"atp"`
+}
+
+// LineageEntry is one recent entry of a SKU, for explaining its numbers.
+type LineageEntry struct {
+	Partition     int32  `json:"p"`
+	Offset        int64  `json:"o"`
+	EventID       string `json:"eid"`
+	CorrelationID string `json:"cid,omitempty"`
+	EntryType     string `json:"t"`
+	// Place is the entry's location, or its group when it has none.
+	Place string `json:"l,omitempty"`
+}
+
+type seenID struct {
+	et int64
+	id string
+}
+
+type journalEntry struct {
+	et     int64
+	member string // partition:offset:delta, unique per movement
+	delta  int64
+}
+
+// position is one location of a SKU.
+type position struct {
+	Components
+	version int64
+	counted bool
+	countAt int64 // as-of of the last applied count (ms), when counted
+	journal []journalEntry
+	supply  map[string]int64 // open supply by "kind|day"
+}
+
+// State is one SKU's ledger: what the engine needs to fold its next
+// entries, and what changed since it was last stored.
+type State struct {
+	SKU     string
+	marks   map[int32]int64  // per partition: the last offset folded
+	stored  map[int32]int64  // the watermarks Redis has for this state
+	seen    map[string]int64 // dedupe id -> event time (ms)
+	byTime  []seenID         // the same ids, oldest first
+	pos     map[string]*position
+	group   map[string]int64 // unallocated demand per group
+	lines   map[string]*OrderLine
+	po      map[string]*POLine
+	holds   map[string]*Hold // hold_id|location
+	active  map[string]*Hold // the held ones
+	nextExp int64            // earliest expiry among active holds
+
+	d dirty
+}
+
+// dirty is what a fold changed since the state was loaded or stored.
+type dirty struct {
+	touched   []string              // locations, in the order first touched
+	before    map[string]Components // their components when first touched
+	lines     map[string]bool
+	po        map[string]bool
+	holds     map[string]bool
+	groups    map[string]bool
+	supply    map[string]bool
+	seenAdd   map[string]int64
+	seenDel   map[string]bool
+	jAdd      map[string]map[string]int64 // location -> member -> score
+	jDel      map[string]map[string]bool
+	lineage   []LineageEntry
+	publishes []publish
+	marks     bool
+}
+
+type publish struct{ channel, message string }
+
+// NewState returns the empty ledger of sku.
+func NewState(sku string) *State {
+	return &State{SKU: sku, marks: map[int32]int64{}, stored: map[int32]int64{}, seen: map[string]int64{}, pos: map[string]*position{},
+		group: map[string]int64{}, lines: map[string]*OrderLine{}, po: map[string]*POLine{},
+		holds: map[string]*Hold{}, active: map[string]*Hold{}, nextExp: math.MaxInt64}
+}
+
+// Watermark is the last offset of partition folded into the state, or -1.
+func (s *State) Watermark(partition int32) int64 {
+	if w, ok := s.marks[partition]; ok {
+		return w
+	}
+	return -1
+}
+
+// Watermarks returns a copy of the per-partition watermarks.
+func (s *State) Watermarks() map[int32]int64 {
+	out := make(map[int32]int64, len(s.marks))
+	for p, o := range s.marks {
+		out[p] = o
+	}
+	return out
+}
+
+// Dirty reports whether the state changed since it was loaded or stored.
+func (s *State) Dirty() bool { return s.d.marks }
+
+// Changes lists the locations touched since the state was loaded or
+// stored, with their components before and now, and the version they get
+// when stored.
+func (s *State) Changes() []Changed {
+	out := make([]Changed, 0, len(s.d.touched))
+	for _, loc := range s.d.touched {
+		p := s.pos[loc]
+		out = append(out, Changed{Location: loc, Before: s.d.before[loc], After: p.Components, Version: p.version + 1})
+	}
+	return out
+}
+
+// Current lists every location of the SKU as it stands, with the version
+// it was stored with.
+func (s *State) Current() []Changed {
+	out := make([]Changed, 0, len(s.pos))
+	for l, p := range s.pos {
+		out = append(out, Changed{Location: l, Before: p.Components, After: p.Components, Version: p.version})
+	}
+	return out
+}
+
+// Positions returns the components of every location of the SKU.
+func (s *State) Positions() map[string]Components {
+	out := make(map[string]Components, len(s.pos))
+	for l, p := range s.pos {
+		out[l] = p.Components
+	}
+	return out
+}
+
+// Holds returns the SKU's hold decisions by hold_id|location.
+func (s *State) Holds() map[string]Hold {
+	out := make(map[string]Hold, len(s.holds))
+	for k, h := range s.holds {
+		out[k] = *h
+	}
+	return out
+}
+
+// GroupDemand is the SKU's unallocated demand within group.
+func (s *State) GroupDemand(group string) int64 { return s.group[group] }
+
+// Engine folds entries into states.
+type Engine struct {
+	cfg Config
+}
+
+// NewEngine returns an engine with cfg's windows.
+func NewEngine(cfg Config) *Engine {
+	cfg.setDefaults()
+	return &Engine{cfg: cfg}
+}
+
+// Config returns the engine's settings, defaults applied.
+func (e *Engine) Config() Config { return e.cfg }
+
+// Apply folds one entry, read at partition/offset of the log, into s.
+func (e *Engine) Apply(s *State, en *events.LedgerEntry, partition int32, offset int64) Outcome {
+	if offset <= s.Watermark(partition) {
+		return Outcome{Status: Stale}
+	}
+	s.marks[partition] = offset
+	s.d.marks = true
+	et := en.EventTime.UnixMilli()
+	id := DedupeID(en)
+	if _, dup := s.seen[id]; dup {
+		if en.EntryType == events.EntryHold {
+			// A hold produced twice still owes its waiter an answer: the first one.
+			return e.hold(s, en, et)
+		}
+		return Outcome{Status: Duplicate}
+	}
+	s.addSeen(id, et)
+	s.pruneSeen(et - e.cfg.DedupeWindow.Milliseconds())
+	s.purgeHolds(et)
+	loc := deref(en.Location)
+	out := Outcome{Status: Applied}
+	switch en.EntryType {
+	case events.EntryReceipt:
+		out.Status = e.movement(s, loc, en.Quantity, et, partition, offset)
+		if en.PONumber != nil && en.POLine != nil {
+			s.updatePO(en, func(l *POLine) {
+				if l.Location == "" {
+					l.Location = loc
+				}
+				l.Received += en.Quantity
+			})
+		}
+	case events.EntryAdjustment:
+		out.Status = e.movement(s, loc, en.Quantity, et, partition, offset)
+	case events.EntryShipment:
+		out.Status = e.movement(s, loc, -en.Quantity, et, partition, offset)
+		s.updateLine(en, func(l *OrderLine) {
+			if l.Location == "" {
+				l.Location = loc
+			}
+			l.Shipped += en.Quantity
+		})
+	case events.EntryPick:
+		s.touch(loc)
+		s.updateLine(en, func(l *OrderLine) {
+			if l.Location == "" {
+				l.Location = loc
+			}
+			l.Picked += en.Quantity
+		})
+	case events.EntryCount:
+		out = e.count(s, loc, en.Quantity, en.AsOf)
+	case events.EntryOrderLine:
+		if en.HoldID != nil && en.Location != nil {
+			s.releaseHold(*en.HoldID+"|"+loc, HoldConverted)
+		}
+		s.updateLine(en, func(l *OrderLine) {
+			l.Ordered = en.Quantity
+			if en.Location != nil {
+				l.Location, l.Group = loc, ""
+			} else if l.Location == "" {
+				l.Group = deref(en.Group)
+			}
+			l.Channel = deref(en.Channel)
+		})
+	case events.EntryOrderCancel:
+		s.updateLine(en, func(l *OrderLine) { l.Cancelled = 1 })
+	case events.EntryOrderAllocate:
+		s.updateLine(en, func(l *OrderLine) {
+			if loc != "" {
+				l.Location, l.Group = loc, ""
+			}
+		})
+	case events.EntryPOLine:
+		s.updatePO(en, func(l *POLine) {
+			l.Location, l.Ordered = loc, en.Quantity
+			l.ExpectedDay = dayNumOf(en.ExpectedDate)
+		})
+	case events.EntryPOAck:
+		s.updatePO(en, func(l *POLine) {
+			if l.Location == "" {
+				l.Location = loc
+			}
+			l.Status, l.AckQuantity = deref(en.Status), en.Quantity
+			l.AckDay = dayNumOf(en.ExpectedDate)
+		})
+	case events.EntryASNLine:
+		s.updatePO(en, func(l *POLine) {
+			if l.Location == "" {
+				l.Location = loc
+			}
+			if l.ASN == nil {
+				l.ASN = map[string]int64{}
+			}
+			l.ASN[deref(en.ASNID)] = en.Quantity
+			l.ETAMillis = 0
+			if en.ETA != nil {
+				l.ETAMillis = en.ETA.UnixMilli()
+			}
+		})
+	case events.EntryPOClose:
+		s.updatePO(en, func(l *POLine) { l.Closed = 1 })
+	case events.EntryItemPolicy, events.EntryPolicy:
+		p := s.touch(loc)
+		if en.SafetyStock != nil {
+			p.SafetyStock = *en.SafetyStock
+		}
+		if en.ReorderPoint != nil {
+			p.ReorderPoint = *en.ReorderPoint
+		}
+	case events.EntryHold:
+		out = e.hold(s, en, et)
+	case events.EntryHoldRelease:
+		s.releaseHold(deref(en.HoldID)+"|"+loc, HoldReleased)
+	default:
+		out.Status = Unknown
+	}
+	place := loc
+	if en.Location == nil {
+		place = deref(en.Group)
+	}
+	s.d.lineage = append(s.d.lineage, LineageEntry{Partition: partition, Offset: offset, EventID: en.EventID,
+		CorrelationID: deref(en.CorrelationID), EntryType: en.EntryType, Place: place})
+	if n := e.cfg.LineageLen; len(s.d.lineage) > 2*n {
+		s.d.lineage = append(s.d.lineage[:0], s.d.lineage[len(s.d.lineage)-n:]...)
+	}
+	return out
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func dayNum(t time.Time) int64 { return t.UTC().Truncate(24*time.Hour).Unix() / 86400 }
+
+func dayNumOf(t *time.Time) int64 {
+	if t == nil {
+		return 0
+	}
+	return dayNum(*t)
+}
+
+// touch returns the position at loc, creating it, and marks it changed.
+func (s *State) touch(loc string) *position {
+	p, ok := s.pos[loc]
+	if !ok {
+		p = &position{}
+		s.pos[loc] = p
+	}
+	if _, ok := s.d.before[loc]; !ok {
+		if s.d.before == nil {
+			s.d.before = map[string]Components{}
+		}
+		s.d.before[loc] = p.Components
+		s.d.touched = append(s.d.touched, loc)
+	}
+	return p
+}
+
+func mark(m *map[string]bool, k string) {
+	if *m == nil {
+		*m = map[string]bool{}
+	}
+	(*m)[k] = true
+}
+
+func (s *State) addSeen(id string, et int64) {
+	s.seen[id] = et
+	// Entries mostly come in time order: append, else insert in place.
+	i := len(s.byTime)
+	if i > 0 && s.byTime[i-1].et > et {
+		i = sort.Search(len(s.byTime), func(j int) bool { return s.byTime[j].et > et })
+	}
+	s.byTime = slices.Insert(s.byTime, i, seenID{et, id})
+	if s.d.seenAdd == nil {
+		s.d.seenAdd = map[string]int64{}
+	}
+	s.d.seenAdd[id] = et
+	delete(s.d.seenDel, id)
+}
+
+// pruneSeen forgets the ids older than before: the window slides with each
+// entry's time, as if pruned after every entry.
+func (s *State) pruneSeen(before int64) {
+	n := 0
+	for n < len(s.byTime) && s.byTime[n].et < before {
+		id := s.byTime[n].id
+		delete(s.seen, id)
+		if _, added := s.d.seenAdd[id]; added {
+			delete(s.d.seenAdd, id)
+		} else {
+			mark(&s.d.seenDel, id)
+		}
+		n++
+	}
+	if n > 0 {
+		clear(s.byTime[:n])
+		s.byTime = s.byTime[n:]
+	}
+}
+
+// movement applies an on-hand change. One at or before the last count's
+// as-of time is inside that count already.
+func (e *Engine) movement(s *State, loc string, d, et int64, partition int32, offset int64) Status {
+	p := s.touch(loc)
+	if p.counted && et <= p.countAt {
+		return Absorbed
+	}
+	p.OnHand += d
+	m := strconv.Itoa(int(partition)) + ":" + strconv.FormatInt(offset, 10) + ":" + strconv.FormatInt(d, 10)
+	p.journal = append(p.journal, journalEntry{et: et, member: m, delta: d})
+	s.journalAdd(loc, m, et)
+	s.pruneJournal(loc, p, func(je journalEntry) bool { return je.et < et-e.cfg.JournalWindow.Milliseconds() })
+	return Applied
+}
+
+func (s *State) journalAdd(loc, member string, et int64) {
+	if s.d.jAdd == nil {
+		s.d.jAdd = map[string]map[string]int64{}
+	}
+	if s.d.jAdd[loc] == nil {
+		s.d.jAdd[loc] = map[string]int64{}
+	}
+	s.d.jAdd[loc][member] = et
+}
+
+func (s *State) pruneJournal(loc string, p *position, drop func(journalEntry) bool) {
+	kept := p.journal[:0]
+	for _, je := range p.journal {
+		if !drop(je) {
+			kept = append(kept, je)
+			continue
+		}
+		if _, added := s.d.jAdd[loc][je.member]; added {
+			delete(s.d.jAdd[loc], je.member)
+			continue
+		}
+		if s.d.jDel == nil {
+			s.d.jDel = map[string]map[string]bool{}
+		}
+		if s.d.jDel[loc] == nil {
+			s.d.jDel[loc] = map[string]bool{}
+		}
+		s.d.jDel[loc][je.member] = true
+	}
+	clear(p.journal[len(kept):])
+	p.journal = kept
+}
+
+// count sets on hand to the counted quantity plus the movements after the
+// count's as-of time. A count older than the last applied one is ignored.
+func (e *Engine) count(s *State, loc string, q int64, asOf *time.Time) Outcome {
+	p := s.touch(loc)
+	ao := int64(0)
+	if asOf != nil {
+		ao = asOf.UnixMilli()
+	}
+	if p.counted && ao <= p.countAt {
+		return Outcome{Status: Ignored}
+	}
+	var sum int64
+	for _, je := range p.journal {
+		if je.et > ao {
+			sum += je.delta
+		}
+	}
+	s.pruneJournal(loc, p, func(je journalEntry) bool { return je.et <= ao })
+	delta := q + sum - p.OnHand
+	p.OnHand += delta
+	p.counted, p.countAt = true, ao
+	return Outcome{Status: Counted, CountDelta: delta}
+}
+
+// lineContrib is what an order line reserves and has picked: a shipped unit
+// was picked, recorded or not.
+func lineContrib(l *OrderLine) (reserved, picked int64) {
+	if l.Cancelled != 1 {
+		reserved = max(l.Ordered-max(l.Picked, l.Shipped), 0)
+	}
+	return reserved, max(l.Picked-l.Shipped, 0)
+}
+
+func (s *State) lineDelta(l *OrderLine, sign int64) {
+	if l == nil {
+		return
+	}
+	res, pk := lineContrib(l)
+	switch {
+	case l.Location != "":
+		if res != 0 || pk != 0 {
+			p := s.touch(l.Location)
+			p.Reserved += sign * res
+			p.Picked += sign * pk
+		}
+	case l.Group != "":
+		if res != 0 {
+			s.group[l.Group] += sign * res
+			mark(&s.d.groups, l.Group)
+		}
+	}
+}
+
+func (s *State) updateLine(en *events.LedgerEntry, fn func(*OrderLine)) {
+	key := deref(en.OrderID) + "|" + deref(en.LineID)
+	before := s.lines[key]
+	after := &OrderLine{OrderID: deref(en.OrderID), LineID: deref(en.LineID)}
+	if before != nil {
+		*after = *before
+	}
+	fn(after)
+	s.lineDelta(before, -1)
+	s.lineDelta(after, 1)
+	s.lines[key] = after
+	mark(&s.d.lines, key)
+}
+
+// Open is the quantity still expected on the line, as the ledger counts it.
+func (l *POLine) Open() int64 {
+	if l.Closed == 1 || l.Status == "REJECTED" {
+		return 0
+	}
+	eff := l.Ordered
+	switch {
+	case l.ASN != nil:
+		eff = 0
+		for _, q := range l.ASN {
+			eff += q
+		}
+	case l.Status != "":
+		eff = l.AckQuantity
+	}
+	return max(eff-l.Received, 0)
+}
+
+// bucket is the line's open supply by how firm it is and the day it is due:
+// the lookups read these buckets instead of every PO line.
+func (l *POLine) bucket() string {
+	switch {
+	case l.ASN != nil && l.ETAMillis > 0:
+		return "asn|" + strconv.FormatInt(floorDiv(l.ETAMillis, 86_400_000), 10)
+	case l.Status != "" && l.AckDay > 0:
+		return "ack|" + strconv.FormatInt(l.AckDay, 10)
+	case l.Status != "":
+		return "ack|" + strconv.FormatInt(l.ExpectedDay, 10)
+	}
+	return "rel|" + strconv.FormatInt(l.ExpectedDay, 10)
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+func (s *State) poDelta(l *POLine, sign int64) {
+	if l == nil || l.Location == "" {
+		return
+	}
+	q := l.Open()
+	if q == 0 {
+		return
+	}
+	p := s.touch(l.Location)
+	p.Inbound += sign * q
+	if p.supply == nil {
+		p.supply = map[string]int64{}
+	}
+	b := l.bucket()
+	if p.supply[b] += sign * q; p.supply[b] == 0 {
+		delete(p.supply, b)
+	}
+	mark(&s.d.supply, l.Location)
+}
+
+func (s *State) updatePO(en *events.LedgerEntry, fn func(*POLine)) {
+	key := deref(en.PONumber) + "|" + strconv.Itoa(int(*en.POLine))
+	before := s.po[key]
+	after := &POLine{PONumber: deref(en.PONumber), POLine: int(*en.POLine)}
+	if before != nil {
+		*after = *before
+		if before.ASN != nil {
+			after.ASN = make(map[string]int64, len(before.ASN))
+			for k, v := range before.ASN {
+				after.ASN[k] = v
+			}
+		}
+	}
+	fn(after)
+	s.poDelta(before, -1)
+	s.poDelta(after, 1)
+	s.po[key] = after
+	mark(&s.d.po, key)
+}
+
+// purgeHolds expires the holds due at t (entry time, so a replay expires
+// the same ones).
+func (s *State) purgeHolds(t int64) {
+	if t < s.nextExp {
+		return
+	}
+	s.nextExp = math.MaxInt64
+	for k, h := range s.active {
+		if h.ExpMillis <= t {
+			s.endHold(k, h, HoldExpired)
+		} else if h.ExpMillis < s.nextExp {
+			s.nextExp = h.ExpMillis
+		}
+	}
+}
+
+func (s *State) endHold(key string, h *Hold, status string) {
+	p := s.touch(h.Location)
+	p.Held -= h.Quantity
+	h.Status = status
+	delete(s.active, key)
+	mark(&s.d.holds, key)
+}
+
+func (s *State) releaseHold(key, status string) {
+	if h, ok := s.active[key]; ok {
+		s.endHold(key, h, status)
+	}
+}
+
+// hold decides a hold: accepted when the location's ATP now covers it. The
+// same hold again gets the first decision.
+func (e *Engine) hold(s *State, en *events.LedgerEntry, et int64) Outcome {
+	loc := deref(en.Location)
+	key := deref(en.HoldID) + "|" + loc
+	h, ok := s.holds[key]
+	if !ok {
+		p := s.touch(loc)
+		atpNow := p.OnHand - p.Reserved - p.Picked - p.Held - p.SafetyStock
+		h = &Hold{HoldID: deref(en.HoldID), Location: loc, Quantity: en.Quantity, Status: HoldRejected, ATP: atpNow}
+		if atpNow >= en.Quantity {
+			p.Held += en.Quantity
+			ttl := int64(0)
+			if en.TTLMillis != nil {
+				ttl = *en.TTLMillis
+			}
+			h.ExpMillis, h.Status, h.ATP = et+ttl, HoldHeld, atpNow-en.Quantity
+			s.active[key] = h
+			s.nextExp = min(s.nextExp, h.ExpMillis)
+		}
+		s.holds[key] = h
+		mark(&s.d.holds, key)
+	}
+	st := Held
+	if h.Status == HoldRejected {
+		st = Rejected
+	}
+	if en.ReplyTo != nil {
+		s.d.publishes = append(s.d.publishes, publish{*en.ReplyTo, HoldMessage(h.HoldID, s.SKU, h.Location, h)})
+	}
+	c := *h
+	return Outcome{Status: st, Hold: &c}
+}
+
+// HoldMessage is what the folder publishes to the API instance waiting on a
+// hold: "hold_id|sku|location|status:atp".
+func HoldMessage(holdID, sku, loc string, h *Hold) string {
+	return holdID + "|" + sku + "|" + loc + "|" + h.Status + ":" + strconv.FormatInt(h.ATP, 10)
+}

@@ -1,0 +1,21 @@
+-- Reads everything the ledger engine keeps of one SKU in one call: a gather
+-- of the SKU's keys, with no ledger semantics in it.
+--
+-- KEYS[1] "sf:{SKU}". Returns { locations, watermarks, order lines, PO
+-- lines, holds, dedupe ids (with scores), then per location: its position
+-- hash and its movement journal (with scores) }.
+local P = KEYS[1]
+local locs = redis.call('SMEMBERS', P .. ':locs')
+local out = {
+  locs,
+  redis.call('HGETALL', P .. ':w'),
+  redis.call('HGETALL', P .. ':ol'),
+  redis.call('HGETALL', P .. ':po'),
+  redis.call('HGETALL', P .. ':h'),
+  redis.call('ZRANGE', P .. ':e', 0, -1, 'WITHSCORES'),
+}
+for _, l in ipairs(locs) do
+  out[#out + 1] = redis.call('HGETALL', P .. ':p:' .. l)
+  out[#out + 1] = redis.call('ZRANGE', P .. ':j:' .. l, 0, -1, 'WITHSCORES')
+end
+return out

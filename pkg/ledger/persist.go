@@ -1,0 +1,412 @@
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// The keys of a SKU, below SKUKey(sku):
+//
+//	:w          hash partition -> watermark (last offset folded)
+//	:locs       set of locations
+//	:p:<loc>    hash of the position's totals: oh rs pk hd ib ss rop, v (version), ct (last count as-of)
+//	:sup:<loc>  hash "kind|day" -> open supply
+//	:j:<loc>    sorted set of movements newer than the last count, "partition:offset:delta" by event time
+//	:g:<group>  hash rs -> demand not yet allocated to a location
+//	:ol         hash "order|line" -> order line (JSON)
+//	:po         hash "po|line" -> PO line (JSON)
+//	:h          hash "hold|location" -> hold (JSON)
+//	:hx         sorted set of active holds by expiry
+//	:e          sorted set of applied dedupe ids by event time
+//	:log        list of recent entries (JSON), newest first
+
+// Load reads the states of skus, one gather call each, in one pipelined
+// round trip. A SKU Redis does not know comes back empty.
+func (s *Store) Load(ctx context.Context, skus []string) ([]*State, error) {
+	out := make([]*State, len(skus))
+	if len(skus) == 0 {
+		return out, nil
+	}
+	keys := make([]string, len(skus))
+	args := make([][]any, len(skus))
+	for i, sku := range skus {
+		keys[i] = SKUKey(sku)
+	}
+	cmds, err := evalAll(ctx, s.rdb, loadScript, keys, args)
+	if err != nil {
+		return nil, fmt.Errorf("load ledger: %w", err)
+	}
+	for i, c := range cmds {
+		st, err := decodeState(skus[i], c.Val())
+		if err != nil {
+			return nil, fmt.Errorf("load ledger of %s: %w", skus[i], err)
+		}
+		out[i] = st
+	}
+	return out, nil
+}
+
+func strs(v any) []string {
+	a, _ := v.([]any)
+	out := make([]string, len(a))
+	for i, x := range a {
+		out[i], _ = x.(string)
+	}
+	return out
+}
+
+func decodeState(sku string, v any) (*State, error) {
+	top, ok := v.([]any)
+	if !ok || len(top) < 6 {
+		return nil, fmt.Errorf("unexpected reply %T", v)
+	}
+	s := NewState(sku)
+	locs := strs(top[0])
+	kv := strs(top[1])
+	for i := 0; i+1 < len(kv); i += 2 {
+		p, err1 := strconv.ParseInt(kv[i], 10, 32)
+		o, err2 := strconv.ParseInt(kv[i+1], 10, 64)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("watermark %s=%s", kv[i], kv[i+1])
+		}
+		s.marks[int32(p)], s.stored[int32(p)] = o, o
+	}
+	if len(top) != 6+2*len(locs) {
+		return nil, fmt.Errorf("reply has %d parts for %d locations", len(top), len(locs))
+	}
+	for i, loc := range locs {
+		p := &position{}
+		h := strs(top[6+2*i])
+		for j := 0; j+1 < len(h); j += 2 {
+			n, err := strconv.ParseInt(h[j+1], 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("position %s field %s=%q", loc, h[j], h[j+1])
+			}
+			switch h[j] {
+			case "oh":
+				p.OnHand = n
+			case "rs":
+				p.Reserved = n
+			case "pk":
+				p.Picked = n
+			case "hd":
+				p.Held = n
+			case "ib":
+				p.Inbound = n
+			case "ss":
+				p.SafetyStock = n
+			case "rop":
+				p.ReorderPoint = n
+			case "v":
+				p.version = n
+			case "ct":
+				p.counted, p.countAt = true, n
+			}
+		}
+		j := strs(top[7+2*i])
+		for k := 0; k+1 < len(j); k += 2 {
+			et, err := parseScore(j[k+1])
+			d, ok := movementDelta(j[k])
+			if err != nil || !ok {
+				return nil, fmt.Errorf("journal %s member %q score %q", loc, j[k], j[k+1])
+			}
+			p.journal = append(p.journal, journalEntry{et: et, member: j[k], delta: d})
+		}
+		s.pos[loc] = p
+	}
+	kv = strs(top[2])
+	for i := 0; i+1 < len(kv); i += 2 {
+		l := &OrderLine{}
+		if err := json.Unmarshal([]byte(kv[i+1]), l); err != nil {
+			return nil, fmt.Errorf("order line %s: %w", kv[i], err)
+		}
+		l.OrderID, l.LineID, _ = strings.Cut(kv[i], "|")
+		s.lines[kv[i]] = l
+		if l.Location == "" && l.Group != "" {
+			res, _ := lineContrib(l)
+			s.group[l.Group] += res
+		}
+	}
+	kv = strs(top[3])
+	for i := 0; i+1 < len(kv); i += 2 {
+		l, err := decodePOLine(kv[i], kv[i+1])
+		if err != nil {
+			return nil, err
+		}
+		s.po[kv[i]] = &l
+		if q := l.Open(); q > 0 && l.Location != "" {
+			p := s.pos[l.Location]
+			if p == nil {
+				p = &position{}
+				s.pos[l.Location] = p
+			}
+			if p.supply == nil {
+				p.supply = map[string]int64{}
+			}
+			p.supply[l.bucket()] += q
+		}
+	}
+	kv = strs(top[4])
+	for i := 0; i+1 < len(kv); i += 2 {
+		h := &Hold{}
+		if err := json.Unmarshal([]byte(kv[i+1]), h); err != nil {
+			return nil, fmt.Errorf("hold %s: %w", kv[i], err)
+		}
+		h.HoldID, _, _ = strings.Cut(kv[i], "|")
+		s.holds[kv[i]] = h
+		if h.Status == HoldHeld {
+			s.active[kv[i]] = h
+			s.nextExp = min(s.nextExp, h.ExpMillis)
+		}
+	}
+	kv = strs(top[5]) // ZRANGE: oldest first
+	s.byTime = make([]seenID, 0, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		et, err := parseScore(kv[i+1])
+		if err != nil {
+			return nil, fmt.Errorf("dedupe id %q score %q", kv[i], kv[i+1])
+		}
+		s.seen[kv[i]] = et
+		s.byTime = append(s.byTime, seenID{et, kv[i]})
+	}
+	return s, nil
+}
+
+// parseScore reads a sorted-set score holding a whole number of ms.
+func parseScore(v string) (int64, error) {
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return n, nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f != math.Trunc(f) {
+		return 0, fmt.Errorf("score %q", v)
+	}
+	return int64(f), nil
+}
+
+func movementDelta(member string) (int64, bool) {
+	i := strings.LastIndexByte(member, ':')
+	if i < 0 {
+		return 0, false
+	}
+	d, err := strconv.ParseInt(member[i+1:], 10, 64)
+	return d, err == nil
+}
+
+// maxArgs bounds one command's arguments: the save script unpacks them on
+// Lua's stack.
+const maxArgs = 1000
+
+// saveArgs are the save script's arguments for one state: the guard, then
+// the commands that store what the fold changed as absolute values.
+type saveArgs struct {
+	args  []any
+	cmd   int // index of the current command's argument count, or -1
+	limit int
+}
+
+func (a *saveArgs) begin(name, suffix string) {
+	a.args = append(a.args, name, suffix, 0)
+	a.cmd = len(a.args) - 1
+	a.limit = maxArgs
+}
+
+func (a *saveArgs) add(vs ...any) {
+	a.args = append(a.args, vs...)
+	a.args[a.cmd] = a.args[a.cmd].(int) + len(vs)
+}
+
+// cmdArgs adds pairs to the command named at begin, starting a new one of
+// the same command when it grows past maxArgs.
+func (a *saveArgs) pairs(name, suffix string, kv []any) {
+	for len(kv) > 0 {
+		n := min(len(kv), maxArgs)
+		a.begin(name, suffix)
+		a.add(kv[:n]...)
+		kv = kv[n:]
+	}
+}
+
+func (s *Store) saveArgs(st *State) []any {
+	var a saveArgs
+	var guard []any
+	for p, o := range st.marks {
+		if prev, ok := st.stored[p]; !ok || prev != o {
+			if !ok {
+				prev = -1
+			}
+			guard = append(guard, p, prev, o)
+		}
+	}
+	a.args = append(make([]any, 0, 64), len(guard)/3)
+	a.args = append(a.args, guard...)
+	d := &st.d
+	if len(d.touched) > 0 {
+		locs := make([]any, len(d.touched))
+		for i, l := range d.touched {
+			locs[i] = l
+		}
+		a.pairs("SADD", ":locs", locs)
+		for _, loc := range d.touched {
+			p := st.pos[loc]
+			a.begin("HSET", ":p:"+loc)
+			a.add("oh", p.OnHand, "rs", p.Reserved, "pk", p.Picked, "hd", p.Held, "ib", p.Inbound,
+				"ss", p.SafetyStock, "rop", p.ReorderPoint, "v", p.version+1)
+			if p.counted {
+				a.add("ct", p.countAt)
+			}
+		}
+	}
+	for _, loc := range sortedKeys(d.supply) {
+		a.begin("DEL", ":sup:"+loc)
+		var kv []any
+		for b, q := range st.pos[loc].supply {
+			kv = append(kv, b, q)
+		}
+		a.pairs("HSET", ":sup:"+loc, kv)
+	}
+	for _, g := range sortedKeys(d.groups) {
+		a.begin("HSET", ":g:"+g)
+		a.add("rs", st.group[g])
+	}
+	if len(d.lines) > 0 {
+		kv := make([]any, 0, 2*len(d.lines))
+		for k := range d.lines {
+			b, _ := json.Marshal(st.lines[k])
+			kv = append(kv, k, b)
+		}
+		a.pairs("HSET", ":ol", kv)
+	}
+	if len(d.po) > 0 {
+		kv := make([]any, 0, 2*len(d.po))
+		for k := range d.po {
+			b, _ := json.Marshal(st.po[k])
+			kv = append(kv, k, b)
+		}
+		a.pairs("HSET", ":po", kv)
+	}
+	if len(d.holds) > 0 {
+		kv := make([]any, 0, 2*len(d.holds))
+		var expiring, ended []any
+		for k := range d.holds {
+			h := st.holds[k]
+			b, _ := json.Marshal(h)
+			kv = append(kv, k, b)
+			if h.Status == HoldHeld {
+				expiring = append(expiring, h.ExpMillis, k)
+			} else {
+				ended = append(ended, k)
+			}
+		}
+		a.pairs("HSET", ":h", kv)
+		a.pairs("ZADD", ":hx", expiring)
+		a.pairs("ZREM", ":hx", ended)
+	}
+	if len(d.seenDel) > 0 {
+		a.pairs("ZREM", ":e", keysAny(d.seenDel))
+	}
+	if len(d.seenAdd) > 0 {
+		kv := make([]any, 0, 2*len(d.seenAdd))
+		for id, et := range d.seenAdd {
+			kv = append(kv, et, id)
+		}
+		a.pairs("ZADD", ":e", kv)
+	}
+	for loc, del := range d.jDel {
+		if len(del) > 0 {
+			a.pairs("ZREM", ":j:"+loc, keysAny(del))
+		}
+	}
+	for loc, add := range d.jAdd {
+		if len(add) > 0 {
+			kv := make([]any, 0, 2*len(add))
+			for m, et := range add {
+				kv = append(kv, et, m)
+			}
+			a.pairs("ZADD", ":j:"+loc, kv)
+		}
+	}
+	if n := len(d.lineage); n > 0 {
+		keep := s.eng.cfg.LineageLen
+		from := max(0, n-keep)
+		kv := make([]any, 0, n-from)
+		for _, le := range d.lineage[from:] {
+			b, _ := json.Marshal(le)
+			kv = append(kv, b)
+		}
+		a.pairs("LPUSH", ":log", kv)
+		a.begin("LTRIM", ":log")
+		a.add(0, keep-1)
+	}
+	for _, p := range d.publishes {
+		a.begin("PUBLISH", p.channel)
+		a.add(p.message)
+	}
+	return a.args
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func keysAny(m map[string]bool) []any {
+	out := make([]any, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Save stores what each state changed since it was loaded or last stored,
+// one guarded call per SKU, all in one pipelined round trip; hold decisions
+// are published by the same call that stores them. stored[i] is false when
+// the guard refused states[i]: another writer moved the SKU on (a zombie
+// learns it lost its partition this way), and the state must be dropped
+// and reloaded. A state without changes is not sent.
+func (s *Store) Save(ctx context.Context, states []*State) (stored []bool, err error) {
+	stored = make([]bool, len(states))
+	var keys []string
+	var args [][]any
+	var idx []int
+	for i, st := range states {
+		if !st.Dirty() {
+			stored[i] = true
+			continue
+		}
+		keys = append(keys, SKUKey(st.SKU))
+		args = append(args, s.saveArgs(st))
+		idx = append(idx, i)
+	}
+	if len(keys) == 0 {
+		return stored, nil
+	}
+	cmds, err := evalAll(ctx, s.rdb, saveScript, keys, args)
+	if err != nil {
+		return nil, fmt.Errorf("save ledger: %w", err)
+	}
+	for j, c := range cmds {
+		st := states[idx[j]]
+		if n, _ := c.Int64(); n != 1 {
+			continue
+		}
+		stored[idx[j]] = true
+		for _, loc := range st.d.touched {
+			st.pos[loc].version++
+		}
+		for p, o := range st.marks {
+			st.stored[p] = o
+		}
+		st.d = dirty{}
+	}
+	return stored, nil
+}

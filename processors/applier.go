@@ -1,0 +1,313 @@
+package processors
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/stockflow/stockflow/pkg/avro"
+	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/events"
+	"github.com/stockflow/stockflow/pkg/ledger"
+)
+
+// applier folds one partition of the ledger log into Redis. It keeps the
+// states of the SKUs it folded lately: per poll it decodes the records,
+// loads the SKUs it lacks in one pipelined read, folds the whole poll with
+// the ledger engine and stores every changed SKU with one guarded write
+// each, all in one pipelined round trip. Only its partition's owner may
+// use it, one poll at a time.
+type applier struct {
+	partition int32
+	codec     *avro.Codec
+	store     *ledger.Store
+	topics    config.Topics
+	metrics   *Metrics
+	tracing   Tracing
+	log       *slog.Logger
+	capacity  int
+
+	cache map[string]*ledger.State
+}
+
+// applied is what one poll of a partition came to.
+type applied struct {
+	last    int64 // highest offset handled
+	changes []change
+	dead    []*kgo.Record
+	stats   FolderStats
+	// refused: a write was refused by its guard; the partition must be
+	// re-read from what Redis has, and this poll's offset not recorded.
+	refused bool
+	err     error
+}
+
+// skuEntries are one SKU's entries in a poll, in log order.
+type skuEntries struct {
+	sku     string
+	entries []ledger.Entry
+	corr    *string
+	span    context.Context // the span of its last entry
+	hold    bool            // a hold decision is awaited
+}
+
+// apply folds recs, the records of one poll, into Redis.
+func (a *applier) apply(ctx context.Context, recs []*kgo.Record) applied {
+	res := applied{last: recs[len(recs)-1].Offset}
+	var spans []trace.Span
+	defer func() {
+		for _, sp := range spans {
+			sp.End()
+		}
+	}()
+	var order []*skuEntries
+	bySKU := map[string]*skuEntries{}
+	n := 0
+	for _, r := range recs {
+		if r.Attrs.IsControl() {
+			continue // a transaction marker: only its offset counts
+		}
+		_, span := a.tracing.Kotel.WithProcessSpan(r)
+		spans = append(spans, span)
+		le, bad, err := a.decode(ctx, r)
+		if err != nil {
+			res.err = err
+			return res
+		}
+		if bad != nil {
+			class := deadLetterClass(bad)
+			span.SetStatus(codes.Error, class)
+			a.metrics.deadLetters.WithLabelValues(class, "folder").Inc()
+			res.dead = append(res.dead, deadLetter(a.topics.DLQ, r, class, bad, time.Now()))
+			res.stats.DeadLetters++
+			continue
+		}
+		setEntryAttrs(span, le)
+		g, ok := bySKU[le.SKU]
+		if !ok {
+			g = &skuEntries{sku: le.SKU}
+			bySKU[le.SKU] = g
+			order = append(order, g)
+		}
+		g.entries = append(g.entries, ledger.Entry{LedgerEntry: le, Partition: r.Partition, Offset: r.Offset})
+		g.span = trace.ContextWithSpan(ctx, span)
+		if le.CorrelationID != nil {
+			g.corr = le.CorrelationID
+		}
+		g.hold = g.hold || le.ReplyTo != nil
+		n++
+	}
+	a.metrics.batchEntries.Observe(float64(n))
+	if len(order) == 0 {
+		return res
+	}
+	// Redis failures are retried until they succeed or ctx ends; a failed
+	// attempt may have stored some SKUs, so their states are reloaded and
+	// the poll folded again: the watermarks skip what is already stored.
+	var folded foldResult
+	err := retry(a.log).Do(ctx, "fold into redis", func(ctx context.Context) error {
+		var err error
+		folded, err = a.fold(ctx, order)
+		if err != nil {
+			for _, g := range order {
+				delete(a.cache, g.sku)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		res.err = err
+		return res
+	}
+	res.changes, res.refused = folded.changes, folded.refused
+	res.stats.Applied += folded.stats.Applied
+	res.stats.Duplicates += folded.stats.Duplicates
+	res.stats.Stale += folded.stats.Stale
+	res.stats.Absorbed += folded.stats.Absorbed
+	a.evict(bySKU)
+	return res
+}
+
+// decode returns the entry of r, or why a record can never be one (bad,
+// for the dead-letter topic). An error is infrastructure (a registry outage).
+func (a *applier) decode(ctx context.Context, r *kgo.Record) (le *events.LedgerEntry, bad, err error) {
+	rec, err := a.codec.Decode(ctx, r.Value)
+	if err != nil {
+		if deadLetterClass(err) != "" {
+			return nil, err, nil
+		}
+		return nil, nil, fmt.Errorf("decode ledger entry %d@%d: %w", r.Partition, r.Offset, err)
+	}
+	le, ok := rec.(*events.LedgerEntry)
+	if !ok || !ValidID(le.SKU) {
+		return nil, reject(ClassInvalid, "ledger record is not a valid LedgerEntry"), nil
+	}
+	return le, nil, nil
+}
+
+type foldResult struct {
+	changes []change
+	stats   FolderStats
+	refused bool
+}
+
+// fold is one attempt at a poll: load what the cache lacks, fold, store.
+func (a *applier) fold(ctx context.Context, order []*skuEntries) (foldResult, error) {
+	var res foldResult
+	var missing []string
+	// The Redis calls join one trace: a hold's when the poll has one (a
+	// checkout waits on it), else the first SKU's.
+	tctx := order[0].span
+	for _, g := range order {
+		if _, ok := a.cache[g.sku]; !ok {
+			missing = append(missing, g.sku)
+		}
+		if g.hold && tctx == order[0].span {
+			tctx = g.span
+		}
+	}
+	ctx = tctx
+	if len(missing) > 0 {
+		states, err := a.store.Load(ctx, missing)
+		if err != nil {
+			return res, err
+		}
+		for i, s := range states {
+			a.cache[missing[i]] = s
+		}
+	}
+	eng := a.store.Engine()
+	states := make([]*ledger.State, len(order))
+	changed := make([][]ledger.Changed, len(order))
+	stale := make([]bool, len(order))
+	now := time.Now()
+	for i, g := range order {
+		s := a.cache[g.sku]
+		states[i] = s
+		for _, e := range g.entries {
+			out := eng.Apply(s, e.LedgerEntry, e.Partition, e.Offset)
+			stale[i] = stale[i] || out.Status == ledger.Stale
+			a.count(&res.stats, e.LedgerEntry, out, now)
+		}
+		changed[i] = s.Changes()
+	}
+	t0 := time.Now()
+	stored, err := a.store.Save(ctx, states)
+	a.metrics.applySeconds.Observe(time.Since(t0).Seconds())
+	if err != nil {
+		return res, err
+	}
+	for i, g := range order {
+		s := states[i]
+		if !stored[i] {
+			// Another writer moved the SKU on: a newer owner of the
+			// partition, or a Redis that went back in time.
+			delete(a.cache, g.sku)
+			res.refused = true
+			a.log.Warn("write refused by the watermark guard: dropping the SKU", "sku", g.sku, "partition", a.partition)
+			continue
+		}
+		for _, c := range changed[i] {
+			res.changes = append(res.changes, change{sku: g.sku, Changed: c, corr: g.corr, ctx: g.span, force: stale[i]})
+		}
+		if stale[i] {
+			// Part of the SKU's poll was stored before, by an attempt whose
+			// outputs may be lost (a crash between the Redis write and the
+			// produce): publish its other positions as they stand too.
+			for _, c := range s.Current() {
+				if !touched(changed[i], c.Location) {
+					res.changes = append(res.changes, change{sku: g.sku, Changed: c, corr: g.corr, ctx: g.span, force: true})
+				}
+			}
+		}
+	}
+	return res, nil
+}
+
+func touched(cs []ledger.Changed, loc string) bool {
+	for _, c := range cs {
+		if c.Location == loc {
+			return true
+		}
+	}
+	return false
+}
+
+// count records an entry's outcome in the stats and metrics.
+func (a *applier) count(st *FolderStats, e *events.LedgerEntry, out ledger.Outcome, now time.Time) {
+	src := "api"
+	if e.SourceTopic != nil {
+		src = *e.SourceTopic
+	}
+	m := a.metrics
+	switch out.Status {
+	case ledger.Duplicate:
+		st.Duplicates++
+		m.entries.WithLabelValues("duplicate", src).Inc()
+	case ledger.Stale:
+		st.Stale++
+		m.entries.WithLabelValues("stale", src).Inc()
+	case ledger.Absorbed:
+		st.Absorbed++
+		st.Applied++
+		m.entries.WithLabelValues("absorbed", src).Inc()
+	default:
+		st.Applied++
+		m.entries.WithLabelValues("applied", src).Inc()
+		observeKPIs(m, e, out, now)
+	}
+}
+
+// evict keeps the cache within capacity, keeping the SKUs of the last poll.
+func (a *applier) evict(keep map[string]*skuEntries) {
+	over := len(a.cache) - a.capacity
+	if over <= 0 {
+		return
+	}
+	// Go's map order is random: what goes is a random sample of the rest.
+	over += a.capacity / 10
+	for sku := range a.cache {
+		if over <= 0 {
+			break
+		}
+		if _, ok := keep[sku]; !ok {
+			delete(a.cache, sku)
+			over--
+		}
+	}
+}
+
+// observeKPIs records the business measures an applied entry gives.
+func observeKPIs(m *Metrics, e *events.LedgerEntry, out ledger.Outcome, now time.Time) {
+	since := now.Sub(e.EventTime).Seconds()
+	loc := ""
+	if e.Location != nil {
+		loc = *e.Location
+	}
+	switch e.EntryType {
+	case events.EntryOrderLine:
+		ch := ""
+		if e.Channel != nil {
+			ch = *e.Channel
+		}
+		m.reservation.WithLabelValues(m.channels.value(ch)).Observe(since)
+	case events.EntryReceipt, events.EntryPick, events.EntryShipment, events.EntryAdjustment, events.EntryCount:
+		m.inventoryLag.WithLabelValues(m.locations.value(loc)).Observe(since)
+	case events.EntryASNLine:
+		sup := ""
+		if e.SupplierID != nil {
+			sup = *e.SupplierID
+		}
+		m.asnProcessing.WithLabelValues(m.suppliers.value(sup)).Observe(since)
+	}
+	if out.Status == ledger.Counted && out.CountDelta != 0 {
+		m.reconciliation.WithLabelValues(m.locations.value(loc)).Inc()
+		m.countDelta.Observe(float64(max(out.CountDelta, -out.CountDelta)))
+	}
+}
+

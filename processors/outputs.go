@@ -1,0 +1,151 @@
+package processors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockflow/stockflow/atp"
+	"github.com/stockflow/stockflow/pkg/avro"
+	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/events"
+	"github.com/stockflow/stockflow/pkg/ledger"
+)
+
+// change is one SKU+location's availability after a poll, conflated.
+type change struct {
+	sku string
+	ledger.Changed
+	corr *string
+	ctx  context.Context // the span of the last entry behind it
+	// force publishes the position even when this poll left it as it was:
+	// its SKU was stored by an earlier attempt whose outputs may be lost.
+	force bool
+}
+
+// pollOutputs is what one poll publishes.
+type pollOutputs struct {
+	changes []change
+	dead    []*kgo.Record
+}
+
+// flight tracks the records of one poll until the broker has them all.
+type flight struct {
+	wg  sync.WaitGroup
+	mu  sync.Mutex
+	err error
+}
+
+func (f *flight) done(_ *kgo.Record, err error) {
+	if err != nil {
+		f.mu.Lock()
+		f.err = errors.Join(f.err, err)
+		f.mu.Unlock()
+	}
+	f.wg.Done()
+}
+
+// wait blocks until every record is acknowledged, and returns what failed.
+func (f *flight) wait() error {
+	f.wg.Wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
+// emitter turns a poll's changes into AvailabilityChanged records and the
+// alerts they cross into, and produces them with the poll's dead letters,
+// without waiting: the flight it returns says when the broker has them.
+type emitter struct {
+	codec  *avro.Codec
+	topics config.Topics
+	out    *kgo.Client
+	log    *slog.Logger
+}
+
+func (e *emitter) emit(ctx context.Context, po pollOutputs) (*flight, error) {
+	var recs []*kgo.Record
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	for i := range po.changes {
+		c := &po.changes[i]
+		if rec, err := e.availability(ctx, c, now); err != nil {
+			return nil, err
+		} else if rec != nil {
+			recs = append(recs, rec)
+		}
+		for _, a := range alerts(c, now) {
+			b, err := e.codec.Encode(ctx, e.topics.Alerts, a)
+			if err != nil {
+				return nil, fmt.Errorf("encode alert: %w", err)
+			}
+			recs = append(recs, &kgo.Record{Topic: e.topics.Alerts, Key: []byte(a.SKU + "|" + a.Location), Value: b, Context: c.ctx})
+		}
+	}
+	recs = append(recs, po.dead...)
+	f := &flight{}
+	f.wg.Add(len(recs))
+	for _, r := range recs {
+		e.out.Produce(ctx, r, f.done)
+	}
+	return f, nil
+}
+
+func level(c ledger.Components) atp.Level {
+	return atp.Level{
+		Position:     atp.Position{OnHand: c.OnHand, Reserved: c.Reserved, Picked: c.Picked, Held: c.Held, SafetyStock: c.SafetyStock},
+		ReorderPoint: c.ReorderPoint, InboundTotal: c.Inbound,
+	}
+}
+
+// availability builds the AvailabilityChanged of a change, or nil when the
+// poll left the position as it was.
+func (e *emitter) availability(ctx context.Context, c *change, now time.Time) (*kgo.Record, error) {
+	if c.Before == c.After && !c.force {
+		return nil, nil
+	}
+	a, short := level(c.After).Today()
+	ev := &events.AvailabilityChanged{
+		SKU: c.sku, Location: c.Location, Version: c.Version,
+		OnHand: c.After.OnHand, Reserved: c.After.Reserved, Picked: c.After.Picked, Held: c.After.Held,
+		SafetyStock: c.After.SafetyStock, ReorderPoint: c.After.ReorderPoint,
+		ATP: a, Shortfall: short, AsOf: now, CorrelationID: c.corr,
+	}
+	if c.After.Inbound > 0 {
+		ev.Inbound = []events.InboundBucket{{Date: now.Truncate(24 * time.Hour), Quantity: c.After.Inbound}}
+	}
+	b, err := e.codec.Encode(ctx, e.topics.Availability, ev)
+	if err != nil {
+		return nil, fmt.Errorf("encode availability: %w", err)
+	}
+	return &kgo.Record{Topic: e.topics.Availability, Key: []byte(c.sku + "|" + c.Location), Value: b, Context: c.ctx}, nil
+}
+
+var alertTypes = map[atp.Alert]string{
+	atp.ReplenishmentNeeded: events.AlertReplenishmentNeeded,
+	atp.StockOut:            events.AlertStockOut,
+	atp.BackInStock:         events.AlertBackInStock,
+	atp.NegativeOnHand:      events.AlertNegativeOnHand,
+}
+
+// alerts returns the alerts a change crosses into. The alert id names the
+// position, the alert and the version that crossed, so a repeat of the same
+// crossing is recognisable.
+func alerts(c *change, now time.Time) []*events.StockAlert {
+	var out []*events.StockAlert
+	after := level(c.After)
+	for _, x := range atp.Crossings(level(c.Before), after) {
+		typ := alertTypes[x.Alert]
+		out = append(out, &events.StockAlert{
+			AlertID: c.sku + "|" + c.Location + "|" + typ + "|" + strconv.FormatInt(c.Version, 10), AlertType: typ,
+			SKU: c.sku, Location: c.Location, ATP: max(after.Raw(), 0), OnHand: c.After.OnHand,
+			ReorderPoint: c.After.ReorderPoint, SuggestedQuantity: x.Suggested, AsOf: now,
+		})
+	}
+	return out
+}
