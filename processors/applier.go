@@ -310,4 +310,3 @@ func observeKPIs(m *Metrics, e *events.LedgerEntry, out ledger.Outcome, now time
 		m.countDelta.Observe(float64(max(out.CountDelta, -out.CountDelta)))
 	}
 }
-
