@@ -8,6 +8,12 @@
 // canonical schema lacks is ignored. Records that can never be decoded come
 // back as *DecodeError with a Class; registry outages come back as plain
 // errors so callers retry them instead of dead-lettering.
+//
+// A type on a hot path can skip goavro and reflection with a hand-written
+// codec for its canonical schema (BinaryRecord): the Codec encodes it with
+// that, and decodes with it every record whose writer schema is the
+// canonical one. Records written with another version of the schema still
+// take the goavro path, so the hand-written code never resolves schemas.
 package avro
 
 import (
@@ -54,16 +60,22 @@ type Config struct {
 }
 
 type canonical struct {
-	name   string
-	text   string
-	node   *node
-	codec  *goavro.Codec
-	goType reflect.Type
+	name        string
+	text        string
+	fingerprint string
+	node        *node
+	codec       *goavro.Codec
+	goType      reflect.Type
+	// binary says the Go type is a BinaryRecord for this schema.
+	binary bool
 }
 
 type writer struct {
 	name  string
 	codec *goavro.Codec
+	// canonical says the writer's schema is the canonical one, so a
+	// BinaryRecord can read the body without resolution.
+	canonical bool
 }
 
 // Codec encodes and decodes records. It is safe for concurrent use.
@@ -79,7 +91,8 @@ type Codec struct {
 }
 
 // New builds a codec. Every type in cfg.Types must have a canonical schema
-// whose fields it can hold.
+// whose fields it can hold, and a BinaryRecord must implement its canonical
+// schema.
 func New(cfg Config) (*Codec, error) {
 	limitsOnce.Do(func() {
 		goavro.MaxBlockCount = min(goavro.MaxBlockCount, maxBlockCount)
@@ -119,7 +132,19 @@ func New(cfg Config) (*Codec, error) {
 		if err := c.bind.checkType(t, n); err != nil {
 			return nil, fmt.Errorf("avro: %w", err)
 		}
-		c.byName[name] = &canonical{name: name, text: text, node: n, codec: gc, goType: t}
+		fp, err := Fingerprint(text)
+		if err != nil {
+			return nil, fmt.Errorf("avro: %s: %w", name, err)
+		}
+		cn := &canonical{name: name, text: text, fingerprint: fp, node: n, codec: gc, goType: t}
+		if br, ok := rec.(BinaryRecord); ok {
+			if got := br.AvroFingerprint(); got != fp {
+				return nil, fmt.Errorf("avro: %s: the Go type's hand-written codec implements the schema with fingerprint %s, "+
+					"the canonical schema's is %s: bring AppendAvro and UnmarshalAvro up to the canonical schema, then their fingerprint", name, got, fp)
+			}
+			cn.binary = true
+		}
+		c.byName[name] = cn
 	}
 	return c, nil
 }
@@ -141,6 +166,13 @@ func (c *Codec) AppendEncode(ctx context.Context, dst []byte, topic string, rec 
 	if err != nil {
 		return nil, fmt.Errorf("avro: encode %s: %w", name, err)
 	}
+	if br, ok := rec.(BinaryRecord); ok && cn.binary {
+		dst = appendHeader(dst, id)
+		if dst, err = br.AppendAvro(dst); err != nil {
+			return nil, fmt.Errorf("avro: encode %s: %w", name, err)
+		}
+		return dst, nil
+	}
 	v := reflect.ValueOf(rec)
 	for v.Kind() == reflect.Pointer {
 		v = v.Elem()
@@ -149,13 +181,15 @@ func (c *Codec) AppendEncode(ctx context.Context, dst []byte, topic string, rec 
 	if err != nil {
 		return nil, fmt.Errorf("avro: encode %s: %w", name, err)
 	}
-	dst = append(dst, 0, 0, 0, 0, 0)
-	binary.BigEndian.PutUint32(dst[len(dst)-4:], uint32(id))
-	dst, err = cn.codec.BinaryFromNative(dst, native)
+	dst, err = cn.codec.BinaryFromNative(appendHeader(dst, id), native)
 	if err != nil {
 		return nil, fmt.Errorf("avro: encode %s: %w", name, err)
 	}
 	return dst, nil
+}
+
+func appendHeader(dst []byte, id int) []byte {
+	return binary.BigEndian.AppendUint32(append(dst, 0), uint32(id))
 }
 
 // writeID is the id to write a record under on topic, asked of the
@@ -209,6 +243,9 @@ func (c *Codec) Decode(ctx context.Context, b []byte) (Record, error) {
 	if !ok {
 		return nil, &DecodeError{Class: ClassUnexpectedType, SchemaID: id, Record: w.name, Detail: "no Go type for this record"}
 	}
+	if w.canonical && cn.binary {
+		return decodeBinary(cn, id, b[headerLen:])
+	}
 	native, rest, err := w.codec.NativeFromBinary(b[headerLen:])
 	if err != nil {
 		class := ClassCorrupt
@@ -229,6 +266,21 @@ func (c *Codec) Decode(ctx context.Context, b []byte) (Record, error) {
 		return nil, &DecodeError{Class: class, SchemaID: id, Record: w.name, Detail: err.Error()}
 	}
 	return out.Interface().(Record), nil
+}
+
+// decodeBinary decodes a body written with the canonical schema through the
+// type's hand-written codec.
+func decodeBinary(cn *canonical, id int, body []byte) (Record, error) {
+	rec := reflect.New(cn.goType).Interface().(BinaryRecord)
+	if err := rec.UnmarshalAvro(body); err != nil {
+		de := &DecodeError{Class: ClassCorrupt, SchemaID: id, Record: cn.name, Detail: err.Error()}
+		var inner *DecodeError
+		if errors.As(err, &inner) {
+			de.Class, de.Detail = inner.Class, inner.Detail
+		}
+		return nil, de
+	}
+	return rec, nil
 }
 
 func (c *Codec) writer(ctx context.Context, id int) (*writer, error) {
@@ -254,6 +306,10 @@ func (c *Codec) writer(ctx context.Context, id int) (*writer, error) {
 		return nil, &DecodeError{Class: ClassUnknownSchema, SchemaID: id, Record: name, Detail: err.Error()}
 	}
 	w = &writer{name: name, codec: gc}
+	if cn, ok := c.byName[name]; ok {
+		fp, err := Fingerprint(text)
+		w.canonical = err == nil && fp == cn.fingerprint
+	}
 	c.mu.Lock()
 	c.writers[id] = w
 	c.mu.Unlock()

@@ -369,33 +369,3 @@ func TestRegistryOutageIsNotADecodeError(t *testing.T) {
 		t.Fatalf("registry outage classed as %q: it would be dead-lettered instead of retried", avro.ClassOf(err))
 	}
 }
-
-func BenchmarkEncodeLedgerEntry(b *testing.B) {
-	c := newCodec(b)
-	rec := samples()[13]
-	ctx := context.Background()
-	var buf []byte
-	b.ReportAllocs()
-	for b.Loop() {
-		var err error
-		buf, err = c.AppendEncode(ctx, buf[:0], "ledger", rec)
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkDecodeLedgerEntry(b *testing.B) {
-	c := newCodec(b)
-	ctx := context.Background()
-	buf, err := c.Encode(ctx, "ledger", samples()[13])
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := c.Decode(ctx, buf); err != nil {
-			b.Fatal(err)
-		}
-	}
-}

@@ -1,6 +1,8 @@
 // Package events holds the Go form of every record in schemas/: the source
 // events Stockflow consumes and the records it produces. Field tags name the
-// Avro fields; pkg/avro binds the two.
+// Avro fields; pkg/avro binds the two. LedgerEntry, on the hottest path, also
+// has a hand-written Avro codec (ledger_avro.go) that pkg/avro uses in place
+// of the binding.
 package events
 
 import "time"
