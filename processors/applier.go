@@ -39,6 +39,7 @@ type applier struct {
 type applied struct {
 	last    int64 // highest offset handled
 	changes []change
+	alerts  []stockAlert
 	dead    []*kgo.Record
 	stats   FolderStats
 	// refused: a write was refused by its guard; the partition must be
@@ -124,7 +125,7 @@ func (a *applier) apply(ctx context.Context, recs []*kgo.Record) applied {
 		res.err = err
 		return res
 	}
-	res.changes, res.refused = folded.changes, folded.refused
+	res.changes, res.alerts, res.refused = folded.changes, folded.alerts, folded.refused
 	res.stats.Applied += folded.stats.Applied
 	res.stats.Duplicates += folded.stats.Duplicates
 	res.stats.Stale += folded.stats.Stale
@@ -152,6 +153,7 @@ func (a *applier) decode(ctx context.Context, r *kgo.Record) (le *events.LedgerE
 
 type foldResult struct {
 	changes []change
+	alerts  []stockAlert
 	stats   FolderStats
 	refused bool
 }
@@ -184,6 +186,7 @@ func (a *applier) fold(ctx context.Context, order []*skuEntries) (foldResult, er
 	eng := a.store.Engine()
 	states := make([]*ledger.State, len(order))
 	changed := make([][]ledger.Changed, len(order))
+	crossed := make([][]stockAlert, len(order))
 	stale := make([]bool, len(order))
 	now := time.Now()
 	for i, g := range order {
@@ -195,6 +198,19 @@ func (a *applier) fold(ctx context.Context, order []*skuEntries) (foldResult, er
 			a.count(&res.stats, e.LedgerEntry, out, now)
 		}
 		changed[i] = s.Changes()
+		// Alerts go into the SKU's outbox with the write that crosses
+		// them: a crash before they are out leaves them for the next owner.
+		for _, c := range changed[i] {
+			for _, al := range alerts(&change{sku: g.sku, Changed: c}, now.UTC().Truncate(time.Millisecond)) {
+				al.CorrelationID = g.corr
+				b, err := a.codec.Encode(ctx, a.topics.Alerts, al)
+				if err != nil {
+					return res, fmt.Errorf("encode alert: %w", err)
+				}
+				s.Outbox(al.AlertID, b)
+				crossed[i] = append(crossed[i], stockAlert{sku: g.sku, id: al.AlertID, value: b, ctx: g.span})
+			}
+		}
 	}
 	t0 := time.Now()
 	stored, err := a.store.Save(ctx, states)
@@ -204,6 +220,7 @@ func (a *applier) fold(ctx context.Context, order []*skuEntries) (foldResult, er
 	}
 	for i, g := range order {
 		s := states[i]
+		outbox := s.TakeOutbox()
 		if !stored[i] {
 			// Another writer moved the SKU on: a newer owner of the
 			// partition, or a Redis that went back in time.
@@ -211,6 +228,13 @@ func (a *applier) fold(ctx context.Context, order []*skuEntries) (foldResult, er
 			res.refused = true
 			a.log.Warn("write refused by the watermark guard: dropping the SKU", "sku", g.sku, "partition", a.partition)
 			continue
+		}
+		res.alerts = append(res.alerts, crossed[i]...)
+		if stale[i] {
+			// Alerts a crashed writer stored and may not have published.
+			for id, v := range outbox {
+				res.alerts = append(res.alerts, stockAlert{sku: g.sku, id: id, value: v, ctx: g.span})
+			}
 		}
 		for _, c := range changed[i] {
 			res.changes = append(res.changes, change{sku: g.sku, Changed: c, corr: g.corr, ctx: g.span, force: stale[i]})

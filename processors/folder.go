@@ -369,6 +369,7 @@ func (f *Folder) handle(ctx context.Context, fs kgo.Fetches) error {
 		f.stats.DeadLetters += res.stats.DeadLetters
 		f.mu.Unlock()
 		a.outputs.changes = append(a.outputs.changes, res.changes...)
+		a.outputs.alerts = append(a.outputs.alerts, res.alerts...)
 		a.outputs.dead = append(a.outputs.dead, res.dead...)
 		if res.refused {
 			// Not recorded: the partition is re-read from what Redis has.

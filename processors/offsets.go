@@ -263,7 +263,7 @@ func (p *postApply) run(ctx context.Context) {
 		defer close(mid)
 		for a := range p.in {
 			var f *flight
-			if len(a.outputs.changes) > 0 || len(a.outputs.dead) > 0 {
+			if !a.outputs.empty() {
 				var err error
 				if f, err = p.em.emit(ctx, a.outputs); err != nil {
 					p.fail(err)
@@ -289,6 +289,18 @@ func (p *postApply) keep(ctx context.Context, pr produced) {
 		if err := pr.flight.wait(); err != nil {
 			// Not recorded: the poll is read again after a restart.
 			p.fail(fmt.Errorf("produce outputs: %w", err))
+			return
+		}
+	}
+	if len(pr.outputs.alerts) > 0 && p.failed() == nil {
+		sent := map[string][]string{}
+		for _, a := range pr.outputs.alerts {
+			sent[a.sku] = append(sent[a.sku], a.id)
+		}
+		err := retry(p.log).Do(ctx, "clearing published alerts", func(ctx context.Context) error {
+			return p.keeper.store.ClearOutbox(ctx, sent)
+		})
+		if err != nil {
 			return
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,10 +30,22 @@ type change struct {
 	force bool
 }
 
+// stockAlert is an alert encoded, as stored in its SKU's outbox.
+type stockAlert struct {
+	sku, id string
+	value   []byte
+	ctx     context.Context
+}
+
 // pollOutputs is what one poll publishes.
 type pollOutputs struct {
 	changes []change
+	alerts  []stockAlert
 	dead    []*kgo.Record
+}
+
+func (po pollOutputs) empty() bool {
+	return len(po.changes) == 0 && len(po.alerts) == 0 && len(po.dead) == 0
 }
 
 // flight tracks the records of one poll until the broker has them all.
@@ -79,13 +92,16 @@ func (e *emitter) emit(ctx context.Context, po pollOutputs) (*flight, error) {
 		} else if rec != nil {
 			recs = append(recs, rec)
 		}
-		for _, a := range alerts(c, now) {
-			b, err := e.codec.Encode(ctx, e.topics.Alerts, a)
-			if err != nil {
-				return nil, fmt.Errorf("encode alert: %w", err)
+	}
+	for _, a := range po.alerts {
+		// The id is sku|location|type|version: the key is its first two parts.
+		key := a.id
+		if i := strings.Index(key, "|"); i >= 0 {
+			if j := strings.Index(key[i+1:], "|"); j >= 0 {
+				key = key[:i+1+j]
 			}
-			recs = append(recs, &kgo.Record{Topic: e.topics.Alerts, Key: []byte(a.SKU + "|" + a.Location), Value: b, Context: c.ctx})
 		}
+		recs = append(recs, &kgo.Record{Topic: e.topics.Alerts, Key: []byte(key), Value: a.value, Context: a.ctx})
 	}
 	recs = append(recs, po.dead...)
 	f := &flight{}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/ledger"
@@ -182,6 +184,70 @@ func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 			return nil
 		})
 		e.verify(t)
+	})
+
+	t.Run("a crash between the Redis write and the produce loses no output", func(t *testing.T) {
+		e := mkEnv(t)
+		crashed := make(chan struct{})
+		var p *pipeline
+		p = e.start(t, pipelineOpts{folder: FolderConfig{AfterRedisApply: func(map[int32]int64) error {
+			select {
+			case <-crashed:
+				return nil
+			default:
+				close(crashed)
+				go p.stop()
+				time.Sleep(200 * time.Millisecond)
+				return errors.New("crash injected after the Redis apply")
+			}
+		}}})
+		// 0 -> 12 on hand crosses into BackInStock, in the poll that crashes.
+		e.send(t, e.cfg.Topics.Inventory, receipt("out-1", "SKU-OUT", "DC1", 12, "EA"))
+		<-crashed
+		p.stop()
+		e.start(t, pipelineOpts{instance: "t2"})
+		eventually(t, settle, func() error {
+			var avail *events.AvailabilityChanged
+			var back []string
+			ctx := context.Background()
+			err := ReadTopic(ctx, e.cfg.Kafka.Brokers, e.cfg.Topics.Availability, nil, func(r *kgo.Record) error {
+				if v, err := e.codec.Decode(ctx, r.Value); err == nil {
+					avail = v.(*events.AvailabilityChanged)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			err = ReadTopic(ctx, e.cfg.Kafka.Brokers, e.cfg.Topics.Alerts, nil, func(r *kgo.Record) error {
+				if v, err := e.codec.Decode(ctx, r.Value); err == nil && v.(*events.StockAlert).AlertType == events.AlertBackInStock {
+					back = append(back, v.(*events.StockAlert).AlertID)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if avail == nil || avail.SKU != "SKU-OUT" || avail.OnHand != 12 {
+				return fmt.Errorf("last availability %+v, want SKU-OUT with 12 on hand", avail)
+			}
+			if len(back) == 0 {
+				return fmt.Errorf("no BackInStock alert for SKU-OUT")
+			}
+			for _, id := range back[1:] {
+				if id != back[0] {
+					return fmt.Errorf("alert published again under another id: %v", back)
+				}
+			}
+			states, err := e.store.Load(ctx, []string{"SKU-OUT"})
+			if err != nil {
+				return err
+			}
+			if left := states[0].TakeOutbox(); len(left) != 0 {
+				return fmt.Errorf("alerts left unpublished in the outbox: %v", left)
+			}
+			return nil
+		})
 	})
 
 	t.Run("verify finds a tampered ledger", func(t *testing.T) {

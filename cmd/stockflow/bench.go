@@ -7,6 +7,8 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/stockflow/stockflow/pkg/bench"
@@ -25,6 +27,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	l.FlagSet.Float64Var(&opt.LookupRPS, "lookup-rps", 10_000, "constant rate of the open-loop lookup run")
 	l.FlagSet.Float64Var(&opt.HoldRPS, "hold-rps", 500, "constant rate of the hold run")
 	l.FlagSet.Float64Var(&opt.FreshRPS, "fresh-rps", 2_000, "constant rate of the freshness run")
+	l.FlagSet.Float64Var(&opt.HoldIngestRate, "hold-ingest-rate", 5_000, "source events/s ingested during the second hold run")
+	only := l.FlagSet.String("only", "", "comma-separated scenarios to run (ingest runs first whenever a later one needs its ledger): ingest, lookups, holds, freshness, rebuild, memory")
 	cpu := l.FlagSet.String("cpuprofile", "", "write a CPU profile of the whole run here")
 	mem := l.FlagSet.String("memprofile", "", "write an allocation profile here at the end")
 	cfg, code, ok := load(l, args, stderr)
@@ -63,6 +67,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}{{"ingest", r.Ingest}, {"lookups", r.Lookups}, {"holds", r.Holds}, {"freshness", r.Freshness}, {"rebuild", r.Rebuild}, {"memory", r.Memory}}
 	failed := false
 	for _, s := range steps {
+		if *only != "" && s.name != "ingest" && !slices.Contains(strings.Split(*only, ","), s.name) {
+			continue
+		}
 		if err := s.fn(ctx); err != nil {
 			fmt.Fprintf(stderr, "bench %s: %v\n", s.name, err)
 			failed = true

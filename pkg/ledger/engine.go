@@ -189,6 +189,7 @@ type State struct {
 	holds   map[string]*Hold // hold_id|location
 	active  map[string]*Hold // the held ones
 	nextExp int64            // earliest expiry among active holds
+	outbox  map[string][]byte // outputs stored unpublished, as loaded
 
 	d dirty
 }
@@ -208,6 +209,7 @@ type dirty struct {
 	jDel      map[string]map[string]bool
 	lineage   []LineageEntry
 	publishes []publish
+	outbox    map[string][]byte
 	marks     bool
 }
 
@@ -282,6 +284,25 @@ func (s *State) Holds() map[string]Hold {
 
 // GroupDemand is the SKU's unallocated demand within group.
 func (s *State) GroupDemand(group string) int64 { return s.group[group] }
+
+// Outbox stores an output with the state's next write, to be published
+// and then cleared (Store.ClearOutbox): a writer that dies between its
+// write and the publish leaves it for the next owner (TakeOutbox). id must
+// be unique to the output, so a repeat can be recognised.
+func (s *State) Outbox(id string, value []byte) {
+	if s.d.outbox == nil {
+		s.d.outbox = map[string][]byte{}
+	}
+	s.d.outbox[id] = value
+}
+
+// TakeOutbox returns the outputs that were stored unpublished when the state
+// was loaded, once.
+func (s *State) TakeOutbox() map[string][]byte {
+	o := s.outbox
+	s.outbox = nil
+	return o
+}
 
 // Engine folds entries into states.
 type Engine struct {

@@ -2,8 +2,8 @@
 -- of the SKU's keys, with no ledger semantics in it.
 --
 -- KEYS[1] "sf:{SKU}". Returns { locations, watermarks, order lines, PO
--- lines, holds, dedupe ids (with scores), then per location: its position
--- hash and its movement journal (with scores) }.
+-- lines, holds, dedupe ids (with scores), unpublished outputs, then per
+-- location: its position hash and its movement journal (with scores) }.
 local P = KEYS[1]
 local locs = redis.call('SMEMBERS', P .. ':locs')
 local out = {
@@ -13,6 +13,7 @@ local out = {
   redis.call('HGETALL', P .. ':po'),
   redis.call('HGETALL', P .. ':h'),
   redis.call('ZRANGE', P .. ':e', 0, -1, 'WITHSCORES'),
+  redis.call('HGETALL', P .. ':ob'),
 }
 for _, l in ipairs(locs) do
   out[#out + 1] = redis.call('HGETALL', P .. ':p:' .. l)

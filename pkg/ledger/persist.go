@@ -24,6 +24,7 @@ import (
 //	:hx         sorted set of active holds by expiry
 //	:e          sorted set of applied dedupe ids by event time
 //	:log        list of recent entries (JSON), newest first
+//	:ob         hash output id -> output stored with a write, not yet published
 
 // Load reads the states of skus, one gather call each, in one pipelined
 // round trip. A SKU Redis does not know comes back empty.
@@ -62,7 +63,8 @@ func strs(v any) []string {
 
 func decodeState(sku string, v any) (*State, error) {
 	top, ok := v.([]any)
-	if !ok || len(top) < 6 {
+	const fixed = 7
+	if !ok || len(top) < fixed {
 		return nil, fmt.Errorf("unexpected reply %T", v)
 	}
 	s := NewState(sku)
@@ -76,12 +78,12 @@ func decodeState(sku string, v any) (*State, error) {
 		}
 		s.marks[int32(p)], s.stored[int32(p)] = o, o
 	}
-	if len(top) != 6+2*len(locs) {
+	if len(top) != fixed+2*len(locs) {
 		return nil, fmt.Errorf("reply has %d parts for %d locations", len(top), len(locs))
 	}
 	for i, loc := range locs {
 		p := &position{}
-		h := strs(top[6+2*i])
+		h := strs(top[fixed+2*i])
 		for j := 0; j+1 < len(h); j += 2 {
 			n, err := strconv.ParseInt(h[j+1], 10, 64)
 			if err != nil {
@@ -108,7 +110,7 @@ func decodeState(sku string, v any) (*State, error) {
 				p.counted, p.countAt = true, n
 			}
 		}
-		j := strs(top[7+2*i])
+		j := strs(top[fixed+1+2*i])
 		for k := 0; k+1 < len(j); k += 2 {
 			et, err := parseScore(j[k+1])
 			d, ok := movementDelta(j[k])
@@ -173,6 +175,12 @@ func decodeState(sku string, v any) (*State, error) {
 		}
 		s.seen[kv[i]] = et
 		s.byTime = append(s.byTime, seenID{et, kv[i]})
+	}
+	if kv = strs(top[6]); len(kv) > 0 {
+		s.outbox = make(map[string][]byte, len(kv)/2)
+		for i := 0; i+1 < len(kv); i += 2 {
+			s.outbox[kv[i]] = []byte(kv[i+1])
+		}
 	}
 	return s, nil
 }
@@ -343,6 +351,13 @@ func (s *Store) saveArgs(st *State) []any {
 		a.begin("LTRIM", ":log")
 		a.add(0, keep-1)
 	}
+	if len(d.outbox) > 0 {
+		kv := make([]any, 0, 2*len(d.outbox))
+		for id, v := range d.outbox {
+			kv = append(kv, id, v)
+		}
+		a.pairs("HSET", ":ob", kv)
+	}
 	for _, p := range d.publishes {
 		a.begin("PUBLISH", p.channel)
 		a.add(p.message)
@@ -409,4 +424,20 @@ func (s *Store) Save(ctx context.Context, states []*State) (stored []bool, err e
 		st.d = dirty{}
 	}
 	return stored, nil
+}
+
+// ClearOutbox removes published outputs (Outbox) by SKU and id, in one
+// pipelined round trip.
+func (s *Store) ClearOutbox(ctx context.Context, sent map[string][]string) error {
+	if len(sent) == 0 {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	for sku, ids := range sent {
+		pipe.HDel(ctx, SKUKey(sku)+":ob", ids...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("clear outbox: %w", err)
+	}
+	return nil
 }
