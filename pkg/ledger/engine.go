@@ -186,9 +186,9 @@ type State struct {
 	group   map[string]int64 // unallocated demand per group
 	lines   map[string]*OrderLine
 	po      map[string]*POLine
-	holds   map[string]*Hold // hold_id|location
-	active  map[string]*Hold // the held ones
-	nextExp int64            // earliest expiry among active holds
+	holds   map[string]*Hold  // hold_id|location
+	active  map[string]*Hold  // the held ones
+	nextExp int64             // earliest expiry among active holds
 	outbox  map[string][]byte // outputs stored unpublished, as loaded
 
 	d dirty
