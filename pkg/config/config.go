@@ -39,7 +39,14 @@ type Config struct {
 	ReadyMaxLag    int           `yaml:"ready_max_lag"`
 	MaxRecordBytes int           `yaml:"max_record_bytes"` // default 1 MiB
 	ShutdownGrace  time.Duration `yaml:"shutdown_grace"`   // default 20s
-	API            API           `yaml:"api"`
+	// FolderCacheSKUs bounds the SKU states each ledger partition keeps
+	// between polls. Default 50000.
+	FolderCacheSKUs int `yaml:"folder_cache_skus"`
+	// FolderInFlight bounds how many folded polls may wait for their
+	// outputs, applied offsets and commit before the folder stops polling.
+	// Default 4.
+	FolderInFlight int `yaml:"folder_in_flight"`
+	API            API `yaml:"api"`
 	// Embedded runs an in-process Kafka (kfake) and Redis (miniredis). It is
 	// the default when neither Kafka brokers nor a Redis address are set.
 	Embedded bool `yaml:"-"`
@@ -130,6 +137,8 @@ func Default() Config {
 		ReadyMaxLag:      100000,
 		MaxRecordBytes:   1 << 20,
 		ShutdownGrace:    20 * time.Second,
+		FolderCacheSKUs:  50000,
+		FolderInFlight:   4,
 		API: API{
 			Groups:       "DCS=DC-EAST,DC-WEST,DC-CENTRAL;STORES=STORE-NYC,STORE-SFO",
 			SupplyPolicy: "asn,acknowledged,released",
@@ -177,6 +186,8 @@ func (c *Config) options() []option {
 		{"ready-max-lag", "readiness fails beyond this many unapplied ledger records", &c.ReadyMaxLag},
 		{"max-record-bytes", "largest source record accepted; larger ones are dead-lettered", &c.MaxRecordBytes},
 		{"shutdown-grace", "how long a graceful stop may take before in-flight work is abandoned", &c.ShutdownGrace},
+		{"folder-cache-skus", "SKU states each ledger partition keeps in memory between polls", &c.FolderCacheSKUs},
+		{"folder-in-flight", "folded polls that may wait for their outputs and offsets before the folder stops polling", &c.FolderInFlight},
 		{"groups", "distribution groups: GROUP=LOC,LOC;GROUP=LOC", &c.API.Groups},
 		{"channel-rules", "channel caps and protections: web=cap:50%;stores=protect:20", &c.API.ChannelRules},
 		{"supply-policy", "supply kinds future ATP counts: asn,acknowledged,released", &c.API.SupplyPolicy},
@@ -429,6 +440,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownGrace <= 0 {
 		bad("shutdown grace: must be positive")
+	}
+	if c.FolderCacheSKUs < 1 || c.FolderCacheSKUs > 10_000_000 {
+		bad("folder cache skus: %d is outside 1..10000000", c.FolderCacheSKUs)
+	}
+	if c.FolderInFlight < 1 || c.FolderInFlight > 64 {
+		bad("folder in flight: %d is outside 1..64", c.FolderInFlight)
 	}
 	if _, err := ParseGroups(c.API.Groups); err != nil {
 		bad("groups: %v", err)

@@ -219,6 +219,7 @@ func runPipeline(ctx context.Context, cfg config.Config, opts Options, codec *av
 
 	fcfg := opts.Folder
 	fcfg.Kafka, fcfg.Topics, fcfg.InstanceID, fcfg.Metrics = cfg.Kafka, cfg.Topics, opts.InstanceID, metrics
+	fcfg.CacheSKUs, fcfg.InFlight, fcfg.Grace = cfg.FolderCacheSKUs, cfg.FolderInFlight, cfg.ShutdownGrace
 	fopt, ftracer := kafka.Tracing(tp, cfg.Kafka.ClientID, cfg.Kafka.FolderGroup)
 	fcfg.ExtraOpts, fcfg.Tracing = append(fcfg.ExtraOpts, fopt, kafka.Logger(log.With("group", cfg.Kafka.FolderGroup))), processors.Tracing{Kotel: ftracer}
 	folder := processors.NewFolder(fcfg, codec, led, kcl, log.With("component", "folder"))
