@@ -3,7 +3,10 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -379,6 +382,71 @@ func runSuite(t *testing.T, newStore func(t *testing.T) *Store) {
 		}
 	})
 
+	t.Run("a write from a state another writer has moved on is refused", func(t *testing.T) {
+		s := newStore(t)
+		ctx := context.Background()
+		eng := s.Engine()
+		owner, err := s.Load(ctx, []string{"SKU-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		zombie, err := s.Load(ctx, []string{"SKU-1"}) // loaded before the owner writes
+		if err != nil {
+			t.Fatal(err)
+		}
+		eng.Apply(owner[0], le(events.EntryReceipt, "DC1", 10, 1, "r1"), 0, 0)
+		if ok, err := s.Save(ctx, owner); err != nil || !ok[0] {
+			t.Fatalf("owner's write: %v %v", ok, err)
+		}
+		eng.Apply(zombie[0], le(events.EntryReceipt, "DC1", 99, 1, "r-zombie"), 0, 1)
+		if ok, err := s.Save(ctx, zombie); err != nil || ok[0] {
+			t.Fatalf("zombie's write was not refused: %v %v", ok, err)
+		}
+		h := newHarness(t, s)
+		want(t, h.pos("DC1"), Components{OnHand: 10})
+		// The owner folds on from its cached state.
+		eng.Apply(owner[0], le(events.EntryReceipt, "DC1", 5, 2, "r2"), 0, 1)
+		if ok, err := s.Save(ctx, owner); err != nil || !ok[0] {
+			t.Fatalf("owner's second write: %v %v", ok, err)
+		}
+		want(t, h.pos("DC1"), Components{OnHand: 15})
+	})
+
+	t.Run("a state survives the round trip through Redis", func(t *testing.T) {
+		s := newStore(t)
+		ctx := context.Background()
+		h := newHarness(t, s)
+		f := NewFold(Config{})
+		rnd := rand.New(rand.NewPCG(5, 6))
+		es := randomEntries(rnd, 300)
+		for i, e := range es {
+			e.SKU = "SKU-1"
+			f.Apply(e, 0, int64(i))
+		}
+		h.apply(es...)
+		got, err := s.Load(ctx, []string{"SKU-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := f.State("SKU-1")
+		if a, b := stateDump(got[0]), stateDump(w); a != b {
+			t.Fatalf("loaded state differs from the fold:\n%s\n%s", a, b)
+		}
+		// Folding on from the loaded state and from the fold gives the same.
+		more := randomEntries(rand.New(rand.NewPCG(7, 8)), 100)
+		for i, e := range more {
+			e.SKU = "SKU-1"
+			a := f.Apply(e, 0, int64(len(es)+i))
+			b := s.Engine().Apply(got[0], e, 0, int64(len(es)+i))
+			if a.Status != b.Status || a.CountDelta != b.CountDelta {
+				t.Fatalf("entry %d: fold %+v, loaded %+v", i, a, b)
+			}
+		}
+		if fmt.Sprint(got[0].Positions()) != fmt.Sprint(w.Positions()) {
+			t.Fatalf("after more entries: loaded %v, fold %v", got[0].Positions(), w.Positions())
+		}
+	})
+
 	t.Run("applied offsets move only from what the writer last saw", func(t *testing.T) {
 		s := newStore(t)
 		ctx := context.Background()
@@ -407,6 +475,29 @@ func runSuite(t *testing.T, newStore func(t *testing.T) *Store) {
 }
 
 func ptrTime(t time.Time) *time.Time { return &t }
+
+// stateDump writes everything a state keeps, in a stable order.
+func stateDump(s *State) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "marks %v seen %v group %v next expiry %d\n", s.marks, s.seen, s.group, s.nextExp)
+	for _, loc := range slices.Sorted(maps.Keys(s.pos)) {
+		p := s.pos[loc]
+		j := slices.Clone(p.journal)
+		slices.SortFunc(j, func(x, y journalEntry) int { return strings.Compare(x.member, y.member) })
+		fmt.Fprintf(&b, "%s %+v counted %v at %d journal %v supply %v\n", loc, p.Components, p.counted, p.countAt, j, p.supply)
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.lines)) {
+		fmt.Fprintf(&b, "line %s %+v\n", k, *s.lines[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.po)) {
+		fmt.Fprintf(&b, "po %s %+v\n", k, *s.po[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.holds)) {
+		_, active := s.active[k]
+		fmt.Fprintf(&b, "hold %s %+v active %v\n", k, *s.holds[k], active)
+	}
+	return b.String()
+}
 
 func TestPOLineSupply(t *testing.T) {
 	day := func(d int64) int64 { return base.Unix()/86400 + d }
