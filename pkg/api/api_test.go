@@ -350,8 +350,21 @@ func TestOpenAPIDocumentValidatesAndMatchesRoutes(t *testing.T) {
 		}
 	}
 	served := map[string]bool{}
+	gets := map[string]bool{}
+	for _, r := range s.Echo().Routes() {
+		if r.Method == http.MethodGet {
+			gets[r.Path] = true
+		}
+	}
 	for _, r := range s.Echo().Routes() {
 		if r.Method == "echo_route_not_found" || strings.HasSuffix(r.Path, "/*") {
+			continue
+		}
+		if r.Method == http.MethodHead {
+			// Every GET route answers HEAD too, as the document says once.
+			if !gets[r.Path] {
+				t.Errorf("HEAD %s has no GET", r.Path)
+			}
 			continue
 		}
 		p := r.Path

@@ -98,8 +98,8 @@ func checkChannel(field, v string) error {
 }
 
 func (ch *Checkout) availability(c echo.Context) error {
-	sku := c.Param("sku")
-	if err := checkID("sku", sku); err != nil {
+	sku, err := pathID(c, "sku")
+	if err != nil {
 		return err
 	}
 	tg, err := ch.parseTarget(c.QueryParam("location"), c.QueryParam("group"), "")

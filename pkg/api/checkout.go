@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -99,13 +100,28 @@ func (ch *Checkout) Register(s *Server) {
 	if len(ch.cfg.Keys) == 0 {
 		ch.log.Warn("no API keys configured: every request is allowed (development only)")
 	}
-	g := s.e.Group("/v1", ch.rateLimit(), ch.authenticate())
-	g.GET("/availability/:sku", ch.availability, scope("read"))
-	g.POST("/availability/query", ch.query, scope("read"))
-	g.POST("/holds", ch.placeHold, scope("hold"))
-	g.DELETE("/holds/:hold_id", ch.releaseHold, scope("hold"))
-	g.PUT("/policies/:sku/:location", ch.putPolicy, scope("admin"))
-	g.GET("/positions/:sku", ch.positions, scope("read"))
+	// The middleware goes on each route rather than on a /v1 group: echo
+	// answers every unrouted path under a group with middleware 404, so a
+	// wrong method would never get its 405.
+	limit, auth := ch.rateLimit(), ch.authenticate()
+	guard := func(need string) []echo.MiddlewareFunc {
+		return []echo.MiddlewareFunc{limit, auth, scope(need)}
+	}
+	s.get("/v1/availability/:sku", ch.availability, guard("read")...)
+	s.e.POST("/v1/availability/query", ch.query, guard("read")...)
+	s.e.POST("/v1/holds", ch.placeHold, guard("hold")...)
+	s.e.DELETE("/v1/holds/:hold_id", ch.releaseHold, guard("hold")...)
+	s.e.PUT("/v1/policies/:sku/:location", ch.putPolicy, guard("admin")...)
+	s.get("/v1/positions/:sku", ch.positions, guard("read")...)
+}
+
+// pathID is a path parameter, unescaped once, that must be an id.
+func pathID(c echo.Context, name string) (string, error) {
+	v, err := url.PathUnescape(c.Param(name))
+	if err != nil {
+		return "", badRequest(name, "is not a valid percent-encoded path segment")
+	}
+	return v, checkID(name, v)
 }
 
 func checkID(field, v string) error {

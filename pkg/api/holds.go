@@ -405,8 +405,8 @@ func (ch *Checkout) releaseEntries(ids []string, lines []holdLine, corr *string)
 }
 
 func (ch *Checkout) releaseHold(c echo.Context) error {
-	id := c.Param("hold_id")
-	if err := checkID("hold_id", id); err != nil {
+	id, err := pathID(c, "hold_id")
+	if err != nil {
 		return err
 	}
 	ctx := c.Request().Context()

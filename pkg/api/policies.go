@@ -20,11 +20,12 @@ type policyRequest struct {
 }
 
 func (ch *Checkout) putPolicy(c echo.Context) error {
-	sku, loc := c.Param("sku"), c.Param("location")
-	if err := checkID("sku", sku); err != nil {
+	sku, err := pathID(c, "sku")
+	if err != nil {
 		return err
 	}
-	if err := checkID("location", loc); err != nil {
+	loc, err := pathID(c, "location")
+	if err != nil {
 		return err
 	}
 	var req policyRequest
@@ -97,8 +98,8 @@ type entryJSON struct {
 }
 
 func (ch *Checkout) positions(c echo.Context) error {
-	sku := c.Param("sku")
-	if err := checkID("sku", sku); err != nil {
+	sku, err := pathID(c, "sku")
+	if err != nil {
 		return err
 	}
 	loc := c.QueryParam("location")

@@ -44,6 +44,9 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		if msg, ok := he.Message.(string); ok && he.Code < 500 {
 			p.Detail = msg
 		}
+		if allow := c.Response().Header().Get(echo.HeaderAllow); he.Code == http.StatusMethodNotAllowed && allow != "" {
+			p.Detail = "this route answers " + allow
+		}
 	default:
 		s.log.Error("request failed", "method", c.Request().Method, "route", c.Path(), "err", err)
 		p = Problem{Type: "about:blank", Title: http.StatusText(http.StatusInternalServerError), Status: http.StatusInternalServerError}

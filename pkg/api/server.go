@@ -107,11 +107,12 @@ func New(cfg Config) *Server {
 	}, []string{"route", "method"})
 	cfg.Registry.MustRegister(s.requests, s.latency)
 
+	s.e.Pre(escapedPath)
 	s.e.Use(s.traceRequest, s.observe, s.recover, s.limitBody)
-	s.e.GET("/healthz", s.healthz)
-	s.e.GET("/readyz", s.readyz)
-	s.e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
-	s.e.GET("/openapi.yaml", func(c echo.Context) error {
+	s.get("/healthz", s.healthz)
+	s.get("/readyz", s.readyz)
+	s.get("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
+	s.get("/openapi.yaml", func(c echo.Context) error {
 		return c.Blob(http.StatusOK, "application/yaml", openapiDoc)
 	})
 
@@ -128,6 +129,24 @@ func New(cfg Config) *Server {
 
 // Echo exposes the router so other packages can add their routes.
 func (s *Server) Echo() *echo.Echo { return s.e }
+
+// get serves a read-only route for GET and HEAD.
+func (s *Server) get(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
+	s.e.Match([]string{http.MethodGet, http.MethodHead}, path, h, m...)
+}
+
+// escapedPath makes the router match the path as it was sent, still
+// escaped, so that a path parameter is unescaped exactly once (by pathID).
+// Left alone, echo matches the escaped form only when it differs from Go's
+// own escaping of the decoded path: SKU%2D1 would reach a handler escaped
+// and SKU%252D1 decoded once already.
+func escapedPath(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		u := c.Request().URL
+		u.RawPath = u.EscapedPath()
+		return next(c)
+	}
+}
 
 func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
