@@ -77,6 +77,36 @@ func newFixture(t testing.TB, mod func(*CheckoutConfig)) *fixture {
 	return f
 }
 
+// running starts a Server as the service does, on its own listener with
+// its http.Server limits and timeouts, with the read-only checkout routes
+// over a miniredis ledger; it returns the server's host:port.
+func running(t *testing.T, cfg Config) string {
+	t.Helper()
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	cfg.Addr = "127.0.0.1:0"
+	s := New(cfg)
+	NewCheckout(CheckoutConfig{Store: ledger.New(rdb, ledger.Config{}), InstanceID: "test", Supply: atp.AllSupply}).Register(s)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	for s.Addr() == nil {
+		select {
+		case err := <-done:
+			t.Fatalf("run: %v", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return s.Addr().String()
+}
+
 // apply writes ledger entries straight into the store (no Kafka).
 func (f *fixture) apply(t *testing.T, es ...*events.LedgerEntry) {
 	t.Helper()
@@ -98,7 +128,15 @@ func (f *fixture) do(t *testing.T, method, path, body string, hdr ...string) (in
 	if err != nil {
 		t.Fatal(err)
 	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	// hdr is name, value, ...; an empty value removes the header.
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i+1] == "" {
+			req.Header.Del(hdr[i])
+			continue
+		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -228,8 +266,8 @@ func TestBadRequestsNameTheField(t *testing.T) {
 		{"query: empty lines", "POST", "/v1/availability/query", `{"lines":[]}`, "lines", 400},
 		{"query: too many lines", "POST", "/v1/availability/query", big, "lines", 400},
 		{"query: zero quantity", "POST", "/v1/availability/query", `{"lines":[{"sku":"A","location":"L1","quantity":0}]}`, "lines[0].quantity", 400},
-		{"query: quantity is a string", "POST", "/v1/availability/query", `{"lines":[{"sku":"A","location":"L1","quantity":"3"}]}`, "lines.quantity", 400},
-		{"query: unknown field", "POST", "/v1/availability/query", `{"lines":[{"sku":"A","location":"L1","quantity":3,"qty":1}]}`, "qty", 400},
+		{"query: quantity is a string", "POST", "/v1/availability/query", `{"lines":[{"sku":"A","location":"L1","quantity":"3"}]}`, "lines[0].quantity", 400},
+		{"query: unknown field", "POST", "/v1/availability/query", `{"lines":[{"sku":"A","location":"L1","quantity":3,"qty":1}]}`, "lines[0].qty", 400},
 		{"query: bad location", "POST", "/v1/availability/query", `{"lines":[{"sku":"A","location":"L 1","quantity":3}]}`, "lines[0].location", 400},
 		{"query: malformed", "POST", "/v1/availability/query", `{"lines":[`, "", 400},
 		{"hold: ttl too long", "POST", "/v1/holds", `{"hold_id":"h1","ttl_seconds":7200,"lines":[{"sku":"A","location":"L1","quantity":1}]}`, "ttl_seconds", 400},

@@ -2,15 +2,11 @@ package api
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -126,47 +122,9 @@ func pathID(c echo.Context, name string) (string, error) {
 
 func checkID(field, v string) error {
 	if !idPattern.MatchString(v) {
-		return badRequest(field, fmt.Sprintf("%q is not 1-64 characters of [A-Za-z0-9._-]", v))
+		return badRequest(field, fmt.Sprintf("%s is not 1-64 characters of [A-Za-z0-9._-]", excerpt(v)))
 	}
 	return nil
-}
-
-// decodeBody reads a JSON body strictly: unknown fields, trailing data and
-// type mismatches are 400s naming the field.
-func decodeBody(c echo.Context, v any) error {
-	dec := json.NewDecoder(c.Request().Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return bodyError(err)
-	}
-	if dec.More() {
-		return badRequest("", "the body holds more than one JSON value")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return badRequest("", "the body holds more than one JSON value")
-	}
-	return nil
-}
-
-func bodyError(err error) error {
-	var te *json.UnmarshalTypeError
-	var se *json.SyntaxError
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &mbe):
-		return &problemError{Problem{Type: "about:blank", Title: "request body too large", Status: http.StatusRequestEntityTooLarge,
-			Detail: fmt.Sprintf("the body limit is %d bytes", mbe.Limit)}}
-	case errors.As(err, &te):
-		return badRequest(te.Field, fmt.Sprintf("must be a %s, not a JSON %s", te.Type, te.Value))
-	case errors.As(err, &se):
-		return badRequest("", fmt.Sprintf("malformed JSON at byte %d", se.Offset))
-	case errors.Is(err, io.EOF):
-		return badRequest("", "the body is empty")
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return badRequest(f, "unknown field")
-	}
-	return badRequest("", "malformed JSON body")
 }
 
 func correlationID(c echo.Context) *string {

@@ -54,6 +54,10 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	if p.Title == "" {
 		p.Title = http.StatusText(p.Status)
 	}
+	if p.Status == http.StatusRequestTimeout {
+		// The rest of the body may still come: this connection is done.
+		c.Response().Header().Set(echo.HeaderConnection, "close")
+	}
 	c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")
 	c.Response().WriteHeader(p.Status)
 	if c.Request().Method == http.MethodHead {

@@ -51,6 +51,9 @@ type Config struct {
 	Logger   *slog.Logger
 	// BodyLimit caps request bodies; default 1 MiB.
 	BodyLimit int64
+	// ReadTimeout bounds reading a whole request, body included; a body
+	// still arriving then is answered 408. Default 15s.
+	ReadTimeout time.Duration
 	// TracerProvider traces every request; default none.
 	TracerProvider trace.TracerProvider
 }
@@ -70,6 +73,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.BodyLimit <= 0 {
 		c.BodyLimit = 1 << 20
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 15 * time.Second
 	}
 	if c.TracerProvider == nil {
 		c.TracerProvider = noop.NewTracerProvider()
@@ -119,7 +125,7 @@ func New(cfg Config) *Server {
 	s.http = &http.Server{
 		Handler:           s.e,
 		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
+		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
