@@ -33,10 +33,17 @@ func sp(s string) *string { return &s }
 type fixture struct {
 	srv   *httptest.Server
 	store *ledger.Store
+	ch    *Checkout
 	off   int64
 }
 
 func newFixture(t testing.TB, mod func(*CheckoutConfig)) *fixture {
+	t.Helper()
+	return newServerFixture(t, Config{}, mod)
+}
+
+// newServerFixture is newFixture with a server configuration.
+func newServerFixture(t testing.TB, srv Config, mod func(*CheckoutConfig)) *fixture {
 	t.Helper()
 	m := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
@@ -70,9 +77,11 @@ func newFixture(t testing.TB, mod func(*CheckoutConfig)) *fixture {
 		Rules:  rules, Supply: atp.AllSupply, Now: func() time.Time { return now },
 	}
 	mod(&cfg)
-	s := New(Config{Addr: "127.0.0.1:0"})
-	NewCheckout(cfg).Register(s)
-	f := &fixture{srv: httptest.NewServer(s.Echo()), store: store}
+	srv.Addr = "127.0.0.1:0"
+	s := New(srv)
+	ch := NewCheckout(cfg)
+	ch.Register(s)
+	f := &fixture{srv: httptest.NewServer(s.Echo()), store: store, ch: ch}
 	t.Cleanup(f.srv.Close)
 	return f
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/time/rate"
 
 	"github.com/stockflow/stockflow/atp"
 	"github.com/stockflow/stockflow/pkg/avro"
@@ -34,10 +35,18 @@ type CheckoutConfig struct {
 	InstanceID string
 	// Keys maps API tokens to scopes; empty allows every request.
 	Keys map[string][]string
-	// RateLimit is requests/s per key (per client address without keys); 0: off.
+	// RateLimit is requests/s per key (per client address without keys),
+	// with bursts of twice that; 0: off.
 	RateLimit float64
-	Now       func() time.Time
-	Logger    *slog.Logger
+	// FailedAuthLimit is how many missing or unknown keys a client address
+	// may send in a burst; they come back at that many a minute, and until
+	// one has, the address gets 429 whatever key it sends. Default 10.
+	FailedAuthLimit int
+	// MaxClients bounds every table kept per client address; the least
+	// recently seen address is forgotten first. Default 10000.
+	MaxClients int
+	Now        func() time.Time
+	Logger     *slog.Logger
 	// Registry receives the hold metrics; nil: not registered.
 	Registry prometheus.Registerer
 }
@@ -49,6 +58,10 @@ type Checkout struct {
 	log    *slog.Logger
 	now    func() time.Time
 	waiter *waiter
+
+	keys      []*apiKey
+	failures  *clients // failed authentications per client address
+	perClient *clients // rate limit per client address without keys; nil: off
 
 	holdDecisions *prometheus.CounterVec
 	holdRoundTrip prometheus.Histogram
@@ -74,12 +87,23 @@ func NewCheckout(cfg CheckoutConfig) *Checkout {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.FailedAuthLimit <= 0 {
+		cfg.FailedAuthLimit = 10
+	}
+	if cfg.MaxClients <= 0 {
+		cfg.MaxClients = 10000
+	}
 	ch := &Checkout{cfg: cfg, log: cfg.Logger, now: cfg.Now,
+		keys:     newAPIKeys(cfg.Keys, cfg.RateLimit),
+		failures: newClients(cfg.MaxClients, rate.Limit(float64(cfg.FailedAuthLimit)/60), cfg.FailedAuthLimit),
 		holdDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stockflow_hold_decisions_total",
 			Help: "Hold requests by outcome: held, rejected, timeout."}, []string{"outcome"}),
 		holdRoundTrip: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "stockflow_hold_roundtrip_seconds",
 			Help:    "POST /v1/holds from produce to the ledger's decision.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}),
+	}
+	if cfg.RateLimit > 0 {
+		ch.perClient = newClients(cfg.MaxClients, rate.Limit(cfg.RateLimit), burst(cfg.RateLimit))
 	}
 	if cfg.Registry != nil {
 		cfg.Registry.MustRegister(ch.holdDecisions, ch.holdRoundTrip)
@@ -99,9 +123,9 @@ func (ch *Checkout) Register(s *Server) {
 	// The middleware goes on each route rather than on a /v1 group: echo
 	// answers every unrouted path under a group with middleware 404, so a
 	// wrong method would never get its 405.
-	limit, auth := ch.rateLimit(), ch.authenticate()
+	who := ch.guard()
 	guard := func(need string) []echo.MiddlewareFunc {
-		return []echo.MiddlewareFunc{limit, auth, scope(need)}
+		return []echo.MiddlewareFunc{who, scope(need)}
 	}
 	s.get("/v1/availability/:sku", ch.availability, guard("read")...)
 	s.e.POST("/v1/availability/query", ch.query, guard("read")...)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -56,6 +57,10 @@ type Config struct {
 	ReadTimeout time.Duration
 	// TracerProvider traces every request; default none.
 	TracerProvider trace.TracerProvider
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed: the
+	// client is the nearest address in it that is not one of them. Default
+	// none: the client is the connection's remote address.
+	TrustedProxies []netip.Prefix
 }
 
 func (c *Config) setDefaults() {
@@ -104,6 +109,7 @@ func New(cfg Config) *Server {
 	s.e.HideBanner = true
 	s.e.HidePort = true
 	s.e.HTTPErrorHandler = s.errorHandler
+	s.e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "stockflow_http_requests_total", Help: "HTTP requests by route pattern, method and status.",
 	}, []string{"route", "method", "status"})
@@ -135,6 +141,21 @@ func New(cfg Config) *Server {
 
 // Echo exposes the router so other packages can add their routes.
 func (s *Server) Echo() *echo.Echo { return s.e }
+
+// ipExtractor believes X-Forwarded-For only from the trusted proxies, and
+// trusts nothing else: echo would otherwise trust loopback, link-local and
+// private addresses by default.
+func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range trusted {
+		p = p.Masked()
+		opts = append(opts, echo.TrustIPRange(&net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
 
 // get serves a read-only route for GET and HEAD.
 func (s *Server) get(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
