@@ -125,7 +125,7 @@ func (ch *Checkout) Register(s *Server) {
 	// wrong method would never get its 405.
 	who := ch.guard()
 	guard := func(need string) []echo.MiddlewareFunc {
-		return []echo.MiddlewareFunc{who, scope(need)}
+		return []echo.MiddlewareFunc{who, scope(need), checkCorrelation}
 	}
 	s.get("/v1/availability/:sku", ch.availability, guard("read")...)
 	s.e.POST("/v1/availability/query", ch.query, guard("read")...)
@@ -151,9 +151,43 @@ func checkID(field, v string) error {
 	return nil
 }
 
+// correlationHeader carries a client's correlation id into the ledger
+// entries a request produces and into its trace.
+const correlationHeader = "X-Correlation-Id"
+
+// validCorrelation says whether v is 1 to 128 printable ASCII characters
+// other than |, which the ledger's lineage uses as a separator.
+func validCorrelation(v string) bool {
+	if len(v) == 0 || len(v) > 128 {
+		return false
+	}
+	for i := range len(v) {
+		if b := v[i]; b < '!' || b > '~' || b == '|' {
+			return false
+		}
+	}
+	return true
+}
+
+// checkCorrelation refuses a request whose correlation id would be lost or
+// mangled on the way: a client that sends one relies on finding it again.
+func checkCorrelation(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		vs := c.Request().Header.Values(correlationHeader)
+		switch {
+		case len(vs) > 1:
+			return badRequest(correlationHeader, "send one correlation id, not several")
+		case len(vs) == 1 && !validCorrelation(vs[0]):
+			return badRequest(correlationHeader, fmt.Sprintf("%s is not 1-128 printable ASCII characters other than |", excerpt(vs[0])))
+		}
+		return next(c)
+	}
+}
+
+// correlationID is the request's correlation id, checked by checkCorrelation; nil when none was sent.
 func correlationID(c echo.Context) *string {
-	v := c.Request().Header.Get("X-Correlation-Id")
-	if v == "" || len(v) > 128 {
+	v := c.Request().Header.Get(correlationHeader)
+	if v == "" {
 		return nil
 	}
 	return &v

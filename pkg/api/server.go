@@ -238,7 +238,7 @@ func (s *Server) traceRequest(next echo.HandlerFunc) echo.HandlerFunc {
 			attribute.String("http.route", route),
 			attribute.String("url.path", req.URL.Path),
 		}
-		if cid := req.Header.Get("X-Correlation-Id"); cid != "" && len(cid) <= 128 {
+		if cid := req.Header.Get(correlationHeader); validCorrelation(cid) {
 			attrs = append(attrs, attribute.String("stockflow.correlation_id", cid))
 		}
 		ctx, span := s.tracer.Start(ctx, req.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
