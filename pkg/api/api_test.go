@@ -31,10 +31,11 @@ func sp(s string) *string { return &s }
 // fixture is a server over a miniredis ledger, with no Kafka: enough for
 // every route that only reads, and for request validation.
 type fixture struct {
-	srv   *httptest.Server
-	store *ledger.Store
-	ch    *Checkout
-	off   int64
+	srv     *httptest.Server
+	store   *ledger.Store
+	ch      *Checkout
+	brokers []string
+	off     int64
 }
 
 func newFixture(t testing.TB, mod func(*CheckoutConfig)) *fixture {
@@ -81,7 +82,7 @@ func newServerFixture(t testing.TB, srv Config, mod func(*CheckoutConfig)) *fixt
 	s := New(srv)
 	ch := NewCheckout(cfg)
 	ch.Register(s)
-	f := &fixture{srv: httptest.NewServer(s.Echo()), store: store, ch: ch}
+	f := &fixture{srv: httptest.NewServer(s.Echo()), store: store, ch: ch, brokers: kf.ListenAddrs()}
 	t.Cleanup(f.srv.Close)
 	return f
 }
@@ -285,7 +286,7 @@ func TestBadRequestsNameTheField(t *testing.T) {
 		{"hold: negative quantity", "POST", "/v1/holds", `{"hold_id":"h1","ttl_seconds":60,"lines":[{"sku":"A","location":"L1","quantity":-1}]}`, "lines[0].quantity", 400},
 		{"hold: same line twice", "POST", "/v1/holds", `{"hold_id":"h1","ttl_seconds":60,"lines":[{"sku":"A","location":"L1","quantity":1},{"sku":"A","location":"L1","quantity":1}]}`, "lines[1].sku", 400},
 		{"release: bad id", "DELETE", "/v1/holds/a%20b", "", "hold_id", 400},
-		{"release: unknown", "DELETE", "/v1/holds/never-placed", "", "", 404},
+		{"release: unknown", "DELETE", "/v1/holds/never-placed", "", "hold_id", 404},
 		{"policy: missing reorder point", "PUT", "/v1/policies/A/L1", `{"safety_stock":3}`, "reorder_point", 400},
 		{"policy: negative", "PUT", "/v1/policies/A/L1", `{"safety_stock":-3,"reorder_point":1}`, "safety_stock", 400},
 		{"policy: bad location", "PUT", "/v1/policies/A/L%201", `{"safety_stock":3,"reorder_point":1}`, "location", 400},

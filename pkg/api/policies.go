@@ -84,7 +84,7 @@ type poLineJSON struct {
 }
 
 type holdJSON struct {
-	HoldID    string `json:"hold_id"`
+	HoldID    string `json:"hold_id,omitempty"` // only the caller's own, to a key without admin`
 	Quantity  int64  `json:"quantity"`
 	ExpiresAt string `json:"expires_at"`
 }
@@ -154,12 +154,9 @@ func (ch *Checkout) positions(c echo.Context) error {
 		pl = append(pl, poLineJSON{PONumber: p.PONumber, POLine: p.POLine, Kind: s.Kind.String(), Status: p.Status,
 			ETA: s.Date.Format(dateLayout), Open: s.Quantity, Ordered: p.Ordered, Received: p.Received, Closed: p.Closed == 1})
 	}
-	hl := []holdJSON{}
-	for _, h := range holds {
-		if h.Location == loc && h.Status == "held" && h.ExpMillis > now.UnixMilli() {
-			hl = append(hl, holdJSON{HoldID: strings.SplitN(h.HoldID, "~", 2)[0], Quantity: h.Quantity,
-				ExpiresAt: time.UnixMilli(h.ExpMillis).UTC().Format(time.RFC3339Nano)})
-		}
+	hl, err := ch.activeHolds(c, holds, loc, now)
+	if err != nil {
+		return err
 	}
 	el := []entryJSON{}
 	for _, l := range lineage {

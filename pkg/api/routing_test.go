@@ -74,7 +74,7 @@ func TestPathIsDecodedOnceThenValidated(t *testing.T) {
 		{"escaped hyphen is a hyphen", "GET", "/v1/availability/SKU%2D000001?location=L1", "", 200, "", "sku", "SKU-000001"},
 		{"escaped letters", "GET", "/v1/positions/%41?location=L1", "", 200, "", "sku", "A"},
 		{"escaped hyphen in a policy location", "PUT", "/v1/policies/A/L%2D1", `{"safety_stock":1,"reorder_point":2}`, 202, "", "location", "L-1"},
-		{"escaped hyphen in a hold id", "DELETE", "/v1/holds/h%2D1", "", 404, "", "", ""},
+		{"escaped hyphen in a hold id", "DELETE", "/v1/holds/h%2D1", "", 404, "hold_id", "", ""},
 		{"non-ASCII", "GET", "/v1/availability/%C3%A9?location=L1", "", 400, "sku", "", ""},
 		{"NUL", "GET", "/v1/availability/A%00?location=L1", "", 400, "sku", "", ""},
 		{"escaped slash", "GET", "/v1/availability/a%2Fb?location=L1", "", 400, "sku", "", ""},
