@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -92,6 +93,46 @@ func TestPathIsDecodedOnceThenValidated(t *testing.T) {
 			}
 			if tc.key != "" && body[tc.key] != tc.want {
 				t.Fatalf("%s %v, want %q", tc.key, body[tc.key], tc.want)
+			}
+		})
+	}
+}
+
+// Oversized headers are answered as a problem document, like every other
+// error, up to twice the limit; beyond, net/http answers 431 in plain text.
+func TestOversizedHeadersAreProblems(t *testing.T) {
+	addr := running(t, Config{})
+	cases := []struct {
+		name    string
+		headers map[string]string
+		code    int
+	}{
+		{"within the limit", map[string]string{"X-Pad": strings.Repeat("p", 60<<10)}, 200},
+		{"one header over the limit", map[string]string{"X-Pad": strings.Repeat("p", 80<<10)}, 431},
+		{"many headers over the limit", func() map[string]string {
+			m := map[string]string{}
+			for i := range 800 {
+				m[fmt.Sprintf("X-Pad-%d", i)] = strings.Repeat("p", 90)
+			}
+			return m
+		}(), 431},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", "http://"+addr+"/v1/availability/A?location=L1", nil)
+			for k, v := range tc.headers {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.code {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.code)
+			}
+			if ct := resp.Header.Get("Content-Type"); tc.code == 431 && ct != "application/problem+json" {
+				t.Fatalf("431 as %q", ct)
 			}
 		})
 	}
