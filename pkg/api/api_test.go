@@ -463,3 +463,68 @@ func TestPanicBecomesAProblem(t *testing.T) {
 		t.Fatalf("the answer leaks the panic: %s", raw)
 	}
 }
+
+// The document says, in its schemas, what the server refuses, and lists
+// the statuses each operation answers.
+func TestOpenAPIDocumentExpressesTheContract(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromData(openapiDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bodies := []struct {
+		name, schema, body string
+		valid              bool
+	}{
+		{"a hold line at a location", "HoldLine", `{"sku":"A","location":"L1","quantity":1}`, true},
+		{"a hold line for a group", "HoldLine", `{"sku":"A","group":"G1","quantity":1}`, true},
+		{"a hold line with both", "HoldLine", `{"sku":"A","location":"L1","group":"G1","quantity":1}`, false},
+		{"a hold line with neither", "HoldLine", `{"sku":"A","quantity":1}`, false},
+		{"a query line with both", "QueryLine", `{"sku":"A","location":"L1","group":"G1","quantity":1}`, false},
+		{"a query line with neither", "QueryLine", `{"sku":"A","quantity":1}`, false},
+		{"a policy at the maximum", "PolicyRequest", `{"safety_stock":1000000000,"reorder_point":1000000000}`, true},
+		{"a safety stock past the maximum", "PolicyRequest", `{"safety_stock":1000000001,"reorder_point":0}`, false},
+		{"a reorder point past the maximum", "PolicyRequest", `{"safety_stock":0,"reorder_point":1000000001}`, false},
+		{"a 64-character id", "Id", `"` + strings.Repeat("a", 64) + `"`, true},
+		{"a 65-character id", "Id", `"` + strings.Repeat("a", 65) + `"`, false},
+		{"a 65-character hold_id", "HoldRequest", `{"hold_id":"` + strings.Repeat("a", 65) + `","ttl_seconds":60,"lines":[{"sku":"A","location":"L1","quantity":1}]}`, false},
+	}
+	for _, tc := range bodies {
+		t.Run(tc.name, func(t *testing.T) {
+			ref, ok := doc.Components.Schemas[tc.schema]
+			if !ok {
+				t.Fatalf("no schema %s", tc.schema)
+			}
+			var v any
+			if err := json.Unmarshal([]byte(tc.body), &v); err != nil {
+				t.Fatal(err)
+			}
+			if err := ref.Value.VisitJSON(v); (err == nil) != tc.valid {
+				t.Fatalf("valid %v, want %v: %v", err == nil, tc.valid, err)
+			}
+		})
+	}
+	statuses := []struct {
+		method, path string
+		want         []string
+	}{
+		{"POST", "/v1/holds", []string{"201", "400", "401", "403", "404", "408", "409", "410", "413", "415", "422", "429", "503"}},
+		{"DELETE", "/v1/holds/{hold_id}", []string{"204", "400", "401", "403", "404", "429"}},
+		{"POST", "/v1/availability/query", []string{"200", "400", "401", "403", "408", "413", "415", "429"}},
+		{"PUT", "/v1/policies/{sku}/{location}", []string{"202", "400", "401", "403", "408", "413", "415", "429"}},
+	}
+	for _, tc := range statuses {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			op := doc.Paths.Find(tc.path).GetOperation(tc.method)
+			for _, code := range tc.want {
+				if op.Responses.Value(code) == nil {
+					t.Errorf("%s %s does not document %s", tc.method, tc.path, code)
+				}
+			}
+		})
+	}
+	for _, name := range []string{"MethodNotAllowed", "Timeout", "UnsupportedMediaType", "HeaderTooLarge", "TooMany"} {
+		if doc.Components.Responses[name] == nil {
+			t.Errorf("no %s response", name)
+		}
+	}
+}
