@@ -442,7 +442,8 @@ func (ch *Checkout) releaseHold(c echo.Context) error {
 	if len(lines) > 0 && !rec.Released {
 		rec.Released = true
 		b, _ := json.Marshal(rec)
-		// XX: a record that expired meanwhile is not brought back, forever.
+		// XX: a record that expired meanwhile stays gone; a plain SET would
+		// bring it back with no expiry at all.
 		err := ch.cfg.Store.Client().SetArgs(ctx, holdKey(id), b, redis.SetArgs{Mode: "XX", KeepTTL: true}).Err()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return err

@@ -3,6 +3,7 @@ package api
 import (
 	"container/list"
 	"math"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"sync"
@@ -111,5 +112,5 @@ func clientOf(c echo.Context) netip.Prefix {
 // tooMany is a 429 telling the client when to come back.
 func tooMany(c echo.Context, wait time.Duration, title, detail string) error {
 	c.Response().Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
-	return &problemError{Problem{Type: "about:blank", Title: title, Status: 429, Detail: detail}}
+	return &problemError{Problem{Type: "about:blank", Title: title, Status: http.StatusTooManyRequests, Detail: detail}}
 }

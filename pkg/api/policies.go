@@ -84,7 +84,7 @@ type poLineJSON struct {
 }
 
 type holdJSON struct {
-	HoldID    string `json:"hold_id,omitempty"` // only the caller's own, to a key without admin`
+	HoldID    string `json:"hold_id,omitempty"` // to a key without admin, only on its own holds
 	Quantity  int64  `json:"quantity"`
 	ExpiresAt string `json:"expires_at"`
 }
