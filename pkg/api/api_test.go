@@ -31,12 +31,20 @@ func sp(s string) *string { return &s }
 // fixture is a server over a miniredis ledger, with no Kafka: enough for
 // every route that only reads, and for request validation.
 type fixture struct {
-	srv   *httptest.Server
-	store *ledger.Store
-	off   int64
+	srv     *httptest.Server
+	store   *ledger.Store
+	ch      *Checkout
+	brokers []string
+	off     int64
 }
 
 func newFixture(t testing.TB, mod func(*CheckoutConfig)) *fixture {
+	t.Helper()
+	return newServerFixture(t, Config{}, mod)
+}
+
+// newServerFixture is newFixture with a server configuration.
+func newServerFixture(t testing.TB, srv Config, mod func(*CheckoutConfig)) *fixture {
 	t.Helper()
 	m := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
@@ -70,11 +78,43 @@ func newFixture(t testing.TB, mod func(*CheckoutConfig)) *fixture {
 		Rules:  rules, Supply: atp.AllSupply, Now: func() time.Time { return now },
 	}
 	mod(&cfg)
-	s := New(Config{Addr: "127.0.0.1:0"})
-	NewCheckout(cfg).Register(s)
-	f := &fixture{srv: httptest.NewServer(s.Echo()), store: store}
+	srv.Addr = "127.0.0.1:0"
+	s := New(srv)
+	ch := NewCheckout(cfg)
+	ch.Register(s)
+	f := &fixture{srv: httptest.NewServer(s.Echo()), store: store, ch: ch, brokers: kf.ListenAddrs()}
 	t.Cleanup(f.srv.Close)
 	return f
+}
+
+// running starts a Server as the service does, on its own listener with
+// its http.Server limits and timeouts, with the read-only checkout routes
+// over a miniredis ledger; it returns the server's host:port.
+func running(t *testing.T, cfg Config) string {
+	t.Helper()
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	cfg.Addr = "127.0.0.1:0"
+	s := New(cfg)
+	NewCheckout(CheckoutConfig{Store: ledger.New(rdb, ledger.Config{}), InstanceID: "test", Supply: atp.AllSupply}).Register(s)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	for s.Addr() == nil {
+		select {
+		case err := <-done:
+			t.Fatalf("run: %v", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return s.Addr().String()
 }
 
 // apply writes ledger entries straight into the store (no Kafka).
@@ -98,7 +138,15 @@ func (f *fixture) do(t *testing.T, method, path, body string, hdr ...string) (in
 	if err != nil {
 		t.Fatal(err)
 	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	// hdr is name, value, ...; an empty value removes the header.
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i+1] == "" {
+			req.Header.Del(hdr[i])
+			continue
+		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -228,8 +276,8 @@ func TestBadRequestsNameTheField(t *testing.T) {
 		{"query: empty lines", "POST", "/v1/availability/query", `{"lines":[]}`, "lines", 400},
 		{"query: too many lines", "POST", "/v1/availability/query", big, "lines", 400},
 		{"query: zero quantity", "POST", "/v1/availability/query", `{"lines":[{"sku":"A","location":"L1","quantity":0}]}`, "lines[0].quantity", 400},
-		{"query: quantity is a string", "POST", "/v1/availability/query", `{"lines":[{"sku":"A","location":"L1","quantity":"3"}]}`, "lines.quantity", 400},
-		{"query: unknown field", "POST", "/v1/availability/query", `{"lines":[{"sku":"A","location":"L1","quantity":3,"qty":1}]}`, "qty", 400},
+		{"query: quantity is a string", "POST", "/v1/availability/query", `{"lines":[{"sku":"A","location":"L1","quantity":"3"}]}`, "lines[0].quantity", 400},
+		{"query: unknown field", "POST", "/v1/availability/query", `{"lines":[{"sku":"A","location":"L1","quantity":3,"qty":1}]}`, "lines[0].qty", 400},
 		{"query: bad location", "POST", "/v1/availability/query", `{"lines":[{"sku":"A","location":"L 1","quantity":3}]}`, "lines[0].location", 400},
 		{"query: malformed", "POST", "/v1/availability/query", `{"lines":[`, "", 400},
 		{"hold: ttl too long", "POST", "/v1/holds", `{"hold_id":"h1","ttl_seconds":7200,"lines":[{"sku":"A","location":"L1","quantity":1}]}`, "ttl_seconds", 400},
@@ -238,7 +286,7 @@ func TestBadRequestsNameTheField(t *testing.T) {
 		{"hold: negative quantity", "POST", "/v1/holds", `{"hold_id":"h1","ttl_seconds":60,"lines":[{"sku":"A","location":"L1","quantity":-1}]}`, "lines[0].quantity", 400},
 		{"hold: same line twice", "POST", "/v1/holds", `{"hold_id":"h1","ttl_seconds":60,"lines":[{"sku":"A","location":"L1","quantity":1},{"sku":"A","location":"L1","quantity":1}]}`, "lines[1].sku", 400},
 		{"release: bad id", "DELETE", "/v1/holds/a%20b", "", "hold_id", 400},
-		{"release: unknown", "DELETE", "/v1/holds/never-placed", "", "", 404},
+		{"release: unknown", "DELETE", "/v1/holds/never-placed", "", "hold_id", 404},
 		{"policy: missing reorder point", "PUT", "/v1/policies/A/L1", `{"safety_stock":3}`, "reorder_point", 400},
 		{"policy: negative", "PUT", "/v1/policies/A/L1", `{"safety_stock":-3,"reorder_point":1}`, "safety_stock", 400},
 		{"policy: bad location", "PUT", "/v1/policies/A/L%201", `{"safety_stock":3,"reorder_point":1}`, "location", 400},
@@ -350,8 +398,21 @@ func TestOpenAPIDocumentValidatesAndMatchesRoutes(t *testing.T) {
 		}
 	}
 	served := map[string]bool{}
+	gets := map[string]bool{}
+	for _, r := range s.Echo().Routes() {
+		if r.Method == http.MethodGet {
+			gets[r.Path] = true
+		}
+	}
 	for _, r := range s.Echo().Routes() {
 		if r.Method == "echo_route_not_found" || strings.HasSuffix(r.Path, "/*") {
+			continue
+		}
+		if r.Method == http.MethodHead {
+			// Every GET route answers HEAD too, as the document says once.
+			if !gets[r.Path] {
+				t.Errorf("HEAD %s has no GET", r.Path)
+			}
 			continue
 		}
 		p := r.Path
@@ -400,5 +461,70 @@ func TestPanicBecomesAProblem(t *testing.T) {
 	}
 	if strings.Contains(string(raw), "secret") {
 		t.Fatalf("the answer leaks the panic: %s", raw)
+	}
+}
+
+// The document says, in its schemas, what the server refuses, and lists
+// the statuses each operation answers.
+func TestOpenAPIDocumentExpressesTheContract(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromData(openapiDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bodies := []struct {
+		name, schema, body string
+		valid              bool
+	}{
+		{"a hold line at a location", "HoldLine", `{"sku":"A","location":"L1","quantity":1}`, true},
+		{"a hold line for a group", "HoldLine", `{"sku":"A","group":"G1","quantity":1}`, true},
+		{"a hold line with both", "HoldLine", `{"sku":"A","location":"L1","group":"G1","quantity":1}`, false},
+		{"a hold line with neither", "HoldLine", `{"sku":"A","quantity":1}`, false},
+		{"a query line with both", "QueryLine", `{"sku":"A","location":"L1","group":"G1","quantity":1}`, false},
+		{"a query line with neither", "QueryLine", `{"sku":"A","quantity":1}`, false},
+		{"a policy at the maximum", "PolicyRequest", `{"safety_stock":1000000000,"reorder_point":1000000000}`, true},
+		{"a safety stock past the maximum", "PolicyRequest", `{"safety_stock":1000000001,"reorder_point":0}`, false},
+		{"a reorder point past the maximum", "PolicyRequest", `{"safety_stock":0,"reorder_point":1000000001}`, false},
+		{"a 64-character id", "Id", `"` + strings.Repeat("a", 64) + `"`, true},
+		{"a 65-character id", "Id", `"` + strings.Repeat("a", 65) + `"`, false},
+		{"a 65-character hold_id", "HoldRequest", `{"hold_id":"` + strings.Repeat("a", 65) + `","ttl_seconds":60,"lines":[{"sku":"A","location":"L1","quantity":1}]}`, false},
+	}
+	for _, tc := range bodies {
+		t.Run(tc.name, func(t *testing.T) {
+			ref, ok := doc.Components.Schemas[tc.schema]
+			if !ok {
+				t.Fatalf("no schema %s", tc.schema)
+			}
+			var v any
+			if err := json.Unmarshal([]byte(tc.body), &v); err != nil {
+				t.Fatal(err)
+			}
+			if err := ref.Value.VisitJSON(v); (err == nil) != tc.valid {
+				t.Fatalf("valid %v, want %v: %v", err == nil, tc.valid, err)
+			}
+		})
+	}
+	statuses := []struct {
+		method, path string
+		want         []string
+	}{
+		{"POST", "/v1/holds", []string{"201", "400", "401", "403", "404", "408", "409", "410", "413", "415", "422", "429", "503"}},
+		{"DELETE", "/v1/holds/{hold_id}", []string{"204", "400", "401", "403", "404", "429"}},
+		{"POST", "/v1/availability/query", []string{"200", "400", "401", "403", "408", "413", "415", "429"}},
+		{"PUT", "/v1/policies/{sku}/{location}", []string{"202", "400", "401", "403", "408", "413", "415", "429"}},
+	}
+	for _, tc := range statuses {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			op := doc.Paths.Find(tc.path).GetOperation(tc.method)
+			for _, code := range tc.want {
+				if op.Responses.Value(code) == nil {
+					t.Errorf("%s %s does not document %s", tc.method, tc.path, code)
+				}
+			}
+		})
+	}
+	for _, name := range []string{"MethodNotAllowed", "Timeout", "UnsupportedMediaType", "HeaderTooLarge", "TooMany"} {
+		if doc.Components.Responses[name] == nil {
+			t.Errorf("no %s response", name)
+		}
 	}
 }

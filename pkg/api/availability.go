@@ -69,7 +69,7 @@ func (ch *Checkout) parseTarget(location, group, prefix string) (target, error) 
 			return target{}, err
 		}
 		if _, ok := ch.cfg.Groups[group]; !ok {
-			return target{}, badRequest(prefix+"group", fmt.Sprintf("unknown group %q", group))
+			return target{}, badRequest(prefix+"group", fmt.Sprintf("unknown group %s", excerpt(group)))
 		}
 		return target{group: group}, nil
 	}
@@ -82,7 +82,7 @@ func parseAt(v string, today time.Time) (time.Time, error) {
 	}
 	d, err := time.Parse(dateLayout, v)
 	if err != nil {
-		return time.Time{}, badRequest("at", fmt.Sprintf("%q is not a date as YYYY-MM-DD", v))
+		return time.Time{}, badRequest("at", fmt.Sprintf("%s is not a date as YYYY-MM-DD", excerpt(v)))
 	}
 	if d.Before(today) {
 		return today, nil
@@ -91,15 +91,15 @@ func parseAt(v string, today time.Time) (time.Time, error) {
 }
 
 func checkChannel(field, v string) error {
-	if v != "" && !idPattern.MatchString(v) {
-		return badRequest(field, fmt.Sprintf("%q is not 1-64 characters of [A-Za-z0-9._-]", v))
+	if v == "" {
+		return nil
 	}
-	return nil
+	return checkID(field, v)
 }
 
 func (ch *Checkout) availability(c echo.Context) error {
-	sku := c.Param("sku")
-	if err := checkID("sku", sku); err != nil {
+	sku, err := pathID(c, "sku")
+	if err != nil {
 		return err
 	}
 	tg, err := ch.parseTarget(c.QueryParam("location"), c.QueryParam("group"), "")

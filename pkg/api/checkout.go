@@ -2,19 +2,17 @@ package api
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/time/rate"
 
 	"github.com/stockflow/stockflow/atp"
 	"github.com/stockflow/stockflow/pkg/avro"
@@ -37,10 +35,18 @@ type CheckoutConfig struct {
 	InstanceID string
 	// Keys maps API tokens to scopes; empty allows every request.
 	Keys map[string][]string
-	// RateLimit is requests/s per key (per client address without keys); 0: off.
+	// RateLimit is requests/s per key (per client address without keys),
+	// with bursts of twice that; 0: off.
 	RateLimit float64
-	Now       func() time.Time
-	Logger    *slog.Logger
+	// FailedAuthLimit is how many missing or unknown keys a client address
+	// may send in a burst; they come back at that many a minute, and until
+	// one has, the address gets 429 whatever key it sends. Default 10.
+	FailedAuthLimit int
+	// MaxClients bounds every table kept per client address; the least
+	// recently seen address is forgotten first. Default 10000.
+	MaxClients int
+	Now        func() time.Time
+	Logger     *slog.Logger
 	// Registry receives the hold metrics; nil: not registered.
 	Registry prometheus.Registerer
 }
@@ -52,6 +58,10 @@ type Checkout struct {
 	log    *slog.Logger
 	now    func() time.Time
 	waiter *waiter
+
+	keys      []*apiKey
+	failures  *clients // failed authentications per client address
+	perClient *clients // rate limit per client address without keys; nil: off
 
 	holdDecisions *prometheus.CounterVec
 	holdRoundTrip prometheus.Histogram
@@ -77,12 +87,23 @@ func NewCheckout(cfg CheckoutConfig) *Checkout {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.FailedAuthLimit <= 0 {
+		cfg.FailedAuthLimit = 10
+	}
+	if cfg.MaxClients <= 0 {
+		cfg.MaxClients = 10000
+	}
 	ch := &Checkout{cfg: cfg, log: cfg.Logger, now: cfg.Now,
+		keys:     newAPIKeys(cfg.Keys, cfg.RateLimit),
+		failures: newClients(cfg.MaxClients, rate.Limit(float64(cfg.FailedAuthLimit)/60), cfg.FailedAuthLimit),
 		holdDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stockflow_hold_decisions_total",
 			Help: "Hold requests by outcome: held, rejected, timeout."}, []string{"outcome"}),
 		holdRoundTrip: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "stockflow_hold_roundtrip_seconds",
 			Help:    "POST /v1/holds from produce to the ledger's decision.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}}),
+	}
+	if cfg.RateLimit > 0 {
+		ch.perClient = newClients(cfg.MaxClients, rate.Limit(cfg.RateLimit), burst(cfg.RateLimit))
 	}
 	if cfg.Registry != nil {
 		cfg.Registry.MustRegister(ch.holdDecisions, ch.holdRoundTrip)
@@ -99,63 +120,74 @@ func (ch *Checkout) Register(s *Server) {
 	if len(ch.cfg.Keys) == 0 {
 		ch.log.Warn("no API keys configured: every request is allowed (development only)")
 	}
-	g := s.e.Group("/v1", ch.rateLimit(), ch.authenticate())
-	g.GET("/availability/:sku", ch.availability, scope("read"))
-	g.POST("/availability/query", ch.query, scope("read"))
-	g.POST("/holds", ch.placeHold, scope("hold"))
-	g.DELETE("/holds/:hold_id", ch.releaseHold, scope("hold"))
-	g.PUT("/policies/:sku/:location", ch.putPolicy, scope("admin"))
-	g.GET("/positions/:sku", ch.positions, scope("read"))
+	// The middleware goes on each route rather than on a /v1 group: echo
+	// answers every unrouted path under a group with middleware 404, so a
+	// wrong method would never get its 405.
+	who := ch.guard()
+	guard := func(need string) []echo.MiddlewareFunc {
+		return []echo.MiddlewareFunc{who, scope(need), checkCorrelation}
+	}
+	s.get("/v1/availability/:sku", ch.availability, guard("read")...)
+	s.e.POST("/v1/availability/query", ch.query, guard("read")...)
+	s.e.POST("/v1/holds", ch.placeHold, guard("hold")...)
+	s.e.DELETE("/v1/holds/:hold_id", ch.releaseHold, guard("hold")...)
+	s.e.PUT("/v1/policies/:sku/:location", ch.putPolicy, guard("admin")...)
+	s.get("/v1/positions/:sku", ch.positions, guard("read")...)
+}
+
+// pathID is a path parameter, unescaped once, that must be an id.
+func pathID(c echo.Context, name string) (string, error) {
+	v, err := url.PathUnescape(c.Param(name))
+	if err != nil {
+		return "", badRequest(name, "is not a valid percent-encoded path segment")
+	}
+	return v, checkID(name, v)
 }
 
 func checkID(field, v string) error {
 	if !idPattern.MatchString(v) {
-		return badRequest(field, fmt.Sprintf("%q is not 1-64 characters of [A-Za-z0-9._-]", v))
+		return badRequest(field, fmt.Sprintf("%s is not 1-64 characters of [A-Za-z0-9._-]", excerpt(v)))
 	}
 	return nil
 }
 
-// decodeBody reads a JSON body strictly: unknown fields, trailing data and
-// type mismatches are 400s naming the field.
-func decodeBody(c echo.Context, v any) error {
-	dec := json.NewDecoder(c.Request().Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return bodyError(err)
+// correlationHeader carries a client's correlation id into the ledger
+// entries a request produces and into its trace.
+const correlationHeader = "X-Correlation-Id"
+
+// validCorrelation says whether v is 1 to 128 printable ASCII characters
+// other than |, which the ledger's lineage uses as a separator.
+func validCorrelation(v string) bool {
+	if len(v) == 0 || len(v) > 128 {
+		return false
 	}
-	if dec.More() {
-		return badRequest("", "the body holds more than one JSON value")
+	for i := range len(v) {
+		if b := v[i]; b < '!' || b > '~' || b == '|' {
+			return false
+		}
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return badRequest("", "the body holds more than one JSON value")
-	}
-	return nil
+	return true
 }
 
-func bodyError(err error) error {
-	var te *json.UnmarshalTypeError
-	var se *json.SyntaxError
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &mbe):
-		return &problemError{Problem{Type: "about:blank", Title: "request body too large", Status: http.StatusRequestEntityTooLarge,
-			Detail: fmt.Sprintf("the body limit is %d bytes", mbe.Limit)}}
-	case errors.As(err, &te):
-		return badRequest(te.Field, fmt.Sprintf("must be a %s, not a JSON %s", te.Type, te.Value))
-	case errors.As(err, &se):
-		return badRequest("", fmt.Sprintf("malformed JSON at byte %d", se.Offset))
-	case errors.Is(err, io.EOF):
-		return badRequest("", "the body is empty")
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return badRequest(f, "unknown field")
+// checkCorrelation refuses a request whose correlation id would be lost or
+// mangled on the way: a client that sends one relies on finding it again.
+func checkCorrelation(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		vs := c.Request().Header.Values(correlationHeader)
+		switch {
+		case len(vs) > 1:
+			return badRequest(correlationHeader, "send one correlation id, not several")
+		case len(vs) == 1 && !validCorrelation(vs[0]):
+			return badRequest(correlationHeader, fmt.Sprintf("%s is not 1-128 printable ASCII characters other than |", excerpt(vs[0])))
+		}
+		return next(c)
 	}
-	return badRequest("", "malformed JSON body")
 }
 
+// correlationID is the request's correlation id, checked by checkCorrelation; nil when none was sent.
 func correlationID(c echo.Context) *string {
-	v := c.Request().Header.Get("X-Correlation-Id")
-	if v == "" || len(v) > 128 {
+	v := c.Request().Header.Get(correlationHeader)
+	if v == "" {
 		return nil
 	}
 	return &v

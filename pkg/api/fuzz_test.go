@@ -20,6 +20,7 @@ func fuzzBody(f *testing.F, method, path string, seeds ...string) {
 	}
 	f.Fuzz(func(t *testing.T, body string) {
 		req, _ := http.NewRequest(method, fx.srv.URL+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -68,6 +69,7 @@ func FuzzHoldBody(f *testing.F) {
 	e := echo.New()
 	f.Fuzz(func(t *testing.T, body string) {
 		req := httptest.NewRequest(http.MethodPost, "/v1/holds", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
 		c := e.NewContext(req, httptest.NewRecorder())
 		h, err := ch.parseHold(c)
 		if err != nil {

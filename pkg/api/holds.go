@@ -54,6 +54,12 @@ type holdRecord struct {
 	Code     int          `json:"code"`
 	Response holdResponse `json:"response"`
 	Internal string       `json:"internal"` // the hold id in the ledger
+	// Owner and Fingerprint repeat the hold_id's claim.
+	Owner       string `json:"owner,omitempty"`
+	Fingerprint string `json:"fingerprint,omitempty"`
+	// Released is set by a release of a held hold: from then on the hold_id
+	// answers 410, never its first answer, "held".
+	Released bool `json:"released,omitempty"`
 }
 
 func holdKey(id string) string            { return "sf:hold:" + id }
@@ -107,10 +113,14 @@ func (ch *Checkout) placeHold(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	rdb := ch.cfg.Store.Client()
+	want := holdClaim{Owner: caller(c), Fingerprint: req.fingerprint()}
 	if rec, ok, err := ch.loadHold(ctx, req.HoldID); err != nil {
 		return err
 	} else if ok {
-		return c.JSON(rec.Code, rec.Response)
+		return ch.replay(c, req.HoldID, rec, want)
+	}
+	if err := ch.claim(ctx, req.HoldID, want); err != nil {
+		return err
 	}
 	// One request per hold_id decides; a concurrent twin waits for its answer.
 	lockTTL := ch.cfg.HoldTimeout + 5*time.Second
@@ -124,7 +134,7 @@ func (ch *Checkout) placeHold(c echo.Context) error {
 			if rec, ok, err := ch.loadHold(ctx, req.HoldID); err != nil {
 				return err
 			} else if ok {
-				return c.JSON(rec.Code, rec.Response)
+				return ch.replay(c, req.HoldID, rec, want)
 			}
 			select {
 			case <-ctx.Done():
@@ -237,11 +247,14 @@ func (ch *Checkout) placeHold(c echo.Context) error {
 		resp.ExpiresAt = now.Add(time.Duration(req.TTLSeconds) * time.Second).UTC().Format(time.RFC3339Nano)
 	}
 	ch.holdDecisions.WithLabelValues(resp.Status).Inc()
-	rec := holdRecord{Code: code, Response: resp, Internal: internal}
+	rec := holdRecord{Code: code, Response: resp, Internal: internal, Owner: want.Owner, Fingerprint: want.Fingerprint}
 	b, _ := json.Marshal(rec)
 	// The answer is kept, and the attempt is no longer open: it answered.
+	// The claim lasts as long as the answer.
+	keep := time.Duration(req.TTLSeconds)*time.Second + time.Hour
 	pipe = rdb.TxPipeline()
-	pipe.Set(ctx, holdKey(req.HoldID), b, time.Duration(req.TTLSeconds)*time.Second+time.Hour)
+	pipe.Set(ctx, holdKey(req.HoldID), b, keep)
+	pipe.Expire(ctx, holdClaimKey(req.HoldID), keep)
 	pipe.SRem(ctx, holdOpenKey(req.HoldID), internal)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return err
@@ -405,8 +418,8 @@ func (ch *Checkout) releaseEntries(ids []string, lines []holdLine, corr *string)
 }
 
 func (ch *Checkout) releaseHold(c echo.Context) error {
-	id := c.Param("hold_id")
-	if err := checkID("hold_id", id); err != nil {
+	id, err := pathID(c, "hold_id")
+	if err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
@@ -414,9 +427,8 @@ func (ch *Checkout) releaseHold(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if !ok {
-		return &problemError{Problem{Type: "about:blank", Title: "hold not found", Status: http.StatusNotFound,
-			Detail: fmt.Sprintf("no hold %q (never placed, or expired long ago)", id)}}
+	if !ok || !ch.owns(caller(c), rec.Owner) {
+		return holdNotFound(id)
 	}
 	var lines []holdLine
 	for _, l := range rec.Response.Lines {
@@ -426,6 +438,16 @@ func (ch *Checkout) releaseHold(c echo.Context) error {
 	}
 	if err := ch.release(ctx, rec.Internal, lines, correlationID(c)); err != nil {
 		return err
+	}
+	if len(lines) > 0 && !rec.Released {
+		rec.Released = true
+		b, _ := json.Marshal(rec)
+		// XX: a record that expired meanwhile stays gone; a plain SET would
+		// bring it back with no expiry at all.
+		err := ch.cfg.Store.Client().SetArgs(ctx, holdKey(id), b, redis.SetArgs{Mode: "XX", KeepTTL: true}).Err()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
 	}
 	return c.NoContent(http.StatusNoContent)
 }

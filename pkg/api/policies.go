@@ -20,11 +20,12 @@ type policyRequest struct {
 }
 
 func (ch *Checkout) putPolicy(c echo.Context) error {
-	sku, loc := c.Param("sku"), c.Param("location")
-	if err := checkID("sku", sku); err != nil {
+	sku, err := pathID(c, "sku")
+	if err != nil {
 		return err
 	}
-	if err := checkID("location", loc); err != nil {
+	loc, err := pathID(c, "location")
+	if err != nil {
 		return err
 	}
 	var req policyRequest
@@ -83,7 +84,7 @@ type poLineJSON struct {
 }
 
 type holdJSON struct {
-	HoldID    string `json:"hold_id"`
+	HoldID    string `json:"hold_id,omitempty"` // to a key without admin, only on its own holds
 	Quantity  int64  `json:"quantity"`
 	ExpiresAt string `json:"expires_at"`
 }
@@ -97,8 +98,8 @@ type entryJSON struct {
 }
 
 func (ch *Checkout) positions(c echo.Context) error {
-	sku := c.Param("sku")
-	if err := checkID("sku", sku); err != nil {
+	sku, err := pathID(c, "sku")
+	if err != nil {
 		return err
 	}
 	loc := c.QueryParam("location")
@@ -153,12 +154,9 @@ func (ch *Checkout) positions(c echo.Context) error {
 		pl = append(pl, poLineJSON{PONumber: p.PONumber, POLine: p.POLine, Kind: s.Kind.String(), Status: p.Status,
 			ETA: s.Date.Format(dateLayout), Open: s.Quantity, Ordered: p.Ordered, Received: p.Received, Closed: p.Closed == 1})
 	}
-	hl := []holdJSON{}
-	for _, h := range holds {
-		if h.Location == loc && h.Status == "held" && h.ExpMillis > now.UnixMilli() {
-			hl = append(hl, holdJSON{HoldID: strings.SplitN(h.HoldID, "~", 2)[0], Quantity: h.Quantity,
-				ExpiresAt: time.UnixMilli(h.ExpMillis).UTC().Format(time.RFC3339Nano)})
-		}
+	hl, err := ch.activeHolds(c, holds, loc, now)
+	if err != nil {
+		return err
 	}
 	el := []entryJSON{}
 	for _, l := range lineage {

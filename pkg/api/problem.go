@@ -44,12 +44,19 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		if msg, ok := he.Message.(string); ok && he.Code < 500 {
 			p.Detail = msg
 		}
+		if allow := c.Response().Header().Get(echo.HeaderAllow); he.Code == http.StatusMethodNotAllowed && allow != "" {
+			p.Detail = "this route answers " + allow
+		}
 	default:
 		s.log.Error("request failed", "method", c.Request().Method, "route", c.Path(), "err", err)
 		p = Problem{Type: "about:blank", Title: http.StatusText(http.StatusInternalServerError), Status: http.StatusInternalServerError}
 	}
 	if p.Title == "" {
 		p.Title = http.StatusText(p.Status)
+	}
+	if p.Status == http.StatusRequestTimeout {
+		// The rest of the body may still come: this connection is done.
+		c.Response().Header().Set(echo.HeaderConnection, "close")
 	}
 	c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")
 	c.Response().WriteHeader(p.Status)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -51,8 +52,18 @@ type Config struct {
 	Logger   *slog.Logger
 	// BodyLimit caps request bodies; default 1 MiB.
 	BodyLimit int64
+	// ReadTimeout bounds reading a whole request, body included; a body
+	// still arriving then is answered 408. Default 15s.
+	ReadTimeout time.Duration
+	// MaxHeaderBytes caps the request line and header fields together; a
+	// larger request is answered 431. Default 64 KiB.
+	MaxHeaderBytes int
 	// TracerProvider traces every request; default none.
 	TracerProvider trace.TracerProvider
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed: the
+	// client is the nearest address in it that is not one of them. Default
+	// none: the client is the connection's remote address.
+	TrustedProxies []netip.Prefix
 }
 
 func (c *Config) setDefaults() {
@@ -70,6 +81,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.BodyLimit <= 0 {
 		c.BodyLimit = 1 << 20
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = 15 * time.Second
+	}
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = 64 << 10
 	}
 	if c.TracerProvider == nil {
 		c.TracerProvider = noop.NewTracerProvider()
@@ -98,6 +115,7 @@ func New(cfg Config) *Server {
 	s.e.HideBanner = true
 	s.e.HidePort = true
 	s.e.HTTPErrorHandler = s.errorHandler
+	s.e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "stockflow_http_requests_total", Help: "HTTP requests by route pattern, method and status.",
 	}, []string{"route", "method", "status"})
@@ -107,27 +125,63 @@ func New(cfg Config) *Server {
 	}, []string{"route", "method"})
 	cfg.Registry.MustRegister(s.requests, s.latency)
 
-	s.e.Use(s.traceRequest, s.observe, s.recover, s.limitBody)
-	s.e.GET("/healthz", s.healthz)
-	s.e.GET("/readyz", s.readyz)
-	s.e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
-	s.e.GET("/openapi.yaml", func(c echo.Context) error {
+	s.e.Pre(escapedPath)
+	s.e.Use(s.traceRequest, s.observe, s.recover, s.limitHeaders, s.limitBody)
+	s.get("/healthz", s.healthz)
+	s.get("/readyz", s.readyz)
+	s.get("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry})))
+	s.get("/openapi.yaml", func(c echo.Context) error {
 		return c.Blob(http.StatusOK, "application/yaml", openapiDoc)
 	})
 
 	s.http = &http.Server{
 		Handler:           s.e,
 		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
+		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		// The server's own limit can only answer in plain text, so it is
+		// set well above MaxHeaderBytes and limitHeaders answers first.
+		MaxHeaderBytes: 2 * cfg.MaxHeaderBytes,
 	}
 	return s
 }
 
 // Echo exposes the router so other packages can add their routes.
 func (s *Server) Echo() *echo.Echo { return s.e }
+
+// ipExtractor believes X-Forwarded-For only from the trusted proxies, and
+// trusts nothing else: echo would otherwise trust loopback, link-local and
+// private addresses by default.
+func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range trusted {
+		p = p.Masked()
+		opts = append(opts, echo.TrustIPRange(&net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
+// get serves a read-only route for GET and HEAD.
+func (s *Server) get(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
+	s.e.Match([]string{http.MethodGet, http.MethodHead}, path, h, m...)
+}
+
+// escapedPath makes the router match the path as it was sent, still
+// escaped, so that a path parameter is unescaped exactly once (by pathID).
+// Left alone, echo matches the escaped form only when it differs from Go's
+// own escaping of the decoded path: SKU%2D1 would reach a handler escaped
+// and SKU%252D1 decoded once already.
+func escapedPath(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		u := c.Request().URL
+		u.RawPath = u.EscapedPath()
+		return next(c)
+	}
+}
 
 func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -192,7 +246,7 @@ func (s *Server) traceRequest(next echo.HandlerFunc) echo.HandlerFunc {
 			attribute.String("http.route", route),
 			attribute.String("url.path", req.URL.Path),
 		}
-		if cid := req.Header.Get("X-Correlation-Id"); cid != "" && len(cid) <= 128 {
+		if cid := req.Header.Get(correlationHeader); validCorrelation(cid) {
 			attrs = append(attrs, attribute.String("stockflow.correlation_id", cid))
 		}
 		ctx, span := s.tracer.Start(ctx, req.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
@@ -209,6 +263,32 @@ func (s *Server) traceRequest(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return nil
 	}
+}
+
+// limitHeaders answers 431 for a request whose request line and header
+// fields together pass MaxHeaderBytes, as the http.Server would, but as a
+// problem document. Only a header past twice the limit meets the
+// http.Server's own limit and its plain-text 431.
+func (s *Server) limitHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if n := headerBytes(c.Request()); n > s.cfg.MaxHeaderBytes {
+			return &problemError{Problem{Type: "about:blank", Title: "request header fields too large", Status: http.StatusRequestHeaderFieldsTooLarge,
+				Detail: fmt.Sprintf("the request line and header fields take %d bytes; the limit is %d", n, s.cfg.MaxHeaderBytes)}}
+		}
+		return next(c)
+	}
+}
+
+// headerBytes is the size of r's request line and header fields as sent
+// in HTTP/1.1.
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + 2 + len("Host: ") + len(r.Host) + 2
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + 2 + len(v) + 2
+		}
+	}
+	return n
 }
 
 func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -98,6 +99,11 @@ type API struct {
 	// HoldTimeout bounds how long a hold request waits for the ledger's
 	// decision before answering 503. Default 5s.
 	HoldTimeout time.Duration `yaml:"hold_timeout"`
+	// TrustedProxies are the addresses or CIDR blocks of the proxies whose
+	// X-Forwarded-For header is believed when telling clients apart (rate
+	// limits, failed authentications). Default none: the client is the
+	// connection's remote address.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // Redis is the Redis client configuration.
@@ -194,6 +200,7 @@ func (c *Config) options() []option {
 		{"api-keys", "API keys and scopes: token=read,hold;token2=admin (empty: no auth, dev only)", &c.API.Keys},
 		{"rate-limit", "requests/s per API key (0: off)", &c.API.RateLimit},
 		{"hold-timeout", "how long a hold waits for the ledger's decision", &c.API.HoldTimeout},
+		{"trusted-proxies", "proxies whose X-Forwarded-For is believed: addresses or CIDR blocks, comma-separated (empty: none)", &c.API.TrustedProxies},
 	}
 }
 
@@ -465,6 +472,9 @@ func (c *Config) Validate() error {
 	if c.API.HoldTimeout < 100*time.Millisecond || c.API.HoldTimeout > time.Minute {
 		bad("hold timeout: %v is outside 100ms..1m", c.API.HoldTimeout)
 	}
+	if _, err := ParseTrustedProxies(c.API.TrustedProxies); err != nil {
+		bad("trusted proxies: %v", err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -544,6 +554,36 @@ func ParseAPIKeys(s string) (map[string][]string, error) {
 				errs = append(errs, fmt.Errorf("scope %q is not one of read, hold, admin", sc))
 			}
 		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// ParseTrustedProxies reads addresses (10.0.0.7, fd00::1) and CIDR blocks
+// (10.0.0.0/8) into prefixes. A block must be written as its network
+// address: 10.1.2.3/8 is refused rather than read as 10.0.0.0/8.
+func ParseTrustedProxies(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	var errs []error
+	for _, v := range list {
+		if strings.Contains(v, "/") {
+			p, err := netip.ParsePrefix(v)
+			switch {
+			case err != nil:
+				errs = append(errs, fmt.Errorf("%q is not an address or a CIDR block", v))
+			case p != p.Masked():
+				errs = append(errs, fmt.Errorf("%q is not a network address; did you mean %s?", v, p.Masked()))
+			default:
+				out = append(out, p)
+			}
+			continue
+		}
+		a, err := netip.ParseAddr(v)
+		if err != nil || a.Zone() != "" {
+			errs = append(errs, fmt.Errorf("%q is not an address or a CIDR block", v))
+			continue
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return out, errors.Join(errs...)
 }

@@ -120,3 +120,47 @@ func TestEnvName(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+func TestTrustedProxies(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want []string // as prefixes
+		err  string
+	}{
+		{"none by default", nil, nil, nil, ""},
+		{"addresses and blocks from a flag", []string{"-trusted-proxies", "10.0.0.0/8, 192.168.1.7,fd00::1"}, nil, []string{"10.0.0.0/8", "192.168.1.7/32", "fd00::1/128"}, ""},
+		{"from the environment", nil, map[string]string{"STOCKFLOW_TRUSTED_PROXIES": "172.16.0.0/12"}, []string{"172.16.0.0/12"}, ""},
+		{"an IPv4-mapped address is IPv4", []string{"-trusted-proxies", "::ffff:10.0.0.1"}, nil, []string{"10.0.0.1/32"}, ""},
+		{"not an address", []string{"-trusted-proxies", "proxy.internal"}, nil, nil, `trusted proxies: "proxy.internal" is not an address or a CIDR block`},
+		{"host bits set", []string{"-trusted-proxies", "10.1.2.3/8"}, nil, nil, "did you mean 10.0.0.0/8"},
+		{"too long a prefix", []string{"-trusted-proxies", "10.0.0.0/33"}, nil, nil, `"10.0.0.0/33" is not an address or a CIDR block`},
+		{"a zone", []string{"-trusted-proxies", "fe80::1%eth0"}, nil, nil, "is not an address or a CIDR block"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := NewLoader("serve", io.Discard).Load(tc.args, env(tc.env))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want one with %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := ParseTrustedProxies(cfg.API.TrustedProxies)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var gs []string
+			for _, p := range got {
+				gs = append(gs, p.String())
+			}
+			if !reflect.DeepEqual(gs, tc.want) {
+				t.Fatalf("proxies %v, want %v", gs, tc.want)
+			}
+		})
+	}
+}

@@ -54,6 +54,9 @@ func (s *stack) call(t *testing.T, method, path string, body any) (int, map[stri
 	if err != nil {
 		t.Fatal(err)
 	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

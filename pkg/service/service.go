@@ -142,6 +142,8 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 	lag := newLagWatcher(adm, cfg.Kafka.NormalizerGroup, cfg.Kafka.FolderGroup, reg, log.With("component", "lag"))
 
 	var topicsReady atomic.Bool
+	// Validated with the rest of the configuration; parsed here for use.
+	proxies, _ := config.ParseTrustedProxies(cfg.API.TrustedProxies)
 	srv := api.New(api.Config{
 		Addr: cfg.HTTPAddr,
 		Checks: []api.Check{
@@ -159,9 +161,9 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 		Registry:       reg,
 		Logger:         log,
 		TracerProvider: tp,
+		TrustedProxies: proxies,
 	})
 
-	// Validated with the rest of the configuration; parsed here for use.
 	groups, _ := config.ParseGroups(cfg.API.Groups)
 	rules, _ := atp.ParseChannelRules(cfg.API.ChannelRules)
 	supply, _ := config.ParseSupplyPolicy(cfg.API.SupplyPolicy)

@@ -89,6 +89,7 @@ func TestTraceInJaeger(t *testing.T) {
 		traceID := randHex(16)
 		body := strings.NewReader(`{"hold_id":"trace-1","ttl_seconds":60,"lines":[{"sku":"TRACED","location":"L1","quantity":1}]}`)
 		req, _ := http.NewRequest("POST", s.base+"/v1/holds", body)
+		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("traceparent", fmt.Sprintf("00-%s-%s-01", traceID, randHex(8)))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
