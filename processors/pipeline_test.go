@@ -30,6 +30,25 @@ func receipt(id, sku, loc string, q int64, uom string) *events.InventoryReceived
 
 const settle = 60 * time.Second
 
+// startCrashingAfterApply starts a pipeline whose folder stops, as a crash
+// would, after its first poll is written to Redis and before anything else
+// of it happens; crashed is closed then.
+func (e *env) startCrashingAfterApply(t *testing.T) (crashed chan struct{}, p *pipeline) {
+	crashed = make(chan struct{})
+	p = e.start(t, pipelineOpts{folder: FolderConfig{AfterRedisApply: func(map[int32]int64) error {
+		select {
+		case <-crashed:
+			return nil
+		default:
+			close(crashed)
+			go p.stop()
+			time.Sleep(200 * time.Millisecond) // the stop is under way
+			return errors.New("crash injected after the Redis apply")
+		}
+	}}})
+	return crashed, p
+}
+
 // runPipelineSuite runs the ledger pipeline scenarios against one kind of env.
 func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 	t.Run("golden folds", func(t *testing.T) {
@@ -153,19 +172,7 @@ func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 		for i := 0; i < 30; i++ {
 			evs = append(evs, receipt(fmt.Sprint("c-", i), fmt.Sprintf("SKU-C%d", i%5), "DC1", 1, "EA"))
 		}
-		crashed := make(chan struct{})
-		var p *pipeline
-		p = e.start(t, pipelineOpts{folder: FolderConfig{AfterRedisApply: func(map[int32]int64) error {
-			select {
-			case <-crashed:
-				return nil
-			default:
-				close(crashed)
-				go p.stop()
-				time.Sleep(200 * time.Millisecond) // the stop is under way
-				return errors.New("crash injected after the Redis apply")
-			}
-		}}})
+		crashed, p := e.startCrashingAfterApply(t)
 		e.send(t, e.cfg.Topics.Inventory, evs...)
 		<-crashed
 		p.stop()
@@ -188,19 +195,7 @@ func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 
 	t.Run("a crash between the Redis write and the produce loses no output", func(t *testing.T) {
 		e := mkEnv(t)
-		crashed := make(chan struct{})
-		var p *pipeline
-		p = e.start(t, pipelineOpts{folder: FolderConfig{AfterRedisApply: func(map[int32]int64) error {
-			select {
-			case <-crashed:
-				return nil
-			default:
-				close(crashed)
-				go p.stop()
-				time.Sleep(200 * time.Millisecond)
-				return errors.New("crash injected after the Redis apply")
-			}
-		}}})
+		crashed, p := e.startCrashingAfterApply(t)
 		// 0 -> 12 on hand crosses into BackInStock, in the poll that crashes.
 		e.send(t, e.cfg.Topics.Inventory, receipt("out-1", "SKU-OUT", "DC1", 12, "EA"))
 		<-crashed
