@@ -213,15 +213,14 @@ const maxArgs = 1000
 // saveArgs are the save script's arguments for one state: the guard, then
 // the commands that store what the fold changed as absolute values.
 type saveArgs struct {
-	args  []any
-	cmd   int // index of the current command's argument count, or -1
-	limit int
+	args []any
+	cmd  int // index of the current command's argument count
 }
 
+// begin starts a command on the key below the SKU's prefix named by suffix.
 func (a *saveArgs) begin(name, suffix string) {
 	a.args = append(a.args, name, suffix, 0)
 	a.cmd = len(a.args) - 1
-	a.limit = maxArgs
 }
 
 func (a *saveArgs) add(vs ...any) {
@@ -229,8 +228,8 @@ func (a *saveArgs) add(vs ...any) {
 	a.args[a.cmd] = a.args[a.cmd].(int) + len(vs)
 }
 
-// cmdArgs adds pairs to the command named at begin, starting a new one of
-// the same command when it grows past maxArgs.
+// pairs adds a command with the arguments kv, split into several of the
+// same command when they are more than maxArgs.
 func (a *saveArgs) pairs(name, suffix string, kv []any) {
 	for len(kv) > 0 {
 		n := min(len(kv), maxArgs)
