@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -25,11 +24,11 @@ type VerifyReport struct {
 	DeadLetters int
 }
 
-// OK reports whether Redis equals the independent fold and every invariant holds.
+// OK reports whether Redis equals the fold of the log and every invariant holds.
 func (r VerifyReport) OK() bool { return len(r.Differences) == 0 }
 
 // Verify re-reads the ledger log up to the offsets Redis says it applied,
-// folds it in memory with ledger.Fold (written apart from the Lua script),
+// folds it in memory with ledger.Fold (the same engine the folder runs),
 // and compares Redis with the result position by position; it also checks
 // the watermarks, that no hold was accepted beyond ATP, that hold decisions
 // match, and that every dead letter carries its headers. Progress and
@@ -68,7 +67,6 @@ func Verify(ctx context.Context, kcfg config.Kafka, topics config.Topics, store 
 	diff := func(format string, a ...any) {
 		rep.Differences = append(rep.Differences, fmt.Sprintf(format, a...))
 	}
-	rdb := store.Client()
 	for _, sku := range fold.SKUs() {
 		rep.SKUs++
 		// Every location of the SKU in one round trip.
@@ -99,12 +97,12 @@ func Verify(ctx context.Context, kcfg config.Kafka, topics config.Topics, store 
 				}
 			}
 		}
-		w, err := rdb.HGetAll(ctx, ledger.SKUKey(sku)+":w").Result()
+		w, err := store.Watermarks(ctx, sku)
 		if err != nil {
 			return rep, err
 		}
 		for p, off := range fold.Watermarks(sku) {
-			got, _ := strconv.ParseInt(w[strconv.Itoa(int(p))], 10, 64)
+			got := w[p]
 			if got != off {
 				diff("%s watermark of partition %d: expected %d, actual %d", sku, p, off, got)
 			}

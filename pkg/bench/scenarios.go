@@ -710,7 +710,7 @@ func (r *Run) Memory(ctx context.Context) error {
 		positions += int64(len(locs))
 		if i%20 == 0 {
 			for _, l := range locs {
-				n, err := r.rdb.MemoryUsage(ctx, ledger.SKUKey(sku)+":p:"+l).Result()
+				n, err := r.store.PositionMemory(ctx, sku, l)
 				if err == nil {
 					bare += n
 					sampled++
@@ -720,7 +720,7 @@ func (r *Run) Memory(ctx context.Context) error {
 	}
 	var all int64
 	var keys int64
-	iter := r.rdb.Scan(ctx, 0, "sf:{SKU-*", 1000).Iterator()
+	iter := r.store.SKUKeys(ctx, "SKU-")
 	for iter.Next(ctx) {
 		keys++
 		if keys%10 == 0 {

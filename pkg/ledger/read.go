@@ -171,3 +171,31 @@ func decodeLineage(raw string) (LineageEntry, error) {
 	}
 	return LineageEntry{Partition: int32(pn), Offset: on, EventID: f[1], CorrelationID: f[2], EntryType: f[3], Place: f[4]}, nil
 }
+
+// Watermarks reads, per partition, the last offset folded into sku.
+func (s *Store) Watermarks(ctx context.Context, sku string) (map[int32]int64, error) {
+	m, err := s.rdb.HGetAll(ctx, SKUKey(sku)+":w").Result()
+	if err != nil {
+		return nil, fmt.Errorf("read watermarks: %w", err)
+	}
+	out := make(map[int32]int64, len(m))
+	for k, v := range m {
+		p, err1 := strconv.ParseInt(k, 10, 32)
+		o, err2 := strconv.ParseInt(v, 10, 64)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("watermark %s=%s of %s", k, v, sku)
+		}
+		out[int32(p)] = o
+	}
+	return out, nil
+}
+
+// PositionMemory is what Redis says the totals of sku at loc take.
+func (s *Store) PositionMemory(ctx context.Context, sku, loc string) (int64, error) {
+	return s.rdb.MemoryUsage(ctx, posKey(sku, loc)).Result()
+}
+
+// SKUKeys iterates over every key of the SKUs whose ids start with prefix.
+func (s *Store) SKUKeys(ctx context.Context, prefix string) *redis.ScanIterator {
+	return s.rdb.Scan(ctx, 0, "sf:{"+prefix+"*", 1000).Iterator()
+}
