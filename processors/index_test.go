@@ -41,6 +41,89 @@ func (e *env) caughtUp(t *testing.T) {
 	})
 }
 
+// deadLetters returns the classes of every record on the dead-letter topic.
+func (e *env) deadLetters(t *testing.T) []string {
+	t.Helper()
+	var classes []string
+	err := ScanDeadLetters(context.Background(), e.cfg.Kafka.Brokers, e.cfg.Topics.DLQ, ReplayFilter{}, func(d DeadLetter) error {
+		classes = append(classes, d.Class+": "+d.Message)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return classes
+}
+
+// referrer reports whether an event names document lines without their
+// SKU, and so needs the document index.
+func referrer(ev events.Source) bool {
+	switch ev.(type) {
+	case *events.OrderCancelled, *events.PurchaseOrderAcknowledged, *events.AdvanceShipNotice, *events.PurchaseOrderClosed:
+		return true
+	}
+	return false
+}
+
+// testIndexSurvivesRedisLoss folds each golden file whose documents are
+// referred to later (a cancellation, an acknowledgement, an ASN, a close)
+// with Redis losing everything just before the first such reference: the
+// documents were indexed before the loss, the references come after it. The
+// fold must come out as the golden file says, with nothing dead-lettered.
+func testIndexSurvivesRedisLoss(t *testing.T, mkEnv func(t *testing.T) *env) {
+	for _, running := range []bool{false, true} {
+		when := "while stopped"
+		if running {
+			when = "under a running instance"
+		}
+		for name, g := range loadGolden(t) {
+			split := -1
+			for i, ev := range g.Events {
+				if referrer(decodeGoldenEvent(t, ev.Type, ev.Event)) {
+					split = i
+					break
+				}
+			}
+			if split < 0 {
+				continue
+			}
+			t.Run(when+"/"+name, func(t *testing.T) {
+				e := mkEnv(t)
+				p := e.start(t, pipelineOpts{})
+				for _, ev := range g.Events[:split] {
+					e.send(t, e.topic(ev.Topic), decodeGoldenEvent(t, ev.Type, ev.Event))
+				}
+				e.caughtUp(t)
+				ctx := context.Background()
+				if !running {
+					p.stop()
+				}
+				// Everything goes: the ledger, the folder's offsets and
+				// marker, and the document index.
+				if err := e.rdb.FlushDB(ctx).Err(); err != nil {
+					t.Fatal(err)
+				}
+				if !running {
+					p = e.start(t, pipelineOpts{})
+				}
+				for _, ev := range g.Events[split:] {
+					e.send(t, e.topic(ev.Topic), decodeGoldenEvent(t, ev.Type, ev.Event))
+				}
+				eventually(t, settle, func() error { return e.checkPositions(g.Expect) })
+				e.caughtUp(t)
+				if dead := e.deadLetters(t); len(dead) > 0 {
+					t.Fatalf("dead-lettered after the loss: %q", dead)
+				}
+				e.verify(t)
+				p.stop()
+				if st := p.norm.Stats(); st.IndexCatchUps == 0 || st.IndexLines == 0 {
+					t.Fatalf("the index was not caught up from its topic: %+v", st)
+				}
+			})
+		}
+	}
+}
+
 // roundTrips counts the calls a Redis client makes to the server: a
 // pipeline is one. A new connection's handshake is not counted.
 type roundTrips struct{ n atomic.Int64 }

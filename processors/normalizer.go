@@ -78,17 +78,29 @@ type Normalizer struct {
 	catalog *Catalog
 	log     *slog.Logger
 	stats   NormalizerStats
+	// indexCaughtUp holds, per source partition, the highest offset of a
+	// batch whose poll came before a catch-up of the document index (see
+	// catchUpIndex). Only Run's goroutine uses it.
+	indexCaughtUp map[topicPartition]int64
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
 }
 
 // NormalizerStats counts what the normalizer did. Updated only by Run's goroutine.
 type NormalizerStats struct {
 	Transactions, Records, Entries, DeadLetters int64
+	// IndexCatchUps counts the times the document index topic was written
+	// back into Redis, and IndexLines the lines it wrote.
+	IndexCatchUps, IndexLines int64
 }
 
 // NewNormalizer returns a normalizer. The catalog must be running.
 func NewNormalizer(cfg NormalizerConfig, codec *avro.Codec, store *ledger.Store, catalog *Catalog, log *slog.Logger) *Normalizer {
 	cfg.setDefaults()
-	return &Normalizer{cfg: cfg, codec: codec, store: store, catalog: catalog, log: log}
+	return &Normalizer{cfg: cfg, codec: codec, store: store, catalog: catalog, log: log, indexCaughtUp: map[topicPartition]int64{}}
 }
 
 // Run consumes until ctx ends. A transactional session that can no longer
@@ -247,6 +259,7 @@ func (n *Normalizer) transact(ctx context.Context, sess *kgo.GroupTransactSessio
 		n.abort(ctx, sess)
 		return fmt.Errorf("normalize: %w", err)
 	}
+	indexed := 0 // st.index.Pending()[:indexed] are on their way to the index topic
 	for i := range batch {
 		p := &batch[i]
 		r, span, pctx := p.r, p.span, p.ctx
@@ -260,6 +273,13 @@ func (n *Normalizer) transact(ctx context.Context, sess *kgo.GroupTransactSessio
 			})
 		}
 		if class := deadLetterClass(err); class != "" {
+			if class == ClassUnknownReference && !n.indexCaughtUpFor(r) {
+				// Redis may have lost index lines the index topic still
+				// has: write them back and take the batch again, rather
+				// than dead-letter a reference that is good.
+				n.abort(ctx, sess)
+				return n.catchUpIndex(ctx, batch, err)
+			}
 			dead++
 			span.SetStatus(codes.Error, class)
 			span.SetAttributes(attribute.String("stockflow.error_class", class))
@@ -291,9 +311,18 @@ func (n *Normalizer) transact(ctx context.Context, sess *kgo.GroupTransactSessio
 			produce(&kgo.Record{Topic: n.cfg.Topics.Ledger, Key: []byte(le.SKU), Value: val, Context: pctx})
 			entries++
 		}
+		// The index lines the record recorded go to the index topic in
+		// this transaction, and to Redis (below) before it commits: a
+		// committed document is in the index, and in the topic the index
+		// is caught up from.
+		for _, w := range st.index.Pending()[indexed:] {
+			for _, l := range w.Lines {
+				k, v := ledger.IndexRecord(w.Doc, l)
+				produce(&kgo.Record{Topic: n.cfg.Topics.Index, Key: k, Value: v, Context: pctx})
+			}
+		}
+		indexed = len(st.index.Pending())
 	}
-	// The index lines the batch recorded go to Redis before it commits: a
-	// committed document is in the index.
 	err = n.retrying(ctx, started, nil, func() error { return st.index.Flush(ctx) })
 	if err != nil {
 		n.abort(ctx, sess)

@@ -16,9 +16,21 @@ import (
 // events of a document (a cancellation, an acknowledgement, a close) name
 // lines but not their SKU. Writes are idempotent: a normalizer that retries
 // a batch writes the same fields again.
+//
+// Redis holds the index for lookups, one hash per document. The same lines
+// also go to a compacted Kafka topic of the normalizers' own (IndexRecord),
+// produced in the transaction that carries the document's ledger entries,
+// so Redis can be brought back up to date from it after losing data
+// (IndexCaughtUp). The ledger log itself is not enough for that: its PO_LINE
+// entries carry quantities in base units but not the unit the PO line was
+// in, and an acknowledgement's quantities are in that unit.
 
 func orderIndexKey(orderID string) string { return "sf:ord:" + orderID }
 func poIndexKey(po string) string         { return "sf:po:" + po }
+
+// indexCaughtUpKey holds, per partition of the index topic, the offset up
+// to which the topic has been written back into this Redis.
+func indexCaughtUpKey(topic string) string { return "sf:idx:caughtup:" + topic }
 
 // DocKind is the kind of an indexed document.
 type DocKind uint8
@@ -210,4 +222,92 @@ func sortLines(ls []IndexedLine) {
 		}
 		return strings.Compare(a.Line, b.Line)
 	})
+}
+
+// IndexRecord returns the key and value of line l of d on the index topic.
+// The key names the document and the line, so compaction keeps the latest
+// record of each line as the Redis hash keeps the latest field; the value is
+// the line as Redis holds it.
+func IndexRecord(d Doc, l IndexedLine) (key, value []byte) {
+	kind := "ord"
+	if d.Kind == PODoc {
+		kind = "po"
+	}
+	key = fmt.Appendf(nil, "%s:%d:%s:%s", kind, len(d.ID), d.ID, l.Line)
+	return key, []byte(l.encode())
+}
+
+// ParseIndexRecord returns the document and line of an index topic record.
+func ParseIndexRecord(key, value []byte) (Doc, IndexedLine, error) {
+	bad := func(why string) (Doc, IndexedLine, error) {
+		return Doc{}, IndexedLine{}, fmt.Errorf("index record key %q: %s", key, why)
+	}
+	k := string(key)
+	kind, rest, ok := strings.Cut(k, ":")
+	if !ok {
+		return bad("no kind")
+	}
+	var d Doc
+	switch kind {
+	case "ord":
+		d.Kind = OrderDoc
+	case "po":
+		d.Kind = PODoc
+	default:
+		return bad("unknown kind")
+	}
+	n, rest, ok := strings.Cut(rest, ":")
+	size, err := strconv.Atoi(n)
+	if !ok || err != nil || size < 1 || size >= len(rest) || rest[size] != ':' {
+		return bad("bad document id")
+	}
+	d.ID, rest = rest[:size], rest[size+1:]
+	if rest == "" {
+		return bad("no line")
+	}
+	if value == nil {
+		return bad("no value")
+	}
+	return d, decodeIndexed(rest, string(value)), nil
+}
+
+// IndexCaughtUp returns, per partition of the index topic, the offset below
+// which every record of the topic has been written back into this Redis by
+// a catch-up (none for a Redis that was never caught up, or that lost its
+// data: then the whole topic is due). It says nothing of the index lines the
+// normalizers wrote directly.
+func (s *Store) IndexCaughtUp(ctx context.Context, topic string) (map[int32]int64, error) {
+	m, err := s.rdb.HGetAll(ctx, indexCaughtUpKey(topic)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read index catch-up offsets: %w", err)
+	}
+	out := make(map[int32]int64, len(m))
+	for k, v := range m {
+		p, err1 := strconv.ParseInt(k, 10, 32)
+		o, err2 := strconv.ParseInt(v, 10, 64)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, fmt.Errorf("index catch-up offset %s=%s: %w", k, v, err)
+		}
+		out[int32(p)] = o
+	}
+	return out, nil
+}
+
+// RecordIndexCaughtUp records offsets as the index topic's caught-up
+// offsets of their partitions. Call it only once every record below them
+// has been written with WriteIndex. They are kept in the same Redis as the
+// index, so a Redis that loses its data, or goes back in time (an older
+// snapshot, a lost AOF tail), loses them with the lines they vouch for.
+func (s *Store) RecordIndexCaughtUp(ctx context.Context, topic string, offsets map[int32]int64) error {
+	if len(offsets) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 2*len(offsets))
+	for p, o := range offsets {
+		args = append(args, strconv.Itoa(int(p)), o)
+	}
+	if err := s.rdb.HSet(ctx, indexCaughtUpKey(topic), args...).Err(); err != nil {
+		return fmt.Errorf("record index catch-up offsets: %w", err)
+	}
+	return nil
 }

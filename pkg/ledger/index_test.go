@@ -188,4 +188,81 @@ func runIndexSuite(t *testing.T, newClient func(t *testing.T) *redis.Client) {
 		}
 	})
 
+	t.Run("caught-up offsets", func(t *testing.T) {
+		s := New(newClient(t), Config{})
+		got, err := s.IndexCaughtUp(ctx, "index")
+		if err != nil || len(got) != 0 {
+			t.Fatalf("a new Redis: %v, %v", got, err)
+		}
+		if err := s.RecordIndexCaughtUp(ctx, "index", map[int32]int64{0: 5, 2: 7}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordIndexCaughtUp(ctx, "index", map[int32]int64{2: 9}); err != nil {
+			t.Fatal(err)
+		}
+		got, err = s.IndexCaughtUp(ctx, "index")
+		if want := map[int32]int64{0: 5, 2: 9}; err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("%v (%v), want %v", got, err, want)
+		}
+		if other, err := s.IndexCaughtUp(ctx, "other"); err != nil || len(other) != 0 {
+			t.Fatalf("another topic: %v, %v", other, err)
+		}
+	})
+}
+
+func TestIndexRecords(t *testing.T) {
+	rel := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name string
+		doc  Doc
+		line IndexedLine
+		key  string
+	}{
+		{"order line at a location", Doc{OrderDoc, "SO-1"}, IndexedLine{Line: "1", SKU: "A", Location: "DC1"}, "ord:4:SO-1:1"},
+		{"order line against a group", Doc{OrderDoc, "SO-2"}, IndexedLine{Line: "x", SKU: "A", Group: "G"}, "ord:4:SO-2:x"},
+		{"an id with separators in it", Doc{OrderDoc, "a:1:b"}, IndexedLine{Line: "2:3", SKU: "A", Location: "L"}, "ord:5:a:1:b:2:3"},
+		{"PO line with its unit and release", Doc{PODoc, "PO-7"}, IndexedLine{Line: "3", SKU: "B", Location: "DC2", UoM: "CS", Released: rel}, "po:4:PO-7:3"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			k, v := IndexRecord(c.doc, c.line)
+			if string(k) != c.key {
+				t.Fatalf("key %q, want %q", k, c.key)
+			}
+			d, l, err := ParseIndexRecord(k, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d != c.doc || !reflect.DeepEqual(l, c.line) {
+				t.Fatalf("parsed %v %+v, want %v %+v", d, l, c.doc, c.line)
+			}
+		})
+	}
+	for _, key := range []string{"", "ord", "ord:", "ord:x:SO-1:1", "ord:0::1", "ord:4:SO-1", "ord:4:SO-1:", "ord:9:SO-1:1", "xx:4:SO-1:1", "ord:4:SO-12:1"} {
+		if _, _, err := ParseIndexRecord([]byte(key), []byte("A|DC1|||")); err == nil {
+			t.Errorf("key %q parsed", key)
+		}
+	}
+	if _, _, err := ParseIndexRecord([]byte("ord:4:SO-1:1"), nil); err == nil {
+		t.Error("a record with no value parsed")
+	}
+}
+
+func FuzzParseIndexRecord(f *testing.F) {
+	f.Add([]byte("ord:4:SO-1:1"), []byte("A|DC1|||"))
+	f.Add([]byte("po:4:PO-7:3"), []byte("B|DC2||CS|1790000000000"))
+	f.Add([]byte("ord:5:a:1:b:2:3"), []byte("||G||"))
+	f.Fuzz(func(t *testing.T, key, value []byte) {
+		d, l, err := ParseIndexRecord(key, value)
+		if err != nil {
+			return
+		}
+		k2, v2 := IndexRecord(d, l)
+		d2, l2, err := ParseIndexRecord(k2, v2)
+		if err != nil {
+			t.Fatalf("re-encoded %q does not parse: %v", k2, err)
+		}
+		if d2 != d || !reflect.DeepEqual(l2, l) {
+			t.Fatalf("re-encoded record parses as %v %+v, first as %v %+v", d2, l2, d, l)
+		}
+	})
 }
