@@ -23,6 +23,8 @@ type Metrics struct {
 	ackTurnaround  *prometheus.HistogramVec
 	reconciliation *prometheus.CounterVec
 	countDelta     prometheus.Histogram
+	indexCatchUps  prometheus.Counter
+	indexLines     prometheus.Counter
 
 	locations, suppliers, channels *bounded
 }
@@ -83,13 +85,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Cycle counts that disagreed with the book, by location."}, []string{"location"}),
 		countDelta: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "stockflow_count_correction_units",
 			Help: "Absolute on-hand correction made by cycle counts.", Buckets: prometheus.ExponentialBuckets(1, 4, 10)}),
+		indexCatchUps: prometheus.NewCounter(prometheus.CounterOpts{Name: "stockflow_normalizer_index_catchups_total",
+			Help: "Times a normalizer wrote the document index topic back into Redis because a reference was not found."}),
+		indexLines: prometheus.NewCounter(prometheus.CounterOpts{Name: "stockflow_normalizer_index_lines_restored_total",
+			Help: "Document index lines written back into Redis from the index topic."}),
 		locations: &bounded{seen: map[string]bool{}},
 		suppliers: &bounded{seen: map[string]bool{}},
 		channels:  &bounded{seen: map[string]bool{}},
 	}
 	if reg != nil {
 		reg.MustRegister(m.records, m.deadLetters, m.eventLag, m.entries, m.applySeconds, m.batchEntries, m.reservation,
-			m.inventoryLag, m.asnProcessing, m.poAcks, m.ackTurnaround, m.reconciliation, m.countDelta)
+			m.inventoryLag, m.asnProcessing, m.poAcks, m.ackTurnaround, m.reconciliation, m.countDelta,
+			m.indexCatchUps, m.indexLines)
 	}
 	return m
 }

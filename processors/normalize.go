@@ -59,6 +59,38 @@ func (n *Normalizer) topicOf(ev events.Source) string {
 // batchState is per-transaction state of the normalizer.
 type batchState struct {
 	waitedForCatalog bool
+	// index is the transaction's view of the document index: the lines of
+	// every document its records refer to (indexReads), read in one round
+	// trip, with the lines its records record laid over them.
+	index *ledger.IndexBatch
+}
+
+func orderDoc(id string) ledger.Doc { return ledger.Doc{Kind: ledger.OrderDoc, ID: id} }
+func poDoc(po string) ledger.Doc    { return ledger.Doc{Kind: ledger.PODoc, ID: po} }
+
+// indexReads lists the documents whose index lines the batch's events
+// look up: each event that names document lines without their SKU.
+func indexReads(batch []polled) []ledger.Doc {
+	var docs []ledger.Doc
+	for _, p := range batch {
+		var d ledger.Doc
+		switch e := p.ev.(type) {
+		case *events.OrderCancelled:
+			d = orderDoc(e.OrderID)
+		case *events.PurchaseOrderAcknowledged:
+			d = poDoc(e.PONumber)
+		case *events.AdvanceShipNotice:
+			d = poDoc(e.PONumber)
+		case *events.PurchaseOrderClosed:
+			d = poDoc(e.PONumber)
+		default:
+			continue
+		}
+		if checkRef("id", d.ID) == nil { // a bad one is rejected before any look-up
+			docs = append(docs, d)
+		}
+	}
+	return docs
 }
 
 // toBase converts q in uom to sku's base unit.
@@ -158,7 +190,7 @@ func (n *Normalizer) entries(ctx context.Context, st *batchState, r *kgo.Record,
 	case *events.OrderAccepted:
 		return n.orderAccepted(ctx, st, r, e)
 	case *events.OrderCancelled:
-		return n.orderCancelled(ctx, r, e)
+		return n.orderCancelled(st, r, e)
 	case *events.OrderAllocated:
 		if err := firstErr(checkRef("order_id", e.OrderID), checkRef("line_id", e.LineID), checkID("sku", e.SKU), checkID("location", e.Location)); err != nil {
 			return nil, err
@@ -173,7 +205,7 @@ func (n *Normalizer) entries(ctx context.Context, st *batchState, r *kgo.Record,
 	case *events.AdvanceShipNotice:
 		return n.asn(ctx, st, r, e)
 	case *events.PurchaseOrderClosed:
-		return n.poClosed(ctx, r, e)
+		return n.poClosed(st, r, e)
 	case *events.ItemMaster:
 		return n.itemMaster(r, e)
 	}
@@ -254,17 +286,15 @@ func (n *Normalizer) orderAccepted(ctx context.Context, st *batchState, r *kgo.R
 		out = append(out, le)
 		idx = append(idx, il)
 	}
-	if err := n.store.IndexOrder(ctx, e.OrderID, idx); err != nil {
-		return nil, err
-	}
+	st.index.Record(orderDoc(e.OrderID), idx)
 	return out, nil
 }
 
-func (n *Normalizer) orderCancelled(ctx context.Context, r *kgo.Record, e *events.OrderCancelled) ([]*events.LedgerEntry, error) {
+func (n *Normalizer) orderCancelled(st *batchState, r *kgo.Record, e *events.OrderCancelled) ([]*events.LedgerEntry, error) {
 	if err := checkRef("order_id", e.OrderID); err != nil {
 		return nil, err
 	}
-	lines, err := n.store.OrderLines(ctx, e.OrderID)
+	lines, err := st.index.Lines(orderDoc(e.OrderID))
 	if err != nil {
 		return nil, err
 	}
@@ -328,14 +358,12 @@ func (n *Normalizer) poReleased(ctx context.Context, st *batchState, r *kgo.Reco
 		out = append(out, le)
 		idx = append(idx, ledger.IndexedLine{Line: fmt.Sprint(l.POLine), SKU: l.SKU, Location: l.Location, UoM: l.UoM, Released: e.EventTime})
 	}
-	if err := n.store.IndexPO(ctx, e.PONumber, idx); err != nil {
-		return nil, err
-	}
+	st.index.Record(poDoc(e.PONumber), idx)
 	return out, nil
 }
 
-func (n *Normalizer) poLines(ctx context.Context, po string) (map[string]ledger.IndexedLine, error) {
-	lines, err := n.store.POLines(ctx, po)
+func (n *Normalizer) poLines(st *batchState, po string) (map[string]ledger.IndexedLine, error) {
+	lines, err := st.index.Lines(poDoc(po))
 	if err != nil {
 		return nil, err
 	}
@@ -362,7 +390,7 @@ func (n *Normalizer) poAcknowledged(ctx context.Context, st *batchState, r *kgo.
 	if err := checkRef("po_number", e.PONumber); err != nil {
 		return nil, err
 	}
-	lines, err := n.poLines(ctx, e.PONumber)
+	lines, err := n.poLines(st, e.PONumber)
 	if err != nil {
 		return nil, err
 	}
@@ -396,7 +424,7 @@ func (n *Normalizer) asn(ctx context.Context, st *batchState, r *kgo.Record, e *
 	if err := firstErr(checkRef("asn_id", e.ASNID), checkRef("po_number", e.PONumber)); err != nil {
 		return nil, err
 	}
-	lines, err := n.poLines(ctx, e.PONumber)
+	lines, err := n.poLines(st, e.PONumber)
 	if err != nil {
 		return nil, err
 	}
@@ -425,11 +453,11 @@ func (n *Normalizer) asn(ctx context.Context, st *batchState, r *kgo.Record, e *
 	return out, nil
 }
 
-func (n *Normalizer) poClosed(ctx context.Context, r *kgo.Record, e *events.PurchaseOrderClosed) ([]*events.LedgerEntry, error) {
+func (n *Normalizer) poClosed(st *batchState, r *kgo.Record, e *events.PurchaseOrderClosed) ([]*events.LedgerEntry, error) {
 	if err := checkRef("po_number", e.PONumber); err != nil {
 		return nil, err
 	}
-	lines, err := n.store.POLines(ctx, e.PONumber)
+	lines, err := st.index.Lines(poDoc(e.PONumber))
 	if err != nil {
 		return nil, err
 	}

@@ -78,17 +78,29 @@ type Normalizer struct {
 	catalog *Catalog
 	log     *slog.Logger
 	stats   NormalizerStats
+	// indexCaughtUp holds, per source partition, the highest offset of a
+	// batch whose poll came before a catch-up of the document index (see
+	// catchUpIndex). Only Run's goroutine uses it.
+	indexCaughtUp map[topicPartition]int64
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
 }
 
 // NormalizerStats counts what the normalizer did. Updated only by Run's goroutine.
 type NormalizerStats struct {
-	Records, Entries, DeadLetters int64
+	Transactions, Records, Entries, DeadLetters int64
+	// IndexCatchUps counts the times the document index topic was written
+	// back into Redis, and IndexLines the lines it wrote.
+	IndexCatchUps, IndexLines int64
 }
 
 // NewNormalizer returns a normalizer. The catalog must be running.
 func NewNormalizer(cfg NormalizerConfig, codec *avro.Codec, store *ledger.Store, catalog *Catalog, log *slog.Logger) *Normalizer {
 	cfg.setDefaults()
-	return &Normalizer{cfg: cfg, codec: codec, store: store, catalog: catalog, log: log}
+	return &Normalizer{cfg: cfg, codec: codec, store: store, catalog: catalog, log: log, indexCaughtUp: map[topicPartition]int64{}}
 }
 
 // Run consumes until ctx ends. A transactional session that can no longer
@@ -181,13 +193,25 @@ func (n *Normalizer) session(ctx context.Context) error {
 	}
 }
 
-// transact processes one poll in one transaction.
+// polled is one source record of a transaction, decoded.
+type polled struct {
+	r    *kgo.Record
+	span trace.Span
+	ctx  context.Context // the run's context (for cancellation) carrying the record's span
+	ev   events.Source   // nil when there is nothing to normalize (a compaction tombstone) or err is set
+	err  error           // why the record is bad: it goes to the dead-letter topic
+}
+
+// transact processes one poll in one transaction. Every record is decoded
+// first, so that the document index lines the whole poll refers to are read
+// in one round trip; the records are then normalized in order over that
+// read, seeing the index lines recorded by the records before them; and
+// the lines recorded go to Redis in one round trip before the commit.
 func (n *Normalizer) transact(ctx context.Context, sess *kgo.GroupTransactSession, fs kgo.Fetches) error {
 	if err := sess.Begin(); err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
 	var (
-		st  batchState
 		buf []byte
 		// Promises run on the client's goroutines, some after Produce
 		// returns (a record failed before it was buffered, by a cancelled
@@ -210,28 +234,52 @@ func (n *Normalizer) transact(ctx context.Context, sess *kgo.GroupTransactSessio
 		pending.Add(1)
 		sess.Produce(ctx, r, promise)
 	}
-	var records, entries, dead int64
+	var entries, dead int64
 	started := time.Now()
 	m := n.cfg.Metrics
-	var spans []trace.Span
+	batch, err := n.decodeBatch(ctx, fs, started)
 	defer func() {
-		for _, s := range spans {
-			s.End()
+		for _, p := range batch {
+			p.span.End()
 		}
 	}()
-	iter := fs.RecordIter()
-	for !iter.Done() {
-		r := iter.Next()
-		if r.Attrs.IsControl() {
-			continue // a transaction marker: nothing to normalize, its offset is committed with the rest
+	if err != nil {
+		// Stopping, or infrastructure failed for longer than RetryFor:
+		// abort, commit nothing; the batch comes again after a restart.
+		n.abort(ctx, sess)
+		return err
+	}
+	var st batchState
+	err = n.retrying(ctx, started, nil, func() error {
+		var err error
+		st.index, err = n.store.ReadIndex(ctx, indexReads(batch))
+		return err
+	})
+	if err != nil {
+		n.abort(ctx, sess)
+		return fmt.Errorf("normalize: %w", err)
+	}
+	indexed := 0 // st.index.Pending()[:indexed] are on their way to the index topic
+	for i := range batch {
+		p := &batch[i]
+		r, span, pctx := p.r, p.span, p.ctx
+		var out []*events.LedgerEntry
+		err := p.err
+		if err == nil && p.ev != nil {
+			err = n.retrying(pctx, started, r, func() error {
+				var err error
+				out, err = n.entries(pctx, &st, r, p.ev)
+				return err
+			})
 		}
-		records++
-		_, span := n.cfg.Tracing.Kotel.WithProcessSpan(r)
-		spans = append(spans, span)
-		// The run's context (for cancellation) carrying the record's span.
-		pctx := trace.ContextWithSpan(ctx, span)
-		out, err := n.normalizeRetrying(pctx, &st, r, started)
 		if class := deadLetterClass(err); class != "" {
+			if class == ClassUnknownReference && !n.indexCaughtUpFor(r) {
+				// Redis may have lost index lines the index topic still
+				// has: write them back and take the batch again, rather
+				// than dead-letter a reference that is good.
+				n.abort(ctx, sess)
+				return n.catchUpIndex(ctx, batch, err)
+			}
 			dead++
 			span.SetStatus(codes.Error, class)
 			span.SetAttributes(attribute.String("stockflow.error_class", class))
@@ -263,6 +311,22 @@ func (n *Normalizer) transact(ctx context.Context, sess *kgo.GroupTransactSessio
 			produce(&kgo.Record{Topic: n.cfg.Topics.Ledger, Key: []byte(le.SKU), Value: val, Context: pctx})
 			entries++
 		}
+		// The index lines the record recorded go to the index topic in
+		// this transaction, and to Redis (below) before it commits: a
+		// committed document is in the index, and in the topic the index
+		// is caught up from.
+		for _, w := range st.index.Pending()[indexed:] {
+			for _, l := range w.Lines {
+				k, v := ledger.IndexRecord(w.Doc, l)
+				produce(&kgo.Record{Topic: n.cfg.Topics.Index, Key: k, Value: v, Context: pctx})
+			}
+		}
+		indexed = len(st.index.Pending())
+	}
+	err = n.retrying(ctx, started, nil, func() error { return st.index.Flush(ctx) })
+	if err != nil {
+		n.abort(ctx, sess)
+		return fmt.Errorf("normalize: %w", err)
 	}
 	// End outlives a stop request: a transaction left open on a cancelled
 	// End holds back every read_committed reader until it times out.
@@ -288,10 +352,38 @@ func (n *Normalizer) transact(ctx context.Context, sess *kgo.GroupTransactSessio
 		n.log.Info("transaction aborted; the batch will be reprocessed", "produce_err", perr)
 		return nil
 	}
-	n.stats.Records += records
+	n.stats.Transactions++
+	n.stats.Records += int64(len(batch))
 	n.stats.Entries += entries
 	n.stats.DeadLetters += dead
 	return nil
+}
+
+// decodeBatch starts a process span for every source record of fs and
+// decodes it. A record that fails to decode for good is returned with its
+// error, to be dead-lettered; an infrastructure failure that outlasts
+// RetryFor (or ctx) is returned as the error, with the records so far.
+func (n *Normalizer) decodeBatch(ctx context.Context, fs kgo.Fetches, started time.Time) ([]polled, error) {
+	batch := make([]polled, 0, fs.NumRecords())
+	iter := fs.RecordIter()
+	for !iter.Done() {
+		r := iter.Next()
+		if r.Attrs.IsControl() {
+			continue // a transaction marker: nothing to normalize, its offset is committed with the rest
+		}
+		_, span := n.cfg.Tracing.Kotel.WithProcessSpan(r)
+		p := polled{r: r, span: span, ctx: trace.ContextWithSpan(ctx, span)}
+		p.err = n.retrying(p.ctx, started, r, func() error {
+			var err error
+			p.ev, err = n.decode(p.ctx, r)
+			return err
+		})
+		batch = append(batch, p)
+		if p.err != nil && deadLetterClass(p.err) == "" {
+			return batch, fmt.Errorf("normalize %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, p.err)
+		}
+	}
+	return batch, nil
 }
 
 // waitGroup waits for wg until ctx ends.
@@ -370,32 +462,39 @@ func (n *Normalizer) abort(ctx context.Context, sess *kgo.GroupTransactSession) 
 	}
 }
 
-// normalizeRetrying decodes and normalizes r, retrying infrastructure
-// failures with backoff until RetryFor has passed since the batch started.
-func (n *Normalizer) normalizeRetrying(ctx context.Context, st *batchState, r *kgo.Record, started time.Time) ([]*events.LedgerEntry, error) {
+// retrying runs fn until it succeeds or fails for good. A bad record
+// (deadLetterClass) is not retried; an infrastructure failure is, with
+// backoff, until RetryFor has passed since the batch started. r, when
+// set, is the record fn works on, for the log.
+func (n *Normalizer) retrying(ctx context.Context, started time.Time, r *kgo.Record, fn func() error) error {
 	backoff := 100 * time.Millisecond
 	for {
-		out, err := n.normalize(ctx, st, r)
+		err := fn()
 		if err == nil || deadLetterClass(err) != "" {
-			return out, err
+			return err
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 		if time.Since(started) > n.cfg.RetryFor {
-			return nil, err
+			return err
 		}
-		n.log.Warn("retrying after infrastructure error", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err, "retry_in", backoff)
+		if r != nil {
+			n.log.Warn("retrying after infrastructure error", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err, "retry_in", backoff)
+		} else {
+			n.log.Warn("retrying after infrastructure error", "err", err, "retry_in", backoff)
+		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 2*time.Second)
 	}
 }
 
-func (n *Normalizer) normalize(ctx context.Context, st *batchState, r *kgo.Record) ([]*events.LedgerEntry, error) {
+// decode returns the source event in r; none for a catalog tombstone.
+func (n *Normalizer) decode(ctx context.Context, r *kgo.Record) (events.Source, error) {
 	if r.Value == nil {
 		if r.Topic == n.cfg.Topics.Catalog {
 			return nil, nil // a compaction tombstone: nothing to apply
@@ -413,7 +512,7 @@ func (n *Normalizer) normalize(ctx context.Context, st *batchState, r *kgo.Recor
 	if et := ev.Metadata().EventTime; !et.IsZero() {
 		n.cfg.Metrics.eventLag.WithLabelValues(r.Topic).Observe(time.Since(et).Seconds())
 	}
-	return n.entries(ctx, st, r, ev)
+	return ev, nil
 }
 
 // Stats returns the counters; call only after Run returned or from tests.

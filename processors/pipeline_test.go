@@ -276,7 +276,7 @@ func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 		before := e.snapshot(t, []string{"SKU-G1"})
 		p.stop()
 		// The folder's state goes; the normalizers' document index stays
-		// (it is not rebuilt from the ledger log).
+		// (losing that too is the next test's).
 		ctx := context.Background()
 		keys, err := e.rdb.Keys(ctx, "sf:{*").Result()
 		if err != nil {
@@ -291,6 +291,10 @@ func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 		if after := e.snapshot(t, []string{"SKU-G1"}); fmt.Sprint(after) != fmt.Sprint(before) {
 			t.Fatalf("rebuilt ledger differs:\nbefore %v\nafter  %v", before, after)
 		}
+	})
+
+	t.Run("redis loses everything, the document index too: later references still resolve", func(t *testing.T) {
+		testIndexSurvivesRedisLoss(t, mkEnv)
 	})
 
 	t.Run("a normalizer stopped mid-transaction, again and again, loses nothing", func(t *testing.T) {

@@ -213,7 +213,7 @@ func (s *scenario) start(name string, extra ...string) *proc {
 		"-kafka-brokers", strings.Join(s.cfg.Kafka.Brokers, ","), "-redis-addr", s.cfg.Redis.Addr,
 		"-kafka-normalizer-group", s.cfg.Kafka.NormalizerGroup, "-kafka-folder-group", s.cfg.Kafka.FolderGroup,
 		"-topic-inventory", t.Inventory, "-topic-orders", t.Orders, "-topic-supplier", t.Supplier, "-topic-catalog", t.Catalog,
-		"-topic-ledger", t.Ledger, "-topic-availability", t.Availability, "-topic-alerts", t.Alerts, "-topic-dlq", t.DLQ,
+		"-topic-ledger", t.Ledger, "-topic-availability", t.Availability, "-topic-alerts", t.Alerts, "-topic-dlq", t.DLQ, "-topic-index", t.Index,
 		"-http-addr", p.http, "-log-format", "json", "-rate-limit", "0", "-groups", "G=L1",
 		"-kafka-session-timeout", "6s", "-instance-id", instanceName(name), "-log-level", logLevel(),
 	}
@@ -799,10 +799,12 @@ func TestFaults(t *testing.T) {
 		s.report("kill9-kafka", n, rec)
 	})
 
-	t.Run("kill -9 redis-server (AOF) and restart; then lose Redis entirely and rebuild", func(t *testing.T) {
+	t.Run("kill -9 redis-server (AOF) and restart; then lose Redis entirely: ledger and document index rebuilt", func(t *testing.T) {
 		s := newScenario(t)
+		ctx := context.Background()
 		p := s.start("a")
-		done := s.generateAsync(s.newGen(7), n, 500)
+		gen := s.newGen(7)
+		done := s.generateAsync(gen, n, 500)
 		time.Sleep(5 * time.Second)
 		s.killRedis()
 		time.Sleep(2 * time.Second)
@@ -812,6 +814,13 @@ func TestFaults(t *testing.T) {
 		s.verify()
 		s.equalsReference(7, n)
 		s.report("kill9-redis-aof", n, rec)
+
+		// Documents whose every reference comes after the loss: orders
+		// (lines at a location and against a group) and a PO in cases.
+		docs := s.indexDocs()
+		s.produce(docs.before...)
+		s.caughtUp(2 * time.Minute)
+		docs.check(s, true)
 
 		// Total loss: stop, restart Redis with no data, start again. The
 		// folder finds no marker and no applied offsets and rebuilds from
@@ -827,7 +836,7 @@ func TestFaults(t *testing.T) {
 		os.RemoveAll(filepath.Join(s.dir, "appendonlydir"))
 		s.startRedis(false)
 		start := time.Now()
-		s.start("rebuilt")
+		p = s.start("rebuilt")
 		waitFor(t, 3*time.Minute, func() bool {
 			rdb := s.rdb()
 			defer rdb.Close()
@@ -836,6 +845,26 @@ func TestFaults(t *testing.T) {
 		})
 		t.Logf("RESULT redis-lost-rebuild: ledger rebuilt identically in %v", time.Since(start).Round(100*time.Millisecond))
 		s.verify()
+
+		// The document index went with the rest. What refers to documents
+		// accepted or released before the loss must still resolve: the
+		// cancellations and the acknowledgement above, and the stream's
+		// next events (cancellations, acknowledgements, ASNs and closes of
+		// its open documents).
+		start = time.Now()
+		s.produce(docs.after...)
+		more := soaked(1500)
+		s.generate(ctx, gen, more, 0, 0, true)
+		rec = s.caughtUp(3 * time.Minute)
+		if dead := s.deadLetters(); len(dead) > 0 {
+			t.Fatalf("dead-lettered: %q", dead)
+		}
+		docs.check(s, false)
+		s.verify()
+		s.equalsReference(7, n+more)
+		t.Logf("document index: %s", p.metrics(t, "stockflow_normalizer_index_"))
+		t.Logf("RESULT redis-lost-index: %d references to documents from before the loss and %d more stream events resolved, none dead-lettered, caught up %v after the stream ended (%v in all)",
+			len(docs.after), more, rec.Round(100*time.Millisecond), time.Since(start).Round(100*time.Millisecond))
 	})
 
 	t.Run("duplicates: 5% produced twice, and a whole range replayed", func(t *testing.T) {
@@ -1133,6 +1162,143 @@ func TestFaults(t *testing.T) {
 			held, requests, stock, unavailable, instanceKills.Load(), brokerKills.Load())
 		s.report("hold-storm-under-kills", requests, rec)
 	})
+}
+
+// produce sends source events to their topics, keyed as their producers key them.
+func (s *scenario) produce(evs ...events.Source) {
+	s.t.Helper()
+	ctx := context.Background()
+	t := s.cfg.Topics
+	var recs []*kgo.Record
+	for _, ev := range evs {
+		var topic, key string
+		switch e := ev.(type) {
+		case *events.ItemMaster:
+			topic, key = t.Catalog, e.SKU
+		case *events.OrderAccepted:
+			topic, key = t.Orders, e.OrderID
+		case *events.OrderCancelled:
+			topic, key = t.Orders, e.OrderID
+		case *events.PurchaseOrderReleased:
+			topic, key = t.Supplier, e.PONumber
+		case *events.PurchaseOrderAcknowledged:
+			topic, key = t.Supplier, e.PONumber
+		default:
+			s.t.Fatalf("produce: no topic for %T", ev)
+		}
+		b, err := s.codec.Encode(ctx, topic, ev)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(key), Value: b})
+	}
+	if err := s.prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// deadLetters returns every dead letter's class and message.
+func (s *scenario) deadLetters() []string {
+	s.t.Helper()
+	var out []string
+	err := processors.ScanDeadLetters(context.Background(), s.cfg.Kafka.Brokers, s.cfg.Topics.DLQ, processors.ReplayFilter{}, func(d processors.DeadLetter) error {
+		out = append(out, d.Class+": "+d.Message)
+		return nil
+	})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return out
+}
+
+// metrics returns the lines of a process's /metrics whose names start with prefix.
+func (p *proc) metrics(t *testing.T, prefix string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + p.http + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// indexDocs are documents of SKUs outside the generated stream, with the
+// events that refer to them. before accepts and releases them; after
+// cancels every order (half by line, half whole) and acknowledges the PO in
+// its unit, cases.
+type indexDocs struct {
+	before, after []events.Source
+	orders        int
+}
+
+const (
+	idxSKU   = "IDX-1"
+	idxLoc   = "DC-EAST"
+	idxGroup = "DCS"
+	idxCase  = 12
+)
+
+func (s *scenario) indexDocs() indexDocs {
+	var d indexDocs
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	m := func(id string) events.Meta { return events.Meta{EventID: "idx-" + id, EventTime: at, Source: "faults"} }
+	loc, group := idxLoc, idxGroup
+	d.before = append(d.before, &events.ItemMaster{Meta: m("im"), SKU: idxSKU, BaseUoM: "EA", Conversions: map[string]int64{"CS": idxCase},
+		SafetyStock: map[string]int64{}, ReorderPoint: map[string]int64{}})
+	d.orders = 40
+	for i := range d.orders {
+		id := fmt.Sprint("IDX-SO-", i)
+		d.before = append(d.before, &events.OrderAccepted{Meta: m("acc-" + id), OrderID: id, Channel: "web", Lines: []events.OrderLine{
+			{LineID: "1", SKU: idxSKU, Location: &loc, Quantity: 2, UoM: "EA"},
+			{LineID: "2", SKU: idxSKU, Group: &group, Quantity: 3, UoM: "EA"},
+			{LineID: "3", SKU: idxSKU, Location: &loc, Quantity: 1, UoM: "CS"},
+		}})
+		cancel := &events.OrderCancelled{Meta: m("cxl-" + id), OrderID: id}
+		if i%2 == 0 {
+			cancel.LineIDs = []string{"1", "2", "3"}
+		}
+		d.after = append(d.after, cancel)
+	}
+	due := at.Truncate(24*time.Hour).AddDate(0, 0, 10)
+	d.before = append(d.before, &events.PurchaseOrderReleased{Meta: m("po"), PONumber: "IDX-PO-1", SupplierID: "SUP-IDX",
+		Lines: []events.PurchaseOrderLine{{POLine: 1, SKU: idxSKU, Location: idxLoc, Quantity: 10, UoM: "CS", ExpectedDate: due}}})
+	d.after = append(d.after, &events.PurchaseOrderAcknowledged{Meta: m("ack"), PONumber: "IDX-PO-1", SupplierID: "SUP-IDX",
+		Lines: []events.AcknowledgedLine{{POLine: 1, Status: events.AckChanged, Quantity: 7, ExpectedDate: due}}})
+	return d
+}
+
+// check requires the documents' reservations and inbound: all of them
+// before the references, none reserved and the acknowledged quantity
+// inbound after.
+func (d indexDocs) check(s *scenario, before bool) {
+	s.t.Helper()
+	ctx := context.Background()
+	rdb := s.rdb()
+	defer rdb.Close()
+	st := ledger.New(rdb, ledger.Config{})
+	p, err := st.Position(ctx, idxSKU, idxLoc, time.Now())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	group, err := st.GroupDemand(ctx, idxSKU, idxGroup)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	want := struct{ reserved, group, inbound int64 }{int64(d.orders) * (2 + idxCase), int64(d.orders) * 3, 10 * idxCase}
+	if !before {
+		want.reserved, want.group, want.inbound = 0, 0, 7*idxCase
+	}
+	if p.Reserved != want.reserved || group != want.group || p.Inbound != want.inbound {
+		s.t.Fatalf("%s at %s: reserved %d, group %s demand %d, inbound %d; want %d, %d, %d",
+			idxSKU, idxLoc, p.Reserved, idxGroup, group, p.Inbound, want.reserved, want.group, want.inbound)
+	}
 }
 
 func waitFor(t *testing.T, within time.Duration, cond func() bool) {

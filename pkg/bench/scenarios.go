@@ -65,7 +65,7 @@ type Run struct {
 func NewRun(ctx context.Context, cfg config.Config, opt Options, log *slog.Logger) (*Run, error) {
 	sfx := "." + strconv.FormatInt(time.Now().Unix(), 36)
 	t := &cfg.Topics
-	for _, p := range []*string{&t.Inventory, &t.Orders, &t.Supplier, &t.Catalog, &t.Ledger, &t.Availability, &t.Alerts, &t.DLQ} {
+	for _, p := range []*string{&t.Inventory, &t.Orders, &t.Supplier, &t.Catalog, &t.Ledger, &t.Availability, &t.Alerts, &t.DLQ, &t.Index} {
 		*p = "bench." + *p + sfx
 	}
 	cfg.Kafka.NormalizerGroup += ".bench" + sfx
@@ -93,7 +93,7 @@ func NewRun(ctx context.Context, cfg config.Config, opt Options, log *slog.Logge
 // Close deletes the run's topics and closes its clients.
 func (r *Run) Close(ctx context.Context) {
 	t := r.cfg.Topics
-	r.adm.DeleteTopics(ctx, t.Inventory, t.Orders, t.Supplier, t.Catalog, t.Ledger, t.Availability, t.Alerts, t.DLQ, t.Ledger+".scratch")
+	r.adm.DeleteTopics(ctx, t.Inventory, t.Orders, t.Supplier, t.Catalog, t.Ledger, t.Availability, t.Alerts, t.DLQ, t.Index, t.Ledger+".scratch")
 	r.adm.DeleteGroups(ctx, r.cfg.Kafka.NormalizerGroup, r.cfg.Kafka.FolderGroup, r.cfg.Kafka.FolderGroup+".rebuild", r.cfg.Kafka.NormalizerGroup+".passthrough")
 	r.cl.Close()
 	r.rdb.Close()

@@ -77,6 +77,10 @@ type Topics struct {
 	Availability string `yaml:"availability"`
 	Alerts       string `yaml:"alerts"`
 	DLQ          string `yaml:"dlq"`
+	// Index is the normalizers' document index (which SKU each order and
+	// PO line is for), compacted: Redis is rebuilt from it when it loses
+	// the index.
+	Index string `yaml:"index"`
 }
 
 // API configures the checkout-facing HTTP API.
@@ -135,6 +139,7 @@ func Default() Config {
 			Availability: "stockflow.availability.v1",
 			Alerts:       "stockflow.alerts.v1",
 			DLQ:          "stockflow.dlq.v1",
+			Index:        "stockflow.index.v1",
 		},
 		HTTPAddr:         "127.0.0.1:8080",
 		LogLevel:         "info",
@@ -179,6 +184,7 @@ func (c *Config) options() []option {
 		{"topic-availability", "availability changes topic (compacted)", &c.Topics.Availability},
 		{"topic-alerts", "stock alerts topic", &c.Topics.Alerts},
 		{"topic-dlq", "dead-letter topic", &c.Topics.DLQ},
+		{"topic-index", "the normalizers' document index topic (compacted)", &c.Topics.Index},
 		{"redis-addr", "Redis host:port (empty with no brokers: embedded)", &c.Redis.Addr},
 		{"redis-password", "Redis password", &c.Redis.Password},
 		{"redis-db", "Redis database number", &c.Redis.DB},
@@ -402,7 +408,7 @@ func (c *Config) Validate() error {
 	for _, t := range []struct{ name, value string }{
 		{"inventory", c.Topics.Inventory}, {"orders", c.Topics.Orders}, {"supplier", c.Topics.Supplier},
 		{"catalog", c.Topics.Catalog}, {"ledger", c.Topics.Ledger}, {"availability", c.Topics.Availability},
-		{"alerts", c.Topics.Alerts}, {"dlq", c.Topics.DLQ},
+		{"alerts", c.Topics.Alerts}, {"dlq", c.Topics.DLQ}, {"index", c.Topics.Index},
 	} {
 		if !topicName.MatchString(t.value) {
 			bad("topic %s: %q is not a valid topic name", t.name, t.value)

@@ -53,6 +53,7 @@ func Topics(t config.Topics) []TopicSpec {
 		{Name: t.Availability, Configs: compacted},
 		{Name: t.Alerts},
 		{Name: t.DLQ, Configs: forever},
+		{Name: t.Index, Configs: compacted},
 	}
 }
 

@@ -35,7 +35,7 @@ func TestEnsureTopicsOnRealBroker(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	details, err := adm.ListTopics(ctx, cfg.Topics.Ledger, cfg.Topics.Catalog, cfg.Topics.Availability, cfg.Topics.DLQ)
+	details, err := adm.ListTopics(ctx, cfg.Topics.Ledger, cfg.Topics.Catalog, cfg.Topics.Availability, cfg.Topics.DLQ, cfg.Topics.Index)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestEnsureTopicsOnRealBroker(t *testing.T) {
 			t.Errorf("%s: err %v, %d partitions", name, d.Err, len(d.Partitions))
 		}
 	}
-	rcs, err := adm.DescribeTopicConfigs(ctx, cfg.Topics.Catalog, cfg.Topics.Availability, cfg.Topics.Ledger)
+	rcs, err := adm.DescribeTopicConfigs(ctx, cfg.Topics.Catalog, cfg.Topics.Availability, cfg.Topics.Ledger, cfg.Topics.Index)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,6 +52,7 @@ func TestEnsureTopicsOnRealBroker(t *testing.T) {
 		cfg.Topics.Catalog:      {"cleanup.policy": "compact"},
 		cfg.Topics.Availability: {"cleanup.policy": "compact"},
 		cfg.Topics.Ledger:       {"cleanup.policy": "delete", "retention.ms": "-1"},
+		cfg.Topics.Index:        {"cleanup.policy": "compact"},
 	}
 	for _, rc := range rcs {
 		for k, v := range want[rc.Name] {

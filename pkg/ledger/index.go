@@ -2,20 +2,64 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // The normalizers keep an index of order lines and PO lines, because later
 // events of a document (a cancellation, an acknowledgement, a close) name
 // lines but not their SKU. Writes are idempotent: a normalizer that retries
 // a batch writes the same fields again.
+//
+// Redis holds the index for lookups, one hash per document. The same lines
+// also go to a compacted Kafka topic of the normalizers' own (IndexRecord),
+// produced in the transaction that carries the document's ledger entries,
+// so Redis can be brought back up to date from it after losing data
+// (IndexCaughtUp). The ledger log itself is not enough for that: its PO_LINE
+// entries carry quantities in base units but not the unit the PO line was
+// in, and an acknowledgement's quantities are in that unit.
 
 func orderIndexKey(orderID string) string { return "sf:ord:" + orderID }
 func poIndexKey(po string) string         { return "sf:po:" + po }
+
+// indexCaughtUpKey holds, per partition of the index topic, the offset up
+// to which the topic has been written back into this Redis.
+func indexCaughtUpKey(topic string) string { return "sf:idx:caughtup:" + topic }
+
+// DocKind is the kind of an indexed document.
+type DocKind uint8
+
+// The kinds of indexed documents.
+const (
+	OrderDoc DocKind = iota + 1 // an order: lines by line id
+	PODoc                       // a purchase order: lines by PO line number
+)
+
+// Doc names an indexed document.
+type Doc struct {
+	Kind DocKind
+	ID   string // the order id or the PO number
+}
+
+func (d Doc) key() string {
+	if d.Kind == PODoc {
+		return poIndexKey(d.ID)
+	}
+	return orderIndexKey(d.ID)
+}
+
+func (d Doc) String() string {
+	if d.Kind == PODoc {
+		return "purchase order " + strconv.Quote(d.ID)
+	}
+	return "order " + strconv.Quote(d.ID)
+}
 
 // IndexedLine is what the index remembers of a document line.
 type IndexedLine struct {
@@ -47,52 +91,126 @@ func decodeIndexed(line, v string) IndexedLine {
 	return l
 }
 
-// IndexOrder records an order's lines.
-func (s *Store) IndexOrder(ctx context.Context, orderID string, lines []IndexedLine) error {
-	return s.index(ctx, orderIndexKey(orderID), lines)
+// IndexWrite is lines of one document to record.
+type IndexWrite struct {
+	Doc   Doc
+	Lines []IndexedLine
 }
 
-// IndexPO records a purchase order's lines.
-func (s *Store) IndexPO(ctx context.Context, po string, lines []IndexedLine) error {
-	return s.index(ctx, poIndexKey(po), lines)
-}
-
-func (s *Store) index(ctx context.Context, key string, lines []IndexedLine) error {
-	if len(lines) == 0 {
+// WriteIndex records every write in one pipelined round trip, in order: a
+// later write of a line replaces an earlier one, other lines of the
+// document stay.
+func (s *Store) WriteIndex(ctx context.Context, writes []IndexWrite) error {
+	pipe := s.rdb.Pipeline()
+	for _, w := range writes {
+		if len(w.Lines) == 0 {
+			continue
+		}
+		args := make([]any, 0, 2*len(w.Lines))
+		for _, l := range w.Lines {
+			args = append(args, l.Line, l.encode())
+		}
+		pipe.HSet(ctx, w.Doc.key(), args...)
+	}
+	if pipe.Len() == 0 {
 		return nil
 	}
-	args := make([]any, 0, 2*len(lines))
-	for _, l := range lines {
-		args = append(args, l.Line, l.encode())
-	}
-	if err := s.rdb.HSet(ctx, key, args...).Err(); err != nil {
-		return fmt.Errorf("index %s: %w", key, err)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("write index: %w", err)
 	}
 	return nil
 }
 
-// OrderLines returns the indexed lines of an order (none when unknown).
-func (s *Store) OrderLines(ctx context.Context, orderID string) ([]IndexedLine, error) {
-	return s.lines(ctx, orderIndexKey(orderID))
+// IndexBatch is one batch's view of the index: the documents read for it,
+// with the batch's own writes laid over them in order, and those writes
+// until they are flushed. A line recorded earlier in the batch is seen by
+// Lines, so an order accepted and cancelled in the same batch resolves.
+// It is not safe for concurrent use.
+type IndexBatch struct {
+	s       *Store
+	docs    map[Doc]map[string]IndexedLine // what Redis had, overlaid with the batch's writes
+	pending []IndexWrite
 }
 
-// POLines returns the indexed lines of a purchase order (none when unknown).
-func (s *Store) POLines(ctx context.Context, po string) ([]IndexedLine, error) {
-	return s.lines(ctx, poIndexKey(po))
+// ReadIndex reads the lines of every document in docs in one pipelined
+// round trip and returns the batch's view over them.
+func (s *Store) ReadIndex(ctx context.Context, docs []Doc) (*IndexBatch, error) {
+	b := &IndexBatch{s: s, docs: make(map[Doc]map[string]IndexedLine, len(docs))}
+	if len(docs) == 0 {
+		return b, nil
+	}
+	pipe := s.rdb.Pipeline()
+	type read struct {
+		doc Doc
+		cmd *redis.MapStringStringCmd
+	}
+	reads := make([]read, 0, len(docs))
+	seen := make(map[Doc]bool, len(docs))
+	for _, d := range docs {
+		if !seen[d] {
+			seen[d] = true
+			reads = append(reads, read{d, pipe.HGetAll(ctx, d.key())})
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("read index: %w", err)
+	}
+	for _, r := range reads {
+		m := r.cmd.Val()
+		lines := make(map[string]IndexedLine, len(m))
+		for k, v := range m {
+			lines[k] = decodeIndexed(k, v)
+		}
+		b.docs[r.doc] = lines
+	}
+	return b, nil
 }
 
-func (s *Store) lines(ctx context.Context, key string) ([]IndexedLine, error) {
-	m, err := s.rdb.HGetAll(ctx, key).Result()
-	if err != nil {
-		return nil, fmt.Errorf("read index %s: %w", key, err)
+// ErrNotRead is returned by IndexBatch.Lines for a document that was not
+// read for the batch: its lines are unknown, which is a caller's mistake,
+// not a document the index lacks.
+var ErrNotRead = errors.New("ledger: document not read for this batch")
+
+// Lines returns the lines of d in line order (numeric when the line ids
+// are numbers); none when the index does not know d.
+func (b *IndexBatch) Lines(d Doc) ([]IndexedLine, error) {
+	m, ok := b.docs[d]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNotRead, d)
 	}
 	out := make([]IndexedLine, 0, len(m))
-	for k, v := range m {
-		out = append(out, decodeIndexed(k, v))
+	for _, l := range m {
+		out = append(out, l)
 	}
-	// Stable order: numeric when the line ids are numbers.
 	sortLines(out)
 	return out, nil
+}
+
+// Record notes lines of d: later calls to Lines see them, and Flush writes
+// them to Redis.
+func (b *IndexBatch) Record(d Doc, lines []IndexedLine) {
+	if len(lines) == 0 {
+		return
+	}
+	if m, ok := b.docs[d]; ok {
+		for _, l := range lines {
+			m[l.Line] = l
+		}
+	}
+	b.pending = append(b.pending, IndexWrite{Doc: d, Lines: slices.Clone(lines)})
+}
+
+// Pending returns the writes recorded and not yet flushed, in order.
+func (b *IndexBatch) Pending() []IndexWrite { return b.pending }
+
+// Flush writes the pending writes to Redis in one round trip. After an
+// error it can be called again: the writes stay pending until one succeeds.
+func (b *IndexBatch) Flush(ctx context.Context) error {
+	if err := b.s.WriteIndex(ctx, b.pending); err != nil {
+		return err
+	}
+	b.pending = nil
+	return nil
 }
 
 func sortLines(ls []IndexedLine) {
@@ -104,4 +222,92 @@ func sortLines(ls []IndexedLine) {
 		}
 		return strings.Compare(a.Line, b.Line)
 	})
+}
+
+// IndexRecord returns the key and value of line l of d on the index topic.
+// The key names the document and the line, so compaction keeps the latest
+// record of each line as the Redis hash keeps the latest field; the value is
+// the line as Redis holds it.
+func IndexRecord(d Doc, l IndexedLine) (key, value []byte) {
+	kind := "ord"
+	if d.Kind == PODoc {
+		kind = "po"
+	}
+	key = fmt.Appendf(nil, "%s:%d:%s:%s", kind, len(d.ID), d.ID, l.Line)
+	return key, []byte(l.encode())
+}
+
+// ParseIndexRecord returns the document and line of an index topic record.
+func ParseIndexRecord(key, value []byte) (Doc, IndexedLine, error) {
+	bad := func(why string) (Doc, IndexedLine, error) {
+		return Doc{}, IndexedLine{}, fmt.Errorf("index record key %q: %s", key, why)
+	}
+	k := string(key)
+	kind, rest, ok := strings.Cut(k, ":")
+	if !ok {
+		return bad("no kind")
+	}
+	var d Doc
+	switch kind {
+	case "ord":
+		d.Kind = OrderDoc
+	case "po":
+		d.Kind = PODoc
+	default:
+		return bad("unknown kind")
+	}
+	n, rest, ok := strings.Cut(rest, ":")
+	size, err := strconv.Atoi(n)
+	if !ok || err != nil || size < 1 || size >= len(rest) || rest[size] != ':' {
+		return bad("bad document id")
+	}
+	d.ID, rest = rest[:size], rest[size+1:]
+	if rest == "" {
+		return bad("no line")
+	}
+	if value == nil {
+		return bad("no value")
+	}
+	return d, decodeIndexed(rest, string(value)), nil
+}
+
+// IndexCaughtUp returns, per partition of the index topic, the offset below
+// which every record of the topic has been written back into this Redis by
+// a catch-up (none for a Redis that was never caught up, or that lost its
+// data: then the whole topic is due). It says nothing of the index lines the
+// normalizers wrote directly.
+func (s *Store) IndexCaughtUp(ctx context.Context, topic string) (map[int32]int64, error) {
+	m, err := s.rdb.HGetAll(ctx, indexCaughtUpKey(topic)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read index catch-up offsets: %w", err)
+	}
+	out := make(map[int32]int64, len(m))
+	for k, v := range m {
+		p, err1 := strconv.ParseInt(k, 10, 32)
+		o, err2 := strconv.ParseInt(v, 10, 64)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, fmt.Errorf("index catch-up offset %s=%s: %w", k, v, err)
+		}
+		out[int32(p)] = o
+	}
+	return out, nil
+}
+
+// RecordIndexCaughtUp records offsets as the index topic's caught-up
+// offsets of their partitions. Call it only once every record below them
+// has been written with WriteIndex. They are kept in the same Redis as the
+// index, so a Redis that loses its data, or goes back in time (an older
+// snapshot, a lost AOF tail), loses them with the lines they vouch for.
+func (s *Store) RecordIndexCaughtUp(ctx context.Context, topic string, offsets map[int32]int64) error {
+	if len(offsets) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 2*len(offsets))
+	for p, o := range offsets {
+		args = append(args, strconv.Itoa(int(p)), o)
+	}
+	if err := s.rdb.HSet(ctx, indexCaughtUpKey(topic), args...).Err(); err != nil {
+		return fmt.Errorf("record index catch-up offsets: %w", err)
+	}
+	return nil
 }

@@ -98,7 +98,7 @@ func Config(t testing.TB, redisDB int) config.Config {
 	cfg.Kafka.Partitions = 3
 	sfx := "." + Suffix()
 	tp := &cfg.Topics
-	for _, p := range []*string{&tp.Inventory, &tp.Orders, &tp.Supplier, &tp.Catalog, &tp.Ledger, &tp.Availability, &tp.Alerts, &tp.DLQ} {
+	for _, p := range []*string{&tp.Inventory, &tp.Orders, &tp.Supplier, &tp.Catalog, &tp.Ledger, &tp.Availability, &tp.Alerts, &tp.DLQ, &tp.Index} {
 		*p += sfx
 	}
 	cfg.Kafka.NormalizerGroup += sfx
@@ -117,7 +117,7 @@ func Config(t testing.TB, redisDB int) config.Config {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		adm := kadm.NewClient(cl)
-		adm.DeleteTopics(ctx, tp.Inventory, tp.Orders, tp.Supplier, tp.Catalog, tp.Ledger, tp.Availability, tp.Alerts, tp.DLQ)
+		adm.DeleteTopics(ctx, tp.Inventory, tp.Orders, tp.Supplier, tp.Catalog, tp.Ledger, tp.Availability, tp.Alerts, tp.DLQ, tp.Index)
 		adm.DeleteGroups(ctx, cfg.Kafka.NormalizerGroup, cfg.Kafka.FolderGroup)
 	})
 	return cfg

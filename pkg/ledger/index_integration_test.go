@@ -1,0 +1,15 @@
+//go:build integration
+
+package ledger
+
+import (
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/stockflow/stockflow/pkg/testenv"
+)
+
+func TestIndexOnRealRedis(t *testing.T) {
+	runIndexSuite(t, func(t *testing.T) *redis.Client { return testenv.Redis(t, 3) })
+}
