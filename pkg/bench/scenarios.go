@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -116,16 +117,19 @@ func (r *Run) lagZero(ctx context.Context, within time.Duration, groups ...strin
 		if err == nil && len(lags) == len(groups) {
 			var total int64
 			ok := true
+			var each []string
 			lags.Each(func(l kadm.DescribedGroupLag) {
 				if l.Error() != nil || len(l.Lag) == 0 {
 					ok = false
 				}
 				total += l.Lag.Total()
+				each = append(each, fmt.Sprintf("%s %d", l.Group, l.Lag.Total()))
 			})
 			if ok && total == 0 {
 				return true
 			}
-			r.progress("  lag %d", total)
+			sort.Strings(each)
+			r.progress("  lag %d (%s)", total, strings.Join(each, ", "))
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
