@@ -35,6 +35,9 @@ type applier struct {
 	cache map[string]*ledger.State
 }
 
+// noSpan stands in for a record's process span when tracing is off.
+var noSpan = trace.SpanFromContext(context.Background())
+
 // applied is what one poll of a partition came to.
 type applied struct {
 	last    int64 // highest offset handled
@@ -73,8 +76,12 @@ func (a *applier) apply(ctx context.Context, recs []*kgo.Record) applied {
 		if r.Attrs.IsControl() {
 			continue // a transaction marker: only its offset counts
 		}
-		_, span := a.tracing.Kotel.WithProcessSpan(r)
-		spans = append(spans, span)
+		span, sctx := noSpan, ctx
+		if a.tracing.Kotel != nil {
+			_, span = a.tracing.Kotel.WithProcessSpan(r)
+			spans = append(spans, span)
+			sctx = trace.ContextWithSpan(ctx, span)
+		}
 		le, bad, err := a.decode(ctx, r)
 		if err != nil {
 			res.err = err
@@ -88,7 +95,9 @@ func (a *applier) apply(ctx context.Context, recs []*kgo.Record) applied {
 			res.stats.DeadLetters++
 			continue
 		}
-		setEntryAttrs(span, le)
+		if span.IsRecording() {
+			setEntryAttrs(span, le)
+		}
 		g, ok := bySKU[le.SKU]
 		if !ok {
 			g = &skuEntries{sku: le.SKU}
@@ -96,7 +105,7 @@ func (a *applier) apply(ctx context.Context, recs []*kgo.Record) applied {
 			order = append(order, g)
 		}
 		g.entries = append(g.entries, ledger.Entry{LedgerEntry: le, Partition: r.Partition, Offset: r.Offset})
-		g.span = trace.ContextWithSpan(ctx, span)
+		g.span = sctx
 		if le.CorrelationID != nil {
 			g.corr = le.CorrelationID
 		}

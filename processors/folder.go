@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/plugin/kotel"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/config"
@@ -36,7 +34,7 @@ type FolderConfig struct {
 	AfterRedisApply func(partitions map[int32]int64) error
 	// Metrics, default unregistered.
 	Metrics *Metrics
-	// Tracing, default off.
+	// Tracing, default off (no process span per record).
 	Tracing Tracing
 	// Grace is how long a stop lets the work in hand finish (the poll being
 	// folded, then the outputs, applied offsets and commits of every poll
@@ -65,9 +63,6 @@ func (c *FolderConfig) setDefaults() {
 	}
 	if c.Grace <= 0 {
 		c.Grace = 20 * time.Second
-	}
-	if c.Tracing.Kotel == nil {
-		c.Tracing.Kotel = kotel.NewTracer(kotel.TracerProvider(noop.NewTracerProvider()))
 	}
 }
 

@@ -274,29 +274,60 @@ func (p *postApply) run(ctx context.Context) {
 			mid <- produced{a, f}
 		}
 	}()
+	// The keeper takes every poll that is ready at once: one record and one
+	// commit for all of them, so it keeps up with the poll loop.
 	for pr := range mid {
-		p.keep(ctx, pr)
+		batch := []produced{pr}
+	more:
+		for len(batch) < 64 {
+			select {
+			case next, ok := <-mid:
+				if !ok {
+					break more
+				}
+				batch = append(batch, next)
+			default:
+				break more
+			}
+		}
+		p.keep(ctx, batch)
 	}
 	wg.Wait()
 }
 
-func (p *postApply) keep(ctx context.Context, pr produced) {
-	if pr.flushed != nil {
-		close(pr.flushed)
-		return
-	}
-	if pr.flight != nil {
-		if err := pr.flight.wait(); err != nil {
-			// Not recorded: the poll is read again after a restart.
-			p.fail(fmt.Errorf("produce outputs: %w", err))
-			return
+// keep finishes polls in order: waits until the broker has their outputs,
+// clears their alerts from the outboxes, records their applied offsets and
+// commits; then answers the flushes among them.
+func (p *postApply) keep(ctx context.Context, batch []produced) {
+	defer func() {
+		for _, pr := range batch {
+			if pr.flushed != nil {
+				close(pr.flushed)
+			}
 		}
-	}
-	if len(pr.outputs.alerts) > 0 && p.failed() == nil {
-		sent := map[string][]string{}
+	}()
+	applied, epochs := map[int32]int64{}, map[int32]uint64{}
+	sent := map[string][]string{}
+	for _, pr := range batch {
+		if pr.flight != nil {
+			if err := pr.flight.wait(); err != nil {
+				// Not recorded: the poll is read again after a restart.
+				p.fail(fmt.Errorf("produce outputs: %w", err))
+				return
+			}
+		}
 		for _, a := range pr.outputs.alerts {
 			sent[a.sku] = append(sent[a.sku], a.id)
 		}
+		// Polls come in order: a later one's offset (and epoch) supersedes.
+		for part, o := range pr.applied {
+			applied[part], epochs[part] = o, pr.epochs[part]
+		}
+	}
+	if p.failed() != nil {
+		return
+	}
+	if len(sent) > 0 {
 		err := retry(p.log).Do(ctx, "clearing published alerts", func(ctx context.Context) error {
 			return p.keeper.store.ClearOutbox(ctx, sent)
 		})
@@ -304,9 +335,9 @@ func (p *postApply) keep(ctx context.Context, pr produced) {
 			return
 		}
 	}
-	if len(pr.applied) > 0 && p.failed() == nil {
+	if len(applied) > 0 {
 		err := retry(p.log).Do(ctx, "recording applied offsets", func(ctx context.Context) error {
-			return p.keeper.record(ctx, pr.applied, pr.epochs)
+			return p.keeper.record(ctx, applied, epochs)
 		})
 		if err != nil {
 			return

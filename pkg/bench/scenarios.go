@@ -75,7 +75,8 @@ func NewRun(ctx context.Context, cfg config.Config, opt Options, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	cl, err := kgo.NewClient(kafka.ClientOpts(cfg.Kafka, kgo.ProducerBatchMaxBytes(1<<20), kgo.ProducerLinger(5*time.Millisecond))...)
+	// As stockflow serve's producer: no linger (holds go out at once).
+	cl, err := kgo.NewClient(kafka.ClientOpts(cfg.Kafka, kgo.ProducerBatchMaxBytes(1<<20), kgo.ProducerLinger(0))...)
 	if err != nil {
 		return nil, err
 	}
@@ -369,7 +370,12 @@ func (r *Run) readLedger(ctx context.Context) (int, map[int32][]ledger.Entry, er
 func (r *Run) servers(ctx context.Context, bodyLen int) (apiURL, bareURL string, stop func(), err error) {
 	groups, _ := config.ParseGroups(r.cfg.API.Groups)
 	s := api.New(api.Config{Addr: "127.0.0.1:0", Logger: r.log})
-	ch := api.NewCheckout(api.CheckoutConfig{Store: r.store, Producer: r.cl, Codec: r.codec, LedgerTopic: r.cfg.Topics.Ledger,
+	// A producer of the API's own, as stockflow serve has.
+	hcl, err := kgo.NewClient(kafka.ClientOpts(r.cfg.Kafka, kgo.ProducerLinger(0))...)
+	if err != nil {
+		return "", "", nil, err
+	}
+	ch := api.NewCheckout(api.CheckoutConfig{Store: r.store, Producer: hcl, Codec: r.codec, LedgerTopic: r.cfg.Topics.Ledger,
 		Groups: groups, Supply: atp.AllSupply, InstanceID: "bench", Logger: r.log})
 	ch.Register(s)
 	ctx, cancel := context.WithCancel(ctx)
@@ -397,6 +403,7 @@ func (r *Run) servers(ctx context.Context, bodyLen int) (apiURL, bareURL string,
 		cancel()
 		srv.Close()
 		wg.Wait()
+		hcl.Close()
 	}, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // The keys of a SKU, below SKUKey(sku):
@@ -281,11 +282,17 @@ func (s *Store) saveArgs(st *State) []any {
 		a.begin("HSET", ":g:"+g)
 		a.add("rs", st.group[g])
 	}
+	var buf []byte // one buffer for the values of this state
+	value := func(appendTo func([]byte) []byte) []byte {
+		start := len(buf)
+		buf = appendTo(buf)
+		return buf[start:len(buf):len(buf)]
+	}
 	if len(d.lines) > 0 {
 		kv := make([]any, 0, 2*len(d.lines))
 		for k := range d.lines {
-			b, _ := json.Marshal(st.lines[k])
-			kv = append(kv, k, b)
+			l := st.lines[k]
+			kv = append(kv, k, value(func(b []byte) []byte { return appendOrderLine(b, l) }))
 		}
 		a.pairs("HSET", ":ol", kv)
 	}
@@ -302,8 +309,7 @@ func (s *Store) saveArgs(st *State) []any {
 		var expiring, ended []any
 		for k := range d.holds {
 			h := st.holds[k]
-			b, _ := json.Marshal(h)
-			kv = append(kv, k, b)
+			kv = append(kv, k, value(func(b []byte) []byte { return appendHold(b, h) }))
 			if h.Status == HoldHeld {
 				expiring = append(expiring, h.ExpMillis, k)
 			} else {
@@ -343,8 +349,7 @@ func (s *Store) saveArgs(st *State) []any {
 		from := max(0, n-keep)
 		kv := make([]any, 0, n-from)
 		for _, le := range d.lineage[from:] {
-			b, _ := json.Marshal(le)
-			kv = append(kv, b)
+			kv = append(kv, value(func(b []byte) []byte { return appendLineage(b, le) }))
 		}
 		a.pairs("LPUSH", ":log", kv)
 		a.begin("LTRIM", ":log")
@@ -439,4 +444,103 @@ func (s *Store) ClearOutbox(ctx context.Context, sent map[string][]string) error
 		return fmt.Errorf("clear outbox: %w", err)
 	}
 	return nil
+}
+
+// The JSON of order lines, holds and lineage entries, written by hand: they
+// are written for every SKU a poll changes. encoding/json reads them.
+
+func appendOrderLine(b []byte, l *OrderLine) []byte {
+	b = append(b, '{')
+	if l.Location != "" {
+		b = appendField(b, "loc", l.Location)
+	}
+	if l.Group != "" {
+		b = appendField(b, "grp", l.Group)
+	}
+	b = appendInt(b, "o", l.Ordered)
+	b = appendInt(b, "p", l.Picked)
+	b = appendInt(b, "s", l.Shipped)
+	b = appendInt(b, "c", int64(l.Cancelled))
+	if l.Channel != "" {
+		b = appendField(b, "ch", l.Channel)
+	}
+	b[len(b)-1] = '}'
+	return b
+}
+
+func appendHold(b []byte, h *Hold) []byte {
+	b = append(b, '{')
+	b = appendField(b, "loc", h.Location)
+	b = appendInt(b, "q", h.Quantity)
+	if h.ExpMillis != 0 {
+		b = appendInt(b, "exp", h.ExpMillis)
+	}
+	b = appendField(b, "st", h.Status)
+	b = appendInt(b, "atp", h.ATP)
+	b[len(b)-1] = '}'
+	return b
+}
+
+func appendLineage(b []byte, le LineageEntry) []byte {
+	b = append(b, '{')
+	b = appendInt(b, "p", int64(le.Partition))
+	b = appendInt(b, "o", le.Offset)
+	b = appendField(b, "eid", le.EventID)
+	if le.CorrelationID != "" {
+		b = appendField(b, "cid", le.CorrelationID)
+	}
+	b = appendField(b, "t", le.EntryType)
+	if le.Place != "" {
+		b = appendField(b, "l", le.Place)
+	}
+	b[len(b)-1] = '}'
+	return b
+}
+
+// appendField writes "key":"value", with a trailing comma.
+func appendField(b []byte, key, v string) []byte {
+	b = append(b, '"')
+	b = append(b, key...)
+	b = append(b, '"', ':')
+	b = appendString(b, v)
+	return append(b, ',')
+}
+
+// appendInt writes "key":n, with a trailing comma.
+func appendInt(b []byte, key string, n int64) []byte {
+	b = append(b, '"')
+	b = append(b, key...)
+	b = append(b, '"', ':')
+	b = strconv.AppendInt(b, n, 10)
+	return append(b, ',')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString writes s as a JSON string. Invalid UTF-8 becomes U+FFFD.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
 }

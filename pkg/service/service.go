@@ -123,7 +123,9 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 		return err
 	}
 	traceOpt, _ := kafka.Tracing(tp, cfg.Kafka.ClientID, "")
-	kcl, err := kgo.NewClient(kafka.ClientOpts(cfg.Kafka, traceOpt)...)
+	// No linger: outputs go to the broker at once; records still batch
+	// while a request is in flight.
+	kcl, err := kgo.NewClient(kafka.ClientOpts(cfg.Kafka, traceOpt, kgo.ProducerLinger(0))...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
@@ -168,8 +170,15 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 	rules, _ := atp.ParseChannelRules(cfg.API.ChannelRules)
 	supply, _ := config.ParseSupplyPolicy(cfg.API.SupplyPolicy)
 	keys, _ := config.ParseAPIKeys(cfg.API.Keys)
+	// The API produces hold and policy entries through a client of its own,
+	// so a hold never queues behind the folder's outputs.
+	hcl, err := kgo.NewClient(kafka.ClientOpts(cfg.Kafka, traceOpt, kgo.ProducerLinger(0))...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer hcl.Close()
 	checkout := api.NewCheckout(api.CheckoutConfig{
-		Store: led, Producer: kcl, Codec: codec, LedgerTopic: cfg.Topics.Ledger,
+		Store: led, Producer: hcl, Codec: codec, LedgerTopic: cfg.Topics.Ledger,
 		Groups: groups, Rules: rules, Supply: supply, HoldTimeout: cfg.API.HoldTimeout,
 		InstanceID: opts.InstanceID, Keys: keys, RateLimit: cfg.API.RateLimit,
 		Logger: log.With("component", "api"), Registry: reg,
@@ -223,7 +232,11 @@ func runPipeline(ctx context.Context, cfg config.Config, opts Options, codec *av
 	fcfg.Kafka, fcfg.Topics, fcfg.InstanceID, fcfg.Metrics = cfg.Kafka, cfg.Topics, opts.InstanceID, metrics
 	fcfg.CacheSKUs, fcfg.InFlight, fcfg.Grace = cfg.FolderCacheSKUs, cfg.FolderInFlight, cfg.ShutdownGrace
 	fopt, ftracer := kafka.Tracing(tp, cfg.Kafka.ClientID, cfg.Kafka.FolderGroup)
-	fcfg.ExtraOpts, fcfg.Tracing = append(fcfg.ExtraOpts, fopt, kafka.Logger(log.With("group", cfg.Kafka.FolderGroup))), processors.Tracing{Kotel: ftracer}
+	fcfg.ExtraOpts = append(fcfg.ExtraOpts, fopt, kafka.Logger(log.With("group", cfg.Kafka.FolderGroup)))
+	if cfg.OTLPEndpoint != "" {
+		// A process span per ledger record only when traces go somewhere.
+		fcfg.Tracing = processors.Tracing{Kotel: ftracer}
+	}
 	folder := processors.NewFolder(fcfg, codec, led, kcl, log.With("component", "folder"))
 	if !opts.NoFolder {
 		g.Go(func() error { return folder.Run(ctx) })
