@@ -112,6 +112,25 @@ func AppendOptionalDate(dst []byte, p *time.Time) ([]byte, error) {
 	return AppendDate(append(dst, 2), *p)
 }
 
+// AppendArray appends an Avro array as goavro writes it: the items in
+// blocks of at most maxBlockCount (the limit New gives goavro), each block a
+// positive item count then the items, and a 0 count to end the array. An
+// empty array is the 0 alone.
+func AppendArray[T any](dst []byte, items []T, appendItem func([]byte, T) ([]byte, error)) ([]byte, error) {
+	for done := 0; done < len(items); {
+		n := min(len(items)-done, maxBlockCount)
+		dst = AppendLong(dst, int64(n))
+		for i := done; i < done+n; i++ {
+			var err error
+			if dst, err = appendItem(dst, items[i]); err != nil {
+				return nil, fmt.Errorf("item %d: %w", i, err)
+			}
+		}
+		done += n
+	}
+	return append(dst, 0), nil
+}
+
 // Reader reads the Avro binary body of one record, field by field in schema
 // order. The first failure sticks: later reads return zero values and End
 // returns it, so a decoder reads every field and checks once.
@@ -300,4 +319,57 @@ func (r *Reader) ReadOptionalDate(field string, into *time.Time) *time.Time {
 	}
 	*into = r.ReadDate(field)
 	return into
+}
+
+// ReadBlockCount reads the item count that starts a block of an Avro array
+// and returns how many items follow it before the next count. It returns 0
+// at the end of the array, and once the Reader has failed. A decoder reads
+// an array as:
+//
+//	for n := r.ReadBlockCount("items"); n > 0; n = r.ReadBlockCount("items") {
+//		items = slices.Grow(items, r.Fit(n, minItemBytes))
+//		for ; n > 0 && !r.Failed(); n-- {
+//			items = append(items, readItem(&r))
+//		}
+//	}
+//
+// It reads what goavro reads: any number of blocks until a 0 count. A
+// negative count is followed by the block's size in bytes, which goavro
+// skips without checking, and so does ReadBlockCount. A count beyond
+// maxBlockCount (the limit New gives goavro) is ClassCorrupt. A count within
+// it may still be more items than the record holds; the items then run out
+// and fail as ClassTruncated, like goavro's.
+func (r *Reader) ReadBlockCount(field string) int {
+	n := r.ReadLong(field)
+	if r.err != nil {
+		return 0
+	}
+	if n < 0 {
+		if n == math.MinInt64 {
+			r.fail(ClassCorrupt, field, "block count %d has no positive equivalent", n)
+			return 0
+		}
+		n = -n
+		if r.ReadLong(field); r.err != nil {
+			return 0
+		}
+	}
+	if n > maxBlockCount {
+		r.fail(ClassCorrupt, field, "block count %d exceeds the limit of %d", n, maxBlockCount)
+		return 0
+	}
+	return int(n)
+}
+
+// Fit returns how many of n items, each taking at least minItemBytes on the
+// wire, the bytes left can hold: the capacity to allocate for a block, which
+// a count read off the wire cannot inflate.
+func (r *Reader) Fit(n, minItemBytes int) int {
+	return min(n, (len(r.s)-r.off)/max(minItemBytes, 1))
+}
+
+// Failed says whether a read has failed, so that a decoder can stop reading
+// the items of a block early.
+func (r *Reader) Failed() bool {
+	return r.err != nil
 }
