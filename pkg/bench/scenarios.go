@@ -60,6 +60,10 @@ type Run struct {
 	// filled by Ingest, used by the later scenarios
 	sourceEvents int
 	entries      int64
+	// live is the pipeline Ingest started, kept running for the holds and
+	// freshness runs as a deployed service keeps running: its folder's
+	// cache is warm.
+	live func()
 }
 
 // NewRun prepares a run.
@@ -94,6 +98,7 @@ func NewRun(ctx context.Context, cfg config.Config, opt Options, log *slog.Logge
 
 // Close deletes the run's topics and closes its clients.
 func (r *Run) Close(ctx context.Context) {
+	r.stopLive()
 	t := r.cfg.Topics
 	r.adm.DeleteTopics(ctx, t.Inventory, t.Orders, t.Supplier, t.Catalog, t.Ledger, t.Availability, t.Alerts, t.DLQ, t.Index, t.Ledger+".scratch")
 	r.adm.DeleteGroups(ctx, r.cfg.Kafka.NormalizerGroup, r.cfg.Kafka.FolderGroup, r.cfg.Kafka.FolderGroup+".rebuild", r.cfg.Kafka.NormalizerGroup+".passthrough")
@@ -137,6 +142,20 @@ func (r *Run) lagZero(ctx context.Context, within time.Duration, groups ...strin
 	return false
 }
 
+// running returns the live pipeline, starting one when there is none.
+func (r *Run) running(ctx context.Context) {
+	if r.live == nil {
+		r.live = r.pipeline(ctx, r.cfg.Kafka.FolderGroup, true)
+	}
+}
+
+func (r *Run) stopLive() {
+	if r.live != nil {
+		r.live()
+		r.live = nil
+	}
+}
+
 // pipeline runs catalog, normalizer and folder until stop is called.
 func (r *Run) pipeline(ctx context.Context, folderGroup string, normalize bool) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
@@ -171,20 +190,10 @@ func (r *Run) Ingest(ctx context.Context) error {
 		return err
 	}
 	r.sourceEvents = st.Produced + st.Catalog
-	start := time.Now()
-	stop := r.pipeline(ctx, r.cfg.Kafka.FolderGroup, true)
-	if !r.lagZero(ctx, 30*time.Minute, r.cfg.Kafka.NormalizerGroup, r.cfg.Kafka.FolderGroup) {
-		stop()
-		return fmt.Errorf("ingest did not finish")
-	}
-	elapsed := time.Since(start)
-	stop()
-	rate := float64(r.sourceEvents) / elapsed.Seconds()
-
-	// Ceilings: the I/O floor of the same topology (consume, produce one
-	// record per source record in a transaction, consume that, one
-	// pipelined HSET per record, commit), and a plain transactional
-	// pass-through of the same records.
+	// Ceilings first, on the same source records: the I/O floor of the same
+	// topology (consume, produce one record per source record in a
+	// transaction, consume that, one pipelined HSET per record, commit),
+	// and a plain transactional pass-through.
 	floorRate, err := r.ioFloor(ctx)
 	if err != nil {
 		return err
@@ -193,6 +202,13 @@ func (r *Run) Ingest(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	start := time.Now()
+	r.live = r.pipeline(ctx, r.cfg.Kafka.FolderGroup, true)
+	if !r.lagZero(ctx, 30*time.Minute, r.cfg.Kafka.NormalizerGroup, r.cfg.Kafka.FolderGroup) {
+		return fmt.Errorf("ingest did not finish")
+	}
+	elapsed := time.Since(start)
+	rate := float64(r.sourceEvents) / elapsed.Seconds()
 	entries, _, err := r.readLedger(ctx)
 	if err != nil {
 		return err
@@ -512,8 +528,7 @@ func (r *Run) Holds(ctx context.Context) error {
 }
 
 func (r *Run) holds(ctx context.Context, rtt Latencies, ingest float64) error {
-	stop := r.pipeline(ctx, r.cfg.Kafka.FolderGroup, ingest > 0)
-	defer stop()
+	r.running(ctx)
 	apiURL, _, stopServers, err := r.servers(ctx, 10)
 	if err != nil {
 		return err
@@ -618,8 +633,7 @@ func pollFor(ctx context.Context, cl *kgo.Client, d time.Duration) kgo.Fetches {
 // Freshness produces receipts at a constant rate and measures, for each,
 // the time from produce to its AvailabilityChanged on the output topic.
 func (r *Run) Freshness(ctx context.Context) error {
-	stop := r.pipeline(ctx, r.cfg.Kafka.FolderGroup, true)
-	defer stop()
+	r.running(ctx)
 	cons, err := kgo.NewClient(kgo.SeedBrokers(r.cfg.Kafka.Brokers...), kgo.ConsumeTopics(r.cfg.Topics.Availability),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchMaxWait(50*time.Millisecond))
 	if err != nil {
@@ -687,6 +701,7 @@ func (r *Run) Freshness(ctx context.Context) error {
 
 // Rebuild flushes Redis and folds the whole ledger log again from offset 0.
 func (r *Run) Rebuild(ctx context.Context) error {
+	r.stopLive() // it would take the flush for Redis going back in time
 	if err := r.rdb.FlushDB(ctx).Err(); err != nil {
 		return err
 	}
