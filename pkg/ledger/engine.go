@@ -101,9 +101,9 @@ type OrderLine struct {
 	Location  string `json:"loc,omitempty"`
 	Group     string `json:"grp,omitempty"`
 	Ordered   int64  `json:"o"`
-	Picked    int64  `json:"p"`
-	Shipped   int64  `json:"s"`
-	Cancelled int    `json:"c"`
+	Picked    int64  `json:"p,omitempty"`
+	Shipped   int64  `json:"s,omitempty"`
+	Cancelled int    `json:"c,omitempty"`
 	Channel   string `json:"ch,omitempty"`
 }
 
@@ -113,14 +113,14 @@ type POLine struct {
 	POLine      int              `json:"-"`
 	Location    string           `json:"loc,omitempty"`
 	Ordered     int64            `json:"q"`
-	ExpectedDay int64            `json:"ed"` // days since the Unix epoch
+	ExpectedDay int64            `json:"ed,omitempty"` // days since the Unix epoch
 	Status      string           `json:"st,omitempty"`
-	AckQuantity int64            `json:"aq"`
-	AckDay      int64            `json:"ad"`
+	AckQuantity int64            `json:"aq,omitempty"`
+	AckDay      int64            `json:"ad,omitempty"`
 	ASN         map[string]int64 `json:"an,omitempty"`
-	ETAMillis   int64            `json:"eta"`
-	Received    int64            `json:"r"`
-	Closed      int              `json:"cl"`
+	ETAMillis   int64            `json:"eta,omitempty"`
+	Received    int64            `json:"r,omitempty"`
+	Closed      int              `json:"cl,omitempty"`
 }
 
 // Hold statuses.
@@ -144,13 +144,13 @@ type Hold struct {
 
 // LineageEntry is one recent entry of a SKU, for explaining its numbers.
 type LineageEntry struct {
-	Partition     int32  `json:"p"`
-	Offset        int64  `json:"o"`
-	EventID       string `json:"eid"`
-	CorrelationID string `json:"cid,omitempty"`
-	EntryType     string `json:"t"`
+	Partition     int32
+	Offset        int64
+	EventID       string
+	CorrelationID string
+	EntryType     string
 	// Place is the entry's location, or its group when it has none.
-	Place string `json:"l,omitempty"`
+	Place string
 }
 
 type seenID struct {

@@ -458,9 +458,14 @@ func appendOrderLine(b []byte, l *OrderLine) []byte {
 		b = appendField(b, "grp", l.Group)
 	}
 	b = appendInt(b, "o", l.Ordered)
-	b = appendInt(b, "p", l.Picked)
-	b = appendInt(b, "s", l.Shipped)
-	b = appendInt(b, "c", int64(l.Cancelled))
+	for _, f := range [...]struct {
+		key string
+		n   int64
+	}{{"p", l.Picked}, {"s", l.Shipped}, {"c", int64(l.Cancelled)}} {
+		if f.n != 0 {
+			b = appendInt(b, f.key, f.n)
+		}
+	}
 	if l.Channel != "" {
 		b = appendField(b, "ch", l.Channel)
 	}
@@ -481,20 +486,18 @@ func appendHold(b []byte, h *Hold) []byte {
 	return b
 }
 
+// appendLineage writes the entry as a JSON array, which keeps twenty of
+// them per SKU small: [partition, offset, event_id, correlation_id, type, place].
 func appendLineage(b []byte, le LineageEntry) []byte {
-	b = append(b, '{')
-	b = appendInt(b, "p", int64(le.Partition))
-	b = appendInt(b, "o", le.Offset)
-	b = appendField(b, "eid", le.EventID)
-	if le.CorrelationID != "" {
-		b = appendField(b, "cid", le.CorrelationID)
+	b = append(b, '[')
+	b = strconv.AppendInt(b, int64(le.Partition), 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, le.Offset, 10)
+	for _, v := range [...]string{le.EventID, le.CorrelationID, le.EntryType, le.Place} {
+		b = append(b, ',')
+		b = appendString(b, v)
 	}
-	b = appendField(b, "t", le.EntryType)
-	if le.Place != "" {
-		b = appendField(b, "l", le.Place)
-	}
-	b[len(b)-1] = '}'
-	return b
+	return append(b, ']')
 }
 
 // appendField writes "key":"value", with a trailing comma.

@@ -149,15 +149,31 @@ func (s *Store) Lineage(ctx context.Context, sku string) ([]LineageEntry, error)
 	return out, nil
 }
 
-// decodeLineage reads a lineage entry: JSON, or the "partition:offset|
-// event_id|correlation_id|type|place" form earlier versions wrote.
+// decodeLineage reads a lineage entry: a JSON array [partition, offset,
+// event_id, correlation_id, type, place], or the "partition:offset|event_id|
+// correlation_id|type|place" form earlier versions wrote.
 func decodeLineage(raw string) (LineageEntry, error) {
 	var le LineageEntry
-	if strings.HasPrefix(raw, "{") {
-		if err := json.Unmarshal([]byte(raw), &le); err != nil {
+	if strings.HasPrefix(raw, "[") {
+		var f []any
+		d := json.NewDecoder(strings.NewReader(raw))
+		d.UseNumber()
+		if err := d.Decode(&f); err != nil {
 			return le, fmt.Errorf("lineage entry %q: %w", raw, err)
 		}
-		return le, nil
+		if len(f) != 6 {
+			return le, fmt.Errorf("lineage entry %q: %d fields", raw, len(f))
+		}
+		p, err1 := toInt(f[0])
+		o, err2 := toInt(f[1])
+		eid, ok1 := f[2].(string)
+		cid, ok2 := f[3].(string)
+		t, ok3 := f[4].(string)
+		pl, ok4 := f[5].(string)
+		if err1 != nil || err2 != nil || !ok1 || !ok2 || !ok3 || !ok4 {
+			return le, fmt.Errorf("lineage entry %q: not a lineage entry", raw)
+		}
+		return LineageEntry{Partition: int32(p), Offset: o, EventID: eid, CorrelationID: cid, EntryType: t, Place: pl}, nil
 	}
 	f := strings.SplitN(raw, "|", 5)
 	if len(f) != 5 {
@@ -198,4 +214,12 @@ func (s *Store) PositionMemory(ctx context.Context, sku, loc string) (int64, err
 // SKUKeys iterates over every key of the SKUs whose ids start with prefix.
 func (s *Store) SKUKeys(ctx context.Context, prefix string) *redis.ScanIterator {
 	return s.rdb.Scan(ctx, 0, "sf:{"+prefix+"*", 1000).Iterator()
+}
+
+func toInt(v any) (int64, error) {
+	n, ok := v.(json.Number)
+	if !ok {
+		return 0, fmt.Errorf("not a number: %v", v)
+	}
+	return n.Int64()
 }
