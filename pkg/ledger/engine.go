@@ -198,6 +198,7 @@ type State struct {
 type dirty struct {
 	touched   []string              // locations, in the order first touched
 	before    map[string]Components // their components when first touched
+	newLocs   []string              // locations the state did not have
 	lines     map[string]bool
 	po        map[string]bool
 	holds     map[string]bool
@@ -469,6 +470,7 @@ func (s *State) touch(loc string) *position {
 	if !ok {
 		p = &position{}
 		s.pos[loc] = p
+		s.d.newLocs = append(s.d.newLocs, loc)
 	}
 	if _, ok := s.d.before[loc]; !ok {
 		if s.d.before == nil {

@@ -254,12 +254,14 @@ func (s *Store) saveArgs(st *State) []any {
 	a.args = append(make([]any, 0, 64), len(guard)/3)
 	a.args = append(a.args, guard...)
 	d := &st.d
-	if len(d.touched) > 0 {
-		locs := make([]any, len(d.touched))
-		for i, l := range d.touched {
+	if len(d.newLocs) > 0 {
+		locs := make([]any, len(d.newLocs))
+		for i, l := range d.newLocs {
 			locs[i] = l
 		}
 		a.pairs("SADD", ":locs", locs)
+	}
+	if len(d.touched) > 0 {
 		for _, loc := range d.touched {
 			p := st.pos[loc]
 			a.begin("HSET", ":p:"+loc)
