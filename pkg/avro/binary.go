@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -129,6 +130,29 @@ func AppendArray[T any](dst []byte, items []T, appendItem func([]byte, T) ([]byt
 		done += n
 	}
 	return append(dst, 0), nil
+}
+
+// AppendMap appends an Avro map as goavro writes it: like an array (see
+// AppendArray), each entry its key as a string then its value written by
+// appendValue. An empty or nil map is the 0 count alone.
+//
+// Like goavro it writes the entries in the order a range over m gives them,
+// which Go leaves unspecified: the bytes equal goavro's for a map of at most
+// one entry, and otherwise hold the same entries, in an order that may differ
+// from one call to the next.
+func AppendMap[V any](dst []byte, m map[string]V, appendValue func([]byte, V) []byte) []byte {
+	left := len(m)
+	inBlock := 0
+	for k, v := range m {
+		if inBlock == 0 {
+			inBlock = min(left, maxBlockCount)
+			dst = AppendLong(dst, int64(inBlock))
+		}
+		dst = appendValue(AppendString(dst, k), v)
+		inBlock--
+		left--
+	}
+	return append(dst, 0)
 }
 
 // Reader reads the Avro binary body of one record, field by field in schema
@@ -372,4 +396,55 @@ func (r *Reader) Fit(n, minItemBytes int) int {
 // the items of a block early.
 func (r *Reader) Failed() bool {
 	return r.err != nil
+}
+
+// ReadArray reads an Avro array, every block that ReadBlockCount reads, each
+// item read by readItem, which is given field. minItemBytes is the fewest
+// bytes an item takes on the wire (see Fit). An empty array is nil, as the
+// goavro path decodes it.
+func ReadArray[T any](r *Reader, field string, minItemBytes int, readItem func(*Reader, string) T) []T {
+	var items []T
+	for n := r.ReadBlockCount(field); n > 0; n = r.ReadBlockCount(field) {
+		items = slices.Grow(items, r.Fit(n, minItemBytes))
+		for ; n > 0 && !r.Failed(); n-- {
+			items = append(items, readItem(r, field))
+		}
+	}
+	if r.Failed() {
+		return nil
+	}
+	return items
+}
+
+// ReadMap reads an Avro map: blocks as ReadArray reads them, each entry its
+// key as a string then its value read by readValue, which is given field.
+// minValueBytes is the fewest bytes a value takes on the wire. The map is
+// never nil, as the goavro path decodes it, and a key that comes twice is
+// ClassCorrupt, as goavro refuses it.
+func ReadMap[V any](r *Reader, field string, minValueBytes int, readValue func(*Reader, string) V) map[string]V {
+	var m map[string]V
+	for n := r.ReadBlockCount(field); n > 0; n = r.ReadBlockCount(field) {
+		if m == nil {
+			m = make(map[string]V, r.Fit(n, 1+minValueBytes))
+		}
+		for ; n > 0 && !r.Failed(); n-- {
+			k := r.ReadString(field)
+			if _, dup := m[k]; dup && !r.Failed() {
+				r.fail(ClassCorrupt, field, "duplicate key %q", k)
+				break
+			}
+			v := readValue(r, field)
+			if r.Failed() {
+				break
+			}
+			m[k] = v
+		}
+	}
+	if r.Failed() {
+		return nil
+	}
+	if m == nil {
+		m = map[string]V{}
+	}
+	return m
 }

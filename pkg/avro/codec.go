@@ -248,8 +248,10 @@ func (c *Codec) Decode(ctx context.Context, b []byte) (Record, error) {
 	}
 	native, rest, err := w.codec.NativeFromBinary(b[headerLen:])
 	if err != nil {
+		// goavro's messages for running out of input end in io.ErrShortBuffer's
+		// text; other messages may hold it quoted within, as a map key.
 		class := ClassCorrupt
-		if strings.Contains(err.Error(), "short buffer") {
+		if msg := err.Error(); strings.HasSuffix(msg, "short buffer") || strings.HasSuffix(msg, "(short buffer)") {
 			class = ClassTruncated
 		}
 		return nil, &DecodeError{Class: class, SchemaID: id, Record: w.name, Detail: err.Error()}

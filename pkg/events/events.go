@@ -1,8 +1,8 @@
 // Package events holds the Go form of every record in schemas/: the source
 // events Stockflow consumes and the records it produces. Field tags name the
-// Avro fields; pkg/avro binds the two. LedgerEntry, on the hottest path, also
-// has a hand-written Avro codec (ledger_avro.go) that pkg/avro uses in place
-// of the binding.
+// Avro fields; pkg/avro binds the two. Every record also has a hand-written
+// Avro codec (the *_avro.go files) that pkg/avro uses in place of the binding
+// for records written with the canonical schema.
 package events
 
 import "time"
