@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,7 +22,9 @@ import (
 // sent as application/json; member names match exactly (case-sensitive),
 // each at most once, and a member v does not have is refused; a problem
 // names its field with indices (lines[0].quantity) and the JSON type
-// expected, never a Go type; nothing may follow the value.
+// expected, never a Go type; nothing may follow the value. No member may
+// be null, and an optional string member (tagged omitempty) is left out,
+// never sent empty: the contract has neither.
 func decodeBody(c echo.Context, v any) error {
 	if err := requireJSON(c.Request()); err != nil {
 		return err
@@ -75,11 +78,10 @@ func (d *decoder) value(v reflect.Value, path string) error {
 	return d.fill(v, tok, path)
 }
 
-// fill sets v from the value that starts with tok. A null leaves v as it
-// is, as encoding/json does.
+// fill sets v from the value that starts with tok, which may not be null.
 func (d *decoder) fill(v reflect.Value, tok json.Token, path string) error {
 	if tok == nil {
-		return nil
+		return mismatch(path, jsonType(v.Type()), tok)
 	}
 	switch v.Kind() {
 	case reflect.Pointer:
@@ -109,12 +111,16 @@ func (d *decoder) fill(v reflect.Value, tok json.Token, path string) error {
 				return badRequest(fp, "the field appears twice")
 			}
 			seen[name] = true
-			i, ok := fields[name]
+			f, ok := fields[name]
 			if !ok {
 				return badRequest(fp, "unknown field")
 			}
-			if err := d.value(v.Field(i), fp); err != nil {
+			fv := v.Field(f.index)
+			if err := d.value(fv, fp); err != nil {
 				return err
+			}
+			if f.omitEmpty && fv.Kind() == reflect.String && fv.Len() == 0 {
+				return badRequest(fp, "must not be empty; leave the field out instead")
 			}
 		}
 		return d.end()
@@ -186,6 +192,23 @@ func (d *decoder) readError(err error) error {
 	return badRequest("", "the body could not be read")
 }
 
+// jsonType names the JSON type a request field of type t takes.
+func jsonType(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Pointer:
+		return jsonType(t.Elem())
+	case reflect.Struct:
+		return "an object"
+	case reflect.Slice:
+		return "an array"
+	case reflect.String:
+		return "a string"
+	case reflect.Int, reflect.Int32, reflect.Int64:
+		return "a whole number"
+	}
+	return "a value"
+}
+
 func mismatch(path, want string, tok json.Token) error {
 	got := "null"
 	switch t := tok.(type) {
@@ -214,24 +237,30 @@ func join(path, name string) string {
 	return path + "." + name
 }
 
-var fieldCache sync.Map // reflect.Type -> map[string]int
+var fieldCache sync.Map // reflect.Type -> map[string]jsonField
 
-// jsonFields maps a struct's JSON member names to its field indices.
-func jsonFields(t reflect.Type) map[string]int {
+// jsonField is a struct field as a JSON member.
+type jsonField struct {
+	index     int
+	omitEmpty bool // optional: left out rather than sent empty
+}
+
+// jsonFields maps a struct's JSON member names to its fields.
+func jsonFields(t reflect.Type) map[string]jsonField {
 	if m, ok := fieldCache.Load(t); ok {
-		return m.(map[string]int)
+		return m.(map[string]jsonField)
 	}
-	m := map[string]int{}
+	m := map[string]jsonField{}
 	for i := range t.NumField() {
 		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if name == "-" || !f.IsExported() {
 			continue
 		}
 		if name == "" {
 			name = f.Name
 		}
-		m[name] = i
+		m[name] = jsonField{index: i, omitEmpty: slices.Contains(strings.Split(opts, ","), "omitempty")}
 	}
 	fieldCache.Store(t, m)
 	return m

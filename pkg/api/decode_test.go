@@ -41,6 +41,13 @@ func TestStrictJSONBodies(t *testing.T) {
 		{"a second value", "POST", "/v1/availability/query", `{"lines":[` + okLine + `]} {}`, 400, "", "more than one JSON value"},
 		{"cut short", "POST", "/v1/availability/query", `{"lines":[` + okLine, 400, "", "ends inside"},
 		{"malformed", "POST", "/v1/availability/query", `{"lines":[` + okLine + `,]}`, 400, "", "malformed JSON"},
+		{"an empty channel", "POST", "/v1/availability/query", `{"lines":[{"sku":"A","location":"L1","quantity":1,"channel":""}]}`, 400, "lines[0].channel", "empty"},
+		{"an empty location beside a group", "POST", "/v1/availability/query", `{"lines":[{"sku":"A","location":"","group":"G1","quantity":1}]}`, 400, "lines[0].location", "empty"},
+		{"an empty hold channel", "POST", "/v1/holds", hold(`,"channel":""`), 400, "channel", "empty"},
+		{"a null hold channel", "POST", "/v1/holds", hold(`,"channel":null`), 400, "channel", "must be a string, not null"},
+		{"a null group", "POST", "/v1/availability/query", `{"lines":[{"sku":"A","location":"L1","group":null,"quantity":1}]}`, 400, "lines[0].group", "not null"},
+		{"a null policy number", "PUT", "/v1/policies/A/L1", `{"safety_stock":null,"reorder_point":1}`, 400, "safety_stock", "must be a whole number, not null"},
+		{"a null body", "POST", "/v1/availability/query", `null`, 400, "", "the body must be an object, not null"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -137,3 +137,32 @@ func TestOversizedHeadersAreProblems(t *testing.T) {
 		})
 	}
 }
+
+// OPTIONS is answered 204 with the route's Allow header and no body, with
+// or without a key, as the document says.
+func TestOptionsListsTheMethods(t *testing.T) {
+	f := newFixture(t, func(c *CheckoutConfig) { c.Keys = map[string][]string{readerKey: {"read"}} })
+	cases := []struct {
+		path  string
+		allow []string
+	}{
+		{"/v1/holds", []string{"POST"}},
+		{"/v1/holds/h1", []string{"DELETE"}},
+		{"/v1/availability/A", []string{"GET", "HEAD"}},
+		{"/healthz", []string{"GET", "HEAD"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.path, func(t *testing.T) {
+			code, hdr, _ := f.do(t, "OPTIONS", tc.path, "")
+			if code != http.StatusNoContent {
+				t.Fatalf("status %d, want 204", code)
+			}
+			allow := hdr.Get("Allow")
+			for _, m := range append(tc.allow, "OPTIONS") {
+				if !strings.Contains(allow, m) {
+					t.Fatalf("Allow %q lacks %s", allow, m)
+				}
+			}
+		})
+	}
+}
