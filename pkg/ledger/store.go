@@ -122,23 +122,41 @@ func isNoScript(err error) bool {
 	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
 }
 
-// evalAll runs one script call per element in one pipelined round trip,
-// loading the script once when Redis does not have it.
+// evalAll runs one script call per element in one pipelined round trip.
+// When Redis does not have the script (a fresh or restarted Redis), it
+// loads it and sends again only the calls that failed for that: another
+// worker may have loaded it halfway through this pipeline, and a call that
+// ran must not run twice.
 func evalAll(ctx context.Context, rdb redis.UniversalClient, script *redis.Script, keys []string, args [][]any) ([]*redis.Cmd, error) {
+	cmds := make([]*redis.Cmd, len(keys))
+	todo := make([]int, len(keys))
+	for i := range todo {
+		todo[i] = i
+	}
 	for attempt := 0; ; attempt++ {
 		pipe := rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(keys))
-		for i := range keys {
+		for _, i := range todo {
 			cmds[i] = script.EvalSha(ctx, pipe, []string{keys[i]}, args[i]...)
 		}
 		_, err := pipe.Exec(ctx)
-		if err != nil && attempt == 0 && isNoScript(firstCmdErr(cmds)) {
-			if err := script.Load(ctx, rdb).Err(); err != nil {
-				return nil, fmt.Errorf("load script: %w", err)
-			}
-			continue
+		if err == nil || attempt > 0 {
+			return cmds, err
 		}
-		return cmds, err
+		var again []int
+		for _, i := range todo {
+			if isNoScript(cmds[i].Err()) {
+				again = append(again, i)
+			} else if cmds[i].Err() != nil && cmds[i].Err() != redis.Nil {
+				return cmds, err
+			}
+		}
+		if len(again) == 0 {
+			return cmds, err
+		}
+		if err := script.Load(ctx, rdb).Err(); err != nil {
+			return nil, fmt.Errorf("load script: %w", err)
+		}
+		todo = again
 	}
 }
 
