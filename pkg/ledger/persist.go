@@ -263,10 +263,21 @@ func (s *Store) saveArgs(st *State) []any {
 	}
 	if len(d.touched) > 0 {
 		for _, loc := range d.touched {
-			p := st.pos[loc]
+			p, was := st.pos[loc], d.before[loc]
 			a.begin("HSET", ":p:"+loc)
-			a.add("oh", p.OnHand, "rs", p.Reserved, "pk", p.Picked, "hd", p.Held, "ib", p.Inbound,
-				"ss", p.SafetyStock, "rop", p.ReorderPoint, "v", p.version+1)
+			a.add("v", p.version+1)
+			// A total that is 0 and was 0 is left out: an absent field reads 0,
+			// and a bare position stays small.
+			for _, f := range [...]struct {
+				name      string
+				now, then int64
+			}{{"oh", p.OnHand, was.OnHand}, {"rs", p.Reserved, was.Reserved}, {"pk", p.Picked, was.Picked},
+				{"hd", p.Held, was.Held}, {"ib", p.Inbound, was.Inbound}, {"ss", p.SafetyStock, was.SafetyStock},
+				{"rop", p.ReorderPoint, was.ReorderPoint}} {
+				if f.now != 0 || f.then != 0 {
+					a.add(f.name, f.now)
+				}
+			}
 			if p.counted {
 				a.add("ct", p.countAt)
 			}
