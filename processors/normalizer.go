@@ -467,30 +467,15 @@ func (n *Normalizer) abort(ctx context.Context, sess *kgo.GroupTransactSession) 
 // backoff, until RetryFor has passed since the batch started. r, when
 // set, is the record fn works on, for the log.
 func (n *Normalizer) retrying(ctx context.Context, started time.Time, r *kgo.Record, fn func() error) error {
-	backoff := 100 * time.Millisecond
-	for {
-		err := fn()
-		if err == nil || deadLetterClass(err) != "" {
-			return err
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if time.Since(started) > n.cfg.RetryFor {
-			return err
-		}
-		if r != nil {
-			n.log.Warn("retrying after infrastructure error", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err, "retry_in", backoff)
-		} else {
-			n.log.Warn("retrying after infrastructure error", "err", err, "retry_in", backoff)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 2*time.Second)
+	what := "normalizing"
+	if r != nil {
+		what = fmt.Sprintf("normalizing %s/%d@%d", r.Topic, r.Partition, r.Offset)
 	}
+	b := retry(n.log)
+	b.ShouldRetry = func(err error) bool {
+		return deadLetterClass(err) == "" && time.Since(started) <= n.cfg.RetryFor
+	}
+	return b.Do(ctx, what, func(context.Context) error { return fn() })
 }
 
 // decode returns the source event in r; none for a catalog tombstone.
