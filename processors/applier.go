@@ -2,6 +2,7 @@ package processors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -34,6 +35,10 @@ type applier struct {
 
 	cache map[string]*ledger.State
 }
+
+// errEncode marks an output the codec refused: a defect, not an outage, so
+// it stops the folder instead of being retried.
+var errEncode = errors.New("encode output")
 
 // noSpan stands in for a record's process span when tracing is off.
 var noSpan = trace.SpanFromContext(context.Background())
@@ -120,7 +125,9 @@ func (a *applier) apply(ctx context.Context, recs []*kgo.Record) applied {
 	// attempt may have stored some SKUs, so their states are reloaded and
 	// the poll folded again: the watermarks skip what is already stored.
 	var folded foldResult
-	err := retry(a.log).Do(ctx, "fold into redis", func(ctx context.Context) error {
+	b := retry(a.log)
+	b.ShouldRetry = func(err error) bool { return !errors.Is(err, errEncode) }
+	err := b.Do(ctx, "fold into redis", func(ctx context.Context) error {
 		var err error
 		folded, err = a.fold(ctx, order)
 		if err != nil {
@@ -214,7 +221,7 @@ func (a *applier) fold(ctx context.Context, order []*skuEntries) (foldResult, er
 				al.CorrelationID = g.corr
 				b, err := a.codec.Encode(ctx, a.topics.Alerts, al)
 				if err != nil {
-					return res, fmt.Errorf("encode alert: %w", err)
+					return res, fmt.Errorf("%w: alert %s: %w", errEncode, al.AlertID, err)
 				}
 				s.Outbox(al.AlertID, b)
 				crossed[i] = append(crossed[i], stockAlert{sku: g.sku, id: al.AlertID, value: b, ctx: g.span})

@@ -151,7 +151,7 @@ func (f *Folder) Run(ctx context.Context) error {
 	defer stop()
 
 	f.cl = cl
-	em := &emitter{codec: f.codec, topics: f.cfg.Topics, out: f.out, log: f.log}
+	em := &emitter{codec: f.codec, topics: f.cfg.Topics, out: f.out}
 	f.pipe = newPostApply(em, f.keeper, cl, f.cfg.InFlight, f.log)
 	go f.pipe.run(work)
 	defer func() {

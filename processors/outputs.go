@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,14 +71,14 @@ func (f *flight) wait() error {
 	return f.err
 }
 
-// emitter turns a poll's changes into AvailabilityChanged records and the
-// alerts they cross into, and produces them with the poll's dead letters,
-// without waiting: the flight it returns says when the broker has them.
+// emitter turns a poll's changes into AvailabilityChanged records and
+// produces them with the poll's alerts (encoded by the applier, which keeps
+// them in their SKU's outbox) and dead letters, without waiting: the flight
+// it returns says when the broker has them.
 type emitter struct {
 	codec  *avro.Codec
 	topics config.Topics
 	out    *kgo.Client
-	log    *slog.Logger
 }
 
 func (e *emitter) emit(ctx context.Context, po pollOutputs) (*flight, error) {
