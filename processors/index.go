@@ -2,7 +2,6 @@ package processors
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -140,59 +139,21 @@ func (n *Normalizer) catchUp(ctx context.Context) (int, error) {
 		writes = writes[:0]
 		return n.store.RecordIndexCaughtUp(ctx, topic, pos)
 	}
-	done := func() bool {
-		for p, end := range until {
-			if pos[p] < end {
-				return false
-			}
+	err = readRange(ctx, cl, topic, until, pos, func(r *kgo.Record) error {
+		d, l, err := ledger.ParseIndexRecord(r.Key, r.Value)
+		if err != nil {
+			skipped++
+			n.log.Warn("skipping a record of the index topic", "partition", r.Partition, "offset", r.Offset, "err", err)
+			return nil
 		}
-		return true
-	}
-	for !done() {
-		// A fetch that brings nothing for this long means the reader is
-		// stuck short of offsets it was told are stable.
-		pctx, cancel := context.WithTimeout(ctx, time.Minute)
-		fs := cl.PollFetches(pctx)
-		cancel()
-		if ctx.Err() != nil {
-			return written, ctx.Err()
+		writes = append(writes, ledger.IndexWrite{Doc: d, Lines: []ledger.IndexedLine{l}})
+		if len(writes) >= indexChunk {
+			return flush()
 		}
-		var ferr error
-		fs.EachError(func(_ string, _ int32, err error) {
-			if !errors.Is(err, context.DeadlineExceeded) {
-				ferr = err
-			}
-		})
-		if ferr != nil {
-			return written, fmt.Errorf("read %s: %w", topic, ferr)
-		}
-		if fs.NumRecords() == 0 {
-			return written, fmt.Errorf("read %s: no progress for a minute at %v, reading up to %v", topic, pos, until)
-		}
-		for _, r := range fs.Records() {
-			if r.Offset >= until[r.Partition] {
-				continue
-			}
-			pos[r.Partition] = r.Offset + 1
-			if r.Attrs.IsControl() {
-				continue
-			}
-			d, l, err := ledger.ParseIndexRecord(r.Key, r.Value)
-			if err != nil {
-				skipped++
-				n.log.Warn("skipping a record of the index topic", "partition", r.Partition, "offset", r.Offset, "err", err)
-				continue
-			}
-			writes = append(writes, ledger.IndexWrite{Doc: d, Lines: []ledger.IndexedLine{l}})
-			if len(writes) >= indexChunk {
-				if err := flush(); err != nil {
-					return written, err
-				}
-			}
-		}
-		if err := flush(); err != nil {
-			return written, err
-		}
+		return nil
+	}, flush)
+	if err != nil {
+		return written, err
 	}
 	if skipped > 0 {
 		n.log.Warn("index topic records skipped", "count", skipped)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/kafka"
 	"github.com/stockflow/stockflow/pkg/ledger"
+	"github.com/stockflow/stockflow/pkg/testenv"
 )
 
 // caughtUp waits until both groups have committed everything there is.
@@ -124,36 +124,6 @@ func testIndexSurvivesRedisLoss(t *testing.T, mkEnv func(t *testing.T) *env) {
 	}
 }
 
-// roundTrips counts the calls a Redis client makes to the server: a
-// pipeline is one. A new connection's handshake is not counted.
-type roundTrips struct{ n atomic.Int64 }
-
-func handshake(cmd redis.Cmder) bool {
-	switch cmd.Name() {
-	case "hello", "auth", "select", "client":
-		return true
-	}
-	return false
-}
-
-func (c *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (c *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if !handshake(cmd) {
-			c.n.Add(1)
-		}
-		return next(ctx, cmd)
-	}
-}
-func (c *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if len(cmds) > 0 && !handshake(cmds[0]) {
-			c.n.Add(1)
-		}
-		return next(ctx, cmds)
-	}
-}
-
 // The normalizer reads the document index for a whole poll in one round
 // trip and writes it in one, where it took a round trip per order or PO
 // event: orders accepted and cancelled, POs released, acknowledged, shipped
@@ -184,7 +154,7 @@ func TestNormalizerIndexRoundTripsPerPoll(t *testing.T) {
 
 	rdb := redis.NewClient(&redis.Options{Addr: e.rdb.Options().Addr})
 	t.Cleanup(func() { rdb.Close() })
-	var rt roundTrips
+	var rt testenv.RoundTrips
 	rdb.AddHook(&rt)
 	catalog, err := NewCatalog(kafka.ClientOpts(e.cfg.Kafka), e.cfg.Topics.Catalog, e.codec, e.log)
 	if err != nil {
@@ -216,7 +186,7 @@ func TestNormalizerIndexRoundTripsPerPoll(t *testing.T) {
 	if st.Records != events || st.DeadLetters != 0 {
 		t.Fatalf("%d records, %d dead letters; want %d records, none dead", st.Records, st.DeadLetters, events)
 	}
-	trips := rt.n.Load()
+	trips := rt.N()
 	t.Logf("%d order and PO events in %d transactions: %d Redis round trips for the document index (%.2f per transaction); one per event would be %d",
 		events, st.Transactions, trips, float64(trips)/float64(st.Transactions), events)
 	if trips > 2*st.Transactions {

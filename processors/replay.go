@@ -2,6 +2,7 @@ package processors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -111,7 +112,16 @@ func ReadTopic(ctx context.Context, brokers []string, topic string, until map[in
 			}
 		})
 	}
-	pos := map[int32]int64{}
+	return readRange(ctx, cl, topic, until, map[int32]int64{}, fn, nil)
+}
+
+// readRange polls cl, which consumes topic, until every partition in until
+// has been read up to its offset there (exclusive), calling each for every
+// data record below it and afterPoll, when set, after every poll. pos says
+// where each partition's reading stands and is kept up to date. A minute
+// without a record short of until is an error: the reader is stuck.
+func readRange(ctx context.Context, cl *kgo.Client, topic string, until, pos map[int32]int64,
+	each func(*kgo.Record) error, afterPoll func() error) error {
 	done := func() bool {
 		for p, end := range until {
 			if pos[p] < end {
@@ -121,21 +131,38 @@ func ReadTopic(ctx context.Context, brokers []string, topic string, until map[in
 		return true
 	}
 	for !done() {
-		fs := cl.PollFetches(ctx)
+		pctx, cancel := context.WithTimeout(ctx, time.Minute)
+		fs := cl.PollFetches(pctx)
+		cancel()
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		var ferr error
-		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
+		fs.EachError(func(_ string, _ int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				ferr = err
+			}
+		})
 		if ferr != nil {
 			return fmt.Errorf("read %s: %w", topic, ferr)
 		}
+		if fs.NumRecords() == 0 {
+			return fmt.Errorf("read %s: no progress for a minute at %v, reading up to %v", topic, pos, until)
+		}
 		for _, r := range fs.Records() {
-			pos[r.Partition] = r.Offset + 1
-			if r.Attrs.IsControl() || r.Offset >= until[r.Partition] {
+			if r.Offset >= until[r.Partition] {
 				continue
 			}
-			if err := fn(r); err != nil {
+			pos[r.Partition] = r.Offset + 1
+			if r.Attrs.IsControl() {
+				continue
+			}
+			if err := each(r); err != nil {
+				return err
+			}
+		}
+		if afterPoll != nil {
+			if err := afterPoll(); err != nil {
 				return err
 			}
 		}

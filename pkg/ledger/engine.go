@@ -316,9 +316,6 @@ func NewEngine(cfg Config) *Engine {
 	return &Engine{cfg: cfg}
 }
 
-// Config returns the engine's settings, defaults applied.
-func (e *Engine) Config() Config { return e.cfg }
-
 // Apply folds one entry, read at partition/offset of the log, into s.
 func (e *Engine) Apply(s *State, en *events.LedgerEntry, partition int32, offset int64) Outcome {
 	if offset <= s.Watermark(partition) {
@@ -777,14 +774,14 @@ func (e *Engine) hold(s *State, en *events.LedgerEntry, et int64) Outcome {
 		st = Rejected
 	}
 	if en.ReplyTo != nil {
-		s.d.publishes = append(s.d.publishes, publish{*en.ReplyTo, HoldMessage(h.HoldID, s.SKU, h.Location, h)})
+		s.d.publishes = append(s.d.publishes, publish{*en.ReplyTo, holdMessage(h.HoldID, s.SKU, h.Location, h)})
 	}
 	c := *h
 	return Outcome{Status: st, Hold: &c}
 }
 
-// HoldMessage is what the folder publishes to the API instance waiting on a
+// holdMessage is what the folder publishes to the API instance waiting on a
 // hold: "hold_id|sku|location|status:atp".
-func HoldMessage(holdID, sku, loc string, h *Hold) string {
+func holdMessage(holdID, sku, loc string, h *Hold) string {
 	return holdID + "|" + sku + "|" + loc + "|" + h.Status + ":" + strconv.FormatInt(h.ATP, 10)
 }

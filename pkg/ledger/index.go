@@ -281,16 +281,7 @@ func (s *Store) IndexCaughtUp(ctx context.Context, topic string) (map[int32]int6
 	if err != nil {
 		return nil, fmt.Errorf("read index catch-up offsets: %w", err)
 	}
-	out := make(map[int32]int64, len(m))
-	for k, v := range m {
-		p, err1 := strconv.ParseInt(k, 10, 32)
-		o, err2 := strconv.ParseInt(v, 10, 64)
-		if err := errors.Join(err1, err2); err != nil {
-			return nil, fmt.Errorf("index catch-up offset %s=%s: %w", k, v, err)
-		}
-		out[int32(p)] = o
-	}
-	return out, nil
+	return parseOffsets("index catch-up offset", m)
 }
 
 // RecordIndexCaughtUp records offsets as the index topic's caught-up

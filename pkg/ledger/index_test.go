@@ -5,44 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/stockflow/stockflow/pkg/testenv"
 )
-
-// roundTrips counts the calls a Redis client makes to the server: a
-// pipeline is one. A new connection's handshake (HELLO, AUTH, SELECT,
-// CLIENT SETINFO) is not counted.
-type roundTrips struct{ n atomic.Int64 }
-
-func handshake(cmd redis.Cmder) bool {
-	switch cmd.Name() {
-	case "hello", "auth", "select", "client":
-		return true
-	}
-	return false
-}
-
-func (c *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (c *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if !handshake(cmd) {
-			c.n.Add(1)
-		}
-		return next(ctx, cmd)
-	}
-}
-func (c *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if len(cmds) > 0 && !handshake(cmds[0]) {
-			c.n.Add(1)
-		}
-		return next(ctx, cmds)
-	}
-}
 
 func TestIndexOnMiniredis(t *testing.T) {
 	runIndexSuite(t, func(t *testing.T) *redis.Client {
@@ -166,7 +136,7 @@ func runIndexSuite(t *testing.T, newClient func(t *testing.T) *redis.Client) {
 
 	t.Run("one round trip for a batch's reads and one for its writes", func(t *testing.T) {
 		rdb := newClient(t)
-		var rt roundTrips
+		var rt testenv.RoundTrips
 		rdb.AddHook(&rt)
 		s := New(rdb, Config{})
 		var docs []Doc
@@ -183,7 +153,7 @@ func runIndexSuite(t *testing.T, newClient func(t *testing.T) *redis.Client) {
 		if err := b.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if n := rt.n.Load(); n != 2 {
+		if n := rt.N(); n != 2 {
 			t.Fatalf("%d round trips for reading and writing 400 documents, want 2", n)
 		}
 	})

@@ -194,16 +194,7 @@ func (s *Store) Watermarks(ctx context.Context, sku string) (map[int32]int64, er
 	if err != nil {
 		return nil, fmt.Errorf("read watermarks: %w", err)
 	}
-	out := make(map[int32]int64, len(m))
-	for k, v := range m {
-		p, err1 := strconv.ParseInt(k, 10, 32)
-		o, err2 := strconv.ParseInt(v, 10, 64)
-		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("watermark %s=%s of %s", k, v, sku)
-		}
-		out[int32(p)] = o
-	}
-	return out, nil
+	return parseOffsets("watermark of "+sku, m)
 }
 
 // PositionMemory is what Redis says the totals of sku at loc take.

@@ -201,12 +201,17 @@ func (s *Store) AppliedOffsets(ctx context.Context, topic string) (map[int32]int
 	if err != nil {
 		return nil, fmt.Errorf("read applied offsets: %w", err)
 	}
+	return parseOffsets("applied offset", m)
+}
+
+// parseOffsets reads a hash of partition -> offset.
+func parseOffsets(what string, m map[string]string) (map[int32]int64, error) {
 	out := make(map[int32]int64, len(m))
 	for k, v := range m {
 		p, err1 := strconv.ParseInt(k, 10, 32)
 		o, err2 := strconv.ParseInt(v, 10, 64)
 		if err := errors.Join(err1, err2); err != nil {
-			return nil, fmt.Errorf("applied offset %s=%s: %w", k, v, err)
+			return nil, fmt.Errorf("%s %s=%s: %w", what, k, v, err)
 		}
 		out[int32(p)] = o
 	}
