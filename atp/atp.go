@@ -50,6 +50,30 @@ type Position struct {
 	Inbound                                     []Supply
 }
 
+// Hold is stock set aside for a checkout until it expires.
+type Hold struct {
+	Quantity int64
+	Expires  int64 // ms since the epoch
+}
+
+// Lapsed reports whether a hold that expires at exp has stopped holding
+// stock at now (both ms since the epoch): a hold holds until its expiry, not
+// at it. The ledger expires holds by this rule at entry time, and lookups
+// leave out the lapsed ones by it at their own time, before the ledger has
+// expired them.
+func Lapsed(exp, now int64) bool { return exp <= now }
+
+// Held is the quantity the holds still hold at now (ms since the epoch).
+func Held(holds []Hold, now int64) int64 {
+	var n int64
+	for _, h := range holds {
+		if !Lapsed(h.Expires, now) {
+			n += h.Quantity
+		}
+	}
+	return n
+}
+
 // SupplyPolicy says which supply kinds count toward future ATP. The zero
 // value counts none; use AllSupply for the default.
 type SupplyPolicy struct {

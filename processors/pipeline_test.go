@@ -13,7 +13,6 @@ import (
 
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/events"
-	"github.com/stockflow/stockflow/pkg/ledger"
 )
 
 func sp(s string) *string { return &s }
@@ -253,7 +252,7 @@ func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 			return e.checkPositions([]expectedPos{{SKU: "SKU-V", Location: "DC1", OnHand: 9}})
 		})
 		e.verify(t)
-		if err := e.rdb.HIncrBy(context.Background(), ledger.SKUKey("SKU-V")+":p:DC1", "oh", 1).Err(); err != nil {
+		if err := e.rdb.HIncrBy(context.Background(), e.store.SKUKey("SKU-V")+":p:DC1", "oh", 1).Err(); err != nil {
 			t.Fatal(err)
 		}
 		rep, err := Verify(context.Background(), e.cfg.Kafka, e.cfg.Topics, e.store, e.codec, io.Discard)

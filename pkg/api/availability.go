@@ -122,7 +122,7 @@ func (ch *Checkout) availability(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	if tg.location != "" {
-		res, err := ch.cfg.Store.Lookup(ctx, []ledger.LookupReq{{SKU: sku, Location: tg.location, Supply: true}}, now)
+		res, err := ch.lookup(ctx, []ledger.LookupReq{{SKU: sku, Location: tg.location}}, now)
 		if err != nil {
 			return err
 		}
@@ -143,10 +143,10 @@ func (ch *Checkout) availability(c echo.Context) error {
 	members := ch.cfg.Groups[tg.group]
 	reqs := make([]ledger.LookupReq, 0, len(members)+1)
 	for _, m := range members {
-		reqs = append(reqs, ledger.LookupReq{SKU: sku, Location: m, Supply: at.After(today)})
+		reqs = append(reqs, ledger.LookupReq{SKU: sku, Location: m})
 	}
 	reqs = append(reqs, ledger.LookupReq{SKU: sku, Group: tg.group})
-	res, err := ch.cfg.Store.Lookup(ctx, reqs, now)
+	res, err := ch.lookup(ctx, reqs, now)
 	if err != nil {
 		return err
 	}
@@ -228,15 +228,15 @@ func (ch *Checkout) query(c echo.Context) error {
 	for i, l := range req.Lines {
 		first[i] = len(reqs)
 		if tgs[i].location != "" {
-			reqs = append(reqs, ledger.LookupReq{SKU: l.SKU, Location: tgs[i].location, Supply: true})
+			reqs = append(reqs, ledger.LookupReq{SKU: l.SKU, Location: tgs[i].location})
 			continue
 		}
 		for _, m := range ch.cfg.Groups[tgs[i].group] {
-			reqs = append(reqs, ledger.LookupReq{SKU: l.SKU, Location: m, Supply: true})
+			reqs = append(reqs, ledger.LookupReq{SKU: l.SKU, Location: m})
 		}
 		reqs = append(reqs, ledger.LookupReq{SKU: l.SKU, Group: tgs[i].group})
 	}
-	res, err := ch.cfg.Store.Lookup(c.Request().Context(), reqs, now)
+	res, err := ch.lookup(c.Request().Context(), reqs, now)
 	if err != nil {
 		return err
 	}

@@ -31,6 +31,10 @@ type CheckoutConfig struct {
 	Supply      atp.SupplyPolicy
 	// HoldTimeout bounds the wait for a hold decision. Default 5s.
 	HoldTimeout time.Duration
+	// OwnHoldsFor is how long lookups insist on seeing the holds this
+	// instance was answered: the lookup cache's max age, after which no
+	// cached answer predates them. Default 1s.
+	OwnHoldsFor time.Duration
 	// InstanceID names this API instance's decision channel. Required.
 	InstanceID string
 	// Keys maps API tokens to scopes; empty allows every request.
@@ -58,6 +62,7 @@ type Checkout struct {
 	log    *slog.Logger
 	now    func() time.Time
 	waiter *waiter
+	own    *ownWrites
 
 	keys      []*apiKey
 	failures  *clients // failed authentications per client address
@@ -84,6 +89,9 @@ func NewCheckout(cfg CheckoutConfig) *Checkout {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.OwnHoldsFor <= 0 {
+		cfg.OwnHoldsFor = time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -108,7 +116,9 @@ func NewCheckout(cfg CheckoutConfig) *Checkout {
 	if cfg.Registry != nil {
 		cfg.Registry.MustRegister(ch.holdDecisions, ch.holdRoundTrip)
 	}
-	ch.waiter = newWaiter(cfg.Store.Client(), "sf:holds:"+cfg.InstanceID, cfg.Logger)
+	ch.own = newOwnWrites(cfg.OwnHoldsFor)
+	ch.waiter = newWaiter(cfg.Store.Client(), cfg.Store.KeyPrefix()+":holds:"+cfg.InstanceID, cfg.Logger,
+		func(sku, loc string, version int64) { ch.own.saw(sku, loc, version, ch.now()) })
 	return ch
 }
 

@@ -30,7 +30,9 @@ type holdClaim struct {
 	Fingerprint string `json:"fingerprint"`
 }
 
-func holdClaimKey(id string) string { return "sf:holdclaim:" + id }
+func (ch *Checkout) holdClaimKey(id string) string {
+	return ch.cfg.Store.KeyPrefix() + ":holdclaim:" + id
+}
 
 // caller is the id of the request's API key; empty without keys.
 func caller(c echo.Context) string {
@@ -66,11 +68,11 @@ func (ch *Checkout) claim(ctx context.Context, id string, want holdClaim) error 
 	b, _ := json.Marshal(want)
 	rdb := ch.cfg.Store.Client()
 	for range 2 { // a claim may expire between SETNX and GET
-		got, err := rdb.SetNX(ctx, holdClaimKey(id), b, holdStateTTL).Result()
+		got, err := rdb.SetNX(ctx, ch.holdClaimKey(id), b, holdStateTTL).Result()
 		if err != nil || got {
 			return err
 		}
-		raw, err := rdb.Get(ctx, holdClaimKey(id)).Bytes()
+		raw, err := rdb.Get(ctx, ch.holdClaimKey(id)).Bytes()
 		if errors.Is(err, redis.Nil) {
 			continue
 		}
@@ -126,7 +128,7 @@ func (ch *Checkout) holdOwners(ctx context.Context, ids []string) (map[string]st
 	pipe := ch.cfg.Store.Client().Pipeline()
 	cmds := make([]*redis.StringCmd, len(ids))
 	for i, id := range ids {
-		cmds[i] = pipe.Get(ctx, holdClaimKey(id))
+		cmds[i] = pipe.Get(ctx, ch.holdClaimKey(id))
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("read hold owners: %w", err)

@@ -62,10 +62,14 @@ type holdRecord struct {
 	Released bool `json:"released,omitempty"`
 }
 
-func holdKey(id string) string            { return "sf:hold:" + id }
-func holdLockKey(id string) string        { return "sf:holdlock:" + id }
-func holdTryKey(id string) string         { return "sf:holdtry:" + id }
-func holdOpenKey(id string) string        { return "sf:holdopen:" + id }
+func (ch *Checkout) holdKey(id string) string { return ch.cfg.Store.KeyPrefix() + ":hold:" + id }
+func (ch *Checkout) holdLockKey(id string) string {
+	return ch.cfg.Store.KeyPrefix() + ":holdlock:" + id
+}
+func (ch *Checkout) holdTryKey(id string) string { return ch.cfg.Store.KeyPrefix() + ":holdtry:" + id }
+func (ch *Checkout) holdOpenKey(id string) string {
+	return ch.cfg.Store.KeyPrefix() + ":holdopen:" + id
+}
 func decisionField(id, loc string) string { return id + "|" + loc }
 
 func (ch *Checkout) parseHold(c echo.Context) (holdRequest, error) {
@@ -124,7 +128,7 @@ func (ch *Checkout) placeHold(c echo.Context) error {
 	}
 	// One request per hold_id decides; a concurrent twin waits for its answer.
 	lockTTL := ch.cfg.HoldTimeout + 5*time.Second
-	got, err := rdb.SetNX(ctx, holdLockKey(req.HoldID), "1", lockTTL).Result()
+	got, err := rdb.SetNX(ctx, ch.holdLockKey(req.HoldID), "1", lockTTL).Result()
 	if err != nil {
 		return err
 	}
@@ -144,11 +148,11 @@ func (ch *Checkout) placeHold(c echo.Context) error {
 		}
 		return unavailable(c, "another request for this hold_id is still being decided")
 	}
-	defer rdb.Del(context.WithoutCancel(ctx), holdLockKey(req.HoldID))
+	defer rdb.Del(context.WithoutCancel(ctx), ch.holdLockKey(req.HoldID))
 
 	// A hold_id whose earlier attempt timed out gets a fresh ledger id, so
 	// the release that followed the time-out does not shadow this attempt.
-	try, err := rdb.Incr(ctx, holdTryKey(req.HoldID)).Result()
+	try, err := rdb.Incr(ctx, ch.holdTryKey(req.HoldID)).Result()
 	if err != nil {
 		return err
 	}
@@ -156,14 +160,14 @@ func (ch *Checkout) placeHold(c echo.Context) error {
 	// Earlier attempts at this hold_id that ended without an answer and
 	// without a delivered release: their instance died, or the ledger was
 	// out of reach for longer than their release could wait.
-	prior, err := rdb.SMembers(ctx, holdOpenKey(req.HoldID)).Result()
+	prior, err := rdb.SMembers(ctx, ch.holdOpenKey(req.HoldID)).Result()
 	if err != nil {
 		return err
 	}
 	pipe := rdb.TxPipeline()
-	pipe.Expire(ctx, holdTryKey(req.HoldID), holdStateTTL)
-	pipe.SAdd(ctx, holdOpenKey(req.HoldID), internal)
-	pipe.Expire(ctx, holdOpenKey(req.HoldID), holdStateTTL)
+	pipe.Expire(ctx, ch.holdTryKey(req.HoldID), holdStateTTL)
+	pipe.SAdd(ctx, ch.holdOpenKey(req.HoldID), internal)
+	pipe.Expire(ctx, ch.holdOpenKey(req.HoldID), holdStateTTL)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return err
 	}
@@ -207,7 +211,7 @@ func (ch *Checkout) placeHold(c echo.Context) error {
 		return unavailable(c, "the ledger log could not be reached in time; nothing is held, retry with the same hold_id")
 	}
 	if len(prior) > 0 {
-		rdb.SRem(ctx, holdOpenKey(req.HoldID), prior)
+		rdb.SRem(ctx, ch.holdOpenKey(req.HoldID), prior)
 	}
 	decisions := ch.awaitDecisions(dctx, internal, lines, waits)
 	ch.holdRoundTrip.Observe(time.Since(sent).Seconds())
@@ -222,7 +226,8 @@ func (ch *Checkout) placeHold(c echo.Context) error {
 	resp := holdResponse{HoldID: req.HoldID, Status: "held", Lines: make([]holdLineOutcome, len(lines))}
 	code := http.StatusCreated
 	for i, l := range lines {
-		status, atpStr, _ := strings.Cut(decisions[i], ":")
+		status, rest, _ := strings.Cut(decisions[i], ":") // status:atp, then :version from the folder
+		atpStr, _, _ := strings.Cut(rest, ":")
 		a, _ := strconv.ParseInt(atpStr, 10, 64)
 		a, _ = atp.Clamp(a)
 		if status != "held" {
@@ -253,9 +258,9 @@ func (ch *Checkout) placeHold(c echo.Context) error {
 	// The claim lasts as long as the answer.
 	keep := time.Duration(req.TTLSeconds)*time.Second + time.Hour
 	pipe = rdb.TxPipeline()
-	pipe.Set(ctx, holdKey(req.HoldID), b, keep)
-	pipe.Expire(ctx, holdClaimKey(req.HoldID), keep)
-	pipe.SRem(ctx, holdOpenKey(req.HoldID), internal)
+	pipe.Set(ctx, ch.holdKey(req.HoldID), b, keep)
+	pipe.Expire(ctx, ch.holdClaimKey(req.HoldID), keep)
+	pipe.SRem(ctx, ch.holdOpenKey(req.HoldID), internal)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return err
 	}
@@ -264,7 +269,7 @@ func (ch *Checkout) placeHold(c echo.Context) error {
 
 func (ch *Checkout) loadHold(ctx context.Context, id string) (holdRecord, bool, error) {
 	var rec holdRecord
-	b, err := ch.cfg.Store.Client().Get(ctx, holdKey(id)).Bytes()
+	b, err := ch.cfg.Store.Client().Get(ctx, ch.holdKey(id)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return rec, false, nil
 	}
@@ -290,7 +295,7 @@ func (ch *Checkout) resolveLines(ctx context.Context, req holdRequest, now time.
 		for j, m := range members {
 			reqs[j] = ledger.LookupReq{SKU: l.SKU, Location: m}
 		}
-		res, err := ch.cfg.Store.Lookup(ctx, reqs, now)
+		res, err := ch.lookup(ctx, reqs, now)
 		if err != nil {
 			return nil, err
 		}
@@ -359,7 +364,7 @@ func (ch *Checkout) releaseLater(holdID, internal string, lines []holdLine, corr
 			ch.log.Warn("releasing an unanswered hold attempt", "hold", internal, "err", err)
 			return
 		}
-		ch.cfg.Store.Client().SRem(ctx, holdOpenKey(holdID), internal)
+		ch.cfg.Store.Client().SRem(ctx, ch.holdOpenKey(holdID), internal)
 	}()
 }
 
@@ -444,7 +449,7 @@ func (ch *Checkout) releaseHold(c echo.Context) error {
 		b, _ := json.Marshal(rec)
 		// XX: a record that expired meanwhile stays gone; a plain SET would
 		// bring it back with no expiry at all.
-		err := ch.cfg.Store.Client().SetArgs(ctx, holdKey(id), b, redis.SetArgs{Mode: "XX", KeepTTL: true}).Err()
+		err := ch.cfg.Store.Client().SetArgs(ctx, ch.holdKey(id), b, redis.SetArgs{Mode: "XX", KeepTTL: true}).Err()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return err
 		}

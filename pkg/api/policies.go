@@ -107,7 +107,7 @@ func (ch *Checkout) positions(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	now := ch.now()
-	res, err := ch.cfg.Store.Lookup(ctx, []ledger.LookupReq{{SKU: sku, Location: loc, Supply: true}}, now)
+	res, err := ch.lookup(ctx, []ledger.LookupReq{{SKU: sku, Location: loc}}, now)
 	if err != nil {
 		return err
 	}

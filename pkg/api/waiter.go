@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ type waiter struct {
 	rdb     redis.UniversalClient
 	channel string
 	log     *slog.Logger
+	written func(sku, loc string, version int64) // a decision's position version
 
 	mu      sync.Mutex
 	pending map[string]chan string // hold|sku|location -> decision
@@ -23,8 +25,8 @@ type waiter struct {
 	once    sync.Once
 }
 
-func newWaiter(rdb redis.UniversalClient, channel string, log *slog.Logger) *waiter {
-	return &waiter{rdb: rdb, channel: channel, log: log, pending: map[string]chan string{}, ready: make(chan struct{})}
+func newWaiter(rdb redis.UniversalClient, channel string, log *slog.Logger, written func(sku, loc string, version int64)) *waiter {
+	return &waiter{rdb: rdb, channel: channel, log: log, written: written, pending: map[string]chan string{}, ready: make(chan struct{})}
 }
 
 func (w *waiter) run(ctx context.Context) error {
@@ -60,11 +62,17 @@ func (w *waiter) run(ctx context.Context) error {
 	return nil
 }
 
-// deliver routes "hold|sku|location|decision" to its waiter, if any.
+// deliver routes "hold|sku|location|status:atp:version" to its waiter, if
+// any, and tells written the position's version, waited for or not.
 func (w *waiter) deliver(payload string) {
 	parts := strings.SplitN(payload, "|", 4)
 	if len(parts) != 4 {
 		return
+	}
+	if i := strings.LastIndexByte(parts[3], ':'); i > 0 && strings.Count(parts[3], ":") == 2 {
+		if v, err := strconv.ParseInt(parts[3][i+1:], 10, 64); err == nil && w.written != nil {
+			w.written(parts[1], parts[2], v)
+		}
 	}
 	key := parts[0] + "|" + parts[1] + "|" + parts[2]
 	w.mu.Lock()

@@ -89,7 +89,7 @@ func NewRun(ctx context.Context, cfg config.Config, opt Options, log *slog.Logge
 	if err := r.rdb.FlushDB(ctx).Err(); err != nil {
 		return nil, fmt.Errorf("flush redis db %d: %w", cfg.Redis.DB, err)
 	}
-	r.store = ledger.New(r.rdb, ledger.Config{})
+	r.store = ledger.New(r.rdb, ledger.Config{KeyPrefix: cfg.Redis.KeyPrefix})
 	if err := kafka.EnsureTopics(ctx, r.adm, int32(cfg.Kafka.Partitions), int16(cfg.Kafka.Replication), kafka.Topics(cfg.Topics)); err != nil {
 		return nil, err
 	}

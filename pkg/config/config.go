@@ -116,6 +116,20 @@ type Redis struct {
 	Password string `yaml:"password"`
 	DB       int    `yaml:"db"`
 	TLS      bool   `yaml:"tls"`
+	// KeyPrefix starts every key Stockflow writes, so that several
+	// deployments (or tests and benchmarks) can share one database: the
+	// lookup cache works on database 0 only. Default "sf".
+	KeyPrefix string `yaml:"key_prefix"`
+	// LookupCache serves lookups from process memory, kept fresh by Redis
+	// invalidations (client-side caching: RESP3, database 0). Default on.
+	LookupCache bool `yaml:"lookup_cache"`
+	// LookupCacheEntries bounds the lookup cache; a position or a group's
+	// demand is one entry. Default 200000.
+	LookupCacheEntries int `yaml:"lookup_cache_entries"`
+	// LookupCacheMaxAge is the longest a cached entry is served without
+	// being read again from Redis, however invalidations fare: the hard
+	// bound on a lookup's staleness. Default 1s.
+	LookupCacheMaxAge time.Duration `yaml:"lookup_cache_max_age"`
 }
 
 // Default returns the configuration used when nothing is set.
@@ -141,6 +155,7 @@ func Default() Config {
 			DLQ:          "stockflow.dlq.v1",
 			Index:        "stockflow.index.v1",
 		},
+		Redis:            Redis{KeyPrefix: "sf", LookupCache: true, LookupCacheEntries: 200_000, LookupCacheMaxAge: time.Second},
 		HTTPAddr:         "127.0.0.1:8080",
 		LogLevel:         "info",
 		LogFormat:        "auto",
@@ -189,6 +204,10 @@ func (c *Config) options() []option {
 		{"redis-password", "Redis password", &c.Redis.Password},
 		{"redis-db", "Redis database number", &c.Redis.DB},
 		{"redis-tls", "connect to Redis with TLS", &c.Redis.TLS},
+		{"redis-key-prefix", "what every Redis key starts with", &c.Redis.KeyPrefix},
+		{"lookup-cache", "serve lookups from process memory, invalidated by Redis (database 0 only)", &c.Redis.LookupCache},
+		{"lookup-cache-entries", "positions and group demands the lookup cache holds", &c.Redis.LookupCacheEntries},
+		{"lookup-cache-max-age", "the longest a cached lookup entry is served before it is read again", &c.Redis.LookupCacheMaxAge},
 		{"schema-registry-url", "Confluent-compatible schema registry URL (empty: built-in schema ids)", &c.SchemaRegistry},
 		{"http-addr", "HTTP listen address", &c.HTTPAddr},
 		{"otlp-endpoint", "OTLP endpoint for traces, e.g. http://127.0.0.1:4318 (empty: tracing off)", &c.OTLPEndpoint},
@@ -367,7 +386,10 @@ func assign(ptr any, v string) error {
 	return nil
 }
 
-var topicName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
+var (
+	topicName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
+	keyPrefix = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
+)
 
 // Validate reports every problem with c at once.
 func (c *Config) Validate() error {
@@ -386,6 +408,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Redis.DB < 0 || c.Redis.DB > 15 {
 		bad("redis db: %d is outside 0..15", c.Redis.DB)
+	}
+	if !keyPrefix.MatchString(c.Redis.KeyPrefix) {
+		bad("redis key prefix: %q is not 1 to 32 letters, digits, '.', '_' or '-'", c.Redis.KeyPrefix)
+	}
+	if c.Redis.LookupCacheEntries < 1 || c.Redis.LookupCacheEntries > 100_000_000 {
+		bad("lookup cache entries: %d is outside 1..100000000", c.Redis.LookupCacheEntries)
+	}
+	if c.Redis.LookupCacheMaxAge < 10*time.Millisecond || c.Redis.LookupCacheMaxAge > time.Hour {
+		bad("lookup cache max age: %v is outside 10ms..1h", c.Redis.LookupCacheMaxAge)
 	}
 	if c.Kafka.ClientID == "" {
 		bad("kafka client id: must not be empty")

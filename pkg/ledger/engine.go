@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/stockflow/stockflow/atp"
 	"github.com/stockflow/stockflow/pkg/events"
 )
 
@@ -24,6 +25,9 @@ type Config struct {
 	JournalWindow time.Duration
 	// LineageLen is how many recent entries each SKU keeps for lineage. Default 20.
 	LineageLen int
+	// KeyPrefix starts every Redis key of the ledger, so that several
+	// ledgers (tests, benchmarks) can share one database. Default "sf".
+	KeyPrefix string
 }
 
 func (c *Config) setDefaults() {
@@ -35,6 +39,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.LineageLen <= 0 {
 		c.LineageLen = 20
+	}
+	if c.KeyPrefix == "" {
+		c.KeyPrefix = "sf"
 	}
 }
 
@@ -203,7 +210,7 @@ type dirty struct {
 	po        map[string]bool
 	holds     map[string]bool
 	groups    map[string]bool
-	supply    map[string]bool
+	supply    map[string]map[string]bool // location -> its supply buckets before the first change
 	seenAdd   map[string]int64
 	seenDel   map[string]bool
 	jAdd      map[string]map[string]int64 // location -> member -> score
@@ -689,11 +696,21 @@ func (s *State) poDelta(l *POLine, sign int64) {
 	if p.supply == nil {
 		p.supply = map[string]int64{}
 	}
+	if _, ok := s.d.supply[l.Location]; !ok {
+		// The store deletes the buckets that are gone, so it needs the ones there were.
+		was := make(map[string]bool, len(p.supply))
+		for b := range p.supply {
+			was[b] = true
+		}
+		if s.d.supply == nil {
+			s.d.supply = map[string]map[string]bool{}
+		}
+		s.d.supply[l.Location] = was
+	}
 	b := l.bucket()
 	if p.supply[b] += sign * q; p.supply[b] == 0 {
 		delete(p.supply, b)
 	}
-	mark(&s.d.supply, l.Location)
 }
 
 func (s *State) updatePO(en *events.LedgerEntry, fn func(*POLine)) {
@@ -724,7 +741,7 @@ func (s *State) purgeHolds(t int64) {
 	}
 	s.nextExp = math.MaxInt64
 	for k, h := range s.active {
-		if h.ExpMillis <= t {
+		if atp.Lapsed(h.ExpMillis, t) {
 			s.endHold(k, h, HoldExpired)
 		} else if h.ExpMillis < s.nextExp {
 			s.nextExp = h.ExpMillis
@@ -774,14 +791,29 @@ func (e *Engine) hold(s *State, en *events.LedgerEntry, et int64) Outcome {
 		st = Rejected
 	}
 	if en.ReplyTo != nil {
-		s.d.publishes = append(s.d.publishes, publish{*en.ReplyTo, holdMessage(h.HoldID, s.SKU, h.Location, h)})
+		s.d.publishes = append(s.d.publishes, publish{*en.ReplyTo, holdMessage(h.HoldID, s.SKU, h.Location, h, s.storedVersion(loc))})
 	}
 	c := *h
 	return Outcome{Status: st, Hold: &c}
 }
 
+// storedVersion is the version the position at loc has once the state is
+// stored: one more than now when this poll changed it.
+func (s *State) storedVersion(loc string) int64 {
+	p, ok := s.pos[loc]
+	if !ok {
+		return 0
+	}
+	if _, changed := s.d.before[loc]; changed {
+		return p.version + 1
+	}
+	return p.version
+}
+
 // holdMessage is what the folder publishes to the API instance waiting on a
-// hold: "hold_id|sku|location|status:atp".
-func holdMessage(holdID, sku, loc string, h *Hold) string {
-	return holdID + "|" + sku + "|" + loc + "|" + h.Status + ":" + strconv.FormatInt(h.ATP, 10)
+// hold: "hold_id|sku|location|status:atp:version", version being the
+// position's once the hold is stored, so that the instance's next lookup
+// can insist on seeing it.
+func holdMessage(holdID, sku, loc string, h *Hold, version int64) string {
+	return holdID + "|" + sku + "|" + loc + "|" + h.Status + ":" + strconv.FormatInt(h.ATP, 10) + ":" + strconv.FormatInt(version, 10)
 }

@@ -159,7 +159,7 @@ func TestStoredLedgerMatchesFold(t *testing.T) {
 							want[atp.Supply{Kind: sup.Kind, Date: sup.Date}] += sup.Quantity
 						}
 					}
-					res, err := s.Lookup(ctx, []LookupReq{{SKU: sku, Location: loc, Supply: true}}, time.Time{})
+					res, err := s.Lookup(ctx, []LookupReq{{SKU: sku, Location: loc}}, time.Time{})
 					if err != nil {
 						t.Fatal(err)
 					}

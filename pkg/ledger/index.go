@@ -25,12 +25,9 @@ import (
 // entries carry quantities in base units but not the unit the PO line was
 // in, and an acknowledgement's quantities are in that unit.
 
-func orderIndexKey(orderID string) string { return "sf:ord:" + orderID }
-func poIndexKey(po string) string         { return "sf:po:" + po }
-
-// indexCaughtUpKey holds, per partition of the index topic, the offset up
-// to which the topic has been written back into this Redis.
-func indexCaughtUpKey(topic string) string { return "sf:idx:caughtup:" + topic }
+// Keys: "ord:<order id>" and "po:<po number>", one hash per document, and
+// "idx:caughtup:<topic>", per partition of the index topic, the offset up to
+// which the topic has been written back into this Redis.
 
 // DocKind is the kind of an indexed document.
 type DocKind uint8
@@ -47,11 +44,11 @@ type Doc struct {
 	ID   string // the order id or the PO number
 }
 
-func (d Doc) key() string {
+func (s *Store) docKey(d Doc) string {
 	if d.Kind == PODoc {
-		return poIndexKey(d.ID)
+		return s.key("po:" + d.ID)
 	}
-	return orderIndexKey(d.ID)
+	return s.key("ord:" + d.ID)
 }
 
 func (d Doc) String() string {
@@ -110,7 +107,7 @@ func (s *Store) WriteIndex(ctx context.Context, writes []IndexWrite) error {
 		for _, l := range w.Lines {
 			args = append(args, l.Line, l.encode())
 		}
-		pipe.HSet(ctx, w.Doc.key(), args...)
+		pipe.HSet(ctx, s.docKey(w.Doc), args...)
 	}
 	if pipe.Len() == 0 {
 		return nil
@@ -149,7 +146,7 @@ func (s *Store) ReadIndex(ctx context.Context, docs []Doc) (*IndexBatch, error) 
 	for _, d := range docs {
 		if !seen[d] {
 			seen[d] = true
-			reads = append(reads, read{d, pipe.HGetAll(ctx, d.key())})
+			reads = append(reads, read{d, pipe.HGetAll(ctx, s.docKey(d))})
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -277,7 +274,7 @@ func ParseIndexRecord(key, value []byte) (Doc, IndexedLine, error) {
 // data: then the whole topic is due). It says nothing of the index lines the
 // normalizers wrote directly.
 func (s *Store) IndexCaughtUp(ctx context.Context, topic string) (map[int32]int64, error) {
-	m, err := s.rdb.HGetAll(ctx, indexCaughtUpKey(topic)).Result()
+	m, err := s.rdb.HGetAll(ctx, s.key("idx:caughtup:"+topic)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read index catch-up offsets: %w", err)
 	}
@@ -297,7 +294,7 @@ func (s *Store) RecordIndexCaughtUp(ctx context.Context, topic string, offsets m
 	for p, o := range offsets {
 		args = append(args, strconv.Itoa(int(p)), o)
 	}
-	if err := s.rdb.HSet(ctx, indexCaughtUpKey(topic), args...).Err(); err != nil {
+	if err := s.rdb.HSet(ctx, s.key("idx:caughtup:"+topic), args...).Err(); err != nil {
 		return fmt.Errorf("record index catch-up offsets: %w", err)
 	}
 	return nil

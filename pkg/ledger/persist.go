@@ -8,15 +8,18 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
-// The keys of a SKU, below SKUKey(sku):
+// The keys of a SKU, below s.SKUKey(sku):
 //
 //	:w          hash partition -> watermark (last offset folded)
 //	:locs       set of locations
-//	:p:<loc>    hash of the position's totals: oh rs pk hd ib ss rop, v (version), ct (last count as-of)
-//	:sup:<loc>  hash "kind|day" -> open supply
+//	:p:<loc>    hash of everything a lookup reads of the position: its totals
+//	            oh rs pk hd ib ss rop, v (version), at (when written, ms),
+//	            ct (last count as-of); "s:kind|day" -> open supply due that
+//	            day; "h:<hold>" -> "quantity:expiry ms" of each active hold
 //	:j:<loc>    sorted set of movements newer than the last count, "partition:offset:delta" by event time
 //	:g:<group>  hash rs -> demand not yet allocated to a location
 //	:ol         hash "order|line" -> order line (JSON)
@@ -37,7 +40,7 @@ func (s *Store) Load(ctx context.Context, skus []string) ([]*State, error) {
 	keys := make([]string, len(skus))
 	args := make([][]any, len(skus))
 	for i, sku := range skus {
-		keys[i] = SKUKey(sku)
+		keys[i] = s.SKUKey(sku)
 	}
 	cmds, err := evalAll(ctx, s.rdb, loadScript, keys, args)
 	if err != nil {
@@ -86,6 +89,9 @@ func decodeState(sku string, v any) (*State, error) {
 		p := &position{}
 		h := strs(top[fixed+2*i])
 		for j := 0; j+1 < len(h); j += 2 {
+			if !totalField(h[j]) {
+				continue // supply and holds come from the PO lines and holds
+			}
 			n, err := strconv.ParseInt(h[j+1], 10, 64)
 			if err != nil {
 				return nil, fmt.Errorf("position %s field %s=%q", loc, h[j], h[j+1])
@@ -186,6 +192,21 @@ func decodeState(sku string, v any) (*State, error) {
 	return s, nil
 }
 
+// The prefixes of the position hash's supply and hold fields.
+const (
+	supplyField = "s:"
+	holdField   = "h:"
+)
+
+// totalField reports whether a position hash field is one of its numbers.
+func totalField(f string) bool {
+	switch f {
+	case "oh", "rs", "pk", "hd", "ib", "ss", "rop", "v", "ct":
+		return true
+	}
+	return false
+}
+
 // parseScore reads a sorted-set score holding a whole number of ms.
 func parseScore(v string) (int64, error) {
 	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
@@ -262,10 +283,11 @@ func (s *Store) saveArgs(st *State) []any {
 		a.pairs("SADD", ":locs", locs)
 	}
 	if len(d.touched) > 0 {
+		at := time.Now().UnixMilli()
 		for _, loc := range d.touched {
 			p, was := st.pos[loc], d.before[loc]
 			a.begin("HSET", ":p:"+loc)
-			a.add("v", p.version+1)
+			a.add("v", p.version+1, "at", at)
 			// A total that is 0 and was 0 is left out: an absent field reads 0,
 			// and a bare position stays small.
 			for _, f := range [...]struct {
@@ -283,13 +305,22 @@ func (s *Store) saveArgs(st *State) []any {
 			}
 		}
 	}
+	// The position's open supply by bucket and its active holds live in the
+	// position hash too, so that a lookup is one plain read of one key.
 	for _, loc := range sortedKeys(d.supply) {
-		a.begin("DEL", ":sup:"+loc)
-		var kv []any
-		for b, q := range st.pos[loc].supply {
-			kv = append(kv, b, q)
+		now := st.pos[loc].supply
+		var gone []any
+		for b := range d.supply[loc] {
+			if _, ok := now[b]; !ok {
+				gone = append(gone, supplyField+b)
+			}
 		}
-		a.pairs("HSET", ":sup:"+loc, kv)
+		a.pairs("HDEL", ":p:"+loc, gone)
+		kv := make([]any, 0, 2*len(now))
+		for b, q := range now {
+			kv = append(kv, supplyField+b, q)
+		}
+		a.pairs("HSET", ":p:"+loc, kv)
 	}
 	for _, g := range sortedKeys(d.groups) {
 		a.begin("HSET", ":g:"+g)
@@ -325,8 +356,12 @@ func (s *Store) saveArgs(st *State) []any {
 			kv = append(kv, k, value(func(b []byte) []byte { return appendHold(b, h) }))
 			if h.Status == HoldHeld {
 				expiring = append(expiring, h.ExpMillis, k)
+				a.begin("HSET", ":p:"+h.Location)
+				a.add(holdField+h.HoldID, value(func(b []byte) []byte { return appendHoldField(b, h) }))
 			} else {
 				ended = append(ended, k)
+				a.begin("HDEL", ":p:"+h.Location)
+				a.add(holdField + h.HoldID)
 			}
 		}
 		a.pairs("HSET", ":h", kv)
@@ -382,7 +417,7 @@ func (s *Store) saveArgs(st *State) []any {
 	return a.args
 }
 
-func sortedKeys(m map[string]bool) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
@@ -415,7 +450,7 @@ func (s *Store) Save(ctx context.Context, states []*State) (stored []bool, err e
 			stored[i] = true
 			continue
 		}
-		keys = append(keys, SKUKey(st.SKU))
+		keys = append(keys, s.SKUKey(st.SKU))
 		args = append(args, s.saveArgs(st))
 		idx = append(idx, i)
 	}
@@ -451,7 +486,7 @@ func (s *Store) ClearOutbox(ctx context.Context, sent map[string][]string) error
 	}
 	pipe := s.rdb.Pipeline()
 	for sku, ids := range sent {
-		pipe.HDel(ctx, SKUKey(sku)+":ob", ids...)
+		pipe.HDel(ctx, s.SKUKey(sku)+":ob", ids...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("clear outbox: %w", err)
@@ -484,6 +519,13 @@ func appendOrderLine(b []byte, l *OrderLine) []byte {
 	}
 	b[len(b)-1] = '}'
 	return b
+}
+
+// appendHoldField writes a hold as the position hash keeps it: "quantity:expiry".
+func appendHoldField(b []byte, h *Hold) []byte {
+	b = strconv.AppendInt(b, h.Quantity, 10)
+	b = append(b, ':')
+	return strconv.AppendInt(b, h.ExpMillis, 10)
 }
 
 func appendHold(b []byte, h *Hold) []byte {

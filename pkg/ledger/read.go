@@ -12,7 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-func posKey(sku, loc string) string { return SKUKey(sku) + ":p:" + loc }
+func (s *Store) posKey(sku, loc string) string { return s.SKUKey(sku) + ":p:" + loc }
 
 // Position is one SKU's ledger totals at one location.
 type Position struct {
@@ -34,7 +34,7 @@ func (s *Store) Position(ctx context.Context, sku, loc string, now time.Time) (P
 
 // Locations lists the locations sku has a position at, sorted.
 func (s *Store) Locations(ctx context.Context, sku string) ([]string, error) {
-	locs, err := s.rdb.SMembers(ctx, SKUKey(sku)+":locs").Result()
+	locs, err := s.rdb.SMembers(ctx, s.SKUKey(sku)+":locs").Result()
 	if err != nil {
 		return nil, fmt.Errorf("read locations: %w", err)
 	}
@@ -44,7 +44,7 @@ func (s *Store) Locations(ctx context.Context, sku string) ([]string, error) {
 
 // GroupDemand is the unallocated demand reserved against a distribution group.
 func (s *Store) GroupDemand(ctx context.Context, sku, group string) (int64, error) {
-	v, err := s.rdb.HGet(ctx, SKUKey(sku)+":g:"+group, "rs").Int64()
+	v, err := s.rdb.HGet(ctx, s.SKUKey(sku)+":g:"+group, "rs").Int64()
 	if err == redis.Nil {
 		return 0, nil
 	}
@@ -57,9 +57,9 @@ func (s *Store) GroupDemand(ctx context.Context, sku, group string) (int64, erro
 // Lines reads every order line, PO line and hold of sku.
 func (s *Store) Lines(ctx context.Context, sku string) ([]OrderLine, []POLine, []Hold, error) {
 	pipe := s.rdb.Pipeline()
-	ol := pipe.HGetAll(ctx, SKUKey(sku)+":ol")
-	po := pipe.HGetAll(ctx, SKUKey(sku)+":po")
-	hd := pipe.HGetAll(ctx, SKUKey(sku)+":h")
+	ol := pipe.HGetAll(ctx, s.SKUKey(sku)+":ol")
+	po := pipe.HGetAll(ctx, s.SKUKey(sku)+":po")
+	hd := pipe.HGetAll(ctx, s.SKUKey(sku)+":h")
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, nil, nil, fmt.Errorf("read lines: %w", err)
 	}
@@ -134,7 +134,7 @@ func decodePOLine(k, v string) (POLine, error) {
 
 // Lineage returns the SKU's most recent entries, newest first.
 func (s *Store) Lineage(ctx context.Context, sku string) ([]LineageEntry, error) {
-	v, err := s.rdb.LRange(ctx, SKUKey(sku)+":log", 0, -1).Result()
+	v, err := s.rdb.LRange(ctx, s.SKUKey(sku)+":log", 0, -1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read lineage: %w", err)
 	}
@@ -190,7 +190,7 @@ func decodeLineage(raw string) (LineageEntry, error) {
 
 // Watermarks reads, per partition, the last offset folded into sku.
 func (s *Store) Watermarks(ctx context.Context, sku string) (map[int32]int64, error) {
-	m, err := s.rdb.HGetAll(ctx, SKUKey(sku)+":w").Result()
+	m, err := s.rdb.HGetAll(ctx, s.SKUKey(sku)+":w").Result()
 	if err != nil {
 		return nil, fmt.Errorf("read watermarks: %w", err)
 	}
@@ -199,12 +199,12 @@ func (s *Store) Watermarks(ctx context.Context, sku string) (map[int32]int64, er
 
 // PositionMemory is what Redis says the totals of sku at loc take.
 func (s *Store) PositionMemory(ctx context.Context, sku, loc string) (int64, error) {
-	return s.rdb.MemoryUsage(ctx, posKey(sku, loc)).Result()
+	return s.rdb.MemoryUsage(ctx, s.posKey(sku, loc)).Result()
 }
 
 // SKUKeys iterates over every key of the SKUs whose ids start with prefix.
 func (s *Store) SKUKeys(ctx context.Context, prefix string) *redis.ScanIterator {
-	return s.rdb.Scan(ctx, 0, "sf:{"+prefix+"*", 1000).Iterator()
+	return s.rdb.Scan(ctx, 0, s.prefix+":{"+prefix+"*", 1000).Iterator()
 }
 
 func toInt(v any) (int64, error) {

@@ -49,12 +49,19 @@ type Store struct {
 	rdb     redis.UniversalClient
 	eng     *Engine
 	applied *redis.Script
+	prefix  string
+	cache   redis.Cmdable // lookups read through it when set (UseCache)
 }
 
-// New returns a store over rdb whose engine folds with cfg's windows.
+// New returns a store over rdb whose engine folds with cfg's windows, its
+// keys below cfg.KeyPrefix.
 func New(rdb redis.UniversalClient, cfg Config) *Store {
-	return &Store{rdb: rdb, eng: NewEngine(cfg), applied: redis.NewScript(recordApplied)}
+	cfg.setDefaults()
+	return &Store{rdb: rdb, eng: NewEngine(cfg), applied: redis.NewScript(recordApplied), prefix: cfg.KeyPrefix}
 }
+
+// KeyPrefix is what every key of the store starts with, before a colon.
+func (s *Store) KeyPrefix() string { return s.prefix }
 
 // Client is the underlying Redis client.
 func (s *Store) Client() redis.UniversalClient { return s.rdb }
@@ -63,7 +70,10 @@ func (s *Store) Client() redis.UniversalClient { return s.rdb }
 func (s *Store) Engine() *Engine { return s.eng }
 
 // SKUKey is the prefix of every key of sku, with its hash tag.
-func SKUKey(sku string) string { return "sf:{" + sku + "}" }
+func (s *Store) SKUKey(sku string) string { return s.prefix + ":{" + sku + "}" }
+
+// key is a key of the store outside any SKU.
+func (s *Store) key(name string) string { return s.prefix + ":" + name }
 
 // Batch is one SKU's entries from one poll, in log order.
 type Batch struct {
@@ -160,9 +170,6 @@ func evalAll(ctx context.Context, rdb redis.UniversalClient, script *redis.Scrip
 	}
 }
 
-func appliedKey(topic string) string { return "sf:applied:" + topic }
-func markerKey(topic string) string  { return "sf:marker:" + topic }
-
 // RecordApplied moves each partition's applied offset from what the caller
 // last saw (from; absent means none) to the new offset, and returns the
 // partitions where Redis no longer had what the caller last saw: Redis went
@@ -180,7 +187,7 @@ func (s *Store) RecordApplied(ctx context.Context, topic string, from, to map[in
 		}
 		args = append(args, p, prev, o)
 	}
-	res, err := s.applied.Run(ctx, s.rdb, []string{appliedKey(topic)}, args...).StringSlice()
+	res, err := s.applied.Run(ctx, s.rdb, []string{s.key("applied:" + topic)}, args...).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("record applied offsets: %w", err)
 	}
@@ -197,7 +204,7 @@ func (s *Store) RecordApplied(ctx context.Context, topic string, from, to map[in
 // AppliedOffsets returns the highest applied offset per partition; a
 // partition with nothing applied is absent.
 func (s *Store) AppliedOffsets(ctx context.Context, topic string) (map[int32]int64, error) {
-	m, err := s.rdb.HGetAll(ctx, appliedKey(topic)).Result()
+	m, err := s.rdb.HGetAll(ctx, s.key("applied:"+topic)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read applied offsets: %w", err)
 	}
@@ -222,7 +229,7 @@ func parseOffsets(what string, m map[string]string) (map[int32]int64, error) {
 // topic. It reports whether the marker was already there: a missing marker
 // on a Redis that should have one means Redis lost its data.
 func (s *Store) EnsureMarker(ctx context.Context, topic string) (existed bool, err error) {
-	set, err := s.rdb.SetNX(ctx, markerKey(topic), time.Now().UTC().Format(time.RFC3339), 0).Result()
+	set, err := s.rdb.SetNX(ctx, s.key("marker:"+topic), time.Now().UTC().Format(time.RFC3339), 0).Result()
 	if err != nil {
 		return false, fmt.Errorf("ledger marker: %w", err)
 	}

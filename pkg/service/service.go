@@ -96,6 +96,7 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 		defer mr.Close()
 		cfg.Kafka.Brokers = cluster.ListenAddrs()
 		cfg.Redis.Addr = mr.Addr()
+		cfg.Redis.LookupCache = false // the in-process Redis does not track keys
 		log.Warn("EMBEDDED MODE: in-process Kafka (kfake) and Redis (miniredis); data is lost on exit. Set -kafka-brokers and -redis-addr for real infrastructure.",
 			"kafka", cfg.Kafka.Brokers, "redis", cfg.Redis.Addr)
 	}
@@ -136,10 +137,21 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 	if err := redisotel.InstrumentTracing(rdb, redisotel.WithTracerProvider(tp)); err != nil {
 		return fmt.Errorf("redis tracing: %w", err)
 	}
-	led := ledger.New(rdb, ledger.Config{})
+	led := ledger.New(rdb, ledger.Config{KeyPrefix: cfg.Redis.KeyPrefix})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	switch cache := store.OpenCache(cfg.Redis); {
+	case cache != nil:
+		defer cache.Close()
+		led.UseCache(cache)
+		cache.Register(reg)
+		log.Info("lookup cache on", "entries", cfg.Redis.LookupCacheEntries, "max_age", cfg.Redis.LookupCacheMaxAge)
+	case cfg.Embedded:
+		log.Info("lookup cache off: the in-process Redis cannot send invalidations")
+	case cfg.Redis.LookupCache:
+		log.Warn("lookup cache off: Redis tracks keys for database 0 only; lookups read Redis", "redis_db", cfg.Redis.DB)
+	}
 	metrics := processors.NewMetrics(reg)
 	lag := newLagWatcher(adm, cfg.Kafka.NormalizerGroup, cfg.Kafka.FolderGroup, reg, log.With("component", "lag"))
 
@@ -179,7 +191,7 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 	defer hcl.Close()
 	checkout := api.NewCheckout(api.CheckoutConfig{
 		Store: led, Producer: hcl, Codec: codec, LedgerTopic: cfg.Topics.Ledger,
-		Groups: groups, Rules: rules, Supply: supply, HoldTimeout: cfg.API.HoldTimeout,
+		Groups: groups, Rules: rules, Supply: supply, HoldTimeout: cfg.API.HoldTimeout, OwnHoldsFor: cfg.Redis.LookupCacheMaxAge,
 		InstanceID: opts.InstanceID, Keys: keys, RateLimit: cfg.API.RateLimit,
 		Logger: log.With("component", "api"), Registry: reg,
 	})
