@@ -13,12 +13,12 @@ func TestServeOnRealStackBecomesReady(t *testing.T) {
 	startServe(t, cfg, Options{})
 }
 
-// The checkout suite on the real stack. Its subtests run one after another
-// on Redis database 14, emptied between them.
+// The checkout suite on the real stack, its lookups through the lookup
+// cache: each subtest on Redis database 0 under a key prefix of its own.
 func TestCheckoutRealStack(t *testing.T) {
 	runCheckoutSuite(t, func(t *testing.T) *stack {
-		cfg := testenv.Config(t, 14)
-		testenv.Redis(t, 14)
+		cfg := testenv.Config(t, 0)
+		testenv.SharedRedis(t, &cfg)
 		return startStack(t, cfg, Options{})
 	})
 }

@@ -122,3 +122,30 @@ func Config(t testing.TB, redisDB int) config.Config {
 	})
 	return cfg
 }
+
+// SharedRedis points cfg at database 0 of the real Redis, where the lookup
+// cache works, with a key prefix of the test's own, and deletes the test's
+// keys when it ends. It returns a client of that database.
+func SharedRedis(t testing.TB, cfg *config.Config) *redis.Client {
+	t.Helper()
+	cfg.Redis.Addr = RedisAddr(t)
+	cfg.Redis.DB = 0
+	cfg.Redis.KeyPrefix = "t" + Suffix()
+	rdb := redis.NewClient(&redis.Options{Addr: cfg.Redis.Addr})
+	t.Cleanup(func() {
+		ctx := context.Background()
+		iter := rdb.Scan(ctx, 0, cfg.Redis.KeyPrefix+":*", 1000).Iterator()
+		var keys []string
+		for iter.Next(ctx) {
+			if keys = append(keys, iter.Val()); len(keys) == 1000 {
+				rdb.Unlink(ctx, keys...)
+				keys = keys[:0]
+			}
+		}
+		if len(keys) > 0 {
+			rdb.Unlink(ctx, keys...)
+		}
+		rdb.Close()
+	})
+	return rdb
+}

@@ -1,0 +1,105 @@
+package ledger
+
+import (
+	"context"
+	"strconv"
+	"testing"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/stockflow/stockflow/pkg/events"
+)
+
+func miniStore(t *testing.T, cfg Config) (*Store, *redis.Client) {
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	return New(rdb, cfg), rdb
+}
+
+// A lookup is one plain read of one key: an operator with redis-cli sees in
+// the position hash the holds and the supply the API counts.
+func TestPositionHashHoldsEverythingALookupReads(t *testing.T) {
+	ctx := context.Background()
+	s, rdb := miniStore(t, Config{KeyPrefix: "shop1"})
+	h := newHarness(t, s)
+	h.apply(le(events.EntryReceipt, "DC1", 10, 0, "r1"))
+	hold := le(events.EntryHold, "DC1", 4, 1, "h1")
+	hold.HoldID, hold.TTLMillis = sp("H1"), i64(600_000)
+	h.apply(hold)
+	due := base.AddDate(0, 0, 3)
+	po := le(events.EntryPOLine, "DC1", 25, 2, "po1")
+	po.PONumber, po.POLine, po.ExpectedDate = sp("PO-1"), i32(1), &due
+
+	h.apply(po)
+	key := "shop1:{SKU-1}:p:DC1"
+	got, err := rdb.HGetAll(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := strconv.FormatInt(at(11).UnixMilli(), 10)
+	day := strconv.FormatInt(due.Unix()/86400, 10)
+	for f, v := range map[string]string{"oh": "10", "hd": "4", "ib": "25", "h:H1": "4:" + exp, "s:rel|" + day: "25"} {
+		if got[f] != v {
+			t.Errorf("%s %s = %q, want %q (hash %v)", key, f, got[f], v, got)
+		}
+	}
+	if got["v"] == "" || got["at"] == "" {
+		t.Errorf("no version or write time in %v", got)
+	}
+
+	// The hold released and the line received in full: both fields go.
+	rel := le(events.EntryHoldRelease, "DC1", 0, 3, "rel1")
+	rel.HoldID = sp("H1")
+	rec := le(events.EntryReceipt, "DC1", 25, 4, "r2")
+	rec.PONumber, rec.POLine = sp("PO-1"), i32(1)
+	h.apply(rel, rec)
+	got, err = rdb.HGetAll(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"h:H1", "s:rel|" + day} {
+		if v, ok := got[f]; ok {
+			t.Errorf("%s still has %s = %q after it ended: %v", key, f, v, got)
+		}
+	}
+	if got["oh"] != "35" || got["hd"] != "0" || got["ib"] != "0" {
+		t.Errorf("totals after release and receipt: %v", got)
+	}
+}
+
+// A lookup that asks for a version the cache does not have yet reads Redis:
+// here the "cache" is a second Redis still holding the ledger as it was.
+func TestLookupInsistsOnMinVersion(t *testing.T) {
+	ctx := context.Background()
+	old, oldRDB := miniStore(t, Config{})
+	s, _ := miniStore(t, Config{})
+	first := le(events.EntryReceipt, "DC1", 10, 0, "r1")
+	newHarness(t, old).apply(first)
+	h := newHarness(t, s)
+	h.apply(first)
+	h.apply(le(events.EntryReceipt, "DC1", 5, 1, "r2"))
+	s.UseCache(oldRDB)
+
+	stale, err := s.Lookup(ctx, []LookupReq{{SKU: "SKU-1", Location: "DC1"}}, at(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stale[0].OnHand != 10 {
+		t.Fatalf("through the stale cache: on hand %d, want its 10", stale[0].OnHand)
+	}
+	got, err := s.Lookup(ctx, []LookupReq{
+		{SKU: "SKU-1", Location: "DC1", MinVersion: stale[0].Version + 1},
+		{SKU: "SKU-1", Location: "DC1"},
+	}, at(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].OnHand != 15 || got[0].Version != stale[0].Version+1 {
+		t.Errorf("with MinVersion %d: on hand %d version %d, want 15 at %d", stale[0].Version+1, got[0].OnHand, got[0].Version, stale[0].Version+1)
+	}
+	if got[1].OnHand != 10 {
+		t.Errorf("without MinVersion the cached answer stands: on hand %d, want 10", got[1].OnHand)
+	}
+}
