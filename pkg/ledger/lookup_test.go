@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"testing"
 
@@ -101,5 +102,38 @@ func TestLookupInsistsOnMinVersion(t *testing.T) {
 	}
 	if got[1].OnHand != 10 {
 		t.Errorf("without MinVersion the cached answer stands: on hand %d, want 10", got[1].OnHand)
+	}
+}
+
+// A ledger written by a version with another key layout is refused, not
+// read wrongly; an empty Redis gets the current layout.
+func TestCheckLayout(t *testing.T) {
+	ctx := context.Background()
+	s, rdb := miniStore(t, Config{})
+	if err := s.CheckLayout(ctx, "ledger"); err != nil {
+		t.Fatalf("empty Redis: %v", err)
+	}
+	if err := s.CheckLayout(ctx, "ledger"); err != nil {
+		t.Fatalf("again: %v", err)
+	}
+	if _, err := s.EnsureMarker(ctx, "ledger"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckLayout(ctx, "ledger"); err != nil {
+		t.Fatalf("after the folder's marker: %v", err)
+	}
+
+	old, oldRDB := miniStore(t, Config{})
+	if err := oldRDB.Set(ctx, "sf:marker:ledger", "2026-01-01T00:00:00Z", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.CheckLayout(ctx, "ledger"); !errors.Is(err, ErrKeyLayout) {
+		t.Fatalf("a ledger with no layout recorded: %v, want ErrKeyLayout", err)
+	}
+	if err := rdb.Set(ctx, "sf:layout", "3", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckLayout(ctx, "ledger"); !errors.Is(err, ErrKeyLayout) {
+		t.Fatalf("layout 3: %v, want ErrKeyLayout", err)
 	}
 }

@@ -233,5 +233,44 @@ func (s *Store) EnsureMarker(ctx context.Context, topic string) (existed bool, e
 	if err != nil {
 		return false, fmt.Errorf("ledger marker: %w", err)
 	}
+	if set {
+		if err := s.rdb.Set(ctx, s.key("layout"), keyLayout, 0).Err(); err != nil {
+			return false, fmt.Errorf("ledger key layout: %w", err)
+		}
+	}
 	return !set, nil
+}
+
+// keyLayout is the version of the key layout this package reads and
+// writes. Layout 2 keeps a position's supply and holds in its hash, where
+// lookups read them.
+const keyLayout = "2"
+
+// ErrKeyLayout says Redis holds a ledger in a key layout this version does
+// not read.
+var ErrKeyLayout = errors.New("ledger: Redis holds the ledger in another key layout")
+
+// CheckLayout makes sure Redis holds the ledger of topic in the key layout
+// this version reads, or no ledger at all (then it records the layout).
+func (s *Store) CheckLayout(ctx context.Context, topic string) error {
+	v, err := s.rdb.Get(ctx, s.key("layout")).Result()
+	switch {
+	case err == nil && v == keyLayout:
+		return nil
+	case err == nil:
+		return fmt.Errorf("%w: layout %s, this version reads layout %s", ErrKeyLayout, v, keyLayout)
+	case err != redis.Nil:
+		return fmt.Errorf("ledger key layout: %w", err)
+	}
+	n, err := s.rdb.Exists(ctx, s.key("marker:"+topic)).Result()
+	if err != nil {
+		return fmt.Errorf("ledger key layout: %w", err)
+	}
+	if n > 0 {
+		return fmt.Errorf("%w: layout 1 (from before lookups read plain keys), this version reads layout %s", ErrKeyLayout, keyLayout)
+	}
+	if err := s.rdb.Set(ctx, s.key("layout"), keyLayout, 0).Err(); err != nil {
+		return fmt.Errorf("ledger key layout: %w", err)
+	}
+	return nil
 }

@@ -138,6 +138,12 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 		return fmt.Errorf("redis tracing: %w", err)
 	}
 	led := ledger.New(rdb, ledger.Config{KeyPrefix: cfg.Redis.KeyPrefix})
+	switch err := led.CheckLayout(ctx, cfg.Topics.Ledger); {
+	case errors.Is(err, ledger.ErrKeyLayout):
+		return fmt.Errorf("%w: empty the Redis database (or choose another -redis-key-prefix) and start again; the ledger is rebuilt from the ledger topic", err)
+	case err != nil:
+		log.Warn("could not check the ledger's key layout in Redis; going on", "err", err)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
