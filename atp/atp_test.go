@@ -165,3 +165,22 @@ func contains(s, sub string) bool {
 	}
 	return false
 }
+
+func TestHoldLapsesAtItsExpiry(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		exp, now int64
+		lapsed   bool
+	}{
+		{"before expiry", 1000, 999, false},
+		{"at expiry", 1000, 1000, true},
+		{"after expiry", 1000, 1001, true},
+		{"no clock (verify, rebuild)", 1000, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Lapsed(tc.exp, tc.now); got != tc.lapsed {
+				t.Fatalf("Lapsed(%d, %d) = %v, want %v", tc.exp, tc.now, got, tc.lapsed)
+			}
+		})
+	}
+}

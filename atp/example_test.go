@@ -40,3 +40,14 @@ func ExampleChannelRules_ForChannel() {
 	fmt.Println(rules.ForChannel(100, "marketplace"), rules.ForChannel(100, "web"), rules.ForChannel(100, "stores"))
 	// Output: 25 90 100
 }
+
+func ExampleHeld() {
+	noon := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC).UnixMilli()
+	holds := []atp.Hold{
+		{Quantity: 2, Expires: noon + 60_000}, // a minute to go
+		{Quantity: 5, Expires: noon},          // lapses at noon exactly
+		{Quantity: 1, Expires: noon - 1},
+	}
+	fmt.Println(atp.Held(holds, noon), atp.Held(holds, noon-1))
+	// Output: 2 7
+}
