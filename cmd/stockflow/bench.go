@@ -38,7 +38,11 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if cfg.Embedded {
 		cfg.Kafka.Brokers = []string{"127.0.0.1:9092"}
 		cfg.Redis.Addr = "127.0.0.1:6379"
-		cfg.Redis.DB = 12
+		cfg.Redis.DB = 0 // the lookup cache works on database 0 only
+	}
+	// The run deletes every key below its prefix: never the service's.
+	if cfg.Redis.KeyPrefix == config.Default().Redis.KeyPrefix {
+		cfg.Redis.KeyPrefix = "sfbench"
 	}
 	log := telemetry.NewLogger(stderr, "warn", cfg.LogFormat)
 	opt.Progress = stderr
@@ -54,7 +58,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Hour)
 	defer cancel()
-	fmt.Fprintf(stderr, "bench: kafka %v, redis %s db %d (flushed), %d cores\n", cfg.Kafka.Brokers, cfg.Redis.Addr, cfg.Redis.DB, runtime.NumCPU())
+	fmt.Fprintf(stderr, "bench: kafka %v, redis %s db %d, keys %s:* (deleted at start and end), %d cores\n",
+		cfg.Kafka.Brokers, cfg.Redis.Addr, cfg.Redis.DB, cfg.Redis.KeyPrefix, runtime.NumCPU())
 	r, err := bench.NewRun(ctx, cfg, opt, log)
 	if err != nil {
 		log.Error("bench", "err", err)

@@ -46,7 +46,9 @@ type Options struct {
 }
 
 // Run is one benchmark run against the stack cfg points at. Its topics and
-// groups are suffixed so each run starts empty; cfg.Redis.DB is flushed.
+// groups are suffixed so each run starts empty; its Redis keys, everything
+// below cfg.Redis.KeyPrefix, are deleted when it starts and when it closes,
+// and nothing else in the database is touched.
 type Run struct {
 	cfg   config.Config
 	opt   Options
@@ -86,8 +88,10 @@ func NewRun(ctx context.Context, cfg config.Config, opt Options, log *slog.Logge
 	}
 	r := &Run{cfg: cfg, opt: opt, codec: codec, cl: cl, adm: kadm.NewClient(cl), log: log}
 	r.rdb = store.Open(cfg.Redis)
-	if err := r.rdb.FlushDB(ctx).Err(); err != nil {
-		return nil, fmt.Errorf("flush redis db %d: %w", cfg.Redis.DB, err)
+	if n, err := r.deleteKeys(ctx, cfg.Redis.KeyPrefix+":*"); err != nil {
+		return nil, fmt.Errorf("delete the keys of an earlier run: %w", err)
+	} else if n > 0 {
+		r.progress("deleted %d keys of an earlier run (%s:*)", n, cfg.Redis.KeyPrefix)
 	}
 	r.store = ledger.New(r.rdb, ledger.Config{KeyPrefix: cfg.Redis.KeyPrefix})
 	if err := kafka.EnsureTopics(ctx, r.adm, int32(cfg.Kafka.Partitions), int16(cfg.Kafka.Replication), kafka.Topics(cfg.Topics)); err != nil {
@@ -96,14 +100,46 @@ func NewRun(ctx context.Context, cfg config.Config, opt Options, log *slog.Logge
 	return r, nil
 }
 
-// Close deletes the run's topics and closes its clients.
+// Close deletes the run's topics and Redis keys and closes its clients.
 func (r *Run) Close(ctx context.Context) {
 	r.stopLive()
+	if _, err := r.deleteKeys(ctx, r.cfg.Redis.KeyPrefix+":*"); err != nil {
+		r.progress("delete the run's keys: %v", err)
+	}
 	t := r.cfg.Topics
 	r.adm.DeleteTopics(ctx, t.Inventory, t.Orders, t.Supplier, t.Catalog, t.Ledger, t.Availability, t.Alerts, t.DLQ, t.Index, t.Ledger+".scratch")
 	r.adm.DeleteGroups(ctx, r.cfg.Kafka.NormalizerGroup, r.cfg.Kafka.FolderGroup, r.cfg.Kafka.FolderGroup+".rebuild", r.cfg.Kafka.NormalizerGroup+".passthrough")
 	r.cl.Close()
 	r.rdb.Close()
+}
+
+// deleteKeys unlinks every key matching pattern, a thousand at a time as
+// SCAN finds them, and returns how many it unlinked.
+func (r *Run) deleteKeys(ctx context.Context, pattern string) (int64, error) {
+	var n int64
+	batch := make([]string, 0, 1000)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		k, err := r.rdb.Unlink(ctx, batch...).Result()
+		n += k
+		batch = batch[:0]
+		return err
+	}
+	iter := r.rdb.Scan(ctx, 0, pattern, 1000).Iterator()
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+		if len(batch) == cap(batch) {
+			if err := flush(); err != nil {
+				return n, err
+			}
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return n, err
+	}
+	return n, flush()
 }
 
 // Rows are the results so far.
@@ -236,14 +272,11 @@ func (r *Run) ioFloor(ctx context.Context) (float64, error) {
 		return 0, err
 	}
 	defer r.adm.DeleteTopics(context.WithoutCancel(ctx), scratch)
-	db := r.cfg.Redis
-	db.DB = (db.DB + 1) % 16
-	rdb := store.Open(db)
-	defer rdb.Close()
-	if err := rdb.FlushDB(ctx).Err(); err != nil {
-		return 0, err
-	}
-	defer rdb.FlushDB(context.WithoutCancel(ctx))
+	// The floor's hashes sit below the run's prefix, apart from the ledger's
+	// keys, and go when the floor is measured.
+	floorKey := r.cfg.Redis.KeyPrefix + ":floor:"
+	defer r.deleteKeys(context.WithoutCancel(ctx), floorKey+"*")
+	rdb := r.rdb
 	t := r.cfg.Topics
 	group := r.cfg.Kafka.NormalizerGroup + ".floor"
 	defer r.adm.DeleteGroups(context.WithoutCancel(ctx), group, group+".out")
@@ -300,7 +333,7 @@ func (r *Run) ioFloor(ctx context.Context) (float64, error) {
 		}
 		pipe := rdb.Pipeline()
 		for _, rec := range recs {
-			pipe.HSet(ctx, "floor:{"+string(rec.Key)+"}", "v", rec.Value)
+			pipe.HSet(ctx, floorKey+"{"+string(rec.Key)+"}", "v", rec.Value)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return 0, err
@@ -693,10 +726,11 @@ func (r *Run) Freshness(ctx context.Context) error {
 	return nil
 }
 
-// Rebuild flushes Redis and folds the whole ledger log again from offset 0.
+// Rebuild deletes the run's Redis keys and folds the whole ledger log again
+// from offset 0.
 func (r *Run) Rebuild(ctx context.Context) error {
-	r.stopLive() // it would take the flush for Redis going back in time
-	if err := r.rdb.FlushDB(ctx).Err(); err != nil {
+	r.stopLive() // it would take the deletion for Redis going back in time
+	if _, err := r.deleteKeys(ctx, r.cfg.Redis.KeyPrefix+":*"); err != nil {
 		return err
 	}
 	group := r.cfg.Kafka.FolderGroup + ".rebuild"
@@ -712,7 +746,7 @@ func (r *Run) Rebuild(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.rows = append(r.rows, Row{"rebuild: Redis flushed, ledger folded from offset 0",
+	r.rows = append(r.rows, Row{"rebuild: the run's Redis keys deleted, ledger folded from offset 0",
 		fmt.Sprintf("%.0f entries/s (%d entries, %.1fs)", float64(entries)/elapsed.Seconds(), entries, elapsed.Seconds()), "—", 0, ""})
 	return nil
 }
