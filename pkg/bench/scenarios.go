@@ -66,6 +66,9 @@ type Run struct {
 	// freshness runs as a deployed service keeps running: its folder's
 	// cache is warm.
 	live func()
+	// saidUncached is set once the progress has said the API's lookups
+	// read Redis without the lookup cache.
+	saidUncached bool
 }
 
 // NewRun prepares a run.
@@ -408,18 +411,48 @@ func (r *Run) ledgerEntries(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// servers starts the checkout API over the run's ledger and a bare echo
-// server answering a constant body of the same size.
-func (r *Run) servers(ctx context.Context, bodyLen int) (apiURL, bareURL string, stop func(), err error) {
+// endpoints are the servers a scenario loads.
+type endpoints struct {
+	api, bare string // base URLs
+	// cache is the API's lookup cache, nil when its lookups read Redis.
+	cache *store.Cache
+	stop  func()
+}
+
+// cacheStats reads the API's lookup cache counters (zero without a cache).
+func (e *endpoints) cacheStats() store.CacheStats {
+	if e.cache == nil {
+		return store.CacheStats{}
+	}
+	return e.cache.Stats()
+}
+
+// servers starts the checkout API and a bare echo server answering a
+// constant body of the same size. The API reads the run's ledger through a
+// store of its own whose lookups go through the lookup cache, as stockflow
+// serve's do; everything else in the run reads Redis directly.
+func (r *Run) servers(ctx context.Context, bodyLen int) (*endpoints, error) {
 	groups, _ := config.ParseGroups(r.cfg.API.Groups)
 	s := api.New(api.Config{Addr: "127.0.0.1:0", Logger: r.log})
 	// A producer of the API's own, as stockflow serve has.
 	hcl, err := kgo.NewClient(kafka.ClientOpts(r.cfg.Kafka, kgo.ProducerLinger(0))...)
 	if err != nil {
-		return "", "", nil, err
+		return nil, err
 	}
-	ch := api.NewCheckout(api.CheckoutConfig{Store: r.store, Producer: hcl, Codec: r.codec, LedgerTopic: r.cfg.Topics.Ledger,
-		Groups: groups, Supply: atp.AllSupply, InstanceID: "bench", Logger: r.log})
+	led := ledger.New(r.rdb, ledger.Config{KeyPrefix: r.cfg.Redis.KeyPrefix})
+	cache := store.OpenCache(r.cfg.Redis)
+	if cache != nil {
+		led.UseCache(cache)
+	} else if !r.saidUncached {
+		r.saidUncached = true
+		why := "turned off"
+		if r.cfg.Redis.LookupCache {
+			why = fmt.Sprintf("Redis tracks keys for database 0 only, and the run uses database %d", r.cfg.Redis.DB)
+		}
+		r.progress("lookup cache off (%s): the API's lookups read Redis", why)
+	}
+	ch := api.NewCheckout(api.CheckoutConfig{Store: led, Producer: hcl, Codec: r.codec, LedgerTopic: r.cfg.Topics.Ledger,
+		Groups: groups, Supply: atp.AllSupply, InstanceID: "bench", OwnHoldsFor: r.cfg.Redis.LookupCacheMaxAge, Logger: r.log})
 	ch.Register(s)
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -431,29 +464,40 @@ func (r *Run) servers(ctx context.Context, bodyLen int) (apiURL, bareURL string,
 	bare.HideBanner, bare.HidePort = true, true
 	bare.GET("/v1/availability/:sku", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/json", body) })
 	bare.POST("/v1/availability/query", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/json", body) })
+	stop := func() {
+		cancel()
+		wg.Wait()
+		hcl.Close()
+		if cache != nil {
+			cache.Close()
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		cancel()
-		return "", "", nil, err
+		stop()
+		return nil, err
 	}
 	srv := &http.Server{Handler: bare}
 	go srv.Serve(ln)
-	for s.Addr() == nil {
-		time.Sleep(10 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); s.Addr() == nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			srv.Close()
+			stop()
+			return nil, fmt.Errorf("the API did not start listening")
+		}
 	}
 	time.Sleep(200 * time.Millisecond) // the hold decision subscription
-	return "http://" + s.Addr().String(), "http://" + ln.Addr().String(), func() {
-		cancel()
+	return &endpoints{api: "http://" + s.Addr().String(), bare: "http://" + ln.Addr().String(), cache: cache, stop: func() {
 		srv.Close()
-		wg.Wait()
-		hcl.Close()
-	}, nil
+		stop()
+	}}, nil
 }
 
 var locations = []string{"DC-EAST", "DC-WEST", "DC-CENTRAL", "STORE-NYC", "STORE-SFO"}
 
 // Lookups loads GET availability and 50-line batch queries over random keys
-// of the ingested ledger, beside a bare echo handler in the same run.
+// of the ingested ledger, beside a bare echo handler in the same run. The
+// API reads through the lookup cache.
 func (r *Run) Lookups(ctx context.Context) error {
 	rnd := func(i int) (string, string) {
 		x := rand.New(rand.NewPCG(uint64(i), 7))
@@ -464,11 +508,11 @@ func (r *Run) Lookups(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	apiURL, bareURL, stop, err := r.servers(ctx, len(sample))
+	ep, err := r.servers(ctx, len(sample))
 	if err != nil {
 		return err
 	}
-	defer stop()
+	defer ep.stop()
 	get := func(base string) Request {
 		return func(i int) (*http.Request, error) {
 			s, l := rnd(i)
@@ -477,19 +521,24 @@ func (r *Run) Lookups(ctx context.Context) error {
 	}
 	d := r.opt.Duration
 	r.progress("lookups: closed loop, 64 connections, %v each", d)
-	bare := Closed(ctx, 64, d, get(bareURL))
-	sf := Closed(ctx, 64, d, get(apiURL))
+	bare := Closed(ctx, 64, d, get(ep.bare))
+	c0 := ep.cacheStats()
+	sf := Closed(ctx, 64, d, get(ep.api))
 	r.rows = append(r.rows, Row{"GET availability, 64 connections (closed loop)",
 		fmt.Sprintf("%.0f req/s, p50 %s p99 %s p99.9 %s", sf.RPS(), ms(sf.P50), ms(sf.P99), ms(sf.P999)),
-		fmt.Sprintf("bare echo %.0f req/s, p99 %s", bare.RPS(), ms(bare.P99)), sf.RPS() / bare.RPS(), fmt.Sprintf("%d errors", sf.Errors)})
+		fmt.Sprintf("bare echo %.0f req/s, p99 %s", bare.RPS(), ms(bare.P99)), sf.RPS() / bare.RPS(),
+		fmt.Sprintf("%d errors; %s", sf.Errors, describeCache(ep.cache, c0, ep.cacheStats()))})
 
-	r.progress("lookups: open loop at %.0f req/s, %v each", r.opt.LookupRPS, d)
-	bareO := Open(ctx, r.opt.LookupRPS, d, 512, get(bareURL))
-	sfO := Open(ctx, r.opt.LookupRPS, d, 512, get(apiURL))
-	r.rows = append(r.rows, Row{fmt.Sprintf("GET availability at a constant %.0f req/s (open loop)", r.opt.LookupRPS),
+	rate, probes := r.openRate(ctx, get(ep.bare))
+	r.progress("lookups: open loop at %.0f req/s, %v each", rate, d)
+	bareO := Open(ctx, rate, d, 512, get(ep.bare))
+	c0 = ep.cacheStats()
+	sfO := Open(ctx, rate, d, 512, get(ep.api))
+	r.rows = append(r.rows, Row{fmt.Sprintf("GET availability at a constant %.0f req/s (open loop)", rate),
 		fmt.Sprintf("p50 %s p99 %s p99.9 %s", ms(sfO.P50), ms(sfO.P99), ms(sfO.P999)),
 		fmt.Sprintf("bare echo p50 %s p99 %s p99.9 %s", ms(bareO.P50), ms(bareO.P99), ms(bareO.P999)), 0,
-		fmt.Sprintf("%d of %d answered", sfO.Requests, sfO.Requests+sfO.Errors)})
+		fmt.Sprintf("%d of %d answered; %s; %s", sfO.Requests, sfO.Requests+sfO.Errors, probes,
+			describeCache(ep.cache, c0, ep.cacheStats()))})
 
 	query := func(base string) Request {
 		return func(i int) (*http.Request, error) {
@@ -511,12 +560,64 @@ func (r *Run) Lookups(ctx context.Context) error {
 		}
 	}
 	r.progress("batch queries of 50 lines: closed loop, 16 connections")
-	qs := Closed(ctx, 16, d, query(apiURL))
-	qb := Closed(ctx, 16, d, query(bareURL))
+	c0 = ep.cacheStats()
+	qs := Closed(ctx, 16, d, query(ep.api))
+	c1 := ep.cacheStats()
+	qb := Closed(ctx, 16, d, query(ep.bare))
 	r.rows = append(r.rows, Row{"POST availability/query, 50 lines, 16 connections",
 		fmt.Sprintf("%.0f req/s (%.0f lines/s), p50 %s p99 %s", qs.RPS(), 50*qs.RPS(), ms(qs.P50), ms(qs.P99)),
-		fmt.Sprintf("bare echo %.0f req/s", qb.RPS()), qs.RPS() / qb.RPS(), "the bare handler answers a lookup-sized body"})
+		fmt.Sprintf("bare echo %.0f req/s", qb.RPS()), qs.RPS() / qb.RPS(),
+		fmt.Sprintf("the bare handler answers a lookup-sized body; %d errors; %s", qs.Errors, describeCache(ep.cache, c0, c1))})
 	return nil
+}
+
+// The open-loop lookup run goes at Options.LookupRPS, or at the highest rate
+// at which the bare handler keeps its p99 under openP99 on this machine if
+// that is lower: found by short runs of the bare handler, stepping the rate
+// down by openStep at most openSteps times.
+const (
+	openP99   = 5 * time.Millisecond
+	openStep  = 0.8
+	openSteps = 5
+	openProbe = 3 * time.Second
+)
+
+// openRate chooses the open-loop rate, and says how in a few words.
+func (r *Run) openRate(ctx context.Context, bare Request) (float64, string) {
+	rate := r.opt.LookupRPS
+	probe := min(openProbe, r.opt.Duration)
+	var tried []string
+	for step := 0; ; step++ {
+		r.progress("lookups: bare handler at %.0f req/s for %v (open loop), for a p99 under %v", rate, probe, openP99)
+		l := Open(ctx, rate, probe, 512, bare)
+		tried = append(tried, fmt.Sprintf("%.0f/s p99 %s", rate, ms(l.P99)))
+		if l.P99 < openP99 {
+			if step == 0 {
+				return rate, fmt.Sprintf("the bare handler's p99 at %.0f req/s in a %v probe: %s", rate, probe, ms(l.P99))
+			}
+			return rate, fmt.Sprintf("rate stepped down from %.0f req/s, where the bare handler's p99 was %s or more in %v probes (%s)",
+				r.opt.LookupRPS, ms(openP99), probe, strings.Join(tried, ", "))
+		}
+		if step == openSteps || ctx.Err() != nil {
+			return rate, fmt.Sprintf("the bare handler's p99 stayed at %s or more down to this rate in %v probes (%s)",
+				ms(openP99), probe, strings.Join(tried, ", "))
+		}
+		rate *= openStep
+	}
+}
+
+// describeCache says what the lookup cache did between two readings.
+func describeCache(c *store.Cache, a, b store.CacheStats) string {
+	if c == nil {
+		return "lookup cache off"
+	}
+	hits, misses := b.Hits-a.Hits, b.Misses-a.Misses
+	ratio := 0.0
+	if hits+misses > 0 {
+		ratio = float64(hits) / float64(hits+misses)
+	}
+	return fmt.Sprintf("lookup cache hit ratio %.3f (%d hits, %d misses), %d invalidations, %d evictions",
+		ratio, hits, misses, b.Invalidations-a.Invalidations, b.Evictions-a.Evictions)
 }
 
 func getBody(ctx context.Context, r *Run, sku, loc string) ([]byte, error) {
@@ -556,11 +657,12 @@ func (r *Run) Holds(ctx context.Context) error {
 
 func (r *Run) holds(ctx context.Context, rtt Latencies, ingest float64) error {
 	r.running(ctx)
-	apiURL, _, stopServers, err := r.servers(ctx, 10)
+	ep, err := r.servers(ctx, 10)
 	if err != nil {
 		return err
 	}
-	defer stopServers()
+	defer ep.stop()
+	apiURL := ep.api
 	d := r.opt.Duration
 	what := fmt.Sprintf("POST holds at %.0f/s through Kafka and the fold", r.opt.HoldRPS)
 	if ingest > 0 {
