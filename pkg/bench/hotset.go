@@ -307,6 +307,11 @@ func (r *Run) HotSet(ctx context.Context) error {
 	if len(stale) > 0 {
 		maxStale = stale[len(stale)-1] // sorted by summarise
 	}
+	bound, size := "lookup cache off: every answer read from Redis", "—"
+	if ep.cache != nil {
+		bound = fmt.Sprintf("lookup cache max age %v", r.cfg.Redis.LookupCacheMaxAge)
+		size = fmt.Sprintf("%d entries, ~%d KiB at the end", c1.Entries, c1.Bytes/1024)
+	}
 	writes := fmt.Sprintf("%d entries/s written (%d entries in %d Apply calls, %d failed)",
 		int(float64(w.entries)/w.elapsed.Seconds()), w.entries, w.applied, w.errors)
 	if w.firstErr != nil {
@@ -320,10 +325,9 @@ func (r *Run) HotSet(ctx context.Context) error {
 		Row{"hot set: answers older than a write acknowledged before the request",
 			fmt.Sprintf("%d of %d answers stale (%.3f%%); staleness p99 %s, max %s", len(stale), len(all),
 				100*float64(len(stale))/float64(len(all)), ms(sa.P99), ms(maxStale)),
-			fmt.Sprintf("lookup cache max age %v", r.cfg.Redis.LookupCacheMaxAge), 0,
+			bound, 0,
 			fmt.Sprintf("staleness: request sent − acknowledgement of the first newer version; among stale answers p50 %s p99 %s",
 				ms(ss.P50), ms(ss.P99))},
-		Row{"hot set: lookup cache during the run", describeCache(ep.cache, c0, c1), "—", 0,
-			fmt.Sprintf("%d entries, ~%d KiB at the end", c1.Entries, c1.Bytes/1024)})
+		Row{"hot set: lookup cache during the run", describeCache(ep.cache, c0, c1), "—", 0, size})
 	return nil
 }
