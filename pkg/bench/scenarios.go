@@ -37,7 +37,7 @@ type Options struct {
 	Events    int           // source events in the stream (after the catalogue and opening counts)
 	SKUs      int           // catalogue size; 5 locations each
 	Duration  time.Duration // per load phase
-	LookupRPS float64       // the constant-rate lookup run
+	LookupRPS float64       // the constant-rate lookup run, or lower (see openRate)
 	HoldRPS   float64       // the constant-rate hold run
 	FreshRPS  float64       // the constant-rate freshness run
 	// HoldIngestRate is the source events/s ingested during the second hold run.
