@@ -4,6 +4,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -47,19 +48,36 @@ func newClient(conns int) *http.Client {
 	}}
 }
 
-func do(cl *http.Client, req *http.Request) bool {
+// do sends req and reads its answer, into body when it is not nil.
+func do(cl *http.Client, req *http.Request, body *bytes.Buffer) bool {
 	resp, err := cl.Do(req)
 	if err != nil {
 		return false
 	}
-	io.Copy(io.Discard, resp.Body)
+	if body != nil {
+		body.Reset()
+		_, err = body.ReadFrom(resp.Body)
+	} else {
+		_, err = io.Copy(io.Discard, resp.Body)
+	}
 	resp.Body.Close()
-	return resp.StatusCode < 400 || resp.StatusCode == http.StatusConflict
+	return err == nil && (resp.StatusCode < 400 || resp.StatusCode == http.StatusConflict)
 }
+
+// Check reads the answer to the i-th request of a closed loop, which
+// worker w sent at sent; it returns false for an answer it refuses, counted
+// as an error. Workers call it concurrently, each with its own w.
+type Check func(w, i int, sent time.Time, body []byte) bool
 
 // Closed runs conc workers back to back for d: the most a server gives at
 // that concurrency.
 func Closed(ctx context.Context, conc int, d time.Duration, mk Request) Latencies {
+	return ClosedChecked(ctx, conc, d, mk, nil)
+}
+
+// ClosedChecked is Closed with every successful answer's body handed to
+// check (nil: not read).
+func ClosedChecked(ctx context.Context, conc int, d time.Duration, mk Request, check Check) Latencies {
 	cl := newClient(conc)
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
@@ -74,18 +92,28 @@ func Closed(ctx context.Context, conc int, d time.Duration, mk Request) Latencie
 		go func() {
 			defer wg.Done()
 			local := make([]time.Duration, 0, 1<<16)
+			var body *bytes.Buffer
+			if check != nil {
+				body = new(bytes.Buffer)
+			}
 			for ctx.Err() == nil {
-				req, err := mk(int(seq.Add(1)))
+				i := int(seq.Add(1))
+				req, err := mk(i)
 				if err != nil {
 					errs.Add(1)
 					continue
 				}
 				t0 := time.Now()
-				if !do(cl, req) {
+				if !do(cl, req, body) {
 					errs.Add(1)
 					continue
 				}
-				local = append(local, time.Since(t0))
+				took := time.Since(t0)
+				if check != nil && !check(w, i, t0, body.Bytes()) {
+					errs.Add(1)
+					continue
+				}
+				local = append(local, took)
 			}
 			mu.Lock()
 			all = append(all, local...)
@@ -122,7 +150,7 @@ func Open(ctx context.Context, rate float64, d time.Duration, maxInFlight int, m
 			if err != nil {
 				return
 			}
-			if do(cl, req) {
+			if do(cl, req, nil) {
 				ok[i] = true
 				lat[i] = time.Since(due)
 			}

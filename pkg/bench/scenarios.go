@@ -37,7 +37,7 @@ type Options struct {
 	Events    int           // source events in the stream (after the catalogue and opening counts)
 	SKUs      int           // catalogue size; 5 locations each
 	Duration  time.Duration // per load phase
-	LookupRPS float64       // the constant-rate lookup run
+	LookupRPS float64       // the constant-rate lookup run, or lower (see openRate)
 	HoldRPS   float64       // the constant-rate hold run
 	FreshRPS  float64       // the constant-rate freshness run
 	// HoldIngestRate is the source events/s ingested during the second hold run.
@@ -46,7 +46,9 @@ type Options struct {
 }
 
 // Run is one benchmark run against the stack cfg points at. Its topics and
-// groups are suffixed so each run starts empty; cfg.Redis.DB is flushed.
+// groups are suffixed so each run starts empty; its Redis keys, everything
+// below cfg.Redis.KeyPrefix, are deleted when it starts and when it closes,
+// and nothing else in the database is touched.
 type Run struct {
 	cfg   config.Config
 	opt   Options
@@ -64,6 +66,9 @@ type Run struct {
 	// freshness runs as a deployed service keeps running: its folder's
 	// cache is warm.
 	live func()
+	// saidUncached is set once the progress has said the API's lookups
+	// read Redis without the lookup cache.
+	saidUncached bool
 }
 
 // NewRun prepares a run.
@@ -86,8 +91,10 @@ func NewRun(ctx context.Context, cfg config.Config, opt Options, log *slog.Logge
 	}
 	r := &Run{cfg: cfg, opt: opt, codec: codec, cl: cl, adm: kadm.NewClient(cl), log: log}
 	r.rdb = store.Open(cfg.Redis)
-	if err := r.rdb.FlushDB(ctx).Err(); err != nil {
-		return nil, fmt.Errorf("flush redis db %d: %w", cfg.Redis.DB, err)
+	if n, err := r.deleteKeys(ctx, cfg.Redis.KeyPrefix+":*"); err != nil {
+		return nil, fmt.Errorf("delete the keys of an earlier run: %w", err)
+	} else if n > 0 {
+		r.progress("deleted %d keys of an earlier run (%s:*)", n, cfg.Redis.KeyPrefix)
 	}
 	r.store = ledger.New(r.rdb, ledger.Config{KeyPrefix: cfg.Redis.KeyPrefix})
 	if err := kafka.EnsureTopics(ctx, r.adm, int32(cfg.Kafka.Partitions), int16(cfg.Kafka.Replication), kafka.Topics(cfg.Topics)); err != nil {
@@ -96,14 +103,46 @@ func NewRun(ctx context.Context, cfg config.Config, opt Options, log *slog.Logge
 	return r, nil
 }
 
-// Close deletes the run's topics and closes its clients.
+// Close deletes the run's topics and Redis keys and closes its clients.
 func (r *Run) Close(ctx context.Context) {
 	r.stopLive()
+	if _, err := r.deleteKeys(ctx, r.cfg.Redis.KeyPrefix+":*"); err != nil {
+		r.progress("delete the run's keys: %v", err)
+	}
 	t := r.cfg.Topics
 	r.adm.DeleteTopics(ctx, t.Inventory, t.Orders, t.Supplier, t.Catalog, t.Ledger, t.Availability, t.Alerts, t.DLQ, t.Index, t.Ledger+".scratch")
 	r.adm.DeleteGroups(ctx, r.cfg.Kafka.NormalizerGroup, r.cfg.Kafka.FolderGroup, r.cfg.Kafka.FolderGroup+".rebuild", r.cfg.Kafka.NormalizerGroup+".passthrough")
 	r.cl.Close()
 	r.rdb.Close()
+}
+
+// deleteKeys unlinks every key matching pattern, a thousand at a time as
+// SCAN finds them, and returns how many it unlinked.
+func (r *Run) deleteKeys(ctx context.Context, pattern string) (int64, error) {
+	var n int64
+	batch := make([]string, 0, 1000)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		k, err := r.rdb.Unlink(ctx, batch...).Result()
+		n += k
+		batch = batch[:0]
+		return err
+	}
+	iter := r.rdb.Scan(ctx, 0, pattern, 1000).Iterator()
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+		if len(batch) == cap(batch) {
+			if err := flush(); err != nil {
+				return n, err
+			}
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return n, err
+	}
+	return n, flush()
 }
 
 // Rows are the results so far.
@@ -236,14 +275,11 @@ func (r *Run) ioFloor(ctx context.Context) (float64, error) {
 		return 0, err
 	}
 	defer r.adm.DeleteTopics(context.WithoutCancel(ctx), scratch)
-	db := r.cfg.Redis
-	db.DB = (db.DB + 1) % 16
-	rdb := store.Open(db)
-	defer rdb.Close()
-	if err := rdb.FlushDB(ctx).Err(); err != nil {
-		return 0, err
-	}
-	defer rdb.FlushDB(context.WithoutCancel(ctx))
+	// The floor's hashes sit below the run's prefix, apart from the ledger's
+	// keys, and go when the floor is measured.
+	floorKey := r.cfg.Redis.KeyPrefix + ":floor:"
+	defer r.deleteKeys(context.WithoutCancel(ctx), floorKey+"*")
+	rdb := r.rdb
 	t := r.cfg.Topics
 	group := r.cfg.Kafka.NormalizerGroup + ".floor"
 	defer r.adm.DeleteGroups(context.WithoutCancel(ctx), group, group+".out")
@@ -300,7 +336,7 @@ func (r *Run) ioFloor(ctx context.Context) (float64, error) {
 		}
 		pipe := rdb.Pipeline()
 		for _, rec := range recs {
-			pipe.HSet(ctx, "floor:{"+string(rec.Key)+"}", "v", rec.Value)
+			pipe.HSet(ctx, floorKey+"{"+string(rec.Key)+"}", "v", rec.Value)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return 0, err
@@ -375,18 +411,48 @@ func (r *Run) ledgerEntries(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// servers starts the checkout API over the run's ledger and a bare echo
-// server answering a constant body of the same size.
-func (r *Run) servers(ctx context.Context, bodyLen int) (apiURL, bareURL string, stop func(), err error) {
+// endpoints are the servers a scenario loads.
+type endpoints struct {
+	api, bare string // base URLs
+	// cache is the API's lookup cache, nil when its lookups read Redis.
+	cache *store.Cache
+	stop  func()
+}
+
+// cacheStats reads the API's lookup cache counters (zero without a cache).
+func (e *endpoints) cacheStats() store.CacheStats {
+	if e.cache == nil {
+		return store.CacheStats{}
+	}
+	return e.cache.Stats()
+}
+
+// servers starts the checkout API and a bare echo server answering a
+// constant body of the same size. The API reads the run's ledger through a
+// store of its own whose lookups go through the lookup cache, as stockflow
+// serve's do; everything else in the run reads Redis directly.
+func (r *Run) servers(ctx context.Context, bodyLen int) (*endpoints, error) {
 	groups, _ := config.ParseGroups(r.cfg.API.Groups)
 	s := api.New(api.Config{Addr: "127.0.0.1:0", Logger: r.log})
 	// A producer of the API's own, as stockflow serve has.
 	hcl, err := kgo.NewClient(kafka.ClientOpts(r.cfg.Kafka, kgo.ProducerLinger(0))...)
 	if err != nil {
-		return "", "", nil, err
+		return nil, err
 	}
-	ch := api.NewCheckout(api.CheckoutConfig{Store: r.store, Producer: hcl, Codec: r.codec, LedgerTopic: r.cfg.Topics.Ledger,
-		Groups: groups, Supply: atp.AllSupply, InstanceID: "bench", Logger: r.log})
+	led := ledger.New(r.rdb, ledger.Config{KeyPrefix: r.cfg.Redis.KeyPrefix})
+	cache := store.OpenCache(r.cfg.Redis)
+	if cache != nil {
+		led.UseCache(cache)
+	} else if !r.saidUncached {
+		r.saidUncached = true
+		why := "turned off"
+		if r.cfg.Redis.LookupCache {
+			why = fmt.Sprintf("Redis tracks keys for database 0 only, and the run uses database %d", r.cfg.Redis.DB)
+		}
+		r.progress("lookup cache off (%s): the API's lookups read Redis", why)
+	}
+	ch := api.NewCheckout(api.CheckoutConfig{Store: led, Producer: hcl, Codec: r.codec, LedgerTopic: r.cfg.Topics.Ledger,
+		Groups: groups, Supply: atp.AllSupply, InstanceID: "bench", OwnHoldsFor: r.cfg.Redis.LookupCacheMaxAge, Logger: r.log})
 	ch.Register(s)
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -398,29 +464,40 @@ func (r *Run) servers(ctx context.Context, bodyLen int) (apiURL, bareURL string,
 	bare.HideBanner, bare.HidePort = true, true
 	bare.GET("/v1/availability/:sku", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/json", body) })
 	bare.POST("/v1/availability/query", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/json", body) })
+	stop := func() {
+		cancel()
+		wg.Wait()
+		hcl.Close()
+		if cache != nil {
+			cache.Close()
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		cancel()
-		return "", "", nil, err
+		stop()
+		return nil, err
 	}
 	srv := &http.Server{Handler: bare}
 	go srv.Serve(ln)
-	for s.Addr() == nil {
-		time.Sleep(10 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); s.Addr() == nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			srv.Close()
+			stop()
+			return nil, fmt.Errorf("the API did not start listening")
+		}
 	}
 	time.Sleep(200 * time.Millisecond) // the hold decision subscription
-	return "http://" + s.Addr().String(), "http://" + ln.Addr().String(), func() {
-		cancel()
+	return &endpoints{api: "http://" + s.Addr().String(), bare: "http://" + ln.Addr().String(), cache: cache, stop: func() {
 		srv.Close()
-		wg.Wait()
-		hcl.Close()
-	}, nil
+		stop()
+	}}, nil
 }
 
 var locations = []string{"DC-EAST", "DC-WEST", "DC-CENTRAL", "STORE-NYC", "STORE-SFO"}
 
 // Lookups loads GET availability and 50-line batch queries over random keys
-// of the ingested ledger, beside a bare echo handler in the same run.
+// of the ingested ledger, beside a bare echo handler in the same run. The
+// API reads through the lookup cache.
 func (r *Run) Lookups(ctx context.Context) error {
 	rnd := func(i int) (string, string) {
 		x := rand.New(rand.NewPCG(uint64(i), 7))
@@ -431,11 +508,11 @@ func (r *Run) Lookups(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	apiURL, bareURL, stop, err := r.servers(ctx, len(sample))
+	ep, err := r.servers(ctx, len(sample))
 	if err != nil {
 		return err
 	}
-	defer stop()
+	defer ep.stop()
 	get := func(base string) Request {
 		return func(i int) (*http.Request, error) {
 			s, l := rnd(i)
@@ -444,19 +521,24 @@ func (r *Run) Lookups(ctx context.Context) error {
 	}
 	d := r.opt.Duration
 	r.progress("lookups: closed loop, 64 connections, %v each", d)
-	bare := Closed(ctx, 64, d, get(bareURL))
-	sf := Closed(ctx, 64, d, get(apiURL))
+	bare := Closed(ctx, 64, d, get(ep.bare))
+	c0 := ep.cacheStats()
+	sf := Closed(ctx, 64, d, get(ep.api))
 	r.rows = append(r.rows, Row{"GET availability, 64 connections (closed loop)",
 		fmt.Sprintf("%.0f req/s, p50 %s p99 %s p99.9 %s", sf.RPS(), ms(sf.P50), ms(sf.P99), ms(sf.P999)),
-		fmt.Sprintf("bare echo %.0f req/s, p99 %s", bare.RPS(), ms(bare.P99)), sf.RPS() / bare.RPS(), fmt.Sprintf("%d errors", sf.Errors)})
+		fmt.Sprintf("bare echo %.0f req/s, p99 %s", bare.RPS(), ms(bare.P99)), sf.RPS() / bare.RPS(),
+		fmt.Sprintf("%d errors; %s", sf.Errors, describeCache(ep.cache, c0, ep.cacheStats()))})
 
-	r.progress("lookups: open loop at %.0f req/s, %v each", r.opt.LookupRPS, d)
-	bareO := Open(ctx, r.opt.LookupRPS, d, 512, get(bareURL))
-	sfO := Open(ctx, r.opt.LookupRPS, d, 512, get(apiURL))
-	r.rows = append(r.rows, Row{fmt.Sprintf("GET availability at a constant %.0f req/s (open loop)", r.opt.LookupRPS),
+	rate, probes := r.openRate(ctx, get(ep.bare))
+	r.progress("lookups: open loop at %.0f req/s, %v each", rate, d)
+	bareO := Open(ctx, rate, d, 512, get(ep.bare))
+	c0 = ep.cacheStats()
+	sfO := Open(ctx, rate, d, 512, get(ep.api))
+	r.rows = append(r.rows, Row{fmt.Sprintf("GET availability at a constant %.0f req/s (open loop)", rate),
 		fmt.Sprintf("p50 %s p99 %s p99.9 %s", ms(sfO.P50), ms(sfO.P99), ms(sfO.P999)),
 		fmt.Sprintf("bare echo p50 %s p99 %s p99.9 %s", ms(bareO.P50), ms(bareO.P99), ms(bareO.P999)), 0,
-		fmt.Sprintf("%d of %d answered", sfO.Requests, sfO.Requests+sfO.Errors)})
+		fmt.Sprintf("%d of %d answered; %s; %s", sfO.Requests, sfO.Requests+sfO.Errors, probes,
+			describeCache(ep.cache, c0, ep.cacheStats()))})
 
 	query := func(base string) Request {
 		return func(i int) (*http.Request, error) {
@@ -478,12 +560,64 @@ func (r *Run) Lookups(ctx context.Context) error {
 		}
 	}
 	r.progress("batch queries of 50 lines: closed loop, 16 connections")
-	qs := Closed(ctx, 16, d, query(apiURL))
-	qb := Closed(ctx, 16, d, query(bareURL))
+	c0 = ep.cacheStats()
+	qs := Closed(ctx, 16, d, query(ep.api))
+	c1 := ep.cacheStats()
+	qb := Closed(ctx, 16, d, query(ep.bare))
 	r.rows = append(r.rows, Row{"POST availability/query, 50 lines, 16 connections",
 		fmt.Sprintf("%.0f req/s (%.0f lines/s), p50 %s p99 %s", qs.RPS(), 50*qs.RPS(), ms(qs.P50), ms(qs.P99)),
-		fmt.Sprintf("bare echo %.0f req/s", qb.RPS()), qs.RPS() / qb.RPS(), "the bare handler answers a lookup-sized body"})
+		fmt.Sprintf("bare echo %.0f req/s", qb.RPS()), qs.RPS() / qb.RPS(),
+		fmt.Sprintf("the bare handler answers a lookup-sized body; %d errors; %s", qs.Errors, describeCache(ep.cache, c0, c1))})
 	return nil
+}
+
+// The open-loop lookup run goes at Options.LookupRPS, or at the highest rate
+// at which the bare handler keeps its p99 under openP99 on this machine if
+// that is lower: found by short runs of the bare handler, stepping the rate
+// down by openStep at most openSteps times.
+const (
+	openP99   = 5 * time.Millisecond
+	openStep  = 0.8
+	openSteps = 5
+	openProbe = 3 * time.Second
+)
+
+// openRate chooses the open-loop rate, and says how in a few words.
+func (r *Run) openRate(ctx context.Context, bare Request) (float64, string) {
+	rate := r.opt.LookupRPS
+	probe := min(openProbe, r.opt.Duration)
+	var tried []string
+	for step := 0; ; step++ {
+		r.progress("lookups: bare handler at %.0f req/s for %v (open loop), for a p99 under %v", rate, probe, openP99)
+		l := Open(ctx, rate, probe, 512, bare)
+		tried = append(tried, fmt.Sprintf("%.0f/s p99 %s", rate, ms(l.P99)))
+		if l.P99 < openP99 {
+			if step == 0 {
+				return rate, fmt.Sprintf("the bare handler's p99 at %.0f req/s in a %v probe: %s", rate, probe, ms(l.P99))
+			}
+			return rate, fmt.Sprintf("rate stepped down from %.0f req/s, where the bare handler's p99 was %s or more in %v probes (%s)",
+				r.opt.LookupRPS, ms(openP99), probe, strings.Join(tried, ", "))
+		}
+		if step == openSteps || ctx.Err() != nil {
+			return rate, fmt.Sprintf("the bare handler's p99 stayed at %s or more down to this rate in %v probes (%s)",
+				ms(openP99), probe, strings.Join(tried, ", "))
+		}
+		rate *= openStep
+	}
+}
+
+// describeCache says what the lookup cache did between two readings.
+func describeCache(c *store.Cache, a, b store.CacheStats) string {
+	if c == nil {
+		return "lookup cache off"
+	}
+	hits, misses := b.Hits-a.Hits, b.Misses-a.Misses
+	ratio := 0.0
+	if hits+misses > 0 {
+		ratio = float64(hits) / float64(hits+misses)
+	}
+	return fmt.Sprintf("lookup cache hit ratio %.3f (%d hits, %d misses), %d invalidations, %d evictions",
+		ratio, hits, misses, b.Invalidations-a.Invalidations, b.Evictions-a.Evictions)
 }
 
 func getBody(ctx context.Context, r *Run, sku, loc string) ([]byte, error) {
@@ -523,11 +657,12 @@ func (r *Run) Holds(ctx context.Context) error {
 
 func (r *Run) holds(ctx context.Context, rtt Latencies, ingest float64) error {
 	r.running(ctx)
-	apiURL, _, stopServers, err := r.servers(ctx, 10)
+	ep, err := r.servers(ctx, 10)
 	if err != nil {
 		return err
 	}
-	defer stopServers()
+	defer ep.stop()
+	apiURL := ep.api
 	d := r.opt.Duration
 	what := fmt.Sprintf("POST holds at %.0f/s through Kafka and the fold", r.opt.HoldRPS)
 	if ingest > 0 {
@@ -693,10 +828,11 @@ func (r *Run) Freshness(ctx context.Context) error {
 	return nil
 }
 
-// Rebuild flushes Redis and folds the whole ledger log again from offset 0.
+// Rebuild deletes the run's Redis keys and folds the whole ledger log again
+// from offset 0.
 func (r *Run) Rebuild(ctx context.Context) error {
-	r.stopLive() // it would take the flush for Redis going back in time
-	if err := r.rdb.FlushDB(ctx).Err(); err != nil {
+	r.stopLive() // it would take the deletion for Redis going back in time
+	if _, err := r.deleteKeys(ctx, r.cfg.Redis.KeyPrefix+":*"); err != nil {
 		return err
 	}
 	group := r.cfg.Kafka.FolderGroup + ".rebuild"
@@ -712,7 +848,7 @@ func (r *Run) Rebuild(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.rows = append(r.rows, Row{"rebuild: Redis flushed, ledger folded from offset 0",
+	r.rows = append(r.rows, Row{"rebuild: the run's Redis keys deleted, ledger folded from offset 0",
 		fmt.Sprintf("%.0f entries/s (%d entries, %.1fs)", float64(entries)/elapsed.Seconds(), entries, elapsed.Seconds()), "—", 0, ""})
 	return nil
 }
