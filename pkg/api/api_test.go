@@ -118,7 +118,7 @@ func running(t *testing.T, cfg Config) string {
 }
 
 // apply writes ledger entries straight into the store (no Kafka).
-func (f *fixture) apply(t *testing.T, es ...*events.LedgerEntry) {
+func (f *fixture) apply(t testing.TB, es ...*events.LedgerEntry) {
 	t.Helper()
 	for _, e := range es {
 		e.EventID = fmt.Sprint("e", f.off)

@@ -185,6 +185,26 @@ type queryAnswer struct {
 	PromiseDate *string `json:"promise_date"`
 }
 
+// checkQueryLine validates one line of a batch query, its problems naming
+// fields below prefix.
+func (ch *Checkout) checkQueryLine(l queryLine, tg *target, prefix string) error {
+	if err := checkID(prefix+"sku", l.SKU); err != nil {
+		return err
+	}
+	t, err := ch.parseTarget(l.Location, l.Group, prefix)
+	if err != nil {
+		return err
+	}
+	if l.Quantity < 1 || l.Quantity > maxQuantity {
+		return badRequest(prefix+"quantity", fmt.Sprintf("%d is outside 1..%d", l.Quantity, maxQuantity))
+	}
+	if err := checkChannel(prefix+"channel", l.Channel); err != nil {
+		return err
+	}
+	*tg = t
+	return nil
+}
+
 // ParseQuery decodes and validates a batch query body.
 func (ch *Checkout) parseQuery(c echo.Context) (queryRequest, []target, error) {
 	var req queryRequest
@@ -196,21 +216,10 @@ func (ch *Checkout) parseQuery(c echo.Context) (queryRequest, []target, error) {
 	}
 	tgs := make([]target, len(req.Lines))
 	for i, l := range req.Lines {
-		prefix := fmt.Sprintf("lines[%d].", i)
-		if err := checkID(prefix+"sku", l.SKU); err != nil {
-			return req, nil, err
+		if err := ch.checkQueryLine(l, &tgs[i], ""); err != nil {
+			// Again with the field names spelled out: only for the answer.
+			return req, nil, ch.checkQueryLine(l, &tgs[i], fmt.Sprintf("lines[%d].", i))
 		}
-		tg, err := ch.parseTarget(l.Location, l.Group, prefix)
-		if err != nil {
-			return req, nil, err
-		}
-		if l.Quantity < 1 || l.Quantity > maxQuantity {
-			return req, nil, badRequest(prefix+"quantity", fmt.Sprintf("%d is outside 1..%d", l.Quantity, maxQuantity))
-		}
-		if err := checkChannel(prefix+"channel", l.Channel); err != nil {
-			return req, nil, err
-		}
-		tgs[i] = tg
 	}
 	return req, tgs, nil
 }

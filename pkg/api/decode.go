@@ -29,8 +29,12 @@ func decodeBody(c echo.Context, v any) error {
 	if err := requireJSON(c.Request()); err != nil {
 		return err
 	}
-	d := &decoder{dec: json.NewDecoder(c.Request().Body)}
-	d.dec.UseNumber()
+	d := &decoder{dec: &tokenizer{}}
+	b, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		return d.readError(err)
+	}
+	d.dec.b = b
 	tok, err := d.dec.Token()
 	if errors.Is(err, io.EOF) {
 		return badRequest("", "the body is empty")
@@ -67,7 +71,7 @@ func requireJSON(req *http.Request) error {
 // decoder fills structs, slices, strings, integers and pointers to them
 // from a stream of JSON tokens; it is all the request bodies need.
 type decoder struct {
-	dec *json.Decoder
+	dec *tokenizer
 }
 
 func (d *decoder) value(v reflect.Value, path string) error {
@@ -172,7 +176,7 @@ func (d *decoder) end() error {
 
 // readError turns a failure to read or parse the body into a problem.
 func (d *decoder) readError(err error) error {
-	var se *json.SyntaxError
+	var se *syntaxError
 	var mbe *http.MaxBytesError
 	var ne net.Error
 	switch {
@@ -185,7 +189,7 @@ func (d *decoder) readError(err error) error {
 		return &problemError{Problem{Type: "about:blank", Title: "request timeout", Status: http.StatusRequestTimeout,
 			Detail: "the body did not arrive within the server's read timeout"}}
 	case errors.As(err, &se):
-		return badRequest("", fmt.Sprintf("malformed JSON at byte %d", se.Offset))
+		return badRequest("", fmt.Sprintf("malformed JSON at byte %d", se.offset))
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return badRequest("", fmt.Sprintf("the body ends inside its JSON value, after %d bytes", d.dec.InputOffset()))
 	}

@@ -320,7 +320,7 @@ func (r *Run) HotSet(ctx context.Context) error {
 	r.rows = append(r.rows,
 		Row{fmt.Sprintf("hot set: GET availability of %d SKUs under %d writes/s, %d connections (closed loop)", hotSKUs, hotWriteRate, hotConns),
 			fmt.Sprintf("%.0f req/s, p50 %s p99 %s p99.9 %s", sf.RPS(), ms(sf.P50), ms(sf.P99), ms(sf.P999)),
-			fmt.Sprintf("bare echo %.0f req/s, p99 %s", bare.RPS(), ms(bare.P99)), sf.RPS() / bare.RPS(),
+			fmt.Sprintf("bare handler %.0f req/s, p99 %s", bare.RPS(), ms(bare.P99)), sf.RPS() / bare.RPS(),
 			fmt.Sprintf("%d errors (%d answers without a version); %s", sf.Errors, badBodies, writes)},
 		Row{"hot set: answers older than a write acknowledged before the request",
 			fmt.Sprintf("%d of %d answers stale (%.3f%%); staleness p99 %s, max %s", len(stale), len(all),

@@ -128,7 +128,7 @@ type Redis struct {
 	LookupCacheEntries int `yaml:"lookup_cache_entries"`
 	// LookupCacheMaxAge is the longest a cached entry is served without
 	// being read again from Redis, however invalidations fare: the hard
-	// bound on a lookup's staleness. Default 1s.
+	// bound on a lookup's staleness. Default 5s.
 	LookupCacheMaxAge time.Duration `yaml:"lookup_cache_max_age"`
 }
 
@@ -155,7 +155,7 @@ func Default() Config {
 			DLQ:          "stockflow.dlq.v1",
 			Index:        "stockflow.index.v1",
 		},
-		Redis:            Redis{KeyPrefix: "sf", LookupCache: true, LookupCacheEntries: 200_000, LookupCacheMaxAge: time.Second},
+		Redis:            Redis{KeyPrefix: "sf", LookupCache: true, LookupCacheEntries: 200_000, LookupCacheMaxAge: 5 * time.Second},
 		HTTPAddr:         "127.0.0.1:8080",
 		LogLevel:         "info",
 		LogFormat:        "auto",

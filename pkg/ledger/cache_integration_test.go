@@ -18,7 +18,7 @@ import (
 // is seen within the cache's max age whatever happens to invalidations, and
 // in practice within milliseconds, by invalidation. The max age is set to a
 // minute here, so only an invalidation can make the reader see each write
-// within the one second the default max age promises.
+// within a second, a fifth of the default max age.
 func TestCachedLookupSeesEachWriteByInvalidation(t *testing.T) {
 	ctx := context.Background()
 	cfg := config.Default()

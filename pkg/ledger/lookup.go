@@ -1,12 +1,11 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -40,17 +39,28 @@ func (r LookupResult) ATPPosition() atp.Position {
 	return atp.Position{OnHand: r.OnHand, Reserved: r.Reserved, Picked: r.Picked, Held: r.Held, SafetyStock: r.SafetyStock, Inbound: r.Supply}
 }
 
-// UseCache makes lookups read through c, a client with client-side caching
-// (see store.OpenCache): plain reads of the position hashes, answered from
-// process memory until Redis invalidates them. Without it lookups read the
-// store's own client, all of a call's reads in one pipelined round trip.
-func (s *Store) UseCache(c redis.Cmdable) { s.cache = c }
+// Cache is a lookup cache (store.Cache): replies of plain reads held in
+// process memory until Redis says their key changed.
+type Cache interface {
+	// Cached returns the cached RESP3 reply of the read command args, and
+	// whether the cache had it, without going to Redis.
+	Cached(ctx context.Context, args ...string) ([]byte, bool)
+	// HGetAll and HGet read through the cache: a miss is read from Redis
+	// and cached.
+	HGetAll(ctx context.Context, key string) *redis.MapStringStringCmd
+	HGet(ctx context.Context, key, field string) *redis.StringCmd
+	// Warm reads HGETALL key (HGET key field) into the cache in the background.
+	Warm(key, field string)
+}
+
+// UseCache makes lookups look in c first. Without it every lookup reads
+// Redis, all of a call's reads in one pipelined round trip.
+func (s *Store) UseCache(c Cache) { s.cache = c }
 
 // Lookup answers every request; Held counts only the holds still active at
-// now. Through the cache, each position is one cached read: a call of several
-// issues them at once, so the misses among them share a round trip (the
-// cache coalesces concurrent misses on one connection). Without the cache,
-// all of them go in one pipelined round trip.
+// now. With a cache, what it holds is answered from memory; a single miss is
+// read through it (and so cached), several misses are read together in one
+// pipelined round trip and brought into the cache in the background.
 func (s *Store) Lookup(ctx context.Context, reqs []LookupReq, now time.Time) ([]LookupResult, error) {
 	out := make([]LookupResult, len(reqs))
 	if len(reqs) == 0 {
@@ -67,20 +77,26 @@ func (s *Store) Lookup(ctx context.Context, reqs []LookupReq, now time.Time) ([]
 		}
 		return out, s.lookupPipelined(ctx, reqs, all, out, nowMs)
 	}
-	if len(reqs) == 1 {
-		if err := s.lookupOne(ctx, reqs[0], &out[0], nowMs); err != nil {
+	var miss []int
+	for i, r := range reqs {
+		if !s.fromCache(ctx, r, &out[i], nowMs) {
+			miss = append(miss, i)
+		}
+	}
+	switch {
+	case len(miss) == 1:
+		if err := s.lookupOne(ctx, reqs[miss[0]], &out[miss[0]], nowMs); err != nil {
 			return nil, err
 		}
-	} else {
-		errs := make([]error, len(reqs))
-		var wg sync.WaitGroup
-		for i := range reqs {
-			wg.Go(func() { errs[i] = s.lookupOne(ctx, reqs[i], &out[i], nowMs) })
+	case len(miss) > 1:
+		if err := s.lookupPipelined(ctx, reqs, miss, out, nowMs); err != nil {
+			return nil, err
 		}
-		wg.Wait()
-		for _, err := range errs {
-			if err != nil {
-				return nil, err
+		for _, i := range miss {
+			if r := reqs[i]; r.Location != "" {
+				s.cache.Warm(s.posKey(r.SKU, r.Location), "")
+			} else {
+				s.cache.Warm(s.groupKey(r.SKU, r.Group), "rs")
 			}
 		}
 	}
@@ -99,6 +115,29 @@ func (s *Store) Lookup(ctx context.Context, reqs []LookupReq, now time.Time) ([]
 }
 
 func (s *Store) groupKey(sku, group string) string { return s.SKUKey(sku) + ":g:" + group }
+
+// fromCache answers r from the cache's memory, if it holds the reply.
+func (s *Store) fromCache(ctx context.Context, r LookupReq, out *LookupResult, nowMs int64) bool {
+	if r.Location == "" {
+		raw, ok := s.cache.Cached(ctx, "hget", s.groupKey(r.SKU, r.Group), "rs")
+		if !ok {
+			return false
+		}
+		n, ok := respInt(raw)
+		out.GroupDemand = n
+		return ok
+	}
+	raw, ok := s.cache.Cached(ctx, "hgetall", s.posKey(r.SKU, r.Location))
+	if !ok {
+		return false
+	}
+	var p positionParser
+	if !respMap(raw, p.field) {
+		return false // not a reply this reads: go to Redis
+	}
+	*out = p.result(nowMs)
+	return true
+}
 
 // lookupOne reads one request through the cache.
 func (s *Store) lookupOne(ctx context.Context, r LookupReq, out *LookupResult, nowMs int64) error {
@@ -153,53 +192,66 @@ func (s *Store) lookupPipelined(ctx context.Context, reqs []LookupReq, idx []int
 
 // parsePosition reads a position hash (see the key layout in persist.go).
 func parsePosition(m map[string]string, nowMs int64) (LookupResult, error) {
-	var r LookupResult
+	var p positionParser
 	for f, v := range m {
-		if b, ok := strings.CutPrefix(f, supplyField); ok {
-			s, err := parseSupply(b, v)
-			if err != nil {
-				return r, err
-			}
-			if s.Quantity > 0 {
-				r.Supply = append(r.Supply, s)
-			}
-			continue
-		}
-		if _, ok := strings.CutPrefix(f, holdField); ok {
-			q, exp, ok := strings.Cut(v, ":")
-			h := atp.Hold{}
-			var err1, err2 error
-			h.Quantity, err1 = strconv.ParseInt(q, 10, 64)
-			h.Expires, err2 = strconv.ParseInt(exp, 10, 64)
-			if !ok || err1 != nil || err2 != nil {
-				return r, fmt.Errorf("hold field %s=%q", f, v)
-			}
-			r.Holds = append(r.Holds, h)
-			continue
-		}
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return r, fmt.Errorf("position field %s=%q", f, v)
-		}
-		switch f {
-		case "oh":
-			r.OnHand = n
-		case "rs":
-			r.Reserved = n
-		case "pk":
-			r.Picked = n
-		case "ib":
-			r.Inbound = n
-		case "ss":
-			r.SafetyStock = n
-		case "rop":
-			r.ReorderPoint = n
-		case "v":
-			r.Version = n
-		case "at":
-			r.Written = time.UnixMilli(n).UTC()
+		if !p.field([]byte(f), []byte(v)) {
+			return LookupResult{}, fmt.Errorf("position field %s=%q", f, v)
 		}
 	}
+	return p.result(nowMs), nil
+}
+
+// positionParser builds a LookupResult from a position hash's fields.
+type positionParser struct {
+	r LookupResult
+}
+
+// field takes one field and its value, false when the value is not what
+// the field holds.
+func (p *positionParser) field(f, v []byte) bool {
+	switch {
+	case bytes.HasPrefix(f, []byte(supplyField)):
+		s, ok := parseSupply(f[len(supplyField):], v)
+		if ok && s.Quantity > 0 {
+			p.r.Supply = append(p.r.Supply, s)
+		}
+		return ok
+	case bytes.HasPrefix(f, []byte(holdField)):
+		q, exp, ok := bytes.Cut(v, []byte{':'})
+		h := atp.Hold{}
+		var ok1, ok2 bool
+		h.Quantity, ok1 = atoi(q)
+		h.Expires, ok2 = atoi(exp)
+		p.r.Holds = append(p.r.Holds, h)
+		return ok && ok1 && ok2
+	}
+	n, ok := atoi(v)
+	if !ok {
+		return false
+	}
+	switch string(f) {
+	case "oh":
+		p.r.OnHand = n
+	case "rs":
+		p.r.Reserved = n
+	case "pk":
+		p.r.Picked = n
+	case "ib":
+		p.r.Inbound = n
+	case "ss":
+		p.r.SafetyStock = n
+	case "rop":
+		p.r.ReorderPoint = n
+	case "v":
+		p.r.Version = n
+	case "at":
+		p.r.Written = time.UnixMilli(n).UTC()
+	}
+	return true
+}
+
+func (p *positionParser) result(nowMs int64) LookupResult {
+	r := p.r
 	r.Held = atp.Held(r.Holds, nowMs)
 	slices.SortFunc(r.Supply, func(a, b atp.Supply) int {
 		if c := a.Date.Compare(b.Date); c != 0 {
@@ -207,25 +259,54 @@ func parsePosition(m map[string]string, nowMs int64) (LookupResult, error) {
 		}
 		return int(a.Kind) - int(b.Kind)
 	})
-	return r, nil
+	return r
 }
 
-// parseSupply reads a supply bucket, "kind|day" and its quantity.
-func parseSupply(bucket, qty string) (atp.Supply, error) {
-	kind, day, _ := strings.Cut(bucket, "|")
-	d, err1 := strconv.ParseInt(day, 10, 64)
-	n, err2 := strconv.ParseInt(qty, 10, 64)
-	if err1 != nil || err2 != nil {
-		return atp.Supply{}, fmt.Errorf("supply field %s=%q", bucket, qty)
+// atoi reads a decimal int64 without allocating.
+func atoi(b []byte) (int64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 18 {
+		if len(b) > 18 {
+			n, err := strconv.ParseInt(string(b), 10, 64)
+			if neg {
+				n = -n
+			}
+			return n, err == nil
+		}
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
+// parseSupply reads a supply bucket, "kind|day", and its quantity.
+func parseSupply(bucket, qty []byte) (atp.Supply, bool) {
+	kind, day, _ := bytes.Cut(bucket, []byte{'|'})
+	d, ok1 := atoi(day)
+	n, ok2 := atoi(qty)
+	if !ok1 || !ok2 {
+		return atp.Supply{}, false
 	}
 	s := atp.Supply{Kind: atp.Released, Date: dayOf(d), Quantity: n}
-	switch kind {
+	switch string(kind) {
 	case "asn":
 		s.Kind = atp.ASN
 	case "ack":
 		s.Kind = atp.Acknowledged
 	}
-	return s, nil
+	return s, true
 }
 
 // Supply is the line as the ATP engine sees it: its firmest kind and the

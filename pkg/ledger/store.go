@@ -50,7 +50,7 @@ type Store struct {
 	eng     *Engine
 	applied *redis.Script
 	prefix  string
-	cache   redis.Cmdable // lookups read through it when set (UseCache)
+	cache   Cache // lookups look in it first when set (UseCache)
 }
 
 // New returns a store over rdb whose engine folds with cfg's windows, its

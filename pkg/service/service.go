@@ -147,7 +147,8 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	switch cache := store.OpenCache(cfg.Redis); {
+	cache := store.OpenCache(cfg.Redis)
+	switch {
 	case cache != nil:
 		defer cache.Close()
 		led.UseCache(cache)
@@ -206,6 +207,9 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx) })
 	g.Go(func() error { return checkout.Run(gctx) })
+	if cache != nil {
+		g.Go(func() error { return cache.Run(gctx) })
+	}
 	g.Go(func() error { return lag.run(gctx) })
 	g.Go(func() error {
 		if !cfg.Kafka.CreateTopics {

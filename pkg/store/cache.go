@@ -1,7 +1,9 @@
 package store
 
 import (
+	"context"
 	"crypto/tls"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -20,7 +22,12 @@ import (
 // invalidation cannot keep a stale answer for long.
 type Cache struct {
 	*redis.Client
+	local  *redis.LocalCache
 	stored atomic.Uint64 // entries stored in the cache
+	hits   atomic.Uint64 // looks (Cached) that found the reply
+	misses atomic.Uint64
+	warm   chan warmRead
+	warmed atomic.Uint64 // reads Warm dropped: the warmers were busy
 
 	mu      sync.Mutex
 	evicted uint64 // highest count of entries dropped other than by invalidation
@@ -28,13 +35,15 @@ type Cache struct {
 
 // CacheStats is what the lookup cache has done since it was opened.
 type CacheStats struct {
-	Hits, Misses  uint64
+	Hits, Misses  uint64 // lookups' reads found in memory, or not
 	Invalidations uint64 // keys Redis said changed
 	// Evictions are entries dropped other than by an invalidation: for
 	// room, for age, or with the connection that was tracking them.
 	Evictions uint64
 	Entries   int
 	Bytes     int64 // estimated
+	// WarmsDropped are background reads Warm dropped, its readers busy.
+	WarmsDropped uint64
 }
 
 // OpenCache returns a client for lookups with client-side caching, or nil
@@ -46,25 +55,96 @@ func OpenCache(cfg config.Redis) *Cache {
 		return nil
 	}
 	c := &Cache{}
+	c.local = redis.NewLocalCache(redis.CacheConfig{
+		MaxEntries:   cfg.LookupCacheEntries,
+		MaxStaleness: cfg.LookupCacheMaxAge,
+		Sizer:        c.size,
+	})
 	opts := &redis.Options{
-		Addr:     cfg.Addr,
-		Password: cfg.Password,
-		Protocol: 3, // invalidations are RESP3 push messages
-		PoolSize: 64,
-		ClientSideCacheConfig: &redis.ClientSideCacheConfig{
-			MaxEntries:   cfg.LookupCacheEntries,
-			MaxStaleness: cfg.LookupCacheMaxAge,
-			Sizer:        c.size,
-		},
-		// Misses that come together (a batch query's positions) go out
-		// together on one connection instead of one connection each.
+		Addr:            cfg.Addr,
+		Password:        cfg.Password,
+		Protocol:        3, // invalidations are RESP3 push messages
+		PoolSize:        64,
+		ClientSideCache: c.local,
+		// Single misses that come together go out together on one
+		// connection instead of taking one connection each.
 		ClientSideCacheCoalesceMisses: true,
 	}
 	if cfg.TLS {
 		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	c.Client = redis.NewClient(opts)
+	c.warm = make(chan warmRead, 4096)
 	return c
+}
+
+// warmRead is a read to bring into the cache: HGETALL key, or HGET key field.
+type warmRead struct{ key, field string }
+
+// Warm asks for HGETALL key (HGET key field, with a field) to be read
+// through the cache in the background, so that the next look finds it. A
+// caller that read it past the cache, in a pipeline, calls it for the next
+// time. Reads that find every warmer busy are dropped.
+func (c *Cache) Warm(key, field string) {
+	select {
+	case c.warm <- warmRead{key, field}:
+	default:
+		c.warmed.Add(1)
+	}
+}
+
+// Run reads what Warm asked for until ctx ends.
+func (c *Cache) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case r := <-c.warm:
+					if r.field == "" {
+						c.HGetAll(ctx, r.key)
+					} else {
+						c.HGet(ctx, r.key, r.field)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return nil
+}
+
+// Cached returns the reply the cache holds for the read command args (as
+// go-redis sends them, e.g. "hgetall", key), as Redis sent it (RESP3), and
+// whether it had one: a look at process memory that never goes to Redis.
+// Reading through the client fetches and caches a miss; this does not, so a
+// caller can gather the misses of many reads into one pipeline.
+//
+// It relies on how go-redis names its cache entries: the connection's
+// namespace (database 0, no user name) and the command as written on the
+// wire. Should that change, every look misses and lookups read Redis, still
+// correct; the store's integration test fails first.
+func (c *Cache) Cached(ctx context.Context, args ...string) ([]byte, bool) {
+	b := make([]byte, 0, 64)
+	b = append(b, "0\x000:\x00*"...)
+	b = strconv.AppendInt(b, int64(len(args)), 10)
+	b = append(b, '\r', '\n')
+	for _, a := range args {
+		b = append(b, '$')
+		b = strconv.AppendInt(b, int64(len(a)), 10)
+		b = append(b, '\r', '\n')
+		b = append(b, a...)
+		b = append(b, '\r', '\n')
+	}
+	v, ok := c.local.Get(ctx, string(b))
+	if ok {
+		c.hits.Add(1)
+	} else {
+		c.misses.Add(1)
+	}
+	return v, ok
 }
 
 // size estimates an entry's memory, and counts the entries stored: the
@@ -85,7 +165,7 @@ func (c *Cache) size(cacheKey string, redisKeys []string, value []byte) int64 {
 func (c *Cache) Stats() CacheStats {
 	st := c.CSCStats()
 	rs := c.CSCRefreshStats()
-	out := CacheStats{Hits: st.Hits, Misses: st.Misses, Invalidations: rs.Invalidations, Entries: st.Entries, Bytes: st.MemoryUsageBytes}
+	out := CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Invalidations: rs.Invalidations, Entries: st.Entries, Bytes: st.MemoryUsageBytes}
 	// Every stored entry is still there, was removed by an invalidation
 	// (each lookup key has one entry), or was evicted. The count is kept
 	// monotonic: the three are read at slightly different moments.
@@ -96,6 +176,7 @@ func (c *Cache) Stats() CacheStats {
 		c.evicted = uint64(n)
 	}
 	out.Evictions = c.evicted
+	out.WarmsDropped = c.warmed.Load()
 	return out
 }
 
