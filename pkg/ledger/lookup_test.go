@@ -75,7 +75,7 @@ func TestPositionHashHoldsEverythingALookupReads(t *testing.T) {
 type staleCache struct{ *redis.Client }
 
 func (staleCache) Cached(context.Context, ...string) ([]byte, bool) { return nil, false }
-func (staleCache) Warm(string, string)                             {}
+func (staleCache) Warm(string, string)                              {}
 
 // A lookup that asks for a version the cache does not have yet reads Redis.
 func TestLookupInsistsOnMinVersion(t *testing.T) {
