@@ -234,7 +234,7 @@ func (r *Run) HotSet(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ep, err := r.servers(ctx, len(sample))
+	ep, err := r.servers(ctx, len(sample), len(sample))
 	if err != nil {
 		return err
 	}

@@ -430,7 +430,7 @@ func (e *endpoints) cacheStats() store.CacheStats {
 // constant body of the same size. The API reads the run's ledger through a
 // store of its own whose lookups go through the lookup cache, as stockflow
 // serve's do; everything else in the run reads Redis directly.
-func (r *Run) servers(ctx context.Context, bodyLen int) (*endpoints, error) {
+func (r *Run) servers(ctx context.Context, bodyLen, queryLen int) (*endpoints, error) {
 	groups, _ := config.ParseGroups(r.cfg.API.Groups)
 	s := api.New(api.Config{Addr: "127.0.0.1:0", Logger: r.log})
 	// A producer of the API's own, as stockflow serve has.
@@ -458,13 +458,14 @@ func (r *Run) servers(ctx context.Context, bodyLen int) (*endpoints, error) {
 	// recovery, limits), answering a constant body of the same size: the
 	// same chain minus the read. A POST still receives its body.
 	body := bytes.Repeat([]byte("x"), bodyLen)
+	queryBody := bytes.Repeat([]byte("x"), max(queryLen, bodyLen))
 	bare := api.New(api.Config{Addr: "127.0.0.1:0", Logger: r.log})
 	bare.Echo().GET("/v1/availability/:sku", func(c echo.Context) error { return c.Blob(http.StatusOK, "application/json", body) })
 	bare.Echo().POST("/v1/availability/query", func(c echo.Context) error {
 		if _, err := io.Copy(io.Discard, c.Request().Body); err != nil {
 			return err
 		}
-		return c.Blob(http.StatusOK, "application/json", body)
+		return c.Blob(http.StatusOK, "application/json", queryBody)
 	})
 	var wg sync.WaitGroup
 	wg.Go(func() { s.Run(ctx) })
@@ -501,12 +502,38 @@ func (r *Run) Lookups(ctx context.Context) error {
 		x := rand.New(rand.NewPCG(uint64(i), 7))
 		return sim.SKU(x.IntN(r.opt.SKUs)), locations[x.IntN(len(locations))]
 	}
+	query := func(base string) Request {
+		return func(i int) (*http.Request, error) {
+			var b strings.Builder
+			b.WriteString(`{"lines":[`)
+			for j := 0; j < 50; j++ {
+				if j > 0 {
+					b.WriteByte(',')
+				}
+				s, l := rnd(i*50 + j)
+				fmt.Fprintf(&b, `{"sku":%q,"location":%q,"quantity":3}`, s, l)
+			}
+			b.WriteString(`]}`)
+			req, err := http.NewRequest(http.MethodPost, base+"/v1/availability/query", strings.NewReader(b.String()))
+			if err == nil {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			return req, err
+		}
+	}
 	sku, loc := rnd(0)
 	sample, err := getBody(ctx, r, sku, loc)
 	if err != nil {
 		return err
 	}
-	ep, err := r.servers(ctx, len(sample))
+	// The bare handler answers bodies as long as the API's: a lookup's, and
+	// a 50-line query's.
+	probe, err := query("")(0)
+	if err != nil {
+		return err
+	}
+	answer := r.probe(probe)
+	ep, err := r.servers(ctx, len(sample), len(answer))
 	if err != nil {
 		return err
 	}
@@ -538,25 +565,6 @@ func (r *Run) Lookups(ctx context.Context) error {
 		fmt.Sprintf("%d of %d answered; %s; %s", sfO.Requests, sfO.Requests+sfO.Errors, probes,
 			describeCache(ep.cache, c0, ep.cacheStats()))})
 
-	query := func(base string) Request {
-		return func(i int) (*http.Request, error) {
-			var b strings.Builder
-			b.WriteString(`{"lines":[`)
-			for j := 0; j < 50; j++ {
-				if j > 0 {
-					b.WriteByte(',')
-				}
-				s, l := rnd(i*50 + j)
-				fmt.Fprintf(&b, `{"sku":%q,"location":%q,"quantity":3}`, s, l)
-			}
-			b.WriteString(`]}`)
-			req, err := http.NewRequest(http.MethodPost, base+"/v1/availability/query", strings.NewReader(b.String()))
-			if err == nil {
-				req.Header.Set("Content-Type", "application/json")
-			}
-			return req, err
-		}
-	}
 	r.progress("batch queries of 50 lines: closed loop, 16 connections")
 	c0 = ep.cacheStats()
 	qs := Closed(ctx, 16, d, query(ep.api))
@@ -565,7 +573,7 @@ func (r *Run) Lookups(ctx context.Context) error {
 	r.rows = append(r.rows, Row{"POST availability/query, 50 lines, 16 connections",
 		fmt.Sprintf("%.0f req/s (%.0f lines/s), p50 %s p99 %s", qs.RPS(), 50*qs.RPS(), ms(qs.P50), ms(qs.P99)),
 		fmt.Sprintf("bare handler %.0f req/s", qb.RPS()), qs.RPS() / qb.RPS(),
-		fmt.Sprintf("the bare handler: the server and its middleware, reading the body and answering a constant one; %d errors; %s", qs.Errors, describeCache(ep.cache, c0, c1))})
+		fmt.Sprintf("the bare handler: the server and its middleware, reading the body and answering a constant one as long as the API's; %d errors; %s", qs.Errors, describeCache(ep.cache, c0, c1))})
 	return nil
 }
 
@@ -619,13 +627,18 @@ func describeCache(c *store.Cache, a, b store.CacheStats) string {
 }
 
 func getBody(ctx context.Context, r *Run, sku, loc string) ([]byte, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "/v1/availability/"+sku+"?location="+loc, nil)
+	return r.probe(req), nil
+}
+
+// probe is the API's answer to req, served in process.
+func (r *Run) probe(req *http.Request) []byte {
 	groups, _ := config.ParseGroups(r.cfg.API.Groups)
 	s := api.New(api.Config{Addr: "127.0.0.1:0"})
 	api.NewCheckout(api.CheckoutConfig{Store: r.store, Groups: groups, Supply: atp.AllSupply, InstanceID: "probe"}).Register(s)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "/v1/availability/"+sku+"?location="+loc, nil)
 	rec := &bodyRecorder{h: http.Header{}}
 	s.Echo().ServeHTTP(rec, req)
-	return rec.b.Bytes(), nil
+	return rec.b.Bytes()
 }
 
 type bodyRecorder struct {
@@ -655,7 +668,7 @@ func (r *Run) Holds(ctx context.Context) error {
 
 func (r *Run) holds(ctx context.Context, rtt Latencies, ingest float64) error {
 	r.running(ctx)
-	ep, err := r.servers(ctx, 10)
+	ep, err := r.servers(ctx, 10, 10)
 	if err != nil {
 		return err
 	}
