@@ -29,6 +29,9 @@ func TestCachedLookupSeesEachWriteByInvalidation(t *testing.T) {
 		t.Fatal("no lookup cache on database 0")
 	}
 	defer cache.Close()
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go cache.Run(runCtx)
 	writer := New(rdb, Config{KeyPrefix: cfg.Redis.KeyPrefix})
 	reader := New(rdb, Config{KeyPrefix: cfg.Redis.KeyPrefix})
 	reader.UseCache(cache)
@@ -44,6 +47,13 @@ func TestCachedLookupSeesEachWriteByInvalidation(t *testing.T) {
 		return res[0]
 	}
 	first := read()
+	// Both reads missed and went to Redis in one pipeline; the cache's
+	// background reader brings them in.
+	for deadline := time.Now().Add(2 * time.Second); cache.Stats().Entries < 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the missed reads were not brought into the cache: %+v", cache.Stats())
+		}
+	}
 	before := cache.Stats()
 	if again := read(); again.Version != first.Version || again.OnHand != 100 {
 		t.Fatalf("second read: %+v, first %+v", again, first)

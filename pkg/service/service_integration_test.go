@@ -3,6 +3,10 @@
 package service
 
 import (
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stockflow/stockflow/pkg/testenv"
@@ -21,4 +25,46 @@ func TestCheckoutRealStack(t *testing.T) {
 		testenv.SharedRedis(t, &cfg)
 		return startStack(t, cfg, Options{})
 	})
+}
+
+// A deployment on database 0 serves lookups from its cache, and says so in
+// its metrics.
+func TestLookupCacheMetrics(t *testing.T) {
+	cfg := testenv.Config(t, 0)
+	testenv.SharedRedis(t, &cfg)
+	s := startStack(t, cfg, Options{})
+	s.send(t, s.cfg.Topics.Inventory, "MET", receiptEv("r-met", "MET", "L1", 7))
+	s.waitATP(t, "MET", "L1", 7)
+	for range 5 {
+		s.atp(t, "MET", "L1")
+	}
+	resp, err := http.Get(s.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	metric := func(name string) float64 {
+		t.Helper()
+		for _, line := range strings.Split(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				n, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					t.Fatalf("%s: %v", line, err)
+				}
+				return n
+			}
+		}
+		t.Fatalf("no %s in /metrics", name)
+		return 0
+	}
+	if hits := metric("stockflow_lookup_cache_hits_total"); hits < 4 {
+		t.Errorf("5 lookups of one position after it settled: %v cache hits", hits)
+	}
+	if n := metric("stockflow_lookup_cache_entries"); n < 1 {
+		t.Errorf("cache entries %v", n)
+	}
+	metric("stockflow_lookup_cache_misses_total")
+	metric("stockflow_lookup_cache_invalidations_total")
+	metric("stockflow_lookup_cache_evictions_total")
 }
