@@ -35,7 +35,9 @@ type DeadLetter struct {
 	Record          *kgo.Record
 }
 
-func describe(r *kgo.Record) DeadLetter {
+// DescribeDeadLetter reads a dead-letter record's headers: why it failed
+// and where it came from. Headers a record lacks leave their fields zero.
+func DescribeDeadLetter(r *kgo.Record) DeadLetter {
 	d := DeadLetter{Partition: r.Partition, Offset: r.Offset, Record: r}
 	d.Class, _ = Header(r, HeaderErrorClass)
 	d.Message, _ = Header(r, HeaderErrorMessage)
@@ -82,7 +84,7 @@ func (f ReplayFilter) match(d DeadLetter) bool {
 // calls fn for each record that matches.
 func ScanDeadLetters(ctx context.Context, brokers []string, topic string, f ReplayFilter, fn func(DeadLetter) error) error {
 	return ReadTopic(ctx, brokers, topic, nil, func(r *kgo.Record) error {
-		if d := describe(r); f.match(d) {
+		if d := DescribeDeadLetter(r); f.match(d) {
 			return fn(d)
 		}
 		return nil
