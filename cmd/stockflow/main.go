@@ -3,6 +3,7 @@
 //	stockflow serve     run the service (embedded Kafka and Redis when none is configured)
 //	stockflow simulate  produce realistic source events to Kafka
 //	stockflow dlq       list or replay dead letters
+//	stockflow tail      print a topic's records, decoded, as they arrive
 //	stockflow verify    fold the ledger log independently and compare with Redis
 //	stockflow version   print the version
 package main
@@ -38,6 +39,7 @@ commands:
             embedded (in-process Kafka and Redis) for a first look
   simulate  produce seeded, realistic source events to Kafka
   dlq       list or replay dead letters
+  tail      print a topic's records, decoded, as they arrive
   verify    fold the ledger log independently and compare it with Redis
   bench     measure ingest, lookups, holds, freshness, rebuild and memory on the real stack
   version   print the version
@@ -71,6 +73,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return simulate(ctx, args[1:], stdout, stderr)
 	case "dlq":
 		return dlq(ctx, args[1:], stdout, stderr)
+	case "tail":
+		return tailCmd(ctx, args[1:], stdout, stderr)
 	case "verify":
 		return verify(ctx, args[1:], stdout, stderr)
 	case "bench":
