@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stockflow/stockflow/atp"
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/config"
 	"github.com/stockflow/stockflow/pkg/ledger"
@@ -40,6 +41,10 @@ type FolderConfig struct {
 	// folded, then the outputs, applied offsets and commits of every poll
 	// already folded) before abandoning it. Default 20s.
 	Grace time.Duration
+	// Supply is the supply policy the inbound schedule of AvailabilityChanged
+	// counts: the API's, so that the topic and a lookup give the same dates.
+	// Default (nil) every kind, atp.AllSupply.
+	Supply *atp.SupplyPolicy
 	// InstanceID, when set, makes the folder a static member of its group
 	// (group.instance.id): a restart with the same id takes its partitions
 	// back at once, without waiting out the session timeout of the member
@@ -63,6 +68,10 @@ func (c *FolderConfig) setDefaults() {
 	}
 	if c.Grace <= 0 {
 		c.Grace = 20 * time.Second
+	}
+	if c.Supply == nil {
+		all := atp.AllSupply
+		c.Supply = &all
 	}
 }
 
@@ -151,7 +160,7 @@ func (f *Folder) Run(ctx context.Context) error {
 	defer stop()
 
 	f.cl = cl
-	em := &emitter{codec: f.codec, topics: f.cfg.Topics, out: f.out}
+	em := &emitter{codec: f.codec, topics: f.cfg.Topics, out: f.out, supply: *f.cfg.Supply}
 	f.pipe = newPostApply(em, f.keeper, cl, f.cfg.InFlight, f.log)
 	go f.pipe.run(work)
 	defer func() {

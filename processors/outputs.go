@@ -79,6 +79,7 @@ type emitter struct {
 	codec  *avro.Codec
 	topics config.Topics
 	out    *kgo.Client
+	supply atp.SupplyPolicy // which supply the inbound schedule counts
 }
 
 func (e *emitter) emit(ctx context.Context, po pollOutputs) (*flight, error) {
@@ -119,9 +120,10 @@ func level(c ledger.Components) atp.Level {
 }
 
 // availability builds the AvailabilityChanged of a change, or nil when the
-// poll left the position as it was.
+// poll left the position as it was. A change that only moved supply between
+// days or kinds is published too: its inbound schedule is not what it was.
 func (e *emitter) availability(ctx context.Context, c *change, now time.Time) (*kgo.Record, error) {
-	if c.Before == c.After && !c.force {
+	if c.Before == c.After && !c.SupplyChanged && !c.force {
 		return nil, nil
 	}
 	a, short := level(c.After).Today()
@@ -131,8 +133,10 @@ func (e *emitter) availability(ctx context.Context, c *change, now time.Time) (*
 		SafetyStock: c.After.SafetyStock, ReorderPoint: c.After.ReorderPoint,
 		ATP: a, Shortfall: short, AsOf: now, CorrelationID: c.corr,
 	}
-	if c.After.Inbound > 0 {
-		ev.Inbound = []events.InboundBucket{{Date: now.Truncate(24 * time.Hour), Quantity: c.After.Inbound}}
+	// The schedule the API answers on the record's day, under the same
+	// policy: a consumer reading the topic plans with the dates a lookup gives.
+	for _, b := range (atp.Position{Inbound: c.Supply}).Buckets(now, e.supply) {
+		ev.Inbound = append(ev.Inbound, events.InboundBucket{Date: b.Date, Quantity: b.Quantity})
 	}
 	b, err := e.codec.Encode(ctx, e.topics.Availability, ev)
 	if err != nil {

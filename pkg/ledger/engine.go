@@ -99,6 +99,12 @@ type Changed struct {
 	Location      string
 	Before, After Components
 	Version       int64
+	// Supply is the location's open supply after the fold, by kind and day,
+	// earliest first: what a lookup reads as LookupResult.Supply.
+	Supply []atp.Supply
+	// SupplyChanged says the fold moved supply between days or kinds, which
+	// After alone does not show when the total stayed the same.
+	SupplyChanged bool
 }
 
 // OrderLine is an order line as the ledger keeps it.
@@ -257,7 +263,9 @@ func (s *State) Changes() []Changed {
 	out := make([]Changed, 0, len(s.d.touched))
 	for _, loc := range s.d.touched {
 		p := s.pos[loc]
-		out = append(out, Changed{Location: loc, Before: s.d.before[loc], After: p.Components, Version: p.version + 1})
+		_, moved := s.d.supply[loc]
+		out = append(out, Changed{Location: loc, Before: s.d.before[loc], After: p.Components, Version: p.version + 1,
+			Supply: p.openSupply(), SupplyChanged: moved})
 	}
 	return out
 }
@@ -267,8 +275,25 @@ func (s *State) Changes() []Changed {
 func (s *State) Current() []Changed {
 	out := make([]Changed, 0, len(s.pos))
 	for l, p := range s.pos {
-		out = append(out, Changed{Location: l, Before: p.Components, After: p.Components, Version: p.version})
+		out = append(out, Changed{Location: l, Before: p.Components, After: p.Components, Version: p.version, Supply: p.openSupply()})
 	}
+	return out
+}
+
+// openSupply lists the position's supply buckets as lookups parse them from
+// the stored hash, so that what the folder publishes and what a lookup
+// answers are read from the same buckets.
+func (p *position) openSupply() []atp.Supply {
+	if len(p.supply) == 0 {
+		return nil
+	}
+	out := make([]atp.Supply, 0, len(p.supply))
+	for b, q := range p.supply {
+		if s, ok := bucketSupply([]byte(b), q); ok && s.Quantity > 0 {
+			out = append(out, s)
+		}
+	}
+	sortSupply(out)
 	return out
 }
 

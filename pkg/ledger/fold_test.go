@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -118,8 +119,23 @@ func TestStoredLedgerMatchesFold(t *testing.T) {
 				for _, k := range order {
 					bs = append(bs, *bySKU[k])
 				}
-				if _, err := s.Apply(ctx, bs); err != nil {
+				res, err := s.Apply(ctx, bs)
+				if err != nil {
 					t.Fatal(err)
+				}
+				// What a change says of its position is what a lookup reads
+				// once it is stored: the folder publishes one, the API the other.
+				for _, r := range res {
+					for _, c := range r.Changes {
+						look, err := s.Lookup(ctx, []LookupReq{{SKU: r.SKU, Location: c.Location}}, time.Time{})
+						if err != nil {
+							t.Fatal(err)
+						}
+						if l := look[0]; l.Version != c.Version || !slices.Equal(l.Supply, c.Supply) {
+							t.Fatalf("%s@%s: lookup reads version %d supply %+v, the change says version %d supply %+v",
+								r.SKU, c.Location, l.Version, l.Supply, c.Version, c.Supply)
+						}
+					}
 				}
 				i += n
 			}

@@ -253,13 +253,18 @@ func (p *positionParser) field(f, v []byte) bool {
 func (p *positionParser) result(nowMs int64) LookupResult {
 	r := p.r
 	r.Held = atp.Held(r.Holds, nowMs)
-	slices.SortFunc(r.Supply, func(a, b atp.Supply) int {
+	sortSupply(r.Supply)
+	return r
+}
+
+// sortSupply orders supply by date, then kind.
+func sortSupply(s []atp.Supply) {
+	slices.SortFunc(s, func(a, b atp.Supply) int {
 		if c := a.Date.Compare(b.Date); c != 0 {
 			return c
 		}
 		return int(a.Kind) - int(b.Kind)
 	})
-	return r
 }
 
 // atoi reads a decimal int64 without allocating.
@@ -293,10 +298,18 @@ func atoi(b []byte) (int64, bool) {
 
 // parseSupply reads a supply bucket, "kind|day", and its quantity.
 func parseSupply(bucket, qty []byte) (atp.Supply, bool) {
+	n, ok := atoi(qty)
+	if !ok {
+		return atp.Supply{}, false
+	}
+	return bucketSupply(bucket, n)
+}
+
+// bucketSupply reads a supply bucket, "kind|day", holding n.
+func bucketSupply(bucket []byte, n int64) (atp.Supply, bool) {
 	kind, day, _ := bytes.Cut(bucket, []byte{'|'})
-	d, ok1 := atoi(day)
-	n, ok2 := atoi(qty)
-	if !ok1 || !ok2 {
+	d, ok := atoi(day)
+	if !ok {
 		return atp.Supply{}, false
 	}
 	s := atp.Supply{Kind: atp.Released, Date: dayOf(d), Quantity: n}

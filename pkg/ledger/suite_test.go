@@ -363,6 +363,34 @@ func runSuite(t *testing.T, newStore func(t *testing.T) *Store) {
 		}
 	})
 
+	t.Run("an acknowledgement that only moves a date says the supply changed", func(t *testing.T) {
+		s := newStore(t)
+		po := le(events.EntryPOLine, "DC1", 40, 1, "po")
+		po.PONumber, po.POLine, po.ExpectedDate = sp("PO-1"), i32(1), ptrTime(at(3*24*60))
+		ack := le(events.EntryPOAck, "DC1", 40, 2, "ack")
+		ack.PONumber, ack.POLine, ack.Status, ack.ExpectedDate = sp("PO-1"), i32(1), sp("CHANGED"), ptrTime(at(5*24*60))
+		ctx := context.Background()
+		if _, err := s.Apply(ctx, []Batch{{SKU: "SKU-1", Entries: []Entry{{LedgerEntry: po, Offset: 0}}}}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := s.Apply(ctx, []Batch{{SKU: "SKU-1", Entries: []Entry{{LedgerEntry: ack, Offset: 1}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := res[0].Changes[0]
+		wantSupply := []atp.Supply{{Kind: atp.Acknowledged, Date: atp.Day(at(5 * 24 * 60)), Quantity: 40}}
+		if c.Before != c.After || !c.SupplyChanged || !slices.Equal(c.Supply, wantSupply) {
+			t.Fatalf("changed %+v, want the same totals, supply changed to %+v", c, wantSupply)
+		}
+		look, err := s.Lookup(ctx, []LookupReq{{SKU: "SKU-1", Location: "DC1"}}, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(look[0].Supply, c.Supply) || look[0].Version != c.Version {
+			t.Fatalf("lookup reads supply %+v at version %d, the change says %+v at %d", look[0].Supply, look[0].Version, c.Supply, c.Version)
+		}
+	})
+
 	t.Run("many SKUs in one pipelined call", func(t *testing.T) {
 		s := newStore(t)
 		var bs []Batch

@@ -253,6 +253,9 @@ func runPipeline(ctx context.Context, cfg config.Config, opts Options, codec *av
 	fcfg := opts.Folder
 	fcfg.Kafka, fcfg.Topics, fcfg.InstanceID, fcfg.Metrics = cfg.Kafka, cfg.Topics, opts.InstanceID, metrics
 	fcfg.CacheSKUs, fcfg.InFlight, fcfg.Grace = cfg.FolderCacheSKUs, cfg.FolderInFlight, cfg.ShutdownGrace
+	// Validated with the rest of the configuration; the API answers with the same policy.
+	supply, _ := config.ParseSupplyPolicy(cfg.API.SupplyPolicy)
+	fcfg.Supply = &supply
 	fopt, ftracer := kafka.Tracing(tp, cfg.Kafka.ClientID, cfg.Kafka.FolderGroup)
 	fcfg.ExtraOpts = append(fcfg.ExtraOpts, fopt, kafka.Logger(log.With("group", cfg.Kafka.FolderGroup)))
 	if cfg.OTLPEndpoint != "" {
