@@ -390,7 +390,7 @@ func (s *scenario) keepLogs(dump bool) {
 				logLines = append(logLines, l)
 			}
 		}
-		s.t.Logf("%s, last log lines:\n%s", p.name, tail(bytes.Join(logLines, []byte("\n")), 15))
+		s.t.Logf("%s, last log lines:\n%s", p.name, lastLines(bytes.Join(logLines, []byte("\n")), 15))
 	}
 	s.t.Logf("full logs: %s", keep)
 }
@@ -402,12 +402,12 @@ func (s *scenario) verify() {
 	out, err := exec.Command(binary, "verify", "-kafka-brokers", strings.Join(s.cfg.Kafka.Brokers, ","), "-redis-addr", s.cfg.Redis.Addr,
 		"-topic-ledger", t.Ledger, "-topic-dlq", t.DLQ, "-log-format", "text").CombinedOutput()
 	if err != nil || !bytes.Contains(out, []byte("LEDGER==FOLD")) {
-		s.t.Fatalf("stockflow verify: %v\n%s", err, tail(out, 40))
+		s.t.Fatalf("stockflow verify: %v\n%s", err, lastLines(out, 40))
 	}
-	s.t.Logf("verify: %s", strings.TrimSpace(string(tail(out, 2))))
+	s.t.Logf("verify: %s", strings.TrimSpace(string(lastLines(out, 2))))
 }
 
-func tail(b []byte, lines int) []byte {
+func lastLines(b []byte, lines int) []byte {
 	ls := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
 	if len(ls) > lines {
 		ls = ls[len(ls)-lines:]
