@@ -53,7 +53,8 @@ type Position struct {
 // Hold is stock set aside for a checkout until it expires.
 type Hold struct {
 	Quantity int64
-	Expires  int64 // ms since the epoch
+	Expires  int64  // ms since the epoch
+	Channel  string // the sales channel it was placed for, if any
 }
 
 // Lapsed reports whether a hold that expires at exp has stopped holding
@@ -68,6 +69,18 @@ func Held(holds []Hold, now int64) int64 {
 	var n int64
 	for _, h := range holds {
 		if !Lapsed(h.Expires, now) {
+			n += h.Quantity
+		}
+	}
+	return n
+}
+
+// HeldBy is the quantity channel's holds still hold at now (ms since the
+// epoch): what its cap counts (ChannelRules.ForChannelHolding).
+func HeldBy(holds []Hold, channel string, now int64) int64 {
+	var n int64
+	for _, h := range holds {
+		if h.Channel == channel && !Lapsed(h.Expires, now) {
 			n += h.Quantity
 		}
 	}

@@ -184,3 +184,30 @@ func TestHoldLapsesAtItsExpiry(t *testing.T) {
 		})
 	}
 }
+
+func TestForChannelHoldingCountsTheChannelsOwnHolds(t *testing.T) {
+	rules, err := ParseChannelRules("web=cap:50%;marketplace=cap:20;stores=protect:10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		atp, held int64
+		channel   string
+		want      int64
+	}{
+		{"web holds nothing yet", 100, 0, "web", 50},
+		{"web holds 30 of the 100 there were", 70, 30, "web", 20},
+		{"web holds its 50", 50, 50, "web", 0},
+		{"marketplace holds 15 of its 20 units", 85, 15, "marketplace", 5},
+		{"stores: every other protection, no cap", 40, 0, "stores", 40},
+		{"no channel: the protections", 40, 0, "", 30},
+		{"nothing left", 0, 10, "web", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := rules.ForChannelHolding(tc.atp, tc.channel, tc.held); got != tc.want {
+				t.Fatalf("ForChannelHolding(%d, %s, %d) = %d, want %d", tc.atp, tc.channel, tc.held, got, tc.want)
+			}
+		})
+	}
+}

@@ -25,8 +25,19 @@ type ChannelRules map[string]ChannelRule
 
 // ForChannel returns what channel may promise of a (clamped) ATP: less what
 // other channels protect, then capped by the channel's own cap. An empty
-// channel is subject to every protection and no cap.
+// channel is subject to every protection and no cap. It is
+// ForChannelHolding for a channel that holds nothing at the position.
 func (r ChannelRules) ForChannel(atp int64, channel string) int64 {
+	return r.ForChannelHolding(atp, channel, 0)
+}
+
+// ForChannelHolding is what channel may still promise of a (clamped) ATP
+// while it holds held units of the same position: less what other channels
+// protect, and its cap bounds what it holds and promises together. So a
+// storm of one-unit holds under cap:50% on 100 units stops at 50, rather
+// than taking half of what each hold before it left. Lookups and hold
+// decisions both use it.
+func (r ChannelRules) ForChannelHolding(atp int64, channel string, held int64) int64 {
 	if atp <= 0 {
 		return 0
 	}
@@ -39,9 +50,9 @@ func (r ChannelRules) ForChannel(atp int64, channel string) int64 {
 	if rule, ok := r[channel]; ok {
 		switch {
 		case rule.CapUnits > 0:
-			out = min(out, rule.CapUnits)
+			out = min(out, rule.CapUnits-held)
 		case rule.CapPercent > 0:
-			out = min(out, int64(math.Floor(float64(atp)*rule.CapPercent/100)))
+			out = min(out, int64(math.Floor(float64(atp+held)*rule.CapPercent/100))-held)
 		}
 	}
 	return max(out, 0)

@@ -132,7 +132,7 @@ func (ch *Checkout) availability(c echo.Context) error {
 		out := locationAvailability{
 			SKU: sku, Location: tg.location, OnHand: r.OnHand, Reserved: r.Reserved, Picked: r.Picked, Held: r.Held,
 			SafetyStock: r.SafetyStock, ReorderPoint: r.ReorderPoint, Inbound: []inboundJSON{},
-			ATP: ch.cfg.Rules.ForChannel(a, channel), Shortfall: short,
+			ATP: ch.cfg.Rules.ForChannelHolding(a, channel, atp.HeldBy(r.Holds, channel, now.UnixMilli())), Shortfall: short,
 			AsOf: now.UTC().Format(time.RFC3339Nano), Version: r.Version, At: atStr, Channel: channel,
 		}
 		for _, b := range p.Buckets(now, ch.cfg.Supply) {
@@ -254,13 +254,15 @@ func (ch *Checkout) query(c echo.Context) error {
 	}{Lines: make([]queryAnswer, len(req.Lines))}
 	for i, l := range req.Lines {
 		ans := queryAnswer{SKU: l.SKU, Location: tgs[i].location, Group: tgs[i].group, Quantity: l.Quantity}
-		var raw int64
+		var raw, held int64
 		var date time.Time
 		var ok bool
 		if tgs[i].location != "" {
-			p := res[first[i]].ATPPosition()
+			r := res[first[i]]
+			p := r.ATPPosition()
 			raw = p.Raw()
-			date, ok = ch.promise(p, l.Quantity, l.Channel, now)
+			held = atp.HeldBy(r.Holds, l.Channel, now.UnixMilli())
+			date, ok = ch.promise(p, l.Quantity, l.Channel, held, now)
 		} else {
 			n := len(ch.cfg.Groups[tgs[i].group])
 			members := make([]atp.Position, n)
@@ -272,7 +274,7 @@ func (ch *Checkout) query(c echo.Context) error {
 			date, ok = ch.groupPromise(members, demand, l.Quantity, l.Channel, now)
 		}
 		a, _ := atp.Clamp(raw)
-		ans.ATP = ch.cfg.Rules.ForChannel(a, l.Channel)
+		ans.ATP = ch.cfg.Rules.ForChannelHolding(a, l.Channel, held)
 		ans.CanFulfill = ans.ATP >= l.Quantity
 		if ok {
 			ans.PromiseDate = str(date.Format(dateLayout))
@@ -282,11 +284,12 @@ func (ch *Checkout) query(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-// promise is the earliest day the channel may promise q at a location.
-func (ch *Checkout) promise(p atp.Position, q int64, channel string, now time.Time) (time.Time, bool) {
+// promise is the earliest day the channel, holding held at the location,
+// may promise q there.
+func (ch *Checkout) promise(p atp.Position, q int64, channel string, held int64, now time.Time) (time.Time, bool) {
 	check := func(d time.Time) bool {
 		a, _ := atp.Clamp(p.RawAt(d, now, ch.cfg.Supply))
-		return ch.cfg.Rules.ForChannel(a, channel) >= q
+		return ch.cfg.Rules.ForChannelHolding(a, channel, held) >= q
 	}
 	return earliest(check, p.Buckets(now, ch.cfg.Supply), now)
 }

@@ -63,6 +63,8 @@ type Checkout struct {
 	now    func() time.Time
 	waiter *waiter
 	own    *ownWrites
+	// rulesText is cfg.Rules as hold entries carry them.
+	rulesText string
 
 	keys      []*apiKey
 	failures  *clients // failed authentications per client address
@@ -133,6 +135,7 @@ func NewCheckout(cfg CheckoutConfig) *Checkout {
 		cfg.Registry.MustRegister(ch.holdDecisions, ch.holdRoundTrip)
 	}
 	ch.own = newOwnWrites(cfg.OwnHoldsFor)
+	ch.rulesText = cfg.Rules.String()
 	ch.waiter = newWaiter(cfg.Store.Client(), cfg.Store.KeyPrefix()+":holds:"+cfg.InstanceID, cfg.Logger,
 		func(sku, loc string, version int64) { ch.own.saw(sku, loc, version, ch.now()) })
 	return ch

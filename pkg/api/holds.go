@@ -194,6 +194,10 @@ func (ch *Checkout) placeHold(c echo.Context) error {
 		if req.Channel != "" {
 			e.Channel = str(req.Channel)
 		}
+		if len(ch.cfg.Rules) > 0 {
+			// The fold decides under the rules this instance answers lookups with.
+			e.ChannelRules = str(ch.rulesText)
+		}
 		entries[i] = e
 		var cancel func()
 		waits[i], cancel = ch.waiter.expect(internal, l.SKU, loc)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/stockflow/stockflow/atp"
 	"github.com/stockflow/stockflow/pkg/config"
 	"github.com/stockflow/stockflow/pkg/kafka"
 	"github.com/stockflow/stockflow/processors"
@@ -24,6 +25,7 @@ func newHoldFixture(t *testing.T, mod func(*CheckoutConfig)) *fixture {
 		c.Now = time.Now
 		// The first decision waits for the folder to join its group.
 		c.HoldTimeout = 30 * time.Second
+		c.Rules = nil // channel rules have a test of their own
 		if mod != nil {
 			mod(c)
 		}
@@ -241,5 +243,46 @@ func TestRejectedHoldKeepsItsAnswer(t *testing.T) {
 				t.Fatalf("status %d, want %d: %v", code, st.code, resp)
 			}
 		})
+	}
+}
+
+// Holds are decided under the channel rules lookups answer with: under
+// web=cap:50% on 100 units a storm of one-unit web holds gets exactly 50,
+// a store hold still gets its share, and a web lookup then shows nothing
+// more for web.
+func TestHoldsFollowChannelRules(t *testing.T) {
+	f := newHoldFixture(t, func(c *CheckoutConfig) {
+		rules, err := atp.ParseChannelRules("web=cap:50%")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Rules = rules
+	})
+	f.stock(t, "CAP", "L1", 100)
+	withChannel := func(id, channel string, q int) string {
+		return fmt.Sprintf(`{"hold_id":%q,"ttl_seconds":600,"channel":%q,"lines":[%s]}`, id, channel, holdLineJSON("CAP", "L1", q))
+	}
+	held := 0
+	for i := range 60 {
+		code, _, resp := f.do(t, "POST", "/v1/holds", withChannel(fmt.Sprint("web-", i), "web", 1))
+		switch code {
+		case 201:
+			held++
+		case 409:
+		default:
+			t.Fatalf("web hold %d: %d %v", i, code, resp)
+		}
+	}
+	if held != 50 {
+		t.Fatalf("%d one-unit web holds held under web=cap:50%% on 100 units, want 50", held)
+	}
+	if code, _, resp := f.do(t, "GET", "/v1/availability/CAP?location=L1&channel=web", ""); code != 200 || resp["atp"] != float64(0) || resp["held"] != float64(50) {
+		t.Fatalf("web lookup after the storm: %d %v", code, resp)
+	}
+	if code, _, resp := f.do(t, "POST", "/v1/holds", withChannel("store-1", "stores", 30)); code != 201 {
+		t.Fatalf("a store hold of 30 of the 50 left: %d %v", code, resp)
+	}
+	if code, _, resp := f.do(t, "GET", "/v1/availability/CAP?location=L1&channel=stores", ""); code != 200 || resp["atp"] != float64(20) {
+		t.Fatalf("stores lookup: %d %v", code, resp)
 	}
 }

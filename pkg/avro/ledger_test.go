@@ -21,7 +21,7 @@ import (
 // (avro.Reflective): the same bytes out, the same entries back, the same
 // failures.
 
-const ledgerID = 1014 // LedgerEntry in schemas/manifest.json
+const ledgerID = 1017 // LedgerEntry in schemas/manifest.json, its newest version
 
 var entryTypes = []string{
 	events.EntryReceipt, events.EntryPick, events.EntryCount, events.EntryAdjustment, events.EntryShipment,
@@ -155,6 +155,7 @@ func (g gen) entry() *events.LedgerEntry {
 		SourceTopic:     maybe(g, g.str),
 		SourcePartition: maybe(g, g.int),
 		SourceOffset:    maybe(g, g.long),
+		ChannelRules:    maybe(g, g.str),
 	}
 }
 
@@ -210,7 +211,7 @@ func TestLedgerEntryHostileInput(t *testing.T) {
 	both, small := codecPairs(t, 40)
 	body := ledgerBody(t)
 	// body: entry_type (1), sku (2), location..reason (21 nulls, quantity 0
-	// among them), event_id (2), event_time (1), source (2), four nulls.
+	// among them), event_id (2), event_time (1), source (2), five nulls.
 	set := func(i int, bs ...byte) []byte { return splice(body, i, bs...) }
 	checkDecodeLikeGoavro(t, ledgerID, "stockflow.v1.LedgerEntry", []decodeCase{
 		{"valid", both, body, ""},
@@ -252,7 +253,7 @@ func TestLedgerEntryPathByWriterSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	all := map[int]string{}
-	for id := 1001; id <= 1016; id++ {
+	for id := 1001; id <= 1017; id++ {
 		if all[id], err = builtin.SchemaByID(ctx, id); err != nil {
 			t.Fatal(err)
 		}
@@ -309,6 +310,22 @@ func TestLedgerEntryPathByWriterSchema(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(20, func() { _, _ = c.Decode(ctx, old) }); n < 10 {
 		t.Errorf("older writer: %v allocations per decode: not the goavro path", n)
+	}
+
+	// Entries the ledger log already holds, written before channel_rules
+	// (schema id 1014): the same body without the last field's null.
+	prev := *e.(*events.LedgerEntry)
+	prev.ChannelRules = nil
+	enc, err = c.Encode(ctx, "t", &prev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got1014, err := c.Decode(ctx, withHeader(1014, enc[5:len(enc)-1]))
+	if err != nil {
+		t.Fatalf("an entry written with schema 1014: %v", err)
+	}
+	if !reflect.DeepEqual(got1014, &prev) {
+		t.Fatalf("schema 1014: got %s\nwant %s", dump(got1014), dump(&prev))
 	}
 	buf := make([]byte, 0, 512)
 	if n := testing.AllocsPerRun(20, func() { _, _ = c.AppendEncode(ctx, buf[:0], "t", e) }); n > 0 {

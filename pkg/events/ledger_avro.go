@@ -18,7 +18,7 @@ import (
 // to build a codec while ledgerEntryFingerprint is not the canonical
 // schema's, and its error names the fingerprint to put here once the
 // methods below follow the new schema.
-const ledgerEntryFingerprint = "9c5d6ec207f2bb57ae6e4469a64fb56309929ad0640769741681dca419c24b96"
+const ledgerEntryFingerprint = "c536b42593755026b55e4f71a28406230015dd055f0d77b6df30868898fe3de3"
 
 // entryTypes are the symbols of the EntryType enum, in schema order.
 var entryTypes = []string{
@@ -69,6 +69,7 @@ func (e *LedgerEntry) AppendAvro(dst []byte) ([]byte, error) {
 	dst = avro.AppendOptional(dst, e.SourceTopic, avro.AppendString)
 	dst = avro.AppendOptional(dst, e.SourcePartition, avro.AppendInt)
 	dst = avro.AppendOptional(dst, e.SourceOffset, avro.AppendLong)
+	dst = avro.AppendOptional(dst, e.ChannelRules, avro.AppendString)
 	return dst, nil
 }
 
@@ -77,6 +78,7 @@ func (e *LedgerEntry) AppendAvro(dst []byte) ([]byte, error) {
 type ledgerOptionals struct {
 	location, group, orderID, lineID, channel, poNumber, asnID, shipmentID  string
 	supplierID, status, holdID, replyTo, reason, correlationID, sourceTopic string
+	channelRules                                                            string
 	poLine, sourcePartition                                                 int32
 	safetyStock, reorderPoint, ttlMillis, sourceOffset                      int64
 	expectedDate, eta, asOf                                                 time.Time
@@ -119,6 +121,7 @@ func (e *LedgerEntry) UnmarshalAvro(body []byte) error {
 	d.SourceTopic = r.ReadOptionalString("source_topic", &o.sourceTopic)
 	d.SourcePartition = r.ReadOptionalInt("source_partition", &o.sourcePartition)
 	d.SourceOffset = r.ReadOptionalLong("source_offset", &o.sourceOffset)
+	d.ChannelRules = r.ReadOptionalString("channel_rules", &o.channelRules)
 	if err := r.End(); err != nil {
 		return err
 	}

@@ -54,6 +54,9 @@ type LedgerEntry struct {
 	SourceTopic     *string    `avro:"source_topic"`
 	SourcePartition *int32     `avro:"source_partition"`
 	SourceOffset    *int64     `avro:"source_offset"`
+	// ChannelRules, on a HOLD entry, are the channel rules the API held
+	// under (ChannelRules.String form), so a replay decides the same.
+	ChannelRules *string `avro:"channel_rules"`
 }
 
 // InboundBucket is inbound quantity expected on a date.

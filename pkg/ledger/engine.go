@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/stockflow/stockflow/atp"
@@ -153,6 +154,7 @@ type Hold struct {
 	ExpMillis int64  `json:"exp,omitempty"`
 	Status    string `json:"st"` // held, rejected, released, expired, converted
 	ATP       int64  `json:"atp"`
+	Channel   string `json:"ch,omitempty"`
 }
 
 // LineageEntry is one recent entry of a SKU, for explaining its numbers.
@@ -339,7 +341,8 @@ func (s *State) TakeOutbox() map[string][]byte {
 
 // Engine folds entries into states.
 type Engine struct {
-	cfg Config
+	cfg   Config
+	rules sync.Map // channel rules text -> atp.ChannelRules, as hold entries carry them
 }
 
 // NewEngine returns an engine with cfg's windows.
@@ -788,23 +791,29 @@ func (s *State) releaseHold(key, status string) {
 	}
 }
 
-// hold decides a hold: accepted when the location's ATP now covers it. The
-// same hold again gets the first decision.
+// hold decides a hold: accepted when what the location's ATP now lets the
+// hold's channel promise covers it, under the channel rules the entry
+// carries (none: the whole ATP). The same hold again gets the first decision.
 func (e *Engine) hold(s *State, en *events.LedgerEntry, et int64) Outcome {
 	loc := deref(en.Location)
 	key := deref(en.HoldID) + "|" + loc
 	h, ok := s.holds[key]
 	if !ok {
 		p := s.touch(loc)
-		atpNow := p.OnHand - p.Reserved - p.Picked - p.Held - p.SafetyStock
-		h = &Hold{HoldID: deref(en.HoldID), Location: loc, Quantity: en.Quantity, Status: HoldRejected, ATP: atpNow}
-		if atpNow >= en.Quantity {
+		channel := deref(en.Channel)
+		raw := p.OnHand - p.Reserved - p.Picked - p.Held - p.SafetyStock
+		allowed := raw
+		if en.ChannelRules != nil && *en.ChannelRules != "" {
+			allowed = e.channelRules(*en.ChannelRules).ForChannelHolding(max(raw, 0), channel, s.heldBy(loc, channel))
+		}
+		h = &Hold{HoldID: deref(en.HoldID), Location: loc, Quantity: en.Quantity, Status: HoldRejected, ATP: allowed, Channel: channel}
+		if allowed >= en.Quantity {
 			p.Held += en.Quantity
 			ttl := int64(0)
 			if en.TTLMillis != nil {
 				ttl = *en.TTLMillis
 			}
-			h.ExpMillis, h.Status, h.ATP = et+ttl, HoldHeld, atpNow-en.Quantity
+			h.ExpMillis, h.Status, h.ATP = et+ttl, HoldHeld, allowed-en.Quantity
 			s.active[key] = h
 			s.nextExp = min(s.nextExp, h.ExpMillis)
 		}
@@ -820,6 +829,32 @@ func (e *Engine) hold(s *State, en *events.LedgerEntry, et int64) Outcome {
 	}
 	c := *h
 	return Outcome{Status: st, Hold: &c}
+}
+
+// channelRules parses rules as a hold entry carries them. The API wrote
+// them from rules it had parsed, so they parse; were they not to, the hold
+// is decided without rules rather than stopping the fold.
+func (e *Engine) channelRules(text string) atp.ChannelRules {
+	if r, ok := e.rules.Load(text); ok {
+		return r.(atp.ChannelRules)
+	}
+	r, err := atp.ParseChannelRules(text)
+	if err != nil {
+		r = atp.ChannelRules{}
+	}
+	e.rules.Store(text, r)
+	return r
+}
+
+// heldBy is what channel's active holds hold at loc.
+func (s *State) heldBy(loc, channel string) int64 {
+	var n int64
+	for _, h := range s.active {
+		if h.Location == loc && h.Channel == channel {
+			n += h.Quantity
+		}
+	}
+	return n
 }
 
 // storedVersion is the version the position at loc has once the state is

@@ -217,11 +217,15 @@ func (p *positionParser) field(f, v []byte) bool {
 		}
 		return ok
 	case bytes.HasPrefix(f, []byte(holdField)):
-		q, exp, ok := bytes.Cut(v, []byte{':'})
+		q, rest, ok := bytes.Cut(v, []byte{':'})
+		exp, channel, _ := bytes.Cut(rest, []byte{':'})
 		h := atp.Hold{}
 		var ok1, ok2 bool
 		h.Quantity, ok1 = atoi(q)
 		h.Expires, ok2 = atoi(exp)
+		if len(channel) > 0 {
+			h.Channel = string(channel)
+		}
 		p.r.Holds = append(p.r.Holds, h)
 		return ok && ok1 && ok2
 	}

@@ -19,7 +19,7 @@ import (
 //	:p:<loc>    hash of everything a lookup reads of the position: its totals
 //	            oh rs pk hd ib ss rop, v (version), at (when written, ms),
 //	            ct (last count as-of); "s:kind|day" -> open supply due that
-//	            day; "h:<hold>" -> "quantity:expiry ms" of each active hold
+//	            day; "h:<hold>" -> "quantity:expiry ms[:channel]" of each active hold
 //	:j:<loc>    sorted set of movements newer than the last count, "partition:offset:delta" by event time
 //	:g:<group>  hash rs -> demand not yet allocated to a location
 //	:ol         hash "order|line" -> order line (JSON)
@@ -521,11 +521,17 @@ func appendOrderLine(b []byte, l *OrderLine) []byte {
 	return b
 }
 
-// appendHoldField writes a hold as the position hash keeps it: "quantity:expiry".
+// appendHoldField writes a hold as the position hash keeps it:
+// "quantity:expiry", then ":channel" when it has one.
 func appendHoldField(b []byte, h *Hold) []byte {
 	b = strconv.AppendInt(b, h.Quantity, 10)
 	b = append(b, ':')
-	return strconv.AppendInt(b, h.ExpMillis, 10)
+	b = strconv.AppendInt(b, h.ExpMillis, 10)
+	if h.Channel != "" {
+		b = append(b, ':')
+		b = append(b, h.Channel...)
+	}
+	return b
 }
 
 func appendHold(b []byte, h *Hold) []byte {
@@ -537,6 +543,9 @@ func appendHold(b []byte, h *Hold) []byte {
 	}
 	b = appendField(b, "st", h.Status)
 	b = appendInt(b, "atp", h.ATP)
+	if h.Channel != "" {
+		b = appendField(b, "ch", h.Channel)
+	}
 	b[len(b)-1] = '}'
 	return b
 }
