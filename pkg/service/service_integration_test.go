@@ -3,10 +3,12 @@
 package service
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stockflow/stockflow/pkg/testenv"
@@ -67,4 +69,48 @@ func TestLookupCacheMetrics(t *testing.T) {
 	metric("stockflow_lookup_cache_misses_total")
 	metric("stockflow_lookup_cache_invalidations_total")
 	metric("stockflow_lookup_cache_evictions_total")
+}
+
+// On the real stack, a storm of concurrent one-unit web holds under
+// web=cap:50% on 100 units gets exactly 50, and a store hold still gets its
+// share of the rest.
+func TestHoldStormUnderChannelCap(t *testing.T) {
+	cfg := testenv.Config(t, 0)
+	testenv.SharedRedis(t, &cfg)
+	cfg.API.ChannelRules = "web=cap:50%"
+	s := startStack(t, cfg, Options{})
+	s.send(t, s.cfg.Topics.Inventory, "CAPSTORM", receiptEv("r-capstorm", "CAPSTORM", "L1", 100))
+	s.waitATP(t, "CAPSTORM", "L1", 100)
+	const n = 200
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 50)
+	for i := range n {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			body := hold(fmt.Sprint("web-", i), 600, line("CAPSTORM", "L1", 1))
+			body["channel"] = "web"
+			codes[i], _ = s.call(t, "POST", "/v1/holds", body)
+		})
+	}
+	wg.Wait()
+	held := 0
+	for i, c := range codes {
+		switch c {
+		case 201:
+			held++
+		case 409:
+		default:
+			t.Fatalf("hold %d: %d", i, c)
+		}
+	}
+	if held != 50 {
+		t.Fatalf("%d of %d one-unit web holds held under web=cap:50%% on 100 units, want 50", held, n)
+	}
+	body := hold("store-1", 600, line("CAPSTORM", "L1", 50))
+	body["channel"] = "stores"
+	if c, resp := s.call(t, "POST", "/v1/holds", body); c != 201 {
+		t.Fatalf("a store hold of the 50 left: %d %v", c, resp)
+	}
 }
