@@ -234,22 +234,12 @@ func (p *positionParser) field(f, v []byte) bool {
 		return false
 	}
 	switch string(f) {
-	case "oh":
-		p.r.OnHand = n
-	case "rs":
-		p.r.Reserved = n
-	case "pk":
-		p.r.Picked = n
-	case "ib":
-		p.r.Inbound = n
-	case "ss":
-		p.r.SafetyStock = n
-	case "rop":
-		p.r.ReorderPoint = n
 	case "v":
 		p.r.Version = n
 	case "at":
 		p.r.Written = time.UnixMilli(n).UTC()
+	default:
+		setComponent(&p.r.Components, f, n) // hd is left out: Held counts the hold fields
 	}
 	return true
 }

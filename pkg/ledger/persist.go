@@ -97,24 +97,14 @@ func decodeState(sku string, v any) (*State, error) {
 				return nil, fmt.Errorf("position %s field %s=%q", loc, h[j], h[j+1])
 			}
 			switch h[j] {
-			case "oh":
-				p.OnHand = n
-			case "rs":
-				p.Reserved = n
-			case "pk":
-				p.Picked = n
 			case "hd":
-				p.Held = n
-			case "ib":
-				p.Inbound = n
-			case "ss":
-				p.SafetyStock = n
-			case "rop":
-				p.ReorderPoint = n
+				p.Held = n // lookups count the hold fields instead, by their clock
 			case "v":
 				p.version = n
 			case "ct":
 				p.counted, p.countAt = true, n
+			default:
+				setComponent(&p.Components, h[j], n)
 			}
 		}
 		j := strs(top[fixed+1+2*i])
@@ -197,6 +187,29 @@ const (
 	supplyField = "s:"
 	holdField   = "h:"
 )
+
+// setComponent sets the component a position hash field holds, and says
+// whether the field is one: oh rs pk ib ss rop. The fold's load and lookups
+// both read the totals through it.
+func setComponent[S string | []byte](c *Components, field S, n int64) bool {
+	switch string(field) {
+	case "oh":
+		c.OnHand = n
+	case "rs":
+		c.Reserved = n
+	case "pk":
+		c.Picked = n
+	case "ib":
+		c.Inbound = n
+	case "ss":
+		c.SafetyStock = n
+	case "rop":
+		c.ReorderPoint = n
+	default:
+		return false
+	}
+	return true
+}
 
 // totalField reports whether a position hash field is one of its numbers.
 func totalField(f string) bool {
