@@ -168,6 +168,9 @@ type Bucket struct {
 
 // Buckets groups the counted supply by the day it is due, earliest first.
 func (p Position) Buckets(today time.Time, policy SupplyPolicy) []Bucket {
+	if len(p.Inbound) == 0 {
+		return nil // most positions: nothing to group, nothing to allocate
+	}
 	today = Day(today)
 	by := map[time.Time]int64{}
 	for _, s := range p.Inbound {

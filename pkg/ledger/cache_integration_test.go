@@ -14,6 +14,32 @@ import (
 	"github.com/stockflow/stockflow/pkg/testenv"
 )
 
+// cachedStores returns two stores over one private key prefix of the real
+// Redis's database 0: writer reads and writes Redis, reader looks up
+// through a lookup cache (entries served for up to maxAge) whose background
+// reader runs until the test ends.
+func cachedStores(tb testing.TB, maxAge time.Duration) (writer, reader *Store, cache *store.Cache) {
+	tb.Helper()
+	cfg := config.Default()
+	rdb := testenv.SharedRedis(tb, &cfg)
+	cfg.Redis.LookupCacheMaxAge = maxAge
+	if cache = store.OpenCache(cfg.Redis); cache == nil {
+		tb.Fatal("no lookup cache on database 0")
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); cache.Run(ctx) }()
+	tb.Cleanup(func() {
+		stop()
+		<-done
+		cache.Close()
+	})
+	writer = New(rdb, Config{KeyPrefix: cfg.Redis.KeyPrefix})
+	reader = New(rdb, Config{KeyPrefix: cfg.Redis.KeyPrefix})
+	reader.UseCache(cache)
+	return writer, reader, cache
+}
+
 // What lookups through the cache promise (README, "The read path"): a write
 // is seen within the cache's max age whatever happens to invalidations, and
 // in practice within milliseconds, by invalidation. The max age is set to a
@@ -21,20 +47,7 @@ import (
 // within a second, a fifth of the default max age.
 func TestCachedLookupSeesEachWriteByInvalidation(t *testing.T) {
 	ctx := context.Background()
-	cfg := config.Default()
-	rdb := testenv.SharedRedis(t, &cfg)
-	cfg.Redis.LookupCacheMaxAge = time.Minute
-	cache := store.OpenCache(cfg.Redis)
-	if cache == nil {
-		t.Fatal("no lookup cache on database 0")
-	}
-	defer cache.Close()
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	go cache.Run(runCtx)
-	writer := New(rdb, Config{KeyPrefix: cfg.Redis.KeyPrefix})
-	reader := New(rdb, Config{KeyPrefix: cfg.Redis.KeyPrefix})
-	reader.UseCache(cache)
+	writer, reader, cache := cachedStores(t, time.Minute)
 	h := newHarness(t, writer)
 	h.apply(le(events.EntryReceipt, "DC1", 100, 0, "r0"))
 

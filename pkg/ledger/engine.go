@@ -291,7 +291,7 @@ func (p *position) openSupply() []atp.Supply {
 	}
 	out := make([]atp.Supply, 0, len(p.supply))
 	for b, q := range p.supply {
-		if s, ok := bucketSupply([]byte(b), q); ok && s.Quantity > 0 {
+		if s, ok := bucketSupply(b, q); ok && s.Quantity > 0 {
 			out = append(out, s)
 		}
 	}

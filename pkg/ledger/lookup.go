@@ -262,23 +262,22 @@ func sortSupply(s []atp.Supply) {
 }
 
 // atoi reads a decimal int64 without allocating.
-func atoi(b []byte) (int64, bool) {
-	neg := len(b) > 0 && b[0] == '-'
-	if neg {
-		b = b[1:]
+func atoi[S string | []byte](b S) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 { // past 18 digits an int64 may overflow: strconv decides
+		n, err := strconv.ParseInt(string(b), 10, 64)
+		return n, err == nil
 	}
-	if len(b) == 0 || len(b) > 18 {
-		if len(b) > 18 {
-			n, err := strconv.ParseInt(string(b), 10, 64)
-			if neg {
-				n = -n
-			}
-			return n, err == nil
-		}
+	neg := b[0] == '-'
+	i := 0
+	if neg {
+		i = 1
+	}
+	if i == len(b) {
 		return 0, false
 	}
 	var n int64
-	for _, c := range b {
+	for ; i < len(b); i++ {
+		c := b[i]
 		if c < '0' || c > '9' {
 			return 0, false
 		}
@@ -299,15 +298,22 @@ func parseSupply(bucket, qty []byte) (atp.Supply, bool) {
 	return bucketSupply(bucket, n)
 }
 
-// bucketSupply reads a supply bucket, "kind|day", holding n.
-func bucketSupply(bucket []byte, n int64) (atp.Supply, bool) {
-	kind, day, _ := bytes.Cut(bucket, []byte{'|'})
-	d, ok := atoi(day)
+// bucketSupply reads a supply bucket, "kind|day", holding n: from the
+// position hash (bytes) or the engine's own buckets (strings).
+func bucketSupply[S string | []byte](bucket S, n int64) (atp.Supply, bool) {
+	i := 0
+	for i < len(bucket) && bucket[i] != '|' {
+		i++
+	}
+	if i == len(bucket) {
+		return atp.Supply{}, false
+	}
+	d, ok := atoi(bucket[i+1:])
 	if !ok {
 		return atp.Supply{}, false
 	}
 	s := atp.Supply{Kind: atp.Released, Date: dayOf(d), Quantity: n}
-	switch string(kind) {
+	switch string(bucket[:i]) {
 	case "asn":
 		s.Kind = atp.ASN
 	case "ack":

@@ -180,20 +180,33 @@ func (c *Cache) Stats() CacheStats {
 	return out
 }
 
-// Register adds the cache's metrics to reg.
-func (c *Cache) Register(reg prometheus.Registerer) {
-	counter := func(name, help string, v func(CacheStats) uint64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v(c.Stats())) })
+// Register adds the cache's metrics to reg. A scrape reads Stats once.
+func (c *Cache) Register(reg prometheus.Registerer) { reg.MustRegister(cacheCollector{c}) }
+
+var (
+	cacheHits = prometheus.NewDesc("stockflow_lookup_cache_hits_total", "Lookup reads answered from process memory.", nil, nil)
+	cacheMiss = prometheus.NewDesc("stockflow_lookup_cache_misses_total", "Lookup reads that went to Redis.", nil, nil)
+	cacheInv  = prometheus.NewDesc("stockflow_lookup_cache_invalidations_total", "Keys Redis said changed while cached.", nil, nil)
+	cacheEvic = prometheus.NewDesc("stockflow_lookup_cache_evictions_total",
+		"Cached entries dropped other than by invalidation: for room, for age, or with their connection.", nil, nil)
+	cacheSize  = prometheus.NewDesc("stockflow_lookup_cache_entries", "Entries in the lookup cache.", nil, nil)
+	cacheBytes = prometheus.NewDesc("stockflow_lookup_cache_bytes", "Estimated memory of the lookup cache.", nil, nil)
+)
+
+type cacheCollector struct{ c *Cache }
+
+func (cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{cacheHits, cacheMiss, cacheInv, cacheEvic, cacheSize, cacheBytes} {
+		ch <- d
 	}
-	reg.MustRegister(
-		counter("stockflow_lookup_cache_hits_total", "Lookup reads answered from process memory.", func(s CacheStats) uint64 { return s.Hits }),
-		counter("stockflow_lookup_cache_misses_total", "Lookup reads that went to Redis.", func(s CacheStats) uint64 { return s.Misses }),
-		counter("stockflow_lookup_cache_invalidations_total", "Keys Redis said changed while cached.", func(s CacheStats) uint64 { return s.Invalidations }),
-		counter("stockflow_lookup_cache_evictions_total", "Cached entries dropped other than by invalidation: for room, for age, or with their connection.",
-			func(s CacheStats) uint64 { return s.Evictions }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "stockflow_lookup_cache_entries", Help: "Entries in the lookup cache."},
-			func() float64 { return float64(c.Stats().Entries) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "stockflow_lookup_cache_bytes", Help: "Estimated memory of the lookup cache."},
-			func() float64 { return float64(c.Stats().Bytes) }),
-	)
+}
+
+func (k cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	st := k.c.Stats()
+	ch <- prometheus.MustNewConstMetric(cacheHits, prometheus.CounterValue, float64(st.Hits))
+	ch <- prometheus.MustNewConstMetric(cacheMiss, prometheus.CounterValue, float64(st.Misses))
+	ch <- prometheus.MustNewConstMetric(cacheInv, prometheus.CounterValue, float64(st.Invalidations))
+	ch <- prometheus.MustNewConstMetric(cacheEvic, prometheus.CounterValue, float64(st.Evictions))
+	ch <- prometheus.MustNewConstMetric(cacheSize, prometheus.GaugeValue, float64(st.Entries))
+	ch <- prometheus.MustNewConstMetric(cacheBytes, prometheus.GaugeValue, float64(st.Bytes))
 }
