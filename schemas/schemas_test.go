@@ -17,6 +17,7 @@ func TestManifestSchemasParseAndNameMatches(t *testing.T) {
 		"OrderAccepted", "OrderCancelled", "OrderAllocated",
 		"PurchaseOrderReleased", "PurchaseOrderAcknowledged", "AdvanceShipNotice", "PurchaseOrderClosed",
 		"ItemMaster", "LedgerEntry", "AvailabilityChanged", "StockAlert",
+		"SnapshotStarted", "SnapshotLine", "SnapshotEnded", "ReconciliationException", "ReconciliationSummary",
 	}
 	byName := map[string]Entry{}
 	ids := map[int]string{}
@@ -52,7 +53,11 @@ func TestSourceEventsCarryCommonFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	own := map[string]bool{"stockflow.v1.LedgerEntry": true, "stockflow.v1.AvailabilityChanged": true, "stockflow.v1.StockAlert": true}
+	own := map[string]bool{"stockflow.v1.LedgerEntry": true, "stockflow.v1.AvailabilityChanged": true, "stockflow.v1.StockAlert": true,
+		"stockflow.v1.ReconciliationException": true, "stockflow.v1.ReconciliationSummary": true,
+		// A snapshot's lines and end belong to its SnapshotStarted, which
+		// carries the common fields once for the whole snapshot.
+		"stockflow.v1.SnapshotLine": true, "stockflow.v1.SnapshotEnded": true}
 	for _, e := range entries {
 		if own[e.Name] {
 			continue

@@ -20,6 +20,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/stockflow/stockflow/atp"
+	"github.com/stockflow/stockflow/pkg/reconcile"
 )
 
 // Config is the whole configuration of a Stockflow process.
@@ -46,8 +47,9 @@ type Config struct {
 	// FolderInFlight bounds how many folded polls may wait for their
 	// outputs, applied offsets and commit before the folder stops polling.
 	// Default 4.
-	FolderInFlight int `yaml:"folder_in_flight"`
-	API            API `yaml:"api"`
+	FolderInFlight int       `yaml:"folder_in_flight"`
+	API            API       `yaml:"api"`
+	Reconcile      Reconcile `yaml:"reconcile"`
 	// Embedded runs an in-process Kafka (kfake) and Redis (miniredis). It is
 	// the default when neither Kafka brokers nor a Redis address are set.
 	Embedded bool `yaml:"-"`
@@ -59,6 +61,7 @@ type Kafka struct {
 	ClientID        string   `yaml:"client_id"`        // default stockflow
 	NormalizerGroup string   `yaml:"normalizer_group"` // default stockflow-normalizer
 	FolderGroup     string   `yaml:"folder_group"`     // default stockflow-folder
+	ReconcilerGroup string   `yaml:"reconciler_group"` // default stockflow-reconciler
 	Partitions      int      `yaml:"partitions"`       // for topics created at start; default 12
 	Replication     int      `yaml:"replication"`      // for topics created at start; default 1
 	CreateTopics    bool     `yaml:"create_topics"`    // default true
@@ -81,6 +84,24 @@ type Topics struct {
 	// PO line is for), compacted: Redis is rebuilt from it when it loses
 	// the index.
 	Index string `yaml:"index"`
+	// Snapshots carries stock snapshots from WMS and ERP systems to
+	// reconcile; Reconciliation gets each run's exceptions and summary.
+	Snapshots      string `yaml:"snapshots"`
+	Reconciliation string `yaml:"reconciliation"`
+}
+
+// Reconcile configures reconciliation of snapshots with the ledger.
+type Reconcile struct {
+	// Tolerance per location: *=2;DC-EAST=5,1% (see reconcile.ParseTolerances).
+	Tolerance string `yaml:"tolerance"`
+	// EndTimeout: a snapshot with no record for this long, its end not
+	// arrived, is incomplete. Default 10m.
+	EndTimeout time.Duration `yaml:"end_timeout"`
+	// AutoApplyUnits > 0 applies drifts of at most that many units as a
+	// run from the snapshot topic completes. Default 0: report only.
+	AutoApplyUnits int `yaml:"auto_apply_units"`
+	// Retention is how long runs and their exceptions are kept. Default 30 days.
+	Retention time.Duration `yaml:"retention"`
 }
 
 // API configures the checkout-facing HTTP API.
@@ -139,22 +160,26 @@ func Default() Config {
 			ClientID:        "stockflow",
 			NormalizerGroup: "stockflow-normalizer",
 			FolderGroup:     "stockflow-folder",
+			ReconcilerGroup: "stockflow-reconciler",
 			Partitions:      12,
 			Replication:     1,
 			CreateTopics:    true,
 			SessionTimeout:  10 * time.Second,
 		},
 		Topics: Topics{
-			Inventory:    "wms.inventory.v1",
-			Orders:       "orders.v1",
-			Supplier:     "supplier.v1",
-			Catalog:      "catalog.items.v1",
-			Ledger:       "stockflow.ledger.v1",
-			Availability: "stockflow.availability.v1",
-			Alerts:       "stockflow.alerts.v1",
-			DLQ:          "stockflow.dlq.v1",
-			Index:        "stockflow.index.v1",
+			Inventory:      "wms.inventory.v1",
+			Orders:         "orders.v1",
+			Supplier:       "supplier.v1",
+			Catalog:        "catalog.items.v1",
+			Ledger:         "stockflow.ledger.v1",
+			Availability:   "stockflow.availability.v1",
+			Alerts:         "stockflow.alerts.v1",
+			DLQ:            "stockflow.dlq.v1",
+			Index:          "stockflow.index.v1",
+			Snapshots:      "wms.snapshots.v1",
+			Reconciliation: "stockflow.reconciliation.v1",
 		},
+		Reconcile:        Reconcile{EndTimeout: 10 * time.Minute, Retention: 30 * 24 * time.Hour},
 		Redis:            Redis{KeyPrefix: "sf", LookupCache: true, LookupCacheEntries: 200_000, LookupCacheMaxAge: 5 * time.Second},
 		HTTPAddr:         "127.0.0.1:8080",
 		LogLevel:         "info",
@@ -187,6 +212,7 @@ func (c *Config) options() []option {
 		{"kafka-client-id", "Kafka client id", &c.Kafka.ClientID},
 		{"kafka-normalizer-group", "consumer group of the normalizers", &c.Kafka.NormalizerGroup},
 		{"kafka-folder-group", "consumer group of the ledger folder", &c.Kafka.FolderGroup},
+		{"kafka-reconciler-group", "consumer group of the snapshot reconciler", &c.Kafka.ReconcilerGroup},
 		{"kafka-partitions", "partitions of topics created at start", &c.Kafka.Partitions},
 		{"kafka-replication", "replication factor of topics created at start", &c.Kafka.Replication},
 		{"kafka-create-topics", "create missing topics at start", &c.Kafka.CreateTopics},
@@ -200,6 +226,8 @@ func (c *Config) options() []option {
 		{"topic-alerts", "stock alerts topic", &c.Topics.Alerts},
 		{"topic-dlq", "dead-letter topic", &c.Topics.DLQ},
 		{"topic-index", "the normalizers' document index topic (compacted)", &c.Topics.Index},
+		{"topic-snapshots", "stock snapshots to reconcile", &c.Topics.Snapshots},
+		{"topic-reconciliation", "reconciliation exceptions and run summaries", &c.Topics.Reconciliation},
 		{"redis-addr", "Redis host:port (empty with no brokers: embedded)", &c.Redis.Addr},
 		{"redis-password", "Redis password", &c.Redis.Password},
 		{"redis-db", "Redis database number", &c.Redis.DB},
@@ -225,6 +253,10 @@ func (c *Config) options() []option {
 		{"api-keys", "API keys and scopes: token=read,hold;token2=admin (empty: no auth, dev only)", &c.API.Keys},
 		{"rate-limit", "requests/s per API key (0: off)", &c.API.RateLimit},
 		{"hold-timeout", "how long a hold waits for the ledger's decision", &c.API.HoldTimeout},
+		{"reconcile-tolerance", "differences reconciliation accepts, per location: *=2;DC-EAST=5,1% (empty: none)", &c.Reconcile.Tolerance},
+		{"reconcile-end-timeout", "a snapshot silent this long without its end record is incomplete", &c.Reconcile.EndTimeout},
+		{"reconcile-auto-apply-units", "apply drifts of at most this many units as a snapshot's run completes (0: report only)", &c.Reconcile.AutoApplyUnits},
+		{"reconcile-retention", "how long reconciliation runs and their exceptions are kept", &c.Reconcile.Retention},
 		{"trusted-proxies", "proxies whose X-Forwarded-For is believed: addresses or CIDR blocks, comma-separated (empty: none)", &c.API.TrustedProxies},
 	}
 }
@@ -421,10 +453,10 @@ func (c *Config) Validate() error {
 	if c.Kafka.ClientID == "" {
 		bad("kafka client id: must not be empty")
 	}
-	if c.Kafka.NormalizerGroup == "" || c.Kafka.FolderGroup == "" {
-		bad("kafka groups: normalizer and folder group must not be empty")
-	} else if c.Kafka.NormalizerGroup == c.Kafka.FolderGroup {
-		bad("kafka groups: normalizer and folder group must differ (both %q)", c.Kafka.FolderGroup)
+	if c.Kafka.NormalizerGroup == "" || c.Kafka.FolderGroup == "" || c.Kafka.ReconcilerGroup == "" {
+		bad("kafka groups: normalizer, folder and reconciler group must not be empty")
+	} else if c.Kafka.NormalizerGroup == c.Kafka.FolderGroup || c.Kafka.ReconcilerGroup == c.Kafka.FolderGroup || c.Kafka.ReconcilerGroup == c.Kafka.NormalizerGroup {
+		bad("kafka groups: normalizer, folder and reconciler groups must differ (%q, %q, %q)", c.Kafka.NormalizerGroup, c.Kafka.FolderGroup, c.Kafka.ReconcilerGroup)
 	}
 	if c.Kafka.Partitions < 1 || c.Kafka.Partitions > 10000 {
 		bad("kafka partitions: %d is outside 1..10000", c.Kafka.Partitions)
@@ -440,6 +472,7 @@ func (c *Config) Validate() error {
 		{"inventory", c.Topics.Inventory}, {"orders", c.Topics.Orders}, {"supplier", c.Topics.Supplier},
 		{"catalog", c.Topics.Catalog}, {"ledger", c.Topics.Ledger}, {"availability", c.Topics.Availability},
 		{"alerts", c.Topics.Alerts}, {"dlq", c.Topics.DLQ}, {"index", c.Topics.Index},
+		{"snapshots", c.Topics.Snapshots}, {"reconciliation", c.Topics.Reconciliation},
 	} {
 		if !topicName.MatchString(t.value) {
 			bad("topic %s: %q is not a valid topic name", t.name, t.value)
@@ -511,6 +544,18 @@ func (c *Config) Validate() error {
 	}
 	if _, err := ParseTrustedProxies(c.API.TrustedProxies); err != nil {
 		bad("trusted proxies: %v", err)
+	}
+	if _, err := reconcile.ParseTolerances(c.Reconcile.Tolerance); err != nil {
+		bad("reconcile tolerance: %v", err)
+	}
+	if c.Reconcile.EndTimeout < time.Second || c.Reconcile.EndTimeout > 24*time.Hour {
+		bad("reconcile end timeout: %v is outside 1s..24h", c.Reconcile.EndTimeout)
+	}
+	if c.Reconcile.AutoApplyUnits < 0 {
+		bad("reconcile auto apply units: %d must be >= 0", c.Reconcile.AutoApplyUnits)
+	}
+	if c.Reconcile.Retention < time.Hour {
+		bad("reconcile retention: %v is shorter than 1h", c.Reconcile.Retention)
 	}
 	return errors.Join(errs...)
 }

@@ -14,6 +14,7 @@ func All() []avro.Record {
 		&OrderAccepted{}, &OrderCancelled{}, &OrderAllocated{},
 		&PurchaseOrderReleased{}, &PurchaseOrderAcknowledged{}, &AdvanceShipNotice{}, &PurchaseOrderClosed{},
 		&ItemMaster{}, &LedgerEntry{}, &AvailabilityChanged{}, &StockAlert{},
+		&SnapshotStarted{}, &SnapshotLine{}, &SnapshotEnded{}, &ReconciliationException{}, &ReconciliationSummary{},
 	}
 }
 

@@ -54,6 +54,8 @@ func Topics(t config.Topics) []TopicSpec {
 		{Name: t.Alerts},
 		{Name: t.DLQ, Configs: forever},
 		{Name: t.Index, Configs: compacted},
+		{Name: t.Snapshots},
+		{Name: t.Reconciliation},
 	}
 }
 

@@ -71,6 +71,26 @@ func summary(rec avro.Record) string {
 	case *events.StockAlert:
 		return fmt.Sprintf("%s: %s at %s, atp %d, on hand %d, reorder point %d, suggested %d",
 			e.AlertType, e.SKU, e.Location, e.ATP, e.OnHand, e.ReorderPoint, e.SuggestedQuantity)
+	case *events.SnapshotStarted:
+		return fmt.Sprintf("snapshot %s from %s of %s as of %s, %d lines", e.SnapshotID, e.Source, strings.Join(e.Locations, ","), formatTime(e.AsOf), e.ExpectedLines)
+	case *events.SnapshotLine:
+		if e.Error != nil {
+			return fmt.Sprintf("snapshot %s line %d unreadable: %s", e.SnapshotID, e.Line, *e.Error)
+		}
+		return fmt.Sprintf("snapshot %s line %d: %d %s of %s at %s", e.SnapshotID, e.Line, e.Quantity, e.UoM, e.SKU, e.Location)
+	case *events.SnapshotEnded:
+		return fmt.Sprintf("snapshot %s ended after %d lines", e.SnapshotID, e.LineCount)
+	case *events.ReconciliationException:
+		s := fmt.Sprintf("run %s: %s %s at %s", e.RunID, e.Class, e.SKU, e.Location)
+		if e.SnapshotQuantity != nil && e.LedgerQuantity != nil {
+			s += fmt.Sprintf(", snapshot %d ledger %d (%+d)", *e.SnapshotQuantity, *e.LedgerQuantity, e.Difference)
+		}
+		if e.Detail != nil {
+			s += ": " + *e.Detail
+		}
+		return s
+	case *events.ReconciliationSummary:
+		return fmt.Sprintf("run %s %s: %d of %d lines from %s as of %s", e.RunID, e.Status, e.Lines, e.ExpectedLines, e.Source, formatTime(e.AsOf))
 	}
 	return ""
 }

@@ -1,0 +1,147 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Reading the ledger as it stood at an earlier time, for reconciliation:
+// a position's on hand at T is its on hand now minus the movements its
+// journal holds with event time after T. That journal is the count rule's
+// (DESIGN §5), so it answers for T within the journal window and after the
+// position's last applied count.
+
+// PositionRef names one position.
+type PositionRef struct {
+	SKU, Location string
+}
+
+// PastOnHand is a position's on hand at an earlier time.
+type PastOnHand struct {
+	// Known says the ledger has the position at all.
+	Known bool
+	// OnHand is on hand at the time asked, in base units.
+	OnHand int64
+	// Counted says a count has been applied; CountedAt is its as-of time.
+	// A count after the time asked supersedes what happened before it:
+	// OnHand is then not the on hand at that time.
+	Counted   bool
+	CountedAt time.Time
+	// Movements is how many journaled movements came after the time asked.
+	Movements int
+}
+
+// JournalWindow is how long the engine keeps movements for the count rule:
+// OnHandAt answers for times no older than this.
+func (s *Store) JournalWindow() time.Duration { return s.eng.cfg.JournalWindow }
+
+// OnHandAt reads the on hand of each position as of asOf, in one pipelined
+// round trip of two reads per position.
+func (s *Store) OnHandAt(ctx context.Context, refs []PositionRef, asOf time.Time) ([]PastOnHand, error) {
+	out := make([]PastOnHand, len(refs))
+	if len(refs) == 0 {
+		return out, nil
+	}
+	after := "(" + strconv.FormatInt(asOf.UnixMilli(), 10)
+	pipe := s.rdb.Pipeline()
+	totals := make([]*redis.SliceCmd, len(refs))
+	journals := make([]*redis.StringSliceCmd, len(refs))
+	for i, r := range refs {
+		key := s.SKUKey(r.SKU)
+		totals[i] = pipe.HMGet(ctx, key+":p:"+r.Location, "v", "oh", "ct")
+		journals[i] = pipe.ZRangeArgs(ctx, redis.ZRangeArgs{Key: key + ":j:" + r.Location, Start: after, Stop: "+inf", ByScore: true})
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return nil, fmt.Errorf("read positions as of %s: %w", asOf.UTC().Format(time.RFC3339), err)
+	}
+	for i, r := range refs {
+		vals, err := totals[i].Result()
+		if err != nil {
+			return nil, fmt.Errorf("position %s@%s: %w", r.SKU, r.Location, err)
+		}
+		p := &out[i]
+		if vals[0] == nil {
+			continue // no such position
+		}
+		p.Known = true
+		if p.OnHand, err = field(vals[1]); err != nil {
+			return nil, fmt.Errorf("position %s@%s on hand: %w", r.SKU, r.Location, err)
+		}
+		if vals[2] != nil {
+			ct, err := field(vals[2])
+			if err != nil {
+				return nil, fmt.Errorf("position %s@%s count time: %w", r.SKU, r.Location, err)
+			}
+			p.Counted, p.CountedAt = true, time.UnixMilli(ct).UTC()
+		}
+		members, err := journals[i].Result()
+		if err != nil {
+			return nil, fmt.Errorf("journal of %s@%s: %w", r.SKU, r.Location, err)
+		}
+		for _, m := range members {
+			d, ok := movementDelta(m)
+			if !ok {
+				return nil, fmt.Errorf("journal of %s@%s: member %q", r.SKU, r.Location, m)
+			}
+			p.OnHand -= d
+		}
+		p.Movements = len(members)
+	}
+	return out, nil
+}
+
+func field(v any) (int64, error) {
+	if v == nil {
+		return 0, nil // an absent total is 0
+	}
+	s, _ := v.(string)
+	return strconv.ParseInt(s, 10, 64)
+}
+
+// ScanPositions calls fn with every position the ledger holds, in no
+// particular order, a batch of keys at a time (SCAN: a position written
+// during the scan may or may not be seen).
+func (s *Store) ScanPositions(ctx context.Context, fn func([]PositionRef) error) error {
+	match := s.prefix + ":{*}:p:*"
+	var cursor uint64
+	batch := make([]PositionRef, 0, 1024)
+	for {
+		keys, next, err := s.rdb.Scan(ctx, cursor, match, 5000).Result()
+		if err != nil {
+			return fmt.Errorf("scan positions: %w", err)
+		}
+		batch = batch[:0]
+		for _, k := range keys {
+			if r, ok := s.parsePosKey(k); ok {
+				batch = append(batch, r)
+			}
+		}
+		if len(batch) > 0 {
+			if err := fn(batch); err != nil {
+				return err
+			}
+		}
+		if next == 0 {
+			return nil
+		}
+		cursor = next
+	}
+}
+
+// parsePosKey reads "<prefix>:{SKU}:p:LOC".
+func (s *Store) parsePosKey(k string) (PositionRef, bool) {
+	rest, ok := strings.CutPrefix(k, s.prefix+":{")
+	if !ok {
+		return PositionRef{}, false
+	}
+	sku, loc, ok := strings.Cut(rest, "}:p:")
+	if !ok || sku == "" || loc == "" {
+		return PositionRef{}, false
+	}
+	return PositionRef{SKU: sku, Location: loc}, true
+}
