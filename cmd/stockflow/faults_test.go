@@ -212,6 +212,7 @@ func (s *scenario) start(name string, extra ...string) *proc {
 	args := []string{"serve",
 		"-kafka-brokers", strings.Join(s.cfg.Kafka.Brokers, ","), "-redis-addr", s.cfg.Redis.Addr,
 		"-kafka-normalizer-group", s.cfg.Kafka.NormalizerGroup, "-kafka-folder-group", s.cfg.Kafka.FolderGroup,
+		"-kafka-reconciler-group", s.cfg.Kafka.ReconcilerGroup, "-topic-snapshots", t.Snapshots, "-topic-reconciliation", t.Reconciliation,
 		"-topic-inventory", t.Inventory, "-topic-orders", t.Orders, "-topic-supplier", t.Supplier, "-topic-catalog", t.Catalog,
 		"-topic-ledger", t.Ledger, "-topic-availability", t.Availability, "-topic-alerts", t.Alerts, "-topic-dlq", t.DLQ, "-topic-index", t.Index,
 		"-http-addr", p.http, "-log-format", "json", "-rate-limit", "0", "-groups", "G=L1",

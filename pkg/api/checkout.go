@@ -18,6 +18,7 @@ import (
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/ledger"
+	"github.com/stockflow/stockflow/pkg/reconcile"
 )
 
 // CheckoutConfig configures the checkout-facing routes.
@@ -53,6 +54,8 @@ type CheckoutConfig struct {
 	Logger     *slog.Logger
 	// Registry receives the hold metrics; nil: not registered.
 	Registry prometheus.Registerer
+	// Reconciler serves reconciliation runs; nil: no such routes.
+	Reconciler *reconcile.Reconciler
 }
 
 // Checkout serves availability lookups, batch queries, holds, policies and
@@ -162,6 +165,7 @@ func (ch *Checkout) Register(s *Server) {
 	s.e.DELETE("/v1/holds/:hold_id", ch.releaseHold, guard("hold")...)
 	s.e.PUT("/v1/policies/:sku/:location", ch.putPolicy, guard("admin")...)
 	s.get("/v1/positions/:sku", ch.positions, guard("read")...)
+	ch.registerReconciliations(s, guard)
 }
 
 // pathID is a path parameter, unescaped once, that must be an id.

@@ -74,11 +74,12 @@ type Run struct {
 func NewRun(ctx context.Context, cfg config.Config, opt Options, log *slog.Logger) (*Run, error) {
 	sfx := "." + strconv.FormatInt(time.Now().Unix(), 36)
 	t := &cfg.Topics
-	for _, p := range []*string{&t.Inventory, &t.Orders, &t.Supplier, &t.Catalog, &t.Ledger, &t.Availability, &t.Alerts, &t.DLQ, &t.Index} {
+	for _, p := range []*string{&t.Inventory, &t.Orders, &t.Supplier, &t.Catalog, &t.Ledger, &t.Availability, &t.Alerts, &t.DLQ, &t.Index, &t.Snapshots, &t.Reconciliation} {
 		*p = "bench." + *p + sfx
 	}
 	cfg.Kafka.NormalizerGroup += ".bench" + sfx
 	cfg.Kafka.FolderGroup += ".bench" + sfx
+	cfg.Kafka.ReconcilerGroup += ".bench" + sfx
 	codec, err := events.NewCodec(nil, cfg.MaxRecordBytes)
 	if err != nil {
 		return nil, err

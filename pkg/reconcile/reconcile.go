@@ -416,11 +416,15 @@ func (s *Session) missing(ctx context.Context) error {
 
 // finish saves a finished run, publishes it (a completed run's exceptions,
 // then a summary for every run) and counts it.
+//
+// Publication comes first: a run is finished in Redis only once its records
+// are out, so a failure in between makes the run start again (its records
+// may then be published twice: consumers key them by run id).
 func (r *Reconciler) finish(ctx context.Context, run *Run, byLoc map[[2]string]int64) error {
-	if err := r.cfg.Runs.Save(ctx, run); err != nil {
+	if err := r.publish(ctx, run); err != nil {
 		return err
 	}
-	if err := r.publish(ctx, run); err != nil {
+	if err := r.cfg.Runs.Save(ctx, run); err != nil {
 		return err
 	}
 	r.metrics.runs.WithLabelValues(run.Source, run.Status).Inc()

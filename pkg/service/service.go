@@ -29,6 +29,7 @@ import (
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/kafka"
 	"github.com/stockflow/stockflow/pkg/ledger"
+	"github.com/stockflow/stockflow/pkg/reconcile"
 	"github.com/stockflow/stockflow/pkg/sim"
 	"github.com/stockflow/stockflow/pkg/store"
 	"github.com/stockflow/stockflow/pkg/telemetry"
@@ -56,9 +57,9 @@ type Options struct {
 	Normalizer processors.NormalizerConfig
 	// Version is reported in traces.
 	Version string
-	// NoNormalizer and NoFolder leave a stage out of this process, to scale
-	// the stages apart.
-	NoNormalizer, NoFolder bool
+	// NoNormalizer, NoFolder and NoReconciler leave a stage out of this
+	// process, to scale the stages apart.
+	NoNormalizer, NoFolder, NoReconciler bool
 }
 
 func (o *Options) setDefaults() {
@@ -196,11 +197,21 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	defer hcl.Close()
+	catalog, err := processors.NewCatalog(kafka.ClientOpts(cfg.Kafka), cfg.Topics.Catalog, codec, log.With("component", "catalog"))
+	if err != nil {
+		return err
+	}
+	tolerances, _ := reconcile.ParseTolerances(cfg.Reconcile.Tolerance)
+	rec := reconcile.New(reconcile.Config{
+		Ledger: led, Runs: reconcile.NewRuns(rdb, cfg.Redis.KeyPrefix, cfg.Reconcile.Retention), Units: catalog.ToBase,
+		Tolerances: tolerances, Producer: hcl, Codec: codec, ReconciliationTopic: cfg.Topics.Reconciliation, LedgerTopic: cfg.Topics.Ledger,
+		AutoApplyUnits: int64(cfg.Reconcile.AutoApplyUnits), Registry: reg, Logger: log.With("component", "reconciler"),
+	})
 	checkout := api.NewCheckout(api.CheckoutConfig{
 		Store: led, Producer: hcl, Codec: codec, LedgerTopic: cfg.Topics.Ledger,
 		Groups: groups, Rules: rules, Supply: supply, HoldTimeout: cfg.API.HoldTimeout, OwnHoldsFor: cfg.Redis.LookupCacheMaxAge,
 		InstanceID: opts.InstanceID, Keys: keys, RateLimit: cfg.API.RateLimit,
-		Logger: log.With("component", "api"), Registry: reg,
+		Logger: log.With("component", "api"), Registry: reg, Reconciler: rec,
 	})
 	checkout.Register(srv)
 
@@ -223,7 +234,7 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 			}
 			topicsReady.Store(true)
 		}
-		return runPipeline(gctx, cfg, opts, codec, led, kcl, tp, metrics, log)
+		return runPipeline(gctx, cfg, opts, codec, led, kcl, catalog, rec, tp, metrics, log)
 	})
 	err = g.Wait()
 	log.Info("stopped")
@@ -233,12 +244,8 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 // runPipeline runs the catalog reader, the normalizer, the folder and, when
 // asked, the simulator, until ctx ends or one of them fails.
 func runPipeline(ctx context.Context, cfg config.Config, opts Options, codec *avro.Codec, led *ledger.Store, kcl *kgo.Client,
-	tp trace.TracerProvider, metrics *processors.Metrics, log *slog.Logger) error {
+	catalog *processors.Catalog, rec *reconcile.Reconciler, tp trace.TracerProvider, metrics *processors.Metrics, log *slog.Logger) error {
 	g, ctx := errgroup.WithContext(ctx)
-	catalog, err := processors.NewCatalog(kafka.ClientOpts(cfg.Kafka), cfg.Topics.Catalog, codec, log.With("component", "catalog"))
-	if err != nil {
-		return err
-	}
 	g.Go(func() error { return catalog.Run(ctx) })
 
 	ncfg := opts.Normalizer
@@ -265,6 +272,13 @@ func runPipeline(ctx context.Context, cfg config.Config, opts Options, codec *av
 	folder := processors.NewFolder(fcfg, codec, led, kcl, log.With("component", "folder"))
 	if !opts.NoFolder {
 		g.Go(func() error { return folder.Run(ctx) })
+	}
+
+	if !opts.NoReconciler {
+		scfg := processors.SnapshotsConfig{Kafka: cfg.Kafka, Topics: cfg.Topics, InstanceID: opts.InstanceID, EndTimeout: cfg.Reconcile.EndTimeout,
+			Metrics: metrics, ExtraOpts: []kgo.Opt{kafka.Logger(log.With("group", cfg.Kafka.ReconcilerGroup))}}
+		snaps := processors.NewSnapshots(scfg, codec, rec, kcl, log.With("component", "reconciler"))
+		g.Go(func() error { return snaps.Run(ctx) })
 	}
 
 	if opts.SimulateRate > 0 {

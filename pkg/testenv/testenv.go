@@ -98,11 +98,12 @@ func Config(t testing.TB, redisDB int) config.Config {
 	cfg.Kafka.Partitions = 3
 	sfx := "." + Suffix()
 	tp := &cfg.Topics
-	for _, p := range []*string{&tp.Inventory, &tp.Orders, &tp.Supplier, &tp.Catalog, &tp.Ledger, &tp.Availability, &tp.Alerts, &tp.DLQ, &tp.Index} {
+	for _, p := range []*string{&tp.Inventory, &tp.Orders, &tp.Supplier, &tp.Catalog, &tp.Ledger, &tp.Availability, &tp.Alerts, &tp.DLQ, &tp.Index, &tp.Snapshots, &tp.Reconciliation} {
 		*p += sfx
 	}
 	cfg.Kafka.NormalizerGroup += sfx
 	cfg.Kafka.FolderGroup += sfx
+	cfg.Kafka.ReconcilerGroup += sfx
 	cfg.Kafka.ClientID = "stockflow-test"
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -117,8 +118,8 @@ func Config(t testing.TB, redisDB int) config.Config {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		adm := kadm.NewClient(cl)
-		adm.DeleteTopics(ctx, tp.Inventory, tp.Orders, tp.Supplier, tp.Catalog, tp.Ledger, tp.Availability, tp.Alerts, tp.DLQ, tp.Index)
-		adm.DeleteGroups(ctx, cfg.Kafka.NormalizerGroup, cfg.Kafka.FolderGroup)
+		adm.DeleteTopics(ctx, tp.Inventory, tp.Orders, tp.Supplier, tp.Catalog, tp.Ledger, tp.Availability, tp.Alerts, tp.DLQ, tp.Index, tp.Snapshots, tp.Reconciliation)
+		adm.DeleteGroups(ctx, cfg.Kafka.NormalizerGroup, cfg.Kafka.FolderGroup, cfg.Kafka.ReconcilerGroup)
 	})
 	return cfg
 }
