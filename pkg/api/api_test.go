@@ -22,6 +22,7 @@ import (
 	"github.com/stockflow/stockflow/atp"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/ledger"
+	"github.com/stockflow/stockflow/pkg/reconcile"
 )
 
 var now = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
@@ -390,7 +391,9 @@ func TestOpenAPIDocumentValidatesAndMatchesRoutes(t *testing.T) {
 	m := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	defer rdb.Close()
-	NewCheckout(CheckoutConfig{Store: ledger.New(rdb, ledger.Config{}), InstanceID: "x"}).Register(s)
+	led := ledger.New(rdb, ledger.Config{})
+	rec := reconcile.New(reconcile.Config{Ledger: led, Runs: reconcile.NewRuns(rdb, "sf", 0)})
+	NewCheckout(CheckoutConfig{Store: led, InstanceID: "x", Reconciler: rec}).Register(s)
 	documented := map[string]bool{}
 	for path, item := range doc.Paths.Map() {
 		for method := range item.Operations() {
