@@ -28,7 +28,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	l.FlagSet.Float64Var(&opt.HoldRPS, "hold-rps", 500, "constant rate of the hold run")
 	l.FlagSet.Float64Var(&opt.FreshRPS, "fresh-rps", 2_000, "constant rate of the freshness run")
 	l.FlagSet.Float64Var(&opt.HoldIngestRate, "hold-ingest-rate", 5_000, "source events/s ingested during the second hold run")
-	only := l.FlagSet.String("only", "", "comma-separated scenarios to run (ingest runs first whenever a later one needs its ledger): ingest, lookups, hotset, holds, freshness, rebuild, memory")
+	l.FlagSet.IntVar(&opt.ReconcileLines, "reconcile-lines", 1_000_000, "lines of the reconciliation step's snapshot, and positions of its ledger")
+	only := l.FlagSet.String("only", "", "comma-separated scenarios to run (ingest runs first whenever a later one needs its ledger): ingest, lookups, hotset, holds, freshness, rebuild, memory, reconcile")
 	cpu := l.FlagSet.String("cpuprofile", "", "write a CPU profile of the whole run here")
 	mem := l.FlagSet.String("memprofile", "", "write an allocation profile here at the end")
 	cfg, code, ok := load(l, args, stderr)
@@ -72,7 +73,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		// ownData: the step makes its own data and needs no ingested ledger
 		ownData bool
 	}{{"ingest", r.Ingest, false}, {"lookups", r.Lookups, false}, {"hotset", r.HotSet, true}, {"holds", r.Holds, false},
-		{"freshness", r.Freshness, false}, {"rebuild", r.Rebuild, false}, {"memory", r.Memory, false}}
+		{"freshness", r.Freshness, false}, {"rebuild", r.Rebuild, false}, {"memory", r.Memory, false}, {"reconcile", r.Reconcile, true}}
 	chosen := func(name string) bool { return *only == "" || slices.Contains(strings.Split(*only, ","), name) }
 	needIngest := false
 	for _, s := range steps {

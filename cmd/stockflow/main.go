@@ -114,6 +114,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 	l.FlagSet.IntVar(&opts.SimulateSKUs, "simulate-skus", 200, "simulated catalogue size")
 	l.FlagSet.BoolVar(&opts.NoNormalizer, "no-normalizer", false, "do not run the normalizers in this process")
 	l.FlagSet.BoolVar(&opts.NoFolder, "no-folder", false, "do not run the ledger folder in this process")
+	l.FlagSet.BoolVar(&opts.NoReconciler, "no-reconciler", false, "do not reconcile snapshots from the snapshot topic in this process (its API still serves and applies runs)")
 	l.FlagSet.StringVar(&opts.InstanceID, "instance-id", os.Getenv("STOCKFLOW_INSTANCE_ID"),
 		"this instance's name, unique among running instances and stable across restarts: its transactional id and static group membership (default host-pid; env STOCKFLOW_INSTANCE_ID)")
 	cfg, code, ok := load(l, args, stderr)

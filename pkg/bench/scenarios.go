@@ -41,6 +41,9 @@ type Options struct {
 	FreshRPS  float64       // the constant-rate freshness run
 	// HoldIngestRate is the source events/s ingested during the second hold run.
 	HoldIngestRate float64
+	// ReconcileLines is the size of the reconciliation step's snapshot
+	// (and of its ledger). Default 1,000,000.
+	ReconcileLines int
 	Progress       io.Writer // progress lines (a terminal), or nil
 }
 
@@ -110,8 +113,10 @@ func (r *Run) Close(ctx context.Context) {
 		r.progress("delete the run's keys: %v", err)
 	}
 	t := r.cfg.Topics
-	r.adm.DeleteTopics(ctx, t.Inventory, t.Orders, t.Supplier, t.Catalog, t.Ledger, t.Availability, t.Alerts, t.DLQ, t.Index, t.Ledger+".scratch")
-	r.adm.DeleteGroups(ctx, r.cfg.Kafka.NormalizerGroup, r.cfg.Kafka.FolderGroup, r.cfg.Kafka.FolderGroup+".rebuild", r.cfg.Kafka.NormalizerGroup+".passthrough")
+	r.adm.DeleteTopics(ctx, t.Inventory, t.Orders, t.Supplier, t.Catalog, t.Ledger, t.Availability, t.Alerts, t.DLQ, t.Index, t.Ledger+".scratch",
+		t.Snapshots, t.Reconciliation)
+	r.adm.DeleteGroups(ctx, r.cfg.Kafka.NormalizerGroup, r.cfg.Kafka.FolderGroup, r.cfg.Kafka.FolderGroup+".rebuild", r.cfg.Kafka.NormalizerGroup+".passthrough",
+		r.cfg.Kafka.ReconcilerGroup)
 	r.cl.Close()
 	r.rdb.Close()
 }

@@ -1,0 +1,274 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockflow/stockflow/pkg/events"
+	"github.com/stockflow/stockflow/pkg/reconcile"
+	"github.com/stockflow/stockflow/processors"
+)
+
+// The reconciliation step: a snapshot of ReconcileLines lines compared with
+// a ledger of as many positions, end to end as `stockflow reconcile` and
+// `stockflow serve` do it (lines produced to the snapshot topic, the
+// reconciler consuming them, reading the ledger as of T and recording the
+// exceptions), beside the same Kafka and Redis work without the comparison.
+
+const reconcileLocations = 4
+
+// reconcileSKU is the SKU of position i.
+func reconcileSKU(i int) string { return "RCN-" + strconv.Itoa(i/reconcileLocations) }
+func reconcileLoc(i int) string { return "DC-" + strconv.Itoa(i%reconcileLocations) }
+
+// Reconcile measures a run over a large snapshot.
+func (r *Run) Reconcile(ctx context.Context) error {
+	n := r.opt.ReconcileLines
+	if n <= 0 {
+		n = 1_000_000
+	}
+	asOf := time.Now().UTC().Add(-time.Hour).Truncate(time.Millisecond)
+	r.progress("reconcile: writing a ledger of %d positions", n)
+	if err := r.reconcileLedger(ctx, n, asOf); err != nil {
+		return err
+	}
+
+	// The reconciler as serve runs it.
+	runs := reconcile.NewRuns(r.rdb, r.cfg.Redis.KeyPrefix, time.Hour)
+	rec := reconcile.New(reconcile.Config{Ledger: r.store, Runs: runs, Producer: r.cl, Codec: r.codec,
+		ReconciliationTopic: r.cfg.Topics.Reconciliation, LedgerTopic: r.cfg.Topics.Ledger, Logger: r.log})
+	snaps := processors.NewSnapshots(processors.SnapshotsConfig{Kafka: r.cfg.Kafka, Topics: r.cfg.Topics, InstanceID: "bench-reconciler"},
+		r.codec, rec, r.cl, r.log)
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { snaps.Run(sctx); close(done) }()
+	defer func() { stop(); <-done }()
+
+	// The sender as `stockflow reconcile` runs it, its own client.
+	prod, err := kgo.NewClient(kgo.SeedBrokers(r.cfg.Kafka.Brokers...), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	defer prod.Close()
+	locs := make([]string, reconcileLocations)
+	for i := range locs {
+		locs[i] = reconcileLoc(i)
+	}
+	id := "BENCH-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	start := &events.SnapshotStarted{Meta: events.Meta{EventID: id, EventTime: time.Now().UTC(), Source: "BENCH"},
+		SnapshotID: id, Locations: locs, AsOf: asOf, ExpectedLines: int64(n)}
+	resetPeakRSS()
+	rssBefore := peakRSS()
+	began := time.Now()
+	sent, err := reconcile.Send(ctx, prod, r.codec, r.cfg.Topics.Snapshots, start, func(emit func(*events.SnapshotLine) error) error {
+		for i := range n {
+			if err := emit(reconcileLine(i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		return err
+	}
+	sendTook := time.Since(began)
+	r.progress("reconcile: %d lines sent in %.1fs; waiting for the run", sent, sendTook.Seconds())
+	var run reconcile.Run
+	for {
+		run, err = runs.Get(ctx, id)
+		if err == nil && run.Status != reconcile.StatusRunning {
+			break
+		}
+		if time.Since(began) > 10*time.Minute {
+			return fmt.Errorf("run %s not finished after 10 minutes (%+v, %v)", id, run, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	took := time.Since(began)
+	peak := peakRSS()
+	if run.Status != reconcile.StatusCompleted {
+		return fmt.Errorf("run %s: %s (%s)", id, run.Status, run.Reason)
+	}
+	wantDrift, wantMissing := expectedReconcile(n)
+	if run.Counts[reconcile.Drift] != wantDrift || run.Counts[reconcile.MissingInSnapshot] != wantMissing {
+		return fmt.Errorf("run %s counted %v, want %d drift and %d missing", id, run.Counts, wantDrift, wantMissing)
+	}
+
+	ceilKafka, err := r.reconcilePassThrough(ctx, n, asOf)
+	if err != nil {
+		return err
+	}
+	ceilRedis, err := r.reconcileReads(ctx, n, asOf)
+	if err != nil {
+		return err
+	}
+	ceiling := ceilKafka + ceilRedis
+	rss := "peak RSS not readable here"
+	if peak > 0 {
+		rss = fmt.Sprintf("process peak RSS %d MiB (before the step %d MiB)", peak>>20, rssBefore>>20)
+	}
+	r.rows = append(r.rows, Row{
+		fmt.Sprintf("reconcile: a %d-line snapshot, sent to the topic, compared as of T, exceptions recorded", n),
+		fmt.Sprintf("%.1fs (%.0f lines/s; %d exceptions)", took.Seconds(), float64(n)/took.Seconds(), run.Exceptions()),
+		fmt.Sprintf("%.1fs: produce+consume alone %.1fs, then the same Redis reads pipelined %.1fs", ceiling.Seconds(), ceilKafka.Seconds(), ceilRedis.Seconds()),
+		ceiling.Seconds() / took.Seconds(),
+		fmt.Sprintf("sending took %.1fs of it; %s", sendTook.Seconds(), rss),
+	})
+	return nil
+}
+
+// reconcileLine is line i of the bench snapshot, for ledger position i:
+// most match the ledger as of T; one in 50 is 3 over (drift); one in 200
+// lists, instead of its position (then missing in the snapshot), a SKU the
+// ledger does not know.
+func reconcileLine(i int) *events.SnapshotLine {
+	l := &events.SnapshotLine{Line: int64(i + 2), SKU: reconcileSKU(i), Location: reconcileLoc(i), Quantity: ledgerOnHandAtT(i), UoM: "EA"}
+	switch {
+	case i%200 == 199:
+		l.SKU = "RCN-NEW-" + strconv.Itoa(i)
+	case i%50 == 7:
+		l.Quantity += 3
+	}
+	return l
+}
+
+// expectedReconcile is how many drifts and missing positions the bench
+// snapshot of n lines has.
+func expectedReconcile(n int) (drift, missing int64) {
+	for i := range n {
+		switch {
+		case i%200 == 199:
+			missing++
+		case i%50 == 7:
+			drift++
+		}
+	}
+	return drift, missing
+}
+
+// reconcileLedger writes n positions as the fold would leave them: totals
+// in the position hash, and for one in ten a movement after T in its
+// journal, so that on hand at T differs from on hand now.
+func (r *Run) reconcileLedger(ctx context.Context, n int, asOf time.Time) error {
+	const batch = 5000
+	after := float64(asOf.Add(time.Minute).UnixMilli())
+	for lo := 0; lo < n; lo += batch {
+		pipe := r.rdb.Pipeline()
+		for i := lo; i < min(lo+batch, n); i++ {
+			key := r.store.SKUKey(reconcileSKU(i))
+			pipe.HSet(ctx, key+":p:"+reconcileLoc(i), "v", 1, "at", 0, "oh", ledgerOnHandNow(i))
+			if i%10 == 0 {
+				pipe.ZAdd(ctx, key+":j:"+reconcileLoc(i), redis.Z{Score: after, Member: "0:" + strconv.Itoa(i) + ":5"})
+			}
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("write the bench ledger: %w", err)
+		}
+	}
+	return nil
+}
+
+// ledgerOnHandAtT and ledgerOnHandNow are position i's on hand at T and
+// now (one in ten received 5 after T).
+func ledgerOnHandAtT(i int) int64 { return int64(10 + i%90) }
+func ledgerOnHandNow(i int) int64 {
+	if i%10 == 0 {
+		return ledgerOnHandAtT(i) + 5
+	}
+	return ledgerOnHandAtT(i)
+}
+
+// reconcilePassThrough is the Kafka side of the ceiling: the same records
+// produced and consumed back, nothing done with them.
+func (r *Run) reconcilePassThrough(ctx context.Context, n int, asOf time.Time) (time.Duration, error) {
+	topic := r.cfg.Topics.Snapshots + ".passthrough"
+	prod, err := kgo.NewClient(kgo.SeedBrokers(r.cfg.Kafka.Brokers...), kgo.ProducerLinger(5*time.Millisecond),
+		kgo.AllowAutoTopicCreation(), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return 0, err
+	}
+	defer prod.Close()
+	defer r.adm.DeleteTopics(context.WithoutCancel(ctx), topic)
+	start := time.Now()
+	id := "PASS"
+	var firstErr error
+	for i := range n {
+		l := reconcileLine(i)
+		l.SnapshotID = id
+		b, err := r.codec.Encode(ctx, topic, l)
+		if err != nil {
+			return 0, err
+		}
+		prod.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte(id), Value: b}, func(_ *kgo.Record, err error) {
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+		})
+	}
+	for read := 0; read < n; {
+		fs := prod.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		fs.EachRecord(func(rec *kgo.Record) {
+			if _, err := r.codec.Decode(ctx, rec.Value); err == nil {
+				read++
+			}
+		})
+	}
+	if err := prod.Flush(ctx); err != nil {
+		return 0, err
+	}
+	return time.Since(start), firstErr
+}
+
+// reconcileReads is the Redis side of the ceiling: each position's totals
+// and its journal after T read in pipelines of 2,000, nothing compared.
+func (r *Run) reconcileReads(ctx context.Context, n int, asOf time.Time) (time.Duration, error) {
+	const batch = 2000
+	after := "(" + strconv.FormatInt(asOf.UnixMilli(), 10)
+	start := time.Now()
+	for lo := 0; lo < n; lo += batch {
+		pipe := r.rdb.Pipeline()
+		for i := lo; i < min(lo+batch, n); i++ {
+			key := r.store.SKUKey(reconcileSKU(i))
+			pipe.HMGet(ctx, key+":p:"+reconcileLoc(i), "v", "oh", "ct")
+			pipe.ZRangeArgs(ctx, redis.ZRangeArgs{Key: key + ":j:" + reconcileLoc(i), Start: after, Stop: "+inf", ByScore: true})
+		}
+		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+			return 0, err
+		}
+	}
+	return time.Since(start), nil
+}
+
+// resetPeakRSS starts the process's peak RSS (VmHWM) again from its current
+// RSS (Linux: writing 5 to clear_refs).
+func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// peakRSS is the process's peak resident set size in bytes, or 0.
+func peakRSS() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
