@@ -5,6 +5,7 @@
 //	stockflow dlq       list or replay dead letters
 //	stockflow tail      print a topic's records, decoded, as they arrive
 //	stockflow verify    fold the ledger log independently and compare with Redis
+//	stockflow reconcile  send a stock snapshot to reconcile; show or apply a run
 //	stockflow version   print the version
 package main
 
@@ -41,6 +42,8 @@ commands:
   dlq       list or replay dead letters
   tail      print a topic's records, decoded, as they arrive
   verify    fold the ledger log independently and compare it with Redis
+  reconcile  send a stock snapshot (CSV) to be compared with the ledger, follow
+             its run, write its exceptions, apply its corrections
   bench     measure ingest, lookups, holds, freshness, rebuild and memory on the real stack
   version   print the version
 
@@ -77,6 +80,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return tailCmd(ctx, args[1:], stdout, stderr)
 	case "verify":
 		return verify(ctx, args[1:], stdout, stderr)
+	case "reconcile":
+		return reconcileCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, args[1:], stdout, stderr)
 	case "version":
