@@ -20,7 +20,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/stockflow/stockflow/atp"
-	"github.com/stockflow/stockflow/pkg/reconcile"
 )
 
 // Config is the whole configuration of a Stockflow process.
@@ -92,7 +91,7 @@ type Topics struct {
 
 // Reconcile configures reconciliation of snapshots with the ledger.
 type Reconcile struct {
-	// Tolerance per location: *=2;DC-EAST=5,1% (see reconcile.ParseTolerances).
+	// Tolerance per location: *=2;DC-EAST=5,1% (see ParseTolerances).
 	Tolerance string `yaml:"tolerance"`
 	// EndTimeout: a snapshot with no record for this long, its end not
 	// arrived, is incomplete. Default 10m.
@@ -545,7 +544,7 @@ func (c *Config) Validate() error {
 	if _, err := ParseTrustedProxies(c.API.TrustedProxies); err != nil {
 		bad("trusted proxies: %v", err)
 	}
-	if _, err := reconcile.ParseTolerances(c.Reconcile.Tolerance); err != nil {
+	if _, err := ParseTolerances(c.Reconcile.Tolerance); err != nil {
 		bad("reconcile tolerance: %v", err)
 	}
 	if c.Reconcile.EndTimeout < time.Second || c.Reconcile.EndTimeout > 24*time.Hour {

@@ -33,6 +33,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockflow/stockflow/pkg/avro"
+	"github.com/stockflow/stockflow/pkg/config"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/ledger"
 )
@@ -68,7 +69,7 @@ type Config struct {
 	Runs   *Runs
 	// Units converts snapshot quantities; nil accepts only EA.
 	Units      Units
-	Tolerances Tolerances
+	Tolerances config.Tolerances
 	// Producer, Codec and the topics publish exceptions and summaries and
 	// produce corrections to the ledger.
 	Producer            *kgo.Client
@@ -635,4 +636,25 @@ func FormatQuantity(q *int64) string {
 		return ""
 	}
 	return strconv.FormatInt(*q, 10)
+}
+
+func absInt(n int64) int64 {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+// validID is the ids' rule: 1 to 64 of [A-Za-z0-9._-].
+func validID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

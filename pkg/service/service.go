@@ -201,7 +201,7 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 	if err != nil {
 		return err
 	}
-	tolerances, _ := reconcile.ParseTolerances(cfg.Reconcile.Tolerance)
+	tolerances, _ := config.ParseTolerances(cfg.Reconcile.Tolerance)
 	rec := reconcile.New(reconcile.Config{
 		Ledger: led, Runs: reconcile.NewRuns(rdb, cfg.Redis.KeyPrefix, cfg.Reconcile.Retention), Units: catalog.ToBase,
 		Tolerances: tolerances, Producer: hcl, Codec: codec, ReconciliationTopic: cfg.Topics.Reconciliation, LedgerTopic: cfg.Topics.Ledger,

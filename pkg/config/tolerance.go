@@ -1,4 +1,4 @@
-package reconcile
+package config
 
 import (
 	"fmt"
@@ -22,7 +22,10 @@ func (t Tolerance) Within(diff, ledger int64) bool {
 	if diff == 0 {
 		return true
 	}
-	d := absInt(diff)
+	d := diff
+	if d < 0 {
+		d = -d
+	}
 	if t.Units > 0 && d <= t.Units {
 		return true
 	}
@@ -93,7 +96,7 @@ func ParseTolerances(s string) (Tolerances, error) {
 			out.Default = t
 			continue
 		}
-		if !validID(loc) {
+		if !idPattern.MatchString(loc) {
 			return Tolerances{}, fmt.Errorf("%q is not a location id", loc)
 		}
 		if _, dup := out.ByLocation[loc]; dup {
@@ -102,25 +105,4 @@ func ParseTolerances(s string) (Tolerances, error) {
 		out.ByLocation[loc] = t
 	}
 	return out, nil
-}
-
-func absInt(n int64) int64 {
-	if n < 0 {
-		return -n
-	}
-	return n
-}
-
-// validID is the ids' rule: 1 to 64 of [A-Za-z0-9._-].
-func validID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
