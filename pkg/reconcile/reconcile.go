@@ -267,8 +267,20 @@ func (s *Session) flush(ctx context.Context) error {
 }
 
 // check validates a line and converts its quantity; a non-empty fault
-// makes it an invalid line.
+// makes it an invalid line. A line that names a position the snapshot
+// covers lists it, readable or not: the position is then not missing in
+// the snapshot, and a second line for it is a duplicate.
 func (s *Session) check(l *events.SnapshotLine) (int64, string) {
+	if validID(l.SKU) && validID(l.Location) && s.covered[l.Location] {
+		h := s.posHash(l.SKU, l.Location)
+		first, dup := s.seen[h]
+		if dup && l.Error == nil {
+			return 0, fmt.Sprintf("duplicate of line %d for %s at %s", first, l.SKU, l.Location)
+		}
+		if !dup {
+			s.seen[h] = l.Line
+		}
+	}
 	switch {
 	case l.Error != nil:
 		return -1, *l.Error
@@ -281,11 +293,6 @@ func (s *Session) check(l *events.SnapshotLine) (int64, string) {
 	case l.Quantity < 0:
 		return 0, fmt.Sprintf("quantity %d is negative", l.Quantity)
 	}
-	h := s.posHash(l.SKU, l.Location)
-	if first, dup := s.seen[h]; dup {
-		return 0, fmt.Sprintf("duplicate of line %d for %s at %s", first, l.SKU, l.Location)
-	}
-	s.seen[h] = l.Line
 	q, err := s.r.cfg.Units(l.SKU, l.Quantity, l.UoM)
 	if err != nil {
 		return 0, "unknown unit: " + err.Error()

@@ -159,6 +159,7 @@ func TestReconciliationScenarios(t *testing.T) {
 	mv("e2", "RE", "L2", 4, T.Add(-20*time.Minute))  // listed: a match
 	mv("g1", "RG", "L1", 5, T.Add(-20*time.Minute))  // listed twice: the second is an invalid line
 	mv("h1", "RH", "L9", 8, T.Add(-20*time.Minute))  // at a location the snapshot does not cover: never missing
+	mv("k1", "RK", "L1", 9, T.Add(-20*time.Minute))  // listed with a negative quantity: invalid, and not missing
 	// RJ's item master packs 6 to a PK: 2 PK in the snapshot are its 12.
 	s.send(t, tp.Catalog, "RJ", &events.ItemMaster{Meta: events.Meta{EventID: "im-rj", EventTime: T, Source: "ERP"},
 		SKU: "RJ", BaseUoM: "EA", Conversions: map[string]int64{"PK": 6}})
@@ -167,22 +168,22 @@ func TestReconciliationScenarios(t *testing.T) {
 	for _, w := range []struct {
 		sku, loc string
 		q        float64
-	}{{"RA", "L1", 110}, {"RB", "L2", 50}, {"RC", "L1", 22}, {"RD", "L1", 28}, {"RE", "L1", 12}, {"RE", "L2", 4}, {"RG", "L1", 5}, {"RH", "L9", 8}, {"RJ", "L1", 12}} {
+	}{{"RA", "L1", 110}, {"RB", "L2", 50}, {"RC", "L1", 22}, {"RD", "L1", 28}, {"RE", "L1", 12}, {"RE", "L2", 4}, {"RG", "L1", 5}, {"RH", "L9", 8}, {"RJ", "L1", 12}, {"RK", "L1", 9}} {
 		s.waitOnHand(t, w.sku, w.loc, w.q)
 	}
 
 	locs := []string{"L1", "L2"}
 	first := snapshot("SNAP-1", "ERP-EAST", T, locs,
 		"RA@L1=95", "RB@L2=49", "RC@L1=25", "RD@L1=30", "RF@L1=7", "RG@L1=5", "RG@L1=6",
-		"RH@L1=-4", "RJ@L1=2 PK", "RJ@L2=1 CASE", "RZ@L1=0", "RE@L2=4", "!quantity \"7x\" is not an integer")
+		"RH@L1=-4", "RJ@L1=2 PK", "RJ@L2=1 CASE", "RZ@L1=0", "RE@L2=4", "RK@L1=-1", "!quantity \"7x\" is not an integer")
 	s.sendRecords(t, tp.Snapshots, "SNAP-1", first...)
 	body := s.waitRun(t, "SNAP-1")
 	run := body["run"].(map[string]any)
-	if run["status"] != "completed" || run["lines"].(float64) != 13 {
+	if run["status"] != "completed" || run["lines"].(float64) != 14 {
 		t.Fatalf("run: %v", run)
 	}
 	wantCounts := map[string]float64{"match": 5, "within_tolerance": 1, "drift": 1, "superseded": 1, "unknown_to_ledger": 1,
-		"missing_in_snapshot": 1, "invalid_line": 4}
+		"missing_in_snapshot": 1, "invalid_line": 5}
 	counts := run["counts"].(map[string]any)
 	for c, n := range wantCounts {
 		if counts[c] != n {
@@ -208,11 +209,11 @@ func TestReconciliationScenarios(t *testing.T) {
 	if x := xs["RD"]; x == nil || x["class"] != "superseded" || !strings.Contains(x["detail"].(string), "counted as of") {
 		t.Errorf("RD: %v, want superseded by the count after T", x)
 	}
-	for key, want := range map[string]string{"RG": "duplicate of line 7", "RH": "negative", "RJ": "unknown unit", "": "is not an integer"} {
+	for key, want := range map[string]string{"RG": "duplicate of line 7", "RH": "negative", "RJ": "unknown unit", "RK": "negative", "": "is not an integer"} {
 		x := xs[key]
 		if key == "" {
 			for _, y := range xs {
-				if y["line"] == 14.0 {
+				if y["line"] == 15.0 {
 					x = y
 				}
 			}
@@ -224,7 +225,7 @@ func TestReconciliationScenarios(t *testing.T) {
 	if xs["RG"]["line"] != 8.0 {
 		t.Errorf("the duplicate is line 8, the second listing: %v", xs["RG"])
 	}
-	for _, k := range []string{"RC", "RZ", "RE#2", "RJ#2"} {
+	for _, k := range []string{"RC", "RZ", "RE#2", "RJ#2", "RK#2"} {
 		if xs[k] != nil {
 			t.Errorf("%s: %v, want no exception", k, xs[k])
 		}
@@ -236,7 +237,7 @@ func TestReconciliationScenarios(t *testing.T) {
 		t.Fatalf("first page of invalid lines: %d %v", code, page)
 	}
 	code, page2 := s.call(t, "GET", "/v1/reconciliations/SNAP-1?class=invalid_line&limit=3&cursor="+url.QueryEscape(page["next_cursor"].(string)), nil)
-	if code != 200 || len(page2["exceptions"].([]any)) != 1 || page2["next_cursor"] != "" {
+	if code != 200 || len(page2["exceptions"].([]any)) != 2 || page2["next_cursor"] != "" {
 		t.Fatalf("second page of invalid lines: %d %v", code, page2)
 	}
 	code, page = s.call(t, "GET", "/v1/reconciliations/SNAP-1?location=L2", nil)
@@ -252,8 +253,8 @@ func TestReconciliationScenarios(t *testing.T) {
 
 	// The topic: every exception of the run, then one summary.
 	got := readReconciliationTopic(t, cfg.Kafka.Brokers, tp.Reconciliation, "SNAP-1", 1)
-	if got.summaries != 1 || got.exceptions != 9 || got.last != "summary" {
-		t.Errorf("reconciliation topic for SNAP-1: %+v, want 9 exceptions then 1 summary", got)
+	if got.summaries != 1 || got.exceptions != 10 || got.last != "summary" {
+		t.Errorf("reconciliation topic for SNAP-1: %+v, want 10 exceptions then 1 summary", got)
 	}
 
 	// Apply the drift: RA held 95 at T, and the 10 received after T stay on
@@ -286,7 +287,7 @@ func TestReconciliationScenarios(t *testing.T) {
 	s.sendRecords(t, tp.Snapshots, "SNAP-1", marker...)
 	s.waitRun(t, "SNAP-MARK")
 	_, body = s.call(t, "GET", "/v1/reconciliations/SNAP-1", nil)
-	if r := body["run"].(map[string]any); r["started_at"] != started || r["lines"] != 13.0 {
+	if r := body["run"].(map[string]any); r["started_at"] != started || r["lines"] != 14.0 {
 		t.Errorf("the repeated snapshot changed its run: %v", r)
 	}
 	got = readReconciliationTopic(t, cfg.Kafka.Brokers, tp.Reconciliation, "SNAP-1", 1)
