@@ -9,6 +9,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/ledger"
@@ -95,5 +97,72 @@ func TestSessionClassesPositions(t *testing.T) {
 	}
 	if _, err := r.Apply(ctx, "S2", ApplyRequest{}); !errors.Is(err, ErrNotApplicable) {
 		t.Errorf("apply a refused run: %v", err)
+	}
+}
+
+// A completed run's auto-apply writes a count at T for each small drift
+// and leaves the large one; the entries say what a correction is.
+func TestAutoApplyWritesCountsAtT(t *testing.T) {
+	ctx := context.Background()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "ledger", "recon"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("ledger"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	codec, err := events.NewCodec(nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	defer rdb.Close()
+	for sku, oh := range map[string]int{"A": 10, "B": 10} {
+		rdb.HSet(ctx, "sf:{"+sku+"}:p:L1", "v", 1, "oh", oh)
+	}
+	now := time.Now().UTC()
+	asOf := now.Add(-time.Hour).Truncate(time.Millisecond)
+	r := New(Config{Ledger: ledger.New(rdb, ledger.Config{}), Runs: NewRuns(rdb, "sf", 0), Producer: cl, Codec: codec,
+		LedgerTopic: "ledger", ReconciliationTopic: "recon", AutoApplyUnits: 2})
+	sess, _, err := r.Start(ctx, &events.SnapshotStarted{Meta: events.Meta{Source: "ERP"}, SnapshotID: "S", Locations: []string{"L1"}, AsOf: asOf, ExpectedLines: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range []events.SnapshotLine{{SKU: "A", Location: "L1", Quantity: 8}, {SKU: "B", Location: "L1", Quantity: 30}} {
+		l.Line = int64(i + 2)
+		if err := sess.Line(ctx, &l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run, err := sess.End(ctx, &events.SnapshotEnded{SnapshotID: "S", LineCount: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Counts[Drift] != 2 || len(run.Applies) != 1 || run.Applies[0].Entries != 1 || run.Applies[0].By != "auto-apply" {
+		t.Fatalf("run %+v", run)
+	}
+	stored, _ := r.Runs().Get(ctx, "S")
+	if len(stored.Applies) != 1 {
+		t.Errorf("the stored run does not record the auto-apply: %+v", stored)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	fs := cl.PollFetches(pctx)
+	recs := fs.Records()
+	if len(recs) != 1 {
+		t.Fatalf("%d ledger records, want 1 (A's -2; B's +20 is over the limit)", len(recs))
+	}
+	v, err := codec.Decode(ctx, recs[0].Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := v.(*events.LedgerEntry)
+	if string(recs[0].Key) != "A" || e.EntryType != events.EntryCount || e.SKU != "A" || *e.Location != "L1" || e.Quantity != 8 ||
+		!e.AsOf.Equal(asOf) || *e.Reason != ReasonReconciliation || e.EventID != CorrectionID("S", "A", "L1") || e.Source != "ERP" {
+		t.Errorf("correction: key %s %+v", recs[0].Key, e)
 	}
 }
