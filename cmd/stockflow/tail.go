@@ -15,7 +15,8 @@ const tailUsage = `usage: stockflow tail TOPIC [flags]
 
 Print a topic's records as they arrive (read_committed), decoded, until
 interrupted. TOPIC is a topic name or one of inventory, orders, supplier,
-catalog, ledger, availability, alerts, dlq, index for the configured topics.
+catalog, ledger, availability, alerts, dlq, index, snapshots, reconciliation
+for the configured topics.
 A record that cannot be decoded is printed with its raw bytes and the reason.
 
   stockflow tail availability -from-beginning -sku SKU-00042 -format table

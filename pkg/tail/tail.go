@@ -78,7 +78,8 @@ func (o Options) Validate() error {
 
 // Topic returns the topic a name given on the command line means: the
 // configured topic for a short name (inventory, orders, supplier, catalog,
-// ledger, availability, alerts, dlq, index), otherwise the name itself.
+// ledger, availability, alerts, dlq, index, snapshots, reconciliation),
+// otherwise the name itself.
 func Topic(t config.Topics, name string) string {
 	switch strings.ToLower(name) {
 	case "inventory":
@@ -99,6 +100,10 @@ func Topic(t config.Topics, name string) string {
 		return t.DLQ
 	case "index":
 		return t.Index
+	case "snapshots":
+		return t.Snapshots
+	case "reconciliation":
+		return t.Reconciliation
 	}
 	return name
 }

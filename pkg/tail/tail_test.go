@@ -402,7 +402,7 @@ func TestTopicShortNames(t *testing.T) {
 	for name, want := range map[string]string{
 		"inventory": tp.Inventory, "orders": tp.Orders, "supplier": tp.Supplier, "catalog": tp.Catalog,
 		"ledger": tp.Ledger, "availability": tp.Availability, "alerts": tp.Alerts, "dlq": tp.DLQ, "index": tp.Index,
-		"some.other.topic": "some.other.topic",
+		"snapshots": tp.Snapshots, "reconciliation": tp.Reconciliation, "some.other.topic": "some.other.topic",
 	} {
 		if got := tail.Topic(tp, name); got != want {
 			t.Errorf("Topic(%q) = %q, want %q", name, got, want)
