@@ -439,13 +439,34 @@ func (ch *Checkout) releaseHold(c echo.Context) error {
 	if !ok || !ch.owns(caller(c), rec.Owner) {
 		return holdNotFound(id)
 	}
+	if err := ch.releaseRecord(ctx, id, rec, correlationID(c)); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// ReleaseAny releases the hold hold_id whichever key placed it: an
+// operator's action (the console's, admin only). It says whether there was
+// such a hold.
+func (ch *Checkout) ReleaseAny(ctx context.Context, holdID string) (bool, error) {
+	rec, ok, err := ch.loadHold(ctx, holdID)
+	if err != nil || !ok {
+		return false, err
+	}
+	corr := "console-release:" + holdID
+	return true, ch.releaseRecord(ctx, holdID, rec, &corr)
+}
+
+// releaseRecord releases the held lines of a hold and marks its record
+// released.
+func (ch *Checkout) releaseRecord(ctx context.Context, id string, rec holdRecord, corr *string) error {
 	var lines []holdLine
 	for _, l := range rec.Response.Lines {
 		if l.Status == "held" {
 			lines = append(lines, holdLine{SKU: l.SKU, Location: l.Location, Quantity: l.Quantity})
 		}
 	}
-	if err := ch.release(ctx, rec.Internal, lines, correlationID(c)); err != nil {
+	if err := ch.release(ctx, rec.Internal, lines, corr); err != nil {
 		return err
 	}
 	if len(lines) > 0 && !rec.Released {
@@ -458,5 +479,5 @@ func (ch *Checkout) releaseHold(c echo.Context) error {
 			return err
 		}
 	}
-	return c.NoContent(http.StatusNoContent)
+	return nil
 }

@@ -30,8 +30,10 @@ type Config struct {
 	SchemaRegistry string `yaml:"schema_registry_url"` // empty: built-in ids from schemas/manifest.json
 	HTTPAddr       string `yaml:"http_addr"`           // default 127.0.0.1:8080
 	OTLPEndpoint   string `yaml:"otlp_endpoint"`       // empty: tracing off
-	LogLevel       string `yaml:"log_level"`           // debug, info, warn, error; default info
-	LogFormat      string `yaml:"log_format"`          // json, text, or auto (text on a terminal); default auto
+	// JaegerUIURL is where the console links an entry's trace; empty: no links.
+	JaegerUIURL string `yaml:"jaeger_ui_url"`
+	LogLevel    string `yaml:"log_level"`  // debug, info, warn, error; default info
+	LogFormat   string `yaml:"log_format"` // json, text, or auto (text on a terminal); default auto
 	// TraceSampleRatio samples new traces at this ratio (a sampled parent
 	// is always followed). Default 1.
 	TraceSampleRatio float64 `yaml:"trace_sample_ratio"`
@@ -237,6 +239,7 @@ func (c *Config) options() []option {
 		{"lookup-cache-max-age", "the longest a cached lookup entry is served before it is read again", &c.Redis.LookupCacheMaxAge},
 		{"schema-registry-url", "Confluent-compatible schema registry URL (empty: built-in schema ids)", &c.SchemaRegistry},
 		{"http-addr", "HTTP listen address", &c.HTTPAddr},
+		{"jaeger-ui-url", "Jaeger UI address the console links traces to, e.g. http://127.0.0.1:16686 (empty: no links)", &c.JaegerUIURL},
 		{"otlp-endpoint", "OTLP endpoint for traces, e.g. http://127.0.0.1:4318 (empty: tracing off)", &c.OTLPEndpoint},
 		{"log-level", "log level: debug, info, warn, error", &c.LogLevel},
 		{"log-format", "log format: json, text, or auto (text on a terminal)", &c.LogFormat},
@@ -493,6 +496,11 @@ func (c *Config) Validate() error {
 	if c.OTLPEndpoint != "" {
 		if u, err := url.Parse(c.OTLPEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad("otlp endpoint: %q is not an http(s) URL such as http://127.0.0.1:4318", c.OTLPEndpoint)
+		}
+	}
+	if c.JaegerUIURL != "" {
+		if u, err := url.Parse(c.JaegerUIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("jaeger ui url: %q is not an http(s) URL such as http://127.0.0.1:16686", c.JaegerUIURL)
 		}
 	}
 	switch c.LogLevel {

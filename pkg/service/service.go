@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/stockflow/stockflow/pkg/api"
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/console"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/kafka"
 	"github.com/stockflow/stockflow/pkg/ledger"
@@ -214,10 +216,20 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 		Logger: log.With("component", "api"), Registry: reg, Reconciler: rec,
 	})
 	checkout.Register(srv)
+	con, err := console.New(console.Config{
+		API: srv.Echo(), Keys: keys, Redis: rdb, Prefix: cfg.Redis.KeyPrefix, JaegerURL: strings.TrimRight(cfg.JaegerUIURL, "/"),
+		Locations: led.Locations, Groups: groups, ReleaseHold: checkout.ReleaseAny, Logger: log.With("component", "console"),
+		Metrics: reg, Brokers: cfg.Kafka.Brokers, DLQTopic: cfg.Topics.DLQ, Producer: hcl, Codec: codec,
+	})
+	if err != nil {
+		return fmt.Errorf("console: %w", err)
+	}
+	con.Register(srv.Echo())
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx) })
 	g.Go(func() error { return checkout.Run(gctx) })
+	g.Go(func() error { return con.Run(gctx) })
 	if cache != nil {
 		g.Go(func() error { return cache.Run(gctx) })
 	}

@@ -1,0 +1,489 @@
+// Package console is the operations console served at /console: pipeline
+// health, a SKU's story, the exception queue with replay, holds and
+// reconciliation runs, as server-rendered pages with a little JavaScript.
+//
+// Every number a page shows about stock comes from the HTTP API itself:
+// the console calls the API's handler in process, with the signed-in key,
+// so a page and the API cannot disagree. Sign-in takes an API key (read
+// scope sees, admin acts) and keeps, in an HttpOnly SameSite=Strict cookie,
+// only the key's id signed by the server, never the key; every form carries
+// a CSRF token bound to that cookie.
+package console
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"embed"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockflow/stockflow/pkg/avro"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Config configures the console.
+type Config struct {
+	// API is the HTTP API's handler; the console's pages read it in process.
+	API http.Handler
+	// Keys are the API keys and their scopes (token -> scopes), as the API
+	// has them; empty: authentication is off and everyone may act.
+	Keys map[string][]string
+	// Redis keeps the dead letters' states and the audit log, below Prefix.
+	Redis  redis.UniversalClient
+	Prefix string
+	// JaegerURL is the Jaeger UI's address for trace links; empty: none.
+	JaegerURL string
+	// Locations lists the locations the ledger has a SKU at.
+	Locations func(ctx context.Context, sku string) ([]string, error)
+	// Groups are the distribution groups the API answers for.
+	Groups map[string][]string
+	// ReleaseHold releases a hold by its hold_id whoever placed it (an
+	// admin's action); false when there is no such hold.
+	ReleaseHold func(ctx context.Context, holdID string) (bool, error)
+	// Metrics is the process's Prometheus registry: the overview samples it
+	// into a short history of its own.
+	Metrics prometheus.Gatherer
+	// Dead letters: the brokers and topic to read them from, a producer to
+	// replay them to their source topics, and the codec to decode them.
+	Brokers  []string
+	DLQTopic string
+	Producer *kgo.Client
+	Codec    *avro.Codec
+	// SessionTTL is how long a sign-in lasts. Default 12h.
+	SessionTTL time.Duration
+	Logger     *slog.Logger
+	Now        func() time.Time
+}
+
+// Console serves the console's pages.
+type Console struct {
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	secret []byte
+	keys   map[string]key // by id
+	pages  map[string]*template.Template
+	// Extra pages and actions register themselves through Page and Action.
+	nav []navItem
+}
+
+type key struct {
+	id     string
+	token  string
+	scopes []string
+}
+
+type navItem struct{ Path, Title string }
+
+// New returns the console.
+func New(cfg Config) (*Console, error) {
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 12 * time.Hour
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "sf"
+	}
+	c := &Console{cfg: cfg, log: cfg.Logger, now: cfg.Now, keys: map[string]key{}}
+	// The signing secret follows from the keys, so that every instance
+	// configured with the same keys accepts the others' sessions, and a
+	// change of keys signs everyone out. Without keys there is nothing to
+	// sign in with; CSRF tokens then use a secret of this process.
+	h := sha256.New()
+	h.Write([]byte("stockflow console sessions\x00"))
+	ids := make([]string, 0, len(cfg.Keys))
+	for tok, scopes := range cfg.Keys {
+		d := sha256.Sum256([]byte(tok))
+		id := hex.EncodeToString(d[:16])
+		c.keys[id] = key{id: id, token: tok, scopes: scopes}
+		ids = append(ids, hex.EncodeToString(d[:]))
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		h.Write([]byte(id))
+	}
+	c.secret = h.Sum(nil)
+	if len(cfg.Keys) == 0 {
+		c.secret = make([]byte, 32)
+		if _, err := rand.Read(c.secret); err != nil {
+			return nil, err
+		}
+	}
+	c.nav = []navItem{{"/console", "Overview"}, {"/console/sku", "SKU"}, {"/console/exceptions", "Exceptions"},
+		{"/console/holds", "Holds"}, {"/console/reconciliations", "Reconciliation"}}
+	if err := c.parseTemplates(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Console) parseTemplates() error {
+	layout, err := templateFS.ReadFile("templates/layout.html")
+	if err != nil {
+		return err
+	}
+	entries, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		return err
+	}
+	c.pages = map[string]*template.Template{}
+	for _, e := range entries {
+		name := strings.TrimSuffix(strings.TrimPrefix(e, "templates/"), ".html")
+		if name == "layout" {
+			continue
+		}
+		body, err := templateFS.ReadFile(e)
+		if err != nil {
+			return err
+		}
+		t, err := template.New("layout").Funcs(funcs).Funcs(template.FuncMap{"traceLink": c.traceLink}).Parse(string(layout))
+		if err != nil {
+			return fmt.Errorf("layout: %w", err)
+		}
+		if _, err := t.Parse(string(body)); err != nil {
+			return fmt.Errorf("template %s: %w", name, err)
+		}
+		c.pages[name] = t
+	}
+	return nil
+}
+
+// Register adds the console's routes to e.
+func (c *Console) Register(e *echo.Echo) {
+	static, _ := fs.Sub(staticFS, "static")
+	e.GET("/console/static/*", echo.WrapHandler(http.StripPrefix("/console/static/", staticHandler(static))))
+	e.GET("/console/login", c.loginPage)
+	e.POST("/console/login", c.login)
+	e.POST("/console/logout", c.logout, c.needUser)
+	e.GET("/console", c.overview, c.needUser)
+	e.GET("/console/sku", c.skuPage, c.needUser)
+	e.GET("/console/holds", c.holdsPage, c.needUser)
+	e.POST("/console/holds/release", c.releaseHold, c.needUser, c.needAdmin)
+	e.GET("/console/reconciliations", c.runsPage, c.needUser)
+	e.GET("/console/reconciliations/:id", c.runPage, c.needUser)
+	e.POST("/console/reconciliations/:id/apply", c.applyRun, c.needUser, c.needAdmin)
+	e.GET("/console/exceptions", c.exceptionsPage, c.needUser)
+	e.POST("/console/exceptions/replay", c.replay, c.needUser, c.needAdmin)
+	e.POST("/console/exceptions/discard", c.discard, c.needUser, c.needAdmin)
+}
+
+func staticHandler(f fs.FS) http.Handler {
+	h := http.FileServer(http.FS(f))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// user is who a request is from.
+type user struct {
+	key     key // zero when authentication is off
+	session string
+	Admin   bool
+	Anon    bool // authentication is off
+	Label   string
+}
+
+const (
+	cookieName = "stockflow_console"
+	ctxUser    = "console.user"
+)
+
+func (c *Console) sign(payload string) string {
+	m := hmac.New(sha256.New, c.secret)
+	m.Write([]byte(payload))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// session is "keyid.expiry.signature".
+func (c *Console) session(k key, exp time.Time) string {
+	p := k.id + "." + strconv.FormatInt(exp.Unix(), 10)
+	return p + "." + c.sign("session|"+p)
+}
+
+func (c *Console) userOf(r *http.Request) (*user, bool) {
+	if len(c.keys) == 0 {
+		return &user{Admin: true, Anon: true, Label: "everyone (authentication is off)", session: "anon"}, true
+	}
+	ck, err := r.Cookie(cookieName)
+	if err != nil {
+		return nil, false
+	}
+	parts := strings.Split(ck.Value, ".")
+	if len(parts) != 3 {
+		return nil, false
+	}
+	p := parts[0] + "." + parts[1]
+	if subtle.ConstantTimeCompare([]byte(c.sign("session|"+p)), []byte(parts[2])) != 1 {
+		return nil, false
+	}
+	exp, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil || c.now().Unix() > exp {
+		return nil, false
+	}
+	k, ok := c.keys[parts[0]]
+	if !ok {
+		return nil, false
+	}
+	u := &user{key: k, session: ck.Value, Admin: slices.Contains(k.scopes, "admin"), Label: "key " + k.id[:8] + " (" + strings.Join(k.scopes, ", ") + ")"}
+	return u, true
+}
+
+// csrf is the form token of a session.
+func (c *Console) csrf(u *user) string { return c.sign("csrf|" + u.session) }
+
+func (c *Console) needUser(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(ec echo.Context) error {
+		u, ok := c.userOf(ec.Request())
+		if !ok {
+			if ec.Request().Method != http.MethodGet {
+				return c.forbidden(ec, "sign in first")
+			}
+			return ec.Redirect(http.StatusSeeOther, "/console/login?next="+url.QueryEscape(ec.Request().URL.RequestURI()))
+		}
+		ec.Set(ctxUser, u)
+		if ec.Request().Method == http.MethodPost {
+			if err := c.checkForm(ec, u); err != nil {
+				return err
+			}
+		}
+		ec.Response().Header().Set("Cache-Control", "no-store")
+		return next(ec)
+	}
+}
+
+// checkForm refuses a POST that is not from one of our own forms: its
+// origin must be this host and its CSRF token the session's.
+func (c *Console) checkForm(ec echo.Context, u *user) error {
+	r := ec.Request()
+	if o := r.Header.Get("Origin"); o != "" && o != "null" {
+		ou, err := url.Parse(o)
+		if err != nil || ou.Host != r.Host {
+			return c.forbidden(ec, "the form was sent from another site")
+		}
+	}
+	tok := ec.FormValue("csrf")
+	if subtle.ConstantTimeCompare([]byte(tok), []byte(c.csrf(u))) != 1 {
+		return c.forbidden(ec, "the form has expired or did not come from the console: reload the page and try again")
+	}
+	return nil
+}
+
+func (c *Console) needAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(ec echo.Context) error {
+		if u := ec.Get(ctxUser).(*user); !u.Admin {
+			return c.forbidden(ec, "this action needs an admin key")
+		}
+		return next(ec)
+	}
+}
+
+func (c *Console) forbidden(ec echo.Context, why string) error {
+	return c.render(ec, http.StatusForbidden, "error", "Not allowed", map[string]any{"Message": why})
+}
+
+// page is what every page's template gets.
+type page struct {
+	Title   string
+	Path    string
+	User    *user
+	CSRF    string
+	Nav     []navItem
+	Flash   string
+	Jaeger  string
+	Data    any
+	Now     time.Time
+	AuthOff bool
+}
+
+func (c *Console) render(ec echo.Context, status int, name, title string, data any) error {
+	t := c.pages[name]
+	if t == nil {
+		return fmt.Errorf("no template %s", name)
+	}
+	p := page{Title: title, Path: ec.Request().URL.Path, Nav: c.nav, Data: data, Jaeger: c.cfg.JaegerURL, Now: c.now().UTC(),
+		AuthOff: len(c.keys) == 0, Flash: ec.QueryParam("done")}
+	if u, ok := ec.Get(ctxUser).(*user); ok {
+		p.User, p.CSRF = u, c.csrf(u)
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout", p); err != nil {
+		c.log.Error("render console page", "page", name, "err", err)
+		return err
+	}
+	h := ec.Response().Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	return ec.HTMLBlob(status, buf.Bytes())
+}
+
+func (c *Console) loginPage(ec echo.Context) error {
+	if len(c.keys) == 0 {
+		return ec.Redirect(http.StatusSeeOther, "/console")
+	}
+	return c.render(ec, http.StatusOK, "login", "Sign in", map[string]any{"Next": safeNext(ec.QueryParam("next"))})
+}
+
+// safeNext keeps a redirect inside the console.
+func safeNext(n string) string {
+	if !strings.HasPrefix(n, "/console") || strings.HasPrefix(n, "//") || strings.ContainsAny(n, "\\\r\n") {
+		return "/console"
+	}
+	return n
+}
+
+func (c *Console) login(ec echo.Context) error {
+	if len(c.keys) == 0 {
+		return ec.Redirect(http.StatusSeeOther, "/console")
+	}
+	if o := ec.Request().Header.Get("Origin"); o != "" && o != "null" {
+		if ou, err := url.Parse(o); err != nil || ou.Host != ec.Request().Host {
+			return c.forbidden(ec, "the form was sent from another site")
+		}
+	}
+	tok := strings.TrimSpace(ec.FormValue("key"))
+	d := sha256.Sum256([]byte(tok))
+	var found *key
+	for id, k := range c.keys {
+		kd := sha256.Sum256([]byte(k.token))
+		if subtle.ConstantTimeCompare(d[:], kd[:]) == 1 {
+			kk := c.keys[id]
+			found = &kk
+		}
+	}
+	next := safeNext(ec.FormValue("next"))
+	if found == nil || tok == "" {
+		c.log.Warn("console sign-in refused", "client", ec.RealIP())
+		return c.render(ec, http.StatusUnauthorized, "login", "Sign in", map[string]any{"Next": next, "Error": "That key is not one of this deployment's API keys."})
+	}
+	exp := c.now().Add(c.cfg.SessionTTL)
+	ec.SetCookie(&http.Cookie{Name: cookieName, Value: c.session(*found, exp), Path: "/console", Expires: exp,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: ec.Scheme() == "https"})
+	c.audit(ec.Request().Context(), &user{key: *found, Label: "key " + found.id[:8]}, "sign-in", "")
+	return ec.Redirect(http.StatusSeeOther, next)
+}
+
+func (c *Console) logout(ec echo.Context) error {
+	ec.SetCookie(&http.Cookie{Name: cookieName, Value: "", Path: "/console", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	return ec.Redirect(http.StatusSeeOther, "/console/login")
+}
+
+// apiErr is an API answer that was not a success.
+type apiErr struct {
+	Status int
+	Title  string
+	Detail string
+}
+
+func (e *apiErr) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Title, e.Detail) }
+
+// api calls the HTTP API in process as the signed-in user and decodes its
+// JSON answer into out.
+func (c *Console) api(ec echo.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req := httptest.NewRequestWithContext(ec.Request().Context(), method, path, rd)
+	req.RemoteAddr = ec.Request().RemoteAddr
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if u, ok := ec.Get(ctxUser).(*user); ok && u.key.token != "" {
+		req.Header.Set("Authorization", "Bearer "+u.key.token)
+	}
+	rec := httptest.NewRecorder()
+	c.cfg.API.ServeHTTP(rec, req)
+	if rec.Code >= 300 {
+		var p struct{ Title, Detail string }
+		_ = json.Unmarshal(rec.Body.Bytes(), &p)
+		return &apiErr{Status: rec.Code, Title: p.Title, Detail: p.Detail}
+	}
+	if out == nil || rec.Code == http.StatusNoContent {
+		return nil
+	}
+	return json.Unmarshal(rec.Body.Bytes(), out)
+}
+
+// auditEntry is one action taken in the console.
+type auditEntry struct {
+	At     time.Time `json:"at"`
+	Who    string    `json:"who"`
+	Action string    `json:"action"`
+	What   string    `json:"what"`
+}
+
+func (c *Console) auditKey() string { return c.cfg.Prefix + ":console:audit" }
+
+// audit records who did what, in the log and in Redis (the newest 10,000).
+func (c *Console) audit(ctx context.Context, u *user, action, what string) {
+	e := auditEntry{At: c.now().UTC(), Who: u.Label, Action: action, What: what}
+	c.log.Info("console action", "who", e.Who, "action", action, "what", what)
+	if c.cfg.Redis == nil {
+		return
+	}
+	b, _ := json.Marshal(e)
+	pipe := c.cfg.Redis.Pipeline()
+	pipe.LPush(ctx, c.auditKey(), b)
+	pipe.LTrim(ctx, c.auditKey(), 0, 9999)
+	if _, err := pipe.Exec(ctx); err != nil {
+		c.log.Warn("console audit not recorded in Redis", "err", err)
+	}
+}
+
+// recentAudit returns the newest n audit entries.
+func (c *Console) recentAudit(ctx context.Context, n int64) []auditEntry {
+	if c.cfg.Redis == nil {
+		return nil
+	}
+	raw, err := c.cfg.Redis.LRange(ctx, c.auditKey(), 0, n-1).Result()
+	if err != nil {
+		return nil
+	}
+	out := make([]auditEntry, 0, len(raw))
+	for _, r := range raw {
+		var e auditEntry
+		if json.Unmarshal([]byte(r), &e) == nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}

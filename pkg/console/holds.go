@@ -1,0 +1,83 @@
+package console
+
+import (
+	"net/http"
+	"net/url"
+
+	"github.com/labstack/echo/v4"
+)
+
+type holdsView struct {
+	SKU       string
+	Error     string
+	Positions []holdsAt
+}
+
+type holdsAt struct {
+	Location string
+	Holds    []struct {
+		HoldID    string `json:"hold_id"`
+		Quantity  int64  `json:"quantity"`
+		ExpiresAt string `json:"expires_at"`
+	}
+}
+
+// holdsPage lists a SKU's open holds per position, each with its expiry;
+// an admin can release one.
+func (c *Console) holdsPage(ec echo.Context) error {
+	v := holdsView{SKU: ec.QueryParam("sku")}
+	if v.SKU == "" {
+		return c.render(ec, http.StatusOK, "holds", "Holds", v)
+	}
+	locs, err := c.locations(ec.Request().Context(), v.SKU)
+	if err != nil {
+		return err
+	}
+	for _, loc := range locs {
+		var p Position
+		if err := c.api(ec, http.MethodGet, "/v1/positions/"+url.PathEscape(v.SKU)+"?location="+url.QueryEscape(loc), nil, &p); err != nil {
+			return c.apiFailed(ec, v.SKU, err)
+		}
+		h := holdsAt{Location: loc}
+		for _, x := range p.Holds {
+			h.Holds = append(h.Holds, x)
+		}
+		v.Positions = append(v.Positions, h)
+	}
+	if len(locs) == 0 {
+		v.Error = "The ledger has no position of " + v.SKU + "."
+	}
+	return c.render(ec, http.StatusOK, "holds", "Holds of "+v.SKU, v)
+}
+
+func (c *Console) releaseHold(ec echo.Context) error {
+	id, sku := ec.FormValue("hold_id"), ec.FormValue("sku")
+	if !validID(id) || c.cfg.ReleaseHold == nil {
+		return c.forbidden(ec, "no such hold")
+	}
+	ok, err := c.cfg.ReleaseHold(ec.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	u := ec.Get(ctxUser).(*user)
+	msg := "Hold " + id + " released."
+	if !ok {
+		msg = "Hold " + id + " was not found (already released or expired)."
+	}
+	c.audit(ec.Request().Context(), u, "release-hold", id)
+	return ec.Redirect(http.StatusSeeOther, "/console/holds?sku="+url.QueryEscape(sku)+"&done="+url.QueryEscape(msg))
+}
+
+// validID is the ids' rule: 1 to 64 of [A-Za-z0-9._-].
+func validID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
