@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole local stack: Kafka (KRaft), Redis and Jaeger on 127.0.0.1.
+# The whole local stack: Kafka (KRaft), Redis and Jaeger on 127.0.0.1, and
+# the headless chromium the console's browser tests use.
 #   stack.sh up|down|status
 set -euo pipefail
 here=$(dirname "${BASH_SOURCE[0]}")
@@ -8,6 +9,9 @@ case "${1:-up}" in
     # The Jaeger build is the slow part on a new machine: run it beside the Kafka fetch.
     "$here/jaeger.sh" build & jb=$!
     "$here/redis.sh" start
+    # The console's browser tests drive Debian's chromium (after redis.sh,
+    # which may hold the package manager's lock).
+    "$here/chromium.sh" install >/dev/null
     "$here/kafka.sh" start
     wait $jb
     "$here/jaeger.sh" start

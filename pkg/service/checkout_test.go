@@ -26,6 +26,8 @@ type stack struct {
 	base string
 	cfg  config.Config
 	prod *kgo.Client
+	// key, when set, is sent with every call.
+	key string
 }
 
 func (s *stack) send(t *testing.T, topic, key string, ev events.Source) {
@@ -56,6 +58,9 @@ func (s *stack) call(t *testing.T, method, path string, body any) (int, map[stri
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if s.key != "" {
+		req.Header.Set("Authorization", "Bearer "+s.key)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
