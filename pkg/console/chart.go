@@ -17,12 +17,12 @@ func inboundChart(in []Inbound) chart {
 	if len(in) == 0 {
 		return chart{Empty: true}
 	}
-	const w, h, pad = 600.0, 160.0, 24.0
+	const w, h, pad = 600.0, 140.0, 24.0
 	var top int64 = 1
 	for _, b := range in {
 		top = max(top, b.Quantity)
 	}
-	bw := (w - 2*pad) / float64(len(in))
+	bw := min((w-2*pad)/float64(len(in)), 48)
 	var s strings.Builder
 	fmt.Fprintf(&s, `<svg class="chart" viewBox="0 0 %.0f %.0f" role="img" aria-label="Inbound by date">`, w, h)
 	fmt.Fprintf(&s, `<line class="axis" x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f"/>`, pad, h-pad, w-pad, h-pad)
