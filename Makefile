@@ -13,7 +13,7 @@ export STOCKFLOW_TEST_KAFKA ?= 127.0.0.1:9092
 export STOCKFLOW_TEST_REDIS ?= 127.0.0.1:6379
 export STOCKFLOW_TEST_JAEGER ?= http://127.0.0.1:16686
 
-.PHONY: bench bench-full all build run test test-unit test-faults test-soak lint fmt-check vet fuzz stack-up stack-down stack-status clean
+.PHONY: bench bench-full screenshots all build run test test-unit test-faults test-soak lint fmt-check vet fuzz stack-up stack-down stack-status clean
 
 all: build
 
@@ -22,7 +22,7 @@ build:
 
 ## run: build, then serve embedded (in-process Kafka and Redis) with simulated traffic
 run: build
-	@echo "Stockflow on http://127.0.0.1:8080 — try: curl -s 127.0.0.1:8080/readyz"
+	@echo "Stockflow on http://127.0.0.1:8080 — the console: http://127.0.0.1:8080/console ; try: curl -s 127.0.0.1:8080/readyz"
 	@echo "Embedded Kafka on 127.0.0.1:19092, embedded Redis on 127.0.0.1:16379. Ctrl-C stops."
 	./$(BIN) serve -simulate-rate 200 -log-format text
 
@@ -66,6 +66,11 @@ bench: stack-up build
 
 bench-full: stack-up build
 	./$(BIN) bench -events 1000000 -duration 30s | tee .stack/bench-full.md
+
+## screenshots: the console's pages at 1280x800 and 390x844 into docs/console,
+## taken by its browser test on the real stack
+screenshots: stack-up
+	STOCKFLOW_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -tags integration -count=1 -run TestConsoleInBrowser ./pkg/service
 
 ## fuzz: a longer run of every fuzz target (FUZZTIME each)
 fuzz:
