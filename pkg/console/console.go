@@ -276,8 +276,8 @@ func (c *Console) needUser(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		ec.Set(ctxUser, u)
 		if ec.Request().Method == http.MethodPost {
-			if err := c.checkForm(ec, u); err != nil {
-				return err
+			if why := c.checkForm(ec, u); why != "" {
+				return c.forbidden(ec, why)
 			}
 		}
 		ec.Response().Header().Set("Cache-Control", "no-store")
@@ -285,21 +285,21 @@ func (c *Console) needUser(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// checkForm refuses a POST that is not from one of our own forms: its
+// checkForm says why a POST is not from one of our own forms, or "": its
 // origin must be this host and its CSRF token the session's.
-func (c *Console) checkForm(ec echo.Context, u *user) error {
+func (c *Console) checkForm(ec echo.Context, u *user) string {
 	r := ec.Request()
 	if o := r.Header.Get("Origin"); o != "" && o != "null" {
 		ou, err := url.Parse(o)
 		if err != nil || ou.Host != r.Host {
-			return c.forbidden(ec, "the form was sent from another site")
+			return "the form was sent from another site"
 		}
 	}
 	tok := ec.FormValue("csrf")
 	if subtle.ConstantTimeCompare([]byte(tok), []byte(c.csrf(u))) != 1 {
-		return c.forbidden(ec, "the form has expired or did not come from the console: reload the page and try again")
+		return "the form has expired or did not come from the console: reload the page and try again"
 	}
-	return nil
+	return ""
 }
 
 func (c *Console) needAdmin(next echo.HandlerFunc) echo.HandlerFunc {
