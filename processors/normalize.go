@@ -2,9 +2,8 @@ package processors
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"math"
-	"regexp"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -13,11 +12,9 @@ import (
 	"github.com/stockflow/stockflow/pkg/ledger"
 )
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-
 // ValidID reports whether s is a valid SKU, location or group id: 1–64
 // characters of [A-Za-z0-9._-]. Ids become parts of Redis keys.
-func ValidID(s string) bool { return idPattern.MatchString(s) }
+func ValidID(s string) bool { return events.ValidID(s) }
 
 func checkID(field, v string) error {
 	if !ValidID(v) {
@@ -95,32 +92,24 @@ func indexReads(batch []polled) []ledger.Doc {
 
 // toBase converts q in uom to sku's base unit.
 func (n *Normalizer) toBase(ctx context.Context, st *batchState, field, sku string, q int64, uom string) (int64, error) {
-	item, known := n.catalog.Lookup(sku)
-	base := "EA"
-	if known {
-		base = item.BaseUoM
-	}
-	if uom == "" || uom == base {
-		return q, nil
-	}
-	factor := item.Conversions[uom]
-	if factor <= 0 && !st.waitedForCatalog {
+	b, err := n.catalog.ToBase(sku, q, uom)
+	var unknown *unknownUnitError
+	if errors.As(err, &unknown) && !st.waitedForCatalog {
 		// The item master may be a moment behind the movement: let the
 		// catalog catch up (bounded), once per transaction.
 		st.waitedForCatalog = true
 		if err := n.catalog.waitTimeout(ctx, n.cfg.UoMWait); err != nil && ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
-		item, _ = n.catalog.Lookup(sku)
-		factor = item.Conversions[uom]
+		b, err = n.catalog.ToBase(sku, q, uom)
 	}
-	if factor <= 0 {
-		return 0, reject(ClassUnknownUoM, "%s: no conversion from %q to the base unit %q of %s", field, uom, base, sku)
+	switch {
+	case errors.As(err, &unknown):
+		return 0, reject(ClassUnknownUoM, "%s: %v", field, err)
+	case err != nil:
+		return 0, reject(ClassInvalid, "%s: %v", field, err)
 	}
-	if q > math.MaxInt64/factor || q < math.MinInt64/factor {
-		return 0, reject(ClassInvalid, "%s: %d %s overflows in base units", field, q, uom)
-	}
-	return q * factor, nil
+	return b, nil
 }
 
 func str(s string) *string { return &s }

@@ -334,9 +334,14 @@ func (s *Snapshots) deadLetter(ctx context.Context, r *kgo.Record, class string,
 	return nil
 }
 
+// unknownUnitError says the catalog has no conversion for a unit.
+type unknownUnitError struct{ msg string }
+
+func (e *unknownUnitError) Error() string { return e.msg }
+
 // ToBase converts q in uom to sku's base unit with the item master as the
-// catalog has it now: snapshot lines are judged with no wait, an unknown
-// unit makes an invalid line.
+// catalog has it now (the normalizers wait for it a moment first; snapshot
+// lines are judged with no wait).
 func (c *Catalog) ToBase(sku string, q int64, uom string) (int64, error) {
 	item, known := c.Lookup(sku)
 	base := "EA"
@@ -348,7 +353,7 @@ func (c *Catalog) ToBase(sku string, q int64, uom string) (int64, error) {
 	}
 	factor := item.Conversions[uom]
 	if factor <= 0 {
-		return 0, fmt.Errorf("no conversion from %q to the base unit %q of %s", uom, base, sku)
+		return 0, &unknownUnitError{fmt.Sprintf("no conversion from %q to the base unit %q of %s", uom, base, sku)}
 	}
 	if q > math.MaxInt64/factor || q < math.MinInt64/factor {
 		return 0, fmt.Errorf("%d %s overflows in base units", q, uom)

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"regexp"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -83,23 +82,9 @@ const (
 	maxQuantity   = 1_000_000_000
 )
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-
-// validID is idPattern.MatchString, without a regexp: it runs for every
-// line of every batch query.
-func validID(v string) bool {
-	if len(v) == 0 || len(v) > 64 {
-		return false
-	}
-	for i := 0; i < len(v); i++ {
-		switch c := v[i]; {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
-}
+// validID runs for every line of every batch query: events.ValidID has no
+// regexp.
+func validID(v string) bool { return events.ValidID(v) }
 
 // NewCheckout builds the checkout routes; Register adds them to a server and
 // Run must run for holds to get their decisions.

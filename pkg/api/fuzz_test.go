@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -13,6 +14,9 @@ import (
 // fuzzBody feeds arbitrary bodies to a route: whatever comes in, the answer
 // is a success or a problem+json 4xx naming what is wrong; never a 5xx,
 // never a panic.
+// idPattern is the ids' rule as the contract writes it.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
 func fuzzBody(f *testing.F, method, path string, seeds ...string) {
 	fx := newFixture(f, nil)
 	for _, s := range seeds {

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/stockflow/stockflow/pkg/tail"
 	"github.com/stockflow/stockflow/processors"
 )
 
@@ -537,90 +537,16 @@ func (c *Console) findDeadLetters(ctx context.Context, f processors.ReplayFilter
 	return out, nil
 }
 
-// recordJSON is a decoded record as indented JSON: an object of its Avro
-// fields (named by the Go types' avro tags) in schema order, times in RFC
-// 3339 UTC, absent optional fields null, bytes in base64.
+// recordJSON is a decoded record as indented JSON, as stockflow tail shows
+// it: an object of its Avro fields in schema order, times in RFC 3339 UTC,
+// absent optional fields null, bytes in base64.
 func recordJSON(rec any) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(avroFields(reflect.ValueOf(rec))); err != nil {
+	if err := enc.Encode(tail.Fields(rec)); err != nil {
 		return nil, err
 	}
 	return bytes.TrimRight(b.Bytes(), "\n"), nil
-}
-
-var timeType = reflect.TypeFor[time.Time]()
-
-func avroFields(v reflect.Value) any {
-	switch v.Kind() {
-	case reflect.Invalid:
-		return nil
-	case reflect.Pointer, reflect.Interface:
-		if v.IsNil() {
-			return nil
-		}
-		return avroFields(v.Elem())
-	case reflect.Struct:
-		if v.Type() == timeType {
-			return v.Interface().(time.Time).UTC().Format(time.RFC3339Nano)
-		}
-		var o orderedObject
-		for _, f := range reflect.VisibleFields(v.Type()) {
-			if name := f.Tag.Get("avro"); name != "" && name != "-" {
-				o = append(o, objectMember{name, avroFields(v.FieldByIndex(f.Index))})
-			}
-		}
-		return o
-	case reflect.Slice:
-		if v.Type().Elem().Kind() == reflect.Uint8 {
-			return v.Bytes()
-		}
-		out := make([]any, v.Len())
-		for i := range out {
-			out[i] = avroFields(v.Index(i))
-		}
-		return out
-	case reflect.Map:
-		out := make(map[string]any, v.Len())
-		for it := v.MapRange(); it.Next(); {
-			out[it.Key().String()] = avroFields(it.Value())
-		}
-		return out
-	}
-	return v.Interface()
-}
-
-type objectMember struct {
-	name  string
-	value any
-}
-
-// orderedObject is a JSON object that keeps its members' order, which
-// encoding/json's maps would sort.
-type orderedObject []objectMember
-
-// MarshalJSON implements json.Marshaler.
-func (o orderedObject) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	b.WriteByte('{')
-	for i, m := range o {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		if err := enc.Encode(m.name); err != nil {
-			return nil, err
-		}
-		b.Truncate(b.Len() - 1)
-		b.WriteByte(':')
-		if err := enc.Encode(m.value); err != nil {
-			return nil, err
-		}
-		b.Truncate(b.Len() - 1)
-	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
 }

@@ -5,6 +5,8 @@ import (
 	"net/url"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/stockflow/stockflow/pkg/events"
 )
 
 type holdsView struct {
@@ -68,16 +70,4 @@ func (c *Console) releaseHold(ec echo.Context) error {
 	return ec.Redirect(http.StatusSeeOther, "/console/holds?sku="+url.QueryEscape(sku)+"&done="+url.QueryEscape(msg))
 }
 
-// validID is the ids' rule: 1 to 64 of [A-Za-z0-9._-].
-func validID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+func validID(s string) bool { return events.ValidID(s) }

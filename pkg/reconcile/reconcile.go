@@ -652,16 +652,4 @@ func absInt(n int64) int64 {
 	return n
 }
 
-// validID is the ids' rule: 1 to 64 of [A-Za-z0-9._-].
-func validID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+func validID(s string) bool { return events.ValidID(s) }

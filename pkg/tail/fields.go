@@ -16,10 +16,10 @@ var timeType = reflect.TypeFor[time.Time]()
 
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-// fields is the JSON form of a decoded value: a record is an object of its
+// Fields is the JSON form of a decoded value: a record is an object of its
 // Avro fields in schema order, a time is RFC 3339 in UTC, an absent
-// optional field is null.
-func fields(x any) any { return walk(reflect.ValueOf(x)) }
+// optional field is null, bytes are base64.
+func Fields(x any) any { return walk(reflect.ValueOf(x)) }
 
 func walk(v reflect.Value) any {
 	switch v.Kind() {

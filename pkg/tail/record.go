@@ -78,7 +78,7 @@ func (d decoder) decode(ctx context.Context, r *kgo.Record) record {
 		}
 		rec.schemaID, _ = avro.SchemaID(r.Value)
 		rec.typ = shortName(v.AvroName())
-		rec.value = fields(v)
+		rec.value = Fields(v)
 		rec.skus = skus(v)
 		rec.summary = summary(v)
 	}

@@ -13,9 +13,9 @@ func TestEveryRecordTypeIsShown(t *testing.T) {
 			if summary(rec) == "" {
 				t.Errorf("no table summary for %s: add a case to summary", rec.AvroName())
 			}
-			o, ok := fields(rec).(object)
+			o, ok := Fields(rec).(object)
 			if !ok || len(o) == 0 {
-				t.Errorf("fields(%s) = %#v, want an object of its Avro fields", rec.AvroName(), fields(rec))
+				t.Errorf("Fields(%s) = %#v, want an object of its Avro fields", rec.AvroName(), Fields(rec))
 			}
 		})
 	}
