@@ -91,8 +91,8 @@ type Console struct {
 	secret []byte
 	keys   map[string]key // by id
 	pages  map[string]*template.Template
-	// Extra pages and actions register themselves through Page and Action.
-	nav []navItem
+	nav    []navItem
+	hist   *history // the overview's short history of the process's metrics
 }
 
 type key struct {
@@ -118,6 +118,7 @@ func New(cfg Config) (*Console, error) {
 		cfg.Prefix = "sf"
 	}
 	c := &Console{cfg: cfg, log: cfg.Logger, now: cfg.Now, keys: map[string]key{}}
+	c.hist = newHistory(cfg.Metrics, cfg.Logger)
 	// The signing secret follows from the keys, so that every instance
 	// configured with the same keys accepts the others' sessions, and a
 	// change of keys signs everyone out. Without keys there is nothing to

@@ -3,12 +3,10 @@ package console
 import (
 	"log/slog"
 	"math"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"time"
-	"weak"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -330,21 +328,7 @@ func newHistory(g prometheus.Gatherer, log *slog.Logger) *history {
 		series: map[string][]point{}}
 }
 
-// histories attaches a history to each Console, weakly: a Console that is
-// dropped takes its history with it. Run fills it, the overview reads it.
-var histories sync.Map // weak.Pointer[Console] -> *history
-
-func (c *Console) history() *history {
-	k := weak.Make(c)
-	if h, ok := histories.Load(k); ok {
-		return h.(*history)
-	}
-	h, loaded := histories.LoadOrStore(k, newHistory(c.cfg.Metrics, c.log))
-	if !loaded {
-		runtime.AddCleanup(c, func(k weak.Pointer[Console]) { histories.Delete(k) }, k)
-	}
-	return h.(*history)
-}
+func (c *Console) history() *history { return c.hist }
 
 // sample gathers the registry and records it as taken at at.
 func (h *history) sample(at time.Time) {

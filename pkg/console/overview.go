@@ -130,7 +130,12 @@ var (
 	unitPerMinute = unit{60, func(v float64) string { return rateText(v, "/min") }}
 	unitSeconds   = unit{1, secondsText}
 	unitPercent   = unit{1, percentText}
-	unitCount     = unit{1, func(v float64) string { return formatNumber(math.Round(v)) }}
+	unitCount     = unit{1, func(v float64) string {
+		if v != math.Round(v) {
+			return strconv.FormatFloat(v, 'f', 1, 64) // the half-way tick of a small axis
+		}
+		return formatNumber(v)
+	}}
 )
 
 // ref names a series of the history for a chart's legend.

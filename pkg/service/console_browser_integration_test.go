@@ -234,9 +234,22 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	shoot("sku")
 
-	// The overview loads with its charts.
+	// The overview loads with its charts: its history samples every 10 s,
+	// and a rate needs two samples.
 	do("overview", chromedp.Navigate(base+"/console"), h1)
-	if n := count("svg.chart"); n < 1 {
+	for _, id := range []string{"pipeline", "kpis", "chart-ingest", "chart-lag", "chart-freshness", "chart-dead-letters", "chart-holds", "chart-reservation"} {
+		if count("#"+id) != 1 {
+			t.Errorf("the overview has no #%s", id)
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); count("#chart-ingest svg.chart") == 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the overview drew no ingest chart within 30 s (%d charts)", count("svg.chart"))
+		}
+		time.Sleep(time.Second)
+		do("reload", chromedp.Reload(), h1)
+	}
+	if n := count("svg.chart"); n < 3 {
 		t.Errorf("the overview has %d charts", n)
 	}
 	shoot("overview")
