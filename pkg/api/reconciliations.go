@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -120,7 +121,11 @@ func (ch *Checkout) applyRun(c echo.Context) error {
 	if k, ok := c.Get(ctxKey).(string); ok {
 		by = "api key " + k
 	}
-	a, err := ch.cfg.Reconciler.Apply(c.Request().Context(), id, reconcile.ApplyRequest{Classes: req.Classes, Locations: req.Locations, By: by})
+	// Once begun, an application runs to its end and is recorded, whether
+	// or not the client waits for it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), 5*time.Minute)
+	defer cancel()
+	a, err := ch.cfg.Reconciler.Apply(ctx, id, reconcile.ApplyRequest{Classes: req.Classes, Locations: req.Locations, By: by})
 	switch {
 	case errors.Is(err, reconcile.ErrNotFound):
 		return notFound("no reconciliation run " + id)

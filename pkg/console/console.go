@@ -41,6 +41,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockflow/stockflow/pkg/avro"
+	"github.com/stockflow/stockflow/pkg/reconcile"
 )
 
 //go:embed templates/*.html
@@ -68,6 +69,8 @@ type Config struct {
 	// ReleaseHold releases a hold by its hold_id whoever placed it (an
 	// admin's action); false when there is no such hold.
 	ReleaseHold func(ctx context.Context, holdID string) (bool, error)
+	// RunFresh says whether a reconciliation run can still be applied.
+	RunFresh func(reconcile.Run) bool
 	// Metrics is the process's Prometheus registry: the overview samples it
 	// into a short history of its own.
 	Metrics prometheus.Gatherer
@@ -93,6 +96,10 @@ type Console struct {
 	pages  map[string]*template.Template
 	nav    []navItem
 	hist   *history // the overview's short history of the process's metrics
+	// signIns throttles failed sign-ins per client address.
+	signIns *failures
+	// scans bounds how many dead-letter listings read the topic at once.
+	scans chan struct{}
 }
 
 type key struct {
@@ -119,6 +126,8 @@ func New(cfg Config) (*Console, error) {
 	}
 	c := &Console{cfg: cfg, log: cfg.Logger, now: cfg.Now, keys: map[string]key{}}
 	c.hist = newHistory(cfg.Metrics, cfg.Logger)
+	c.signIns = newFailures(10, time.Minute, 10000)
+	c.scans = make(chan struct{}, 2)
 	// The signing secret follows from the keys, so that every instance
 	// configured with the same keys accepts the others' sessions, and a
 	// change of keys signs everyone out. Without keys there is nothing to
@@ -371,10 +380,17 @@ func (c *Console) login(ec echo.Context) error {
 	if len(c.keys) == 0 {
 		return ec.Redirect(http.StatusSeeOther, "/console")
 	}
-	if o := ec.Request().Header.Get("Origin"); o != "" && o != "null" {
+	// The sign-in form has no session to bind a token to: its origin must be
+	// this host (a sandboxed frame's "null" included).
+	if o := ec.Request().Header.Get("Origin"); o != "" {
 		if ou, err := url.Parse(o); err != nil || ou.Host != ec.Request().Host {
 			return c.forbidden(ec, "the form was sent from another site")
 		}
+	}
+	if d := c.signIns.wait(ec.RealIP(), c.now()); d > 0 {
+		ec.Response().Header().Set("Retry-After", strconv.Itoa(int(d.Seconds())+1))
+		return c.render(ec, http.StatusTooManyRequests, "login", "Sign in", map[string]any{"Next": safeNext(ec.FormValue("next")),
+			"Error": "Too many failed sign-ins from this address: wait a minute and try again."})
 	}
 	tok := strings.TrimSpace(ec.FormValue("key"))
 	d := sha256.Sum256([]byte(tok))
@@ -388,6 +404,7 @@ func (c *Console) login(ec echo.Context) error {
 	}
 	next := safeNext(ec.FormValue("next"))
 	if found == nil || tok == "" {
+		c.signIns.fail(ec.RealIP(), c.now())
 		c.log.Warn("console sign-in refused", "client", ec.RealIP())
 		return c.render(ec, http.StatusUnauthorized, "login", "Sign in", map[string]any{"Next": next, "Error": "That key is not one of this deployment's API keys."})
 	}

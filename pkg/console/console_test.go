@@ -141,3 +141,21 @@ func TestAuthOffSaysSo(t *testing.T) {
 		t.Fatalf("%d: no banner", rec.Code)
 	}
 }
+
+// Guessing keys through the sign-in form is throttled per address, as the
+// API throttles unknown keys.
+func TestSignInIsThrottled(t *testing.T) {
+	e := testConsole(t, map[string][]string{testAdmin: {"admin"}})
+	for i := range 10 {
+		if rec := do(e, "POST", "/console/login", url.Values{"key": {"guess"}}, nil); rec.Code != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d", i, rec.Code)
+		}
+	}
+	rec := do(e, "POST", "/console/login", url.Values{"key": {testAdmin}}, nil)
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("after 10 failures, even the right key: %d, want 429 with Retry-After", rec.Code)
+	}
+	if rec := do(e, "POST", "/console/login", url.Values{"key": {testAdmin}}, nil, "Origin", "null"); rec.Code != http.StatusForbidden {
+		t.Errorf("sign-in from a sandboxed frame: %d, want 403", rec.Code)
+	}
+}

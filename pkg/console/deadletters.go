@@ -405,6 +405,14 @@ func (c *Console) listDeadLetters(ctx context.Context, f dlqFilter) (*dlqListing
 	if err := c.dlqConfigured(); err != nil {
 		return nil, err
 	}
+	// A listing reads the whole dead-letter topic: two at a time, the
+	// others wait their turn (or for their viewer to give up).
+	select {
+	case c.scans <- struct{}{}:
+		defer func() { <-c.scans }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	marks, err := c.loadMarks(ctx)
 	if err != nil {
 		return nil, err

@@ -123,9 +123,9 @@ func actionContext(ec echo.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ec.Request().Context()), actionTimeout)
 }
 
-// answered says whether the request was answered before the action ran.
-// needUser's form check writes its 403 and returns nil, so the chain goes
-// on to the action: an action must do nothing once a refusal is written.
+// answered says whether the request was answered before the action ran: a
+// guard against a middleware that writes a refusal and lets the chain go on
+// (needUser's checks stop the chain).
 func answered(ec echo.Context) bool { return ec.Response().Committed }
 
 // replay replays one open dead letter (form field dlq) or every open dead

@@ -60,7 +60,7 @@ func (c *Console) runPage(ec echo.Context) error {
 		return c.apiFailed(ec, "Run "+id, err)
 	}
 	v.Run, v.Exceptions, v.Next = out.Run, out.Exceptions, out.Next
-	v.Applicable = out.Run.Status == reconcile.StatusCompleted
+	v.Applicable = out.Run.Status == reconcile.StatusCompleted && (c.cfg.RunFresh == nil || c.cfg.RunFresh(out.Run))
 	return c.render(ec, http.StatusOK, "run", "Run "+id, v)
 }
 

@@ -40,15 +40,17 @@ type PastOnHand struct {
 // OnHandAt answers for times no older than this.
 func (s *Store) JournalWindow() time.Duration { return s.eng.cfg.JournalWindow }
 
-// OnHandAt reads the on hand of each position as of asOf, in one pipelined
-// round trip of two reads per position.
+// OnHandAt reads the on hand of each position as of asOf, in one round trip
+// of two reads per position.
 func (s *Store) OnHandAt(ctx context.Context, refs []PositionRef, asOf time.Time) ([]PastOnHand, error) {
 	out := make([]PastOnHand, len(refs))
 	if len(refs) == 0 {
 		return out, nil
 	}
 	after := "(" + strconv.FormatInt(asOf.UnixMilli(), 10)
-	pipe := s.rdb.Pipeline()
+	// One transaction: a position's totals and its journal are read as one
+	// write of the folder left them, never half before and half after.
+	pipe := s.rdb.TxPipeline()
 	totals := make([]*redis.SliceCmd, len(refs))
 	journals := make([]*redis.StringSliceCmd, len(refs))
 	for i, r := range refs {

@@ -377,9 +377,12 @@ func (s *Session) close(ctx context.Context) (Run, error) {
 	}
 	s.done = true
 	if s.run.Status == StatusCompleted && s.r.cfg.AutoApplyUnits > 0 {
+		// The run is finished either way: a failed auto-apply is said, and
+		// left to an operator to apply (applying is safe to repeat).
 		a, err := s.r.Apply(ctx, s.run.ID, ApplyRequest{Classes: []string{Drift}, MaxUnits: s.r.cfg.AutoApplyUnits, By: "auto-apply"})
 		if err != nil {
-			return s.run, fmt.Errorf("auto-apply run %s: %w", s.run.ID, err)
+			s.r.log.Error("auto-apply failed; apply the run by hand", "run", s.run.ID, "err", err)
+			return s.run, nil
 		}
 		s.run.Applies = append(s.run.Applies, a)
 	}
@@ -393,8 +396,10 @@ func (s *Session) missing(ctx context.Context) error {
 		var left []ledger.PositionRef
 		for _, ref := range refs {
 			if s.covered[ref.Location] {
-				if _, listed := s.seen[s.posHash(ref.SKU, ref.Location)]; !listed {
+				h := s.posHash(ref.SKU, ref.Location)
+				if _, listed := s.seen[h]; !listed {
 					left = append(left, ref)
+					s.seen[h] = 0 // SCAN may return a key twice: report it once
 				}
 			}
 		}
@@ -529,6 +534,10 @@ func (r *Reconciler) Apply(ctx context.Context, id string, req ApplyRequest) (Ap
 	if run.Status != StatusCompleted {
 		return Applied{}, fmt.Errorf("%w: run %s is %s%s; only a completed run can be applied", ErrNotApplicable, id, run.Status, because(run.Reason))
 	}
+	if !r.Fresh(run) {
+		return Applied{}, fmt.Errorf("%w: run %s is as of %s, older than the ledger's journal window (%s): a count that old would drop the movements since then; reconcile a newer snapshot",
+			ErrNotApplicable, id, run.AsOf.Format(time.RFC3339), r.cfg.Ledger.JournalWindow())
+	}
 	if len(req.Classes) == 0 {
 		req.Classes = []string{Drift}
 	}
@@ -595,6 +604,17 @@ func (r *Reconciler) Apply(ctx context.Context, id string, req ApplyRequest) (Ap
 	}
 	r.log.Info("reconciliation applied", "run", id, "by", a.By, "classes", a.Classes, "locations", a.Locations, "entries", a.Entries)
 	return a, nil
+}
+
+// applyMargin keeps a correction clear of the journal window's edge: it is
+// folded moments after it is produced.
+const applyMargin = 5 * time.Minute
+
+// Fresh says whether a run's corrections can still be applied: a count at
+// T keeps the movements after T on top of it only while the ledger's
+// journal still holds them all, that is within the journal window.
+func (r *Reconciler) Fresh(run Run) bool {
+	return !run.AsOf.Before(r.cfg.Now().Add(-r.cfg.Ledger.JournalWindow() + applyMargin))
 }
 
 // CorrectionID is the event id of the correction for sku at loc from run:

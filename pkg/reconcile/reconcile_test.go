@@ -91,6 +91,12 @@ func TestSessionClassesPositions(t *testing.T) {
 	if _, err := r.Apply(ctx, "S1", ApplyRequest{Classes: []string{Superseded}}); !errors.Is(err, ErrBadClass) {
 		t.Errorf("apply superseded: %v", err)
 	}
+	// A day later the journal no longer holds every movement since T: a
+	// count at T would drop some, so the run can no longer be applied.
+	later := New(Config{Ledger: led, Runs: NewRuns(rdb, "sf", 0), Now: func() time.Time { return now.Add(23 * time.Hour) }})
+	if _, err := later.Apply(ctx, "S1", ApplyRequest{}); !errors.Is(err, ErrNotApplicable) || !strings.Contains(err.Error(), "journal window") {
+		t.Errorf("apply a run past the journal window: %v", err)
+	}
 	old, refused, err := r.Start(ctx, &events.SnapshotStarted{SnapshotID: "S2", Locations: []string{"L1"}, AsOf: now.Add(-25 * time.Hour)})
 	if old != nil || err != nil || refused.Status != StatusRefused || !strings.Contains(refused.Reason, "journal window") {
 		t.Errorf("old snapshot: %+v %v", refused, err)

@@ -219,7 +219,7 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 	con, err := console.New(console.Config{
 		API: srv.Echo(), Keys: keys, Redis: rdb, Prefix: cfg.Redis.KeyPrefix, JaegerURL: strings.TrimRight(cfg.JaegerUIURL, "/"),
 		Locations: led.Locations, Groups: groups, ReleaseHold: checkout.ReleaseAny, Logger: log.With("component", "console"),
-		Metrics: reg, Brokers: cfg.Kafka.Brokers, DLQTopic: cfg.Topics.DLQ, Producer: hcl, Codec: codec,
+		Metrics: reg, Brokers: cfg.Kafka.Brokers, DLQTopic: cfg.Topics.DLQ, Producer: hcl, Codec: codec, RunFresh: rec.Fresh,
 	})
 	if err != nil {
 		return fmt.Errorf("console: %w", err)
