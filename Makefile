@@ -13,7 +13,7 @@ export STOCKFLOW_TEST_KAFKA ?= 127.0.0.1:9092
 export STOCKFLOW_TEST_REDIS ?= 127.0.0.1:6379
 export STOCKFLOW_TEST_JAEGER ?= http://127.0.0.1:16686
 
-.PHONY: bench bench-full screenshots all build run test test-unit test-faults test-soak lint fmt-check vet fuzz stack-up stack-down stack-status clean
+.PHONY: bench bench-full screenshots all build run test test-unit test-deploy test-faults test-soak lint fmt-check vet fuzz stack-up stack-down stack-status clean
 
 all: build
 
@@ -31,6 +31,7 @@ run: build
 ## runs after the others)
 test: stack-up lint
 	$(GO) test -tags integration -count=1 -timeout 30m ./...
+	$(MAKE) --no-print-directory test-deploy
 	$(MAKE) --no-print-directory test-faults
 
 FAULTS = cd cmd/stockflow && $(GO) test -tags faults -count=1 -run TestFaults -v
@@ -42,6 +43,11 @@ test-faults: stack-up
 ## test-soak: the fault suite's long variants (ten times the events and faults)
 test-soak: stack-up
 	$(FAULTS) -timeout 4h . -args -soak 2>&1 | tee $(CURDIR)/.stack/soak.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok)|RESULT|faults_test.go'; exit $${PIPESTATUS[0]}
+
+## test-deploy: the Kubernetes manifests under deploy/k8s, decoded strictly,
+## built with kustomize and checked (no cluster needed; a module of its own)
+test-deploy:
+	cd deploy/k8s/check && $(GO) test -count=1 ./...
 
 ## test-unit: the fast tests only (no real stack needed)
 test-unit:
