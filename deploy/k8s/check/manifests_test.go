@@ -770,3 +770,61 @@ func TestJobsRunLikeTheService(t *testing.T) {
 		}
 	}
 }
+
+// TestImageMatchesManifests: the image the manifests run is the one
+// deploy/container/Dockerfile describes, which no test here can build.
+func TestImageMatchesManifests(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(k8sDir, "..", "container", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			lines = append(lines, l)
+		}
+	}
+	final := 0 // the last stage starts at its FROM
+	for i, l := range lines {
+		if strings.HasPrefix(l, "FROM ") {
+			final = i
+		}
+	}
+	want := []string{
+		// The binary is make build's, static.
+		"RUN CGO_ENABLED=0 make build",
+		// distroless's nonroot user is uid 65532, which the pods name.
+		"FROM gcr.io/distroless/static-debian12:nonroot",
+		"USER nonroot",
+		fmt.Sprintf("EXPOSE %d", defaultPort),
+		`ENTRYPOINT ["/stockflow"]`,
+		`CMD ["serve"]`,
+	}
+	for _, w := range want {
+		found := false
+		for i, l := range lines {
+			if strings.HasPrefix(l, w) && (i >= final || strings.HasPrefix(w, "RUN")) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("Dockerfile: no %q", w)
+		}
+	}
+	b := build(t, filepath.Join(k8sDir, "base"))
+	if len(b.statefulSets) == 1 {
+		pod := b.statefulSets[0].Spec.Template.Spec.SecurityContext
+		if pod == nil || pod.RunAsUser == nil || *pod.RunAsUser != 65532 {
+			t.Errorf("the pods' runAsUser must be 65532, distroless's nonroot")
+		}
+	}
+	ignore, err := os.ReadFile(filepath.Join(repoRoot, ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{".git", ".stack", "bin"} {
+		if !slices.Contains(strings.Split(string(ignore), "\n"), p) {
+			t.Errorf(".dockerignore does not keep %s out of the build context", p)
+		}
+	}
+}
