@@ -163,7 +163,7 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 		log.Warn("lookup cache off: Redis tracks keys for database 0 only; lookups read Redis", "redis_db", cfg.Redis.DB)
 	}
 	metrics := processors.NewMetrics(reg)
-	lag := newLagWatcher(adm, cfg.Kafka.NormalizerGroup, cfg.Kafka.FolderGroup, reg, log.With("component", "lag"))
+	lag := newLagWatcher(adm, cfg.Kafka.NormalizerGroup, cfg.Kafka.FolderGroup, cfg.Topics.Ledger, led.AppliedOffsets, reg, log.With("component", "lag"))
 
 	var topicsReady atomic.Bool
 	// Validated with the rest of the configuration; parsed here for use.
