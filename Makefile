@@ -11,6 +11,10 @@ FUZZTIME ?= 60s
 # Where the integration tests find the real stack (deploy/local defaults).
 export STOCKFLOW_TEST_KAFKA ?= 127.0.0.1:9092
 export STOCKFLOW_TEST_REDIS ?= 127.0.0.1:6379
+# The TLS-only Redis with an ACL user (deploy/local/redis-tls.sh) and the
+# directory holding its CA, client certificate and password.
+export STOCKFLOW_TEST_REDIS_TLS ?= 127.0.0.1:6390
+export STOCKFLOW_TEST_REDIS_TLS_DIR ?= $(CURDIR)/.stack/redis-tls
 export STOCKFLOW_TEST_JAEGER ?= http://127.0.0.1:16686
 
 .PHONY: bench bench-full screenshots all build run test test-unit test-deploy test-faults test-soak lint fmt-check vet fuzz stack-up stack-down stack-status clean

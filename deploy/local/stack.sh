@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole local stack: Kafka (KRaft), Redis and Jaeger on 127.0.0.1, and
+# The whole local stack: Kafka (KRaft), Redis (plain, and TLS with an ACL
+# user for the secured-connection tests) and Jaeger on 127.0.0.1, and
 # the headless chromium the console's browser tests use.
 #   stack.sh up|down|status
 set -euo pipefail
@@ -9,6 +10,7 @@ case "${1:-up}" in
     # The Jaeger build is the slow part on a new machine: run it beside the Kafka fetch.
     "$here/jaeger.sh" build & jb=$!
     "$here/redis.sh" start
+    "$here/redis-tls.sh" start
     # The console's browser tests drive Debian's chromium (after redis.sh,
     # which may hold the package manager's lock).
     "$here/chromium.sh" install >/dev/null
@@ -19,11 +21,13 @@ case "${1:-up}" in
   down)
     "$here/jaeger.sh" stop
     "$here/kafka.sh" stop
+    "$here/redis-tls.sh" stop
     "$here/redis.sh" stop
     ;;
   status)
     "$here/kafka.sh" status
     "$here/redis.sh" status
+    "$here/redis-tls.sh" status
     "$here/jaeger.sh" status
     ;;
   *) echo "usage: $0 up|down|status" >&2; exit 2 ;;

@@ -134,10 +134,28 @@ type API struct {
 
 // Redis is the Redis client configuration.
 type Redis struct {
-	Addr     string `yaml:"addr"` // host:port; empty with no brokers: embedded
+	Addr string `yaml:"addr"` // host:port; empty with no brokers: embedded
+	// Username is the ACL user; empty: Redis' default user.
+	Username string `yaml:"username"`
 	Password string `yaml:"password"`
-	DB       int    `yaml:"db"`
-	TLS      bool   `yaml:"tls"`
+	// PasswordFile holds the password (a trailing newline is dropped), so
+	// that it need not sit in the environment or the process list. Load
+	// reads it into Password.
+	PasswordFile string `yaml:"password_file"`
+	DB           int    `yaml:"db"`
+	// TLS connects with TLS, verifying the server against the system's
+	// roots unless TLSCA is set. Any TLS* setting below implies it.
+	TLS bool `yaml:"tls"`
+	// TLSCA is a PEM bundle of the CAs the server's certificate must chain
+	// to (a private CA); empty: the system's roots.
+	TLSCA string `yaml:"tls_ca"`
+	// TLSCert and TLSKey are a PEM client certificate and its key, for a
+	// server that asks for one; both or neither.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// TLSServerName is the name the server's certificate must carry;
+	// default: the host of Addr.
+	TLSServerName string `yaml:"tls_server_name"`
 	// KeyPrefix starts every key Stockflow writes, so that several
 	// deployments (or tests and benchmarks) can share one database: the
 	// lookup cache works on database 0 only. Default "sf".
@@ -230,9 +248,15 @@ func (c *Config) options() []option {
 		{"topic-snapshots", "stock snapshots to reconcile", &c.Topics.Snapshots},
 		{"topic-reconciliation", "reconciliation exceptions and run summaries", &c.Topics.Reconciliation},
 		{"redis-addr", "Redis host:port (empty with no brokers: embedded)", &c.Redis.Addr},
+		{"redis-username", "Redis ACL user (empty: the default user)", &c.Redis.Username},
 		{"redis-password", "Redis password", &c.Redis.Password},
+		{"redis-password-file", "file holding the Redis password (instead of -redis-password)", &c.Redis.PasswordFile},
 		{"redis-db", "Redis database number", &c.Redis.DB},
 		{"redis-tls", "connect to Redis with TLS", &c.Redis.TLS},
+		{"redis-tls-ca", "PEM file of the CAs Redis' certificate must chain to (implies TLS; empty: system roots)", &c.Redis.TLSCA},
+		{"redis-tls-cert", "PEM client certificate for Redis, with -redis-tls-key (implies TLS)", &c.Redis.TLSCert},
+		{"redis-tls-key", "PEM key of -redis-tls-cert (implies TLS)", &c.Redis.TLSKey},
+		{"redis-tls-server-name", "name Redis' certificate must carry (implies TLS; default: the host of -redis-addr)", &c.Redis.TLSServerName},
 		{"redis-key-prefix", "what every Redis key starts with", &c.Redis.KeyPrefix},
 		{"lookup-cache", "serve lookups from process memory, invalidated by Redis (database 0 only)", &c.Redis.LookupCache},
 		{"lookup-cache-entries", "positions and group demands the lookup cache holds", &c.Redis.LookupCacheEntries},
@@ -337,11 +361,23 @@ func (l *Loader) Load(args []string, getenv func(string) string) (Config, error)
 			errs = append(errs, errors.New("redis addr: required when Kafka brokers are set (set neither for embedded mode)"))
 		}
 	}
+	if cfg.Embedded && l.Stores && cfg.Redis.UsesTLS() {
+		errs = append(errs, errors.New("redis tls: set with no -redis-addr, but the embedded Redis has no TLS"))
+	}
 	if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return Config{}, &Error{errs: errs}
+	}
+	if cfg.Redis.PasswordFile != "" {
+		// Read once here, so a rotated file takes effect at the next start;
+		// cleared so the result validates again as it stands.
+		pw, err := readPasswordFile(cfg.Redis.PasswordFile)
+		if err != nil {
+			return Config{}, &Error{errs: []error{fmt.Errorf("redis password file: %w", err)}}
+		}
+		cfg.Redis.Password, cfg.Redis.PasswordFile = pw, ""
 	}
 	return cfg, nil
 }
@@ -438,6 +474,19 @@ func (c *Config) Validate() error {
 	if c.Redis.Addr != "" {
 		if _, _, err := net.SplitHostPort(c.Redis.Addr); err != nil {
 			bad("redis addr: %q is not host:port", c.Redis.Addr)
+		}
+	}
+	if c.Redis.Password != "" && c.Redis.PasswordFile != "" {
+		bad("redis password: set both -redis-password and -redis-password-file; choose one")
+	}
+	if c.Redis.PasswordFile != "" {
+		if _, err := readPasswordFile(c.Redis.PasswordFile); err != nil {
+			bad("redis password file: %v", err)
+		}
+	}
+	if c.Redis.UsesTLS() {
+		for _, err := range c.Redis.tlsProblems() {
+			bad("redis tls: %v", err)
 		}
 	}
 	if c.Redis.DB < 0 || c.Redis.DB > 15 {

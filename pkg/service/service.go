@@ -140,6 +140,20 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 	if err := redisotel.InstrumentTracing(rdb, redisotel.WithTracerProvider(tp)); err != nil {
 		return fmt.Errorf("redis tracing: %w", err)
 	}
+	if !cfg.Embedded {
+		// Wrong credentials or TLS settings never heal: stop now, naming
+		// the connection, rather than serve a /readyz that fails forever.
+		// Redis merely down is left to readiness, as Kafka is.
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := store.Ping(pctx, rdb)
+		cancel()
+		switch {
+		case store.Misconfigured(err):
+			return err
+		case err != nil:
+			log.Warn("redis not answering at start; going on, /readyz says so until it does", "err", err)
+		}
+	}
 	led := ledger.New(rdb, ledger.Config{KeyPrefix: cfg.Redis.KeyPrefix})
 	switch err := led.CheckLayout(ctx, cfg.Topics.Ledger); {
 	case errors.Is(err, ledger.ErrKeyLayout):

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/tls"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -61,8 +60,6 @@ func OpenCache(cfg config.Redis) *Cache {
 		Sizer:        c.size,
 	})
 	opts := &redis.Options{
-		Addr:            cfg.Addr,
-		Password:        cfg.Password,
 		Protocol:        3, // invalidations are RESP3 push messages
 		PoolSize:        64,
 		ClientSideCache: c.local,
@@ -70,9 +67,7 @@ func OpenCache(cfg config.Redis) *Cache {
 		// connection instead of taking one connection each.
 		ClientSideCacheCoalesceMisses: true,
 	}
-	if cfg.TLS {
-		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
+	secure(opts, cfg)
 	c.Client = redis.NewClient(opts)
 	c.warm = make(chan warmRead, 4096)
 	return c

@@ -4,8 +4,8 @@ package store
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
+	"net"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -16,23 +16,39 @@ import (
 // Open returns a client for cfg. No connection is made until the first command.
 func Open(cfg config.Redis) *redis.Client {
 	opts := &redis.Options{
-		Addr:     cfg.Addr,
-		Password: cfg.Password,
-		DB:       cfg.DB,
+		DB: cfg.DB,
 		// Checkout lookups must fail fast rather than queue behind a slow Redis.
 		PoolSize:     64,
 		MinIdleConns: 4,
 	}
-	if cfg.TLS {
-		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
+	secure(opts, cfg)
 	return redis.NewClient(opts)
 }
 
-// Ping reports whether Redis answers within ctx.
+// secure sets the address, credentials and TLS of opts from cfg.
+func secure(opts *redis.Options, cfg config.Redis) {
+	opts.Addr, opts.Username, opts.Password = cfg.Addr, cfg.Username, cfg.Password
+	tc, err := cfg.TLSConfig()
+	if err != nil {
+		// Validated at load, so the files changed since. Fail every
+		// connection with the reason rather than connect without TLS.
+		opts.Dialer = func(context.Context, string, string) (net.Conn, error) {
+			return nil, fmt.Errorf("redis tls: %w", err)
+		}
+		return
+	}
+	opts.TLSConfig = tc
+}
+
+// Ping reports whether Redis answers within ctx, and if not why, in words
+// an operator can act on (see Explain).
 func Ping(ctx context.Context, rdb redis.UniversalClient) error {
 	if err := rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("redis: %w", err)
+		var o *redis.Options
+		if c, ok := rdb.(interface{ Options() *redis.Options }); ok {
+			o = c.Options()
+		}
+		return Explain(o, err)
 	}
 	return nil
 }
