@@ -123,11 +123,6 @@ func actionContext(ec echo.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ec.Request().Context()), actionTimeout)
 }
 
-// answered says whether the request was answered before the action ran: a
-// guard against a middleware that writes a refusal and lets the chain go on
-// (needUser's checks stop the chain).
-func answered(ec echo.Context) bool { return ec.Response().Committed }
-
 // replay replays one open dead letter (form field dlq) or every open dead
 // letter of a class (class, optionally source_topic) to their source
 // topics, and marks them replayed. Replaying is safe to repeat, as the
@@ -135,9 +130,6 @@ func answered(ec echo.Context) bool { return ec.Response().Committed }
 // first and the mark after: a failure in between leaves a dead letter open,
 // never marked replayed without having been.
 func (c *Console) replay(ec echo.Context) error {
-	if answered(ec) {
-		return nil
-	}
 	f := returnFilter(ec)
 	if c.cfg.Producer == nil {
 		return c.showExceptions(ec, http.StatusServiceUnavailable, f, "Replay is not available: the console has no Kafka producer.")
@@ -297,9 +289,6 @@ func count(n int, thing string) string {
 // discard closes an open dead letter without replaying it, for a reason
 // that stays with it.
 func (c *Console) discard(ec echo.Context) error {
-	if answered(ec) {
-		return nil
-	}
 	f := returnFilter(ec)
 	id, ok := parseDLQID(ec.FormValue("dlq"))
 	if !ok {

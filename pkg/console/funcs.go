@@ -12,13 +12,6 @@ import (
 var funcs = template.FuncMap{
 	"num":  formatNumber,
 	"when": timeTag,
-	"json": func(v any) string { return fmt.Sprintf("%v", v) },
-	"pct": func(part, whole float64) string {
-		if whole == 0 {
-			return "—"
-		}
-		return strconv.FormatFloat(100*part/whole, 'f', 1, 64) + " %"
-	},
 	"join": strings.Join,
 }
 
