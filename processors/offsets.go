@@ -127,6 +127,25 @@ func (k *offsetKeeper) rewinds(ctx context.Context) (map[int32]kgo.EpochOffset, 
 			check(p, -1, false)
 		}
 	}
+	if len(seek) > 0 {
+		// On a Redis Cluster the copies of the applied offsets may now
+		// disagree (one shard went back): bring them all to the lowest, so
+		// the next guarded record finds what it expects in each.
+		ps := make([]int32, 0, len(seek))
+		for p := range seek {
+			ps = append(ps, p)
+		}
+		if err := k.store.AlignApplied(ctx, k.topic, ps, stored); err != nil {
+			return nil, err
+		}
+		if lost, err := k.store.ShardsLost(ctx, k.topic); err == nil && len(lost) > 0 {
+			k.log.Error("a redis cluster shard lost its data: its SKUs are folded again from the log, the other shards' SKUs are skipped by their watermarks",
+				"lost_copies", lost)
+			if _, err := k.store.EnsureMarker(ctx, k.topic); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return seek, nil
 }
 

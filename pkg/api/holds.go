@@ -62,15 +62,13 @@ type holdRecord struct {
 	Released bool `json:"released,omitempty"`
 }
 
-func (ch *Checkout) holdKey(id string) string { return ch.cfg.Store.KeyPrefix() + ":hold:" + id }
-func (ch *Checkout) holdLockKey(id string) string {
-	return ch.cfg.Store.KeyPrefix() + ":holdlock:" + id
-}
-func (ch *Checkout) holdTryKey(id string) string { return ch.cfg.Store.KeyPrefix() + ":holdtry:" + id }
-func (ch *Checkout) holdOpenKey(id string) string {
-	return ch.cfg.Store.KeyPrefix() + ":holdopen:" + id
-}
-func decisionField(id, loc string) string { return id + "|" + loc }
+// The keys of a hold_id share its hash tag, so that the transactions over
+// them stay in one slot of a Redis Cluster.
+func (ch *Checkout) holdKey(id string) string     { return ch.cfg.Store.KeyPrefix() + ":{hold:" + id + "}" }
+func (ch *Checkout) holdLockKey(id string) string { return ch.holdKey(id) + ":lock" }
+func (ch *Checkout) holdTryKey(id string) string  { return ch.holdKey(id) + ":try" }
+func (ch *Checkout) holdOpenKey(id string) string { return ch.holdKey(id) + ":open" }
+func decisionField(id, loc string) string         { return id + "|" + loc }
 
 func (ch *Checkout) parseHold(c echo.Context) (holdRequest, error) {
 	var req holdRequest

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -55,7 +56,7 @@ type Run struct {
 	cfg   config.Config
 	opt   Options
 	codec *avro.Codec
-	rdb   *redis.Client
+	rdb   redis.UniversalClient
 	store *ledger.Store
 	cl    *kgo.Client
 	adm   *kadm.Client
@@ -91,6 +92,10 @@ func NewRun(ctx context.Context, cfg config.Config, opt Options, log *slog.Logge
 	cl, err := kgo.NewClient(kafka.ClientOpts(cfg.Kafka, kgo.ProducerBatchMaxBytes(1<<20), kgo.ProducerLinger(0))...)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Redis.Cluster() {
+		cl.Close()
+		return nil, errors.New("the benchmark measures one Redis (-redis-addr); it does not run on a Redis Cluster")
 	}
 	r := &Run{cfg: cfg, opt: opt, codec: codec, cl: cl, adm: kadm.NewClient(cl), log: log}
 	r.rdb = store.Open(cfg.Redis)

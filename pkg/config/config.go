@@ -135,6 +135,10 @@ type API struct {
 // Redis is the Redis client configuration.
 type Redis struct {
 	Addr string `yaml:"addr"` // host:port; empty with no brokers: embedded
+	// ClusterAddrs are seed nodes of a Redis Cluster (host:port each):
+	// set instead of Addr, they select the cluster client, which finds
+	// the other nodes and follows slots as they move.
+	ClusterAddrs []string `yaml:"cluster_addrs"`
 	// Username is the ACL user; empty: Redis' default user.
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
@@ -248,6 +252,7 @@ func (c *Config) options() []option {
 		{"topic-snapshots", "stock snapshots to reconcile", &c.Topics.Snapshots},
 		{"topic-reconciliation", "reconciliation exceptions and run summaries", &c.Topics.Reconciliation},
 		{"redis-addr", "Redis host:port (empty with no brokers: embedded)", &c.Redis.Addr},
+		{"redis-cluster-addrs", "seed nodes of a Redis Cluster, comma-separated host:port (instead of -redis-addr)", &c.Redis.ClusterAddrs},
 		{"redis-username", "Redis ACL user (empty: the default user)", &c.Redis.Username},
 		{"redis-password", "Redis password", &c.Redis.Password},
 		{"redis-password-file", "file holding the Redis password (instead of -redis-password)", &c.Redis.PasswordFile},
@@ -352,13 +357,13 @@ func (l *Loader) Load(args []string, getenv func(string) string) (Config, error)
 			}
 		}
 	}
-	cfg.Embedded = len(cfg.Kafka.Brokers) == 0 && cfg.Redis.Addr == ""
+	cfg.Embedded = len(cfg.Kafka.Brokers) == 0 && !cfg.Redis.Configured()
 	if l.Stores {
-		if len(cfg.Kafka.Brokers) == 0 && cfg.Redis.Addr != "" {
+		if len(cfg.Kafka.Brokers) == 0 && cfg.Redis.Configured() {
 			errs = append(errs, errors.New("kafka brokers: required when a Redis address is set (set neither for embedded mode)"))
 		}
-		if len(cfg.Kafka.Brokers) > 0 && cfg.Redis.Addr == "" {
-			errs = append(errs, errors.New("redis addr: required when Kafka brokers are set (set neither for embedded mode)"))
+		if len(cfg.Kafka.Brokers) > 0 && !cfg.Redis.Configured() {
+			errs = append(errs, errors.New("redis addr: required when Kafka brokers are set (-redis-addr, or -redis-cluster-addrs; set neither for embedded mode)"))
 		}
 	}
 	if cfg.Embedded && l.Stores && cfg.Redis.UsesTLS() {
@@ -475,6 +480,17 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.Redis.Addr); err != nil {
 			bad("redis addr: %q is not host:port", c.Redis.Addr)
 		}
+	}
+	for _, a := range c.Redis.ClusterAddrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			bad("redis cluster addrs: %q is not host:port", a)
+		}
+	}
+	if c.Redis.Addr != "" && len(c.Redis.ClusterAddrs) > 0 {
+		bad("redis cluster addrs: set with -redis-addr too; a Redis Cluster is given by its seeds alone")
+	}
+	if len(c.Redis.ClusterAddrs) > 0 && c.Redis.DB != 0 {
+		bad("redis db: %d, but a Redis Cluster has database 0 only", c.Redis.DB)
 	}
 	if c.Redis.Password != "" && c.Redis.PasswordFile != "" {
 		bad("redis password: set both -redis-password and -redis-password-file; choose one")

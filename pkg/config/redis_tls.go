@@ -12,6 +12,12 @@ import (
 	"strings"
 )
 
+// Configured reports whether a Redis is given: an address, or cluster seeds.
+func (r Redis) Configured() bool { return r.Addr != "" || len(r.ClusterAddrs) > 0 }
+
+// Cluster reports whether Redis is a Redis Cluster.
+func (r Redis) Cluster() bool { return len(r.ClusterAddrs) > 0 }
+
 // UsesTLS reports whether Redis is reached over TLS: -redis-tls, or any of
 // the TLS settings, which would mean nothing without it.
 func (r Redis) UsesTLS() bool {
@@ -119,8 +125,8 @@ func (r Redis) String() string {
 	if r.Password != "" {
 		pw = "[redacted]"
 	}
-	return fmt.Sprintf("{Addr:%s Username:%s Password:%s PasswordFile:%s DB:%d TLS:%t TLSCA:%s TLSCert:%s TLSKey:%s TLSServerName:%s KeyPrefix:%s}",
-		r.Addr, r.Username, pw, r.PasswordFile, r.DB, r.UsesTLS(), r.TLSCA, r.TLSCert, r.TLSKey, r.TLSServerName, r.KeyPrefix)
+	return fmt.Sprintf("{Addr:%s ClusterAddrs:%v Username:%s Password:%s PasswordFile:%s DB:%d TLS:%t TLSCA:%s TLSCert:%s TLSKey:%s TLSServerName:%s KeyPrefix:%s}",
+		r.Addr, r.ClusterAddrs, r.Username, pw, r.PasswordFile, r.DB, r.UsesTLS(), r.TLSCA, r.TLSCert, r.TLSKey, r.TLSServerName, r.KeyPrefix)
 }
 
 // LogValue is String for slog, which does not use String.

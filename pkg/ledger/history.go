@@ -16,6 +16,13 @@ import (
 // (DESIGN §5), so it answers for T within the journal window and after the
 // position's last applied count.
 
+// pastScript reads a position's version, on hand and count time (KEYS[1])
+// and its journal's members scored after ARGV[1] (KEYS[2]).
+var pastScript = redis.NewScript(`
+local t = redis.call('HMGET', KEYS[1], 'v', 'oh', 'ct')
+local j = redis.call('ZRANGE', KEYS[2], ARGV[1], '+inf', 'BYSCORE')
+return {t[1], t[2], t[3], j}`)
+
 // PositionRef names one position.
 type PositionRef struct {
 	SKU, Location string
@@ -48,47 +55,46 @@ func (s *Store) OnHandAt(ctx context.Context, refs []PositionRef, asOf time.Time
 		return out, nil
 	}
 	after := "(" + strconv.FormatInt(asOf.UnixMilli(), 10)
-	// One transaction: a position's totals and its journal are read as one
-	// write of the folder left them, never half before and half after.
-	pipe := s.rdb.TxPipeline()
-	totals := make([]*redis.SliceCmd, len(refs))
-	journals := make([]*redis.StringSliceCmd, len(refs))
+	// One script per position: its totals and its journal are read as one
+	// write of the folder left them, never half before and half after (and
+	// within one slot of a Redis Cluster, the SKU's).
+	keys := make([][]string, len(refs))
+	args := make([][]any, len(refs))
 	for i, r := range refs {
 		key := s.SKUKey(r.SKU)
-		totals[i] = pipe.HMGet(ctx, key+":p:"+r.Location, "v", "oh", "ct")
-		journals[i] = pipe.ZRangeArgs(ctx, redis.ZRangeArgs{Key: key + ":j:" + r.Location, Start: after, Stop: "+inf", ByScore: true})
+		keys[i] = []string{key + ":p:" + r.Location, key + ":j:" + r.Location}
+		args[i] = []any{after}
 	}
-	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+	cmds, err := evalEach(ctx, s.rdb, pastScript, keys, args)
+	if err != nil && err != redis.Nil {
 		return nil, fmt.Errorf("read positions as of %s: %w", asOf.UTC().Format(time.RFC3339), err)
 	}
 	for i, r := range refs {
-		vals, err := totals[i].Result()
-		if err != nil {
-			return nil, fmt.Errorf("position %s@%s: %w", r.SKU, r.Location, err)
+		reply, err := cmds[i].Slice()
+		if err != nil || len(reply) != 4 {
+			return nil, fmt.Errorf("position %s@%s: %v (%d values)", r.SKU, r.Location, err, len(reply))
 		}
 		p := &out[i]
-		if vals[0] == nil {
+		if reply[0] == nil {
 			continue // no such position
 		}
 		p.Known = true
-		if p.OnHand, err = field(vals[1]); err != nil {
+		if p.OnHand, err = field(reply[1]); err != nil {
 			return nil, fmt.Errorf("position %s@%s on hand: %w", r.SKU, r.Location, err)
 		}
-		if vals[2] != nil {
-			ct, err := field(vals[2])
+		if reply[2] != nil {
+			ct, err := field(reply[2])
 			if err != nil {
 				return nil, fmt.Errorf("position %s@%s count time: %w", r.SKU, r.Location, err)
 			}
 			p.Counted, p.CountedAt = true, time.UnixMilli(ct).UTC()
 		}
-		members, err := journals[i].Result()
-		if err != nil {
-			return nil, fmt.Errorf("journal of %s@%s: %w", r.SKU, r.Location, err)
-		}
+		members, _ := reply[3].([]any)
 		for _, m := range members {
-			d, ok := movementDelta(m)
+			ms, _ := m.(string)
+			d, ok := movementDelta(ms)
 			if !ok {
-				return nil, fmt.Errorf("journal of %s@%s: member %q", r.SKU, r.Location, m)
+				return nil, fmt.Errorf("journal of %s@%s: member %v", r.SKU, r.Location, m)
 			}
 			p.OnHand -= d
 		}
@@ -109,11 +115,24 @@ func field(v any) (int64, error) {
 // particular order, a batch of keys at a time (SCAN: a position written
 // during the scan may or may not be seen).
 func (s *Store) ScanPositions(ctx context.Context, fn func([]PositionRef) error) error {
+	nodes, err := Masters(ctx, s.rdb)
+	if err != nil {
+		return fmt.Errorf("scan positions: %w", err)
+	}
+	for _, n := range nodes {
+		if err := s.scanPositions(ctx, n, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) scanPositions(ctx context.Context, node redis.Cmdable, fn func([]PositionRef) error) error {
 	match := s.prefix + ":{*}:p:*"
 	var cursor uint64
 	batch := make([]PositionRef, 0, 1024)
 	for {
-		keys, next, err := s.rdb.Scan(ctx, cursor, match, 5000).Result()
+		keys, next, err := node.Scan(ctx, cursor, match, 5000).Result()
 		if err != nil {
 			return fmt.Errorf("scan positions: %w", err)
 		}

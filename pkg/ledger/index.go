@@ -271,14 +271,15 @@ func ParseIndexRecord(key, value []byte) (Doc, IndexedLine, error) {
 // IndexCaughtUp returns, per partition of the index topic, the offset below
 // which every record of the topic has been written back into this Redis by
 // a catch-up (none for a Redis that was never caught up, or that lost its
-// data: then the whole topic is due). It says nothing of the index lines the
-// normalizers wrote directly.
+// data: then the whole topic is due; on a Redis Cluster, the lowest of the
+// copies, so a shard that lost its lines has them caught up again). It says
+// nothing of the index lines the normalizers wrote directly.
 func (s *Store) IndexCaughtUp(ctx context.Context, topic string) (map[int32]int64, error) {
-	m, err := s.rdb.HGetAll(ctx, s.key("idx:caughtup:"+topic)).Result()
+	m, err := s.readOffsets(ctx, "index catch-up offset", s.bookKeys("idx:caughtup:"+topic))
 	if err != nil {
 		return nil, fmt.Errorf("read index catch-up offsets: %w", err)
 	}
-	return parseOffsets("index catch-up offset", m)
+	return m, nil
 }
 
 // RecordIndexCaughtUp records offsets as the index topic's caught-up
@@ -294,7 +295,11 @@ func (s *Store) RecordIndexCaughtUp(ctx context.Context, topic string, offsets m
 	for p, o := range offsets {
 		args = append(args, strconv.Itoa(int(p)), o)
 	}
-	if err := s.rdb.HSet(ctx, s.key("idx:caughtup:"+topic), args...).Err(); err != nil {
+	pipe := s.rdb.Pipeline()
+	for _, k := range s.bookKeys("idx:caughtup:" + topic) {
+		pipe.HSet(ctx, k, args...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("record index catch-up offsets: %w", err)
 	}
 	return nil

@@ -11,5 +11,5 @@ import (
 )
 
 func TestIndexOnRealRedis(t *testing.T) {
-	runIndexSuite(t, func(t *testing.T) *redis.Client { return testenv.Redis(t, 3) })
+	runIndexSuite(t, func(t *testing.T) (redis.UniversalClient, Config) { return testenv.Redis(t, 3), Config{} })
 }

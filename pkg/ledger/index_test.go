@@ -15,17 +15,17 @@ import (
 )
 
 func TestIndexOnMiniredis(t *testing.T) {
-	runIndexSuite(t, func(t *testing.T) *redis.Client {
+	runIndexSuite(t, func(t *testing.T) (redis.UniversalClient, Config) {
 		m := miniredis.RunT(t)
 		rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
 		t.Cleanup(func() { rdb.Close() })
-		return rdb
+		return rdb, Config{}
 	})
 }
 
 // runIndexSuite runs the document index's tests against Redis clients from
 // newClient, each on an empty database.
-func runIndexSuite(t *testing.T, newClient func(t *testing.T) *redis.Client) {
+func runIndexSuite(t *testing.T, newClient func(t *testing.T) (redis.UniversalClient, Config)) {
 	ctx := context.Background()
 	ord := func(id string) Doc { return Doc{Kind: OrderDoc, ID: id} }
 	po := func(id string) Doc { return Doc{Kind: PODoc, ID: id} }
@@ -40,7 +40,7 @@ func runIndexSuite(t *testing.T, newClient func(t *testing.T) *redis.Client) {
 	}
 
 	t.Run("a batch sees its own writes laid over what Redis had", func(t *testing.T) {
-		s := New(newClient(t), Config{})
+		s := New(newClient(t))
 		if err := s.WriteIndex(ctx, []IndexWrite{{Doc: ord("SO-1"), Lines: []IndexedLine{line("1", "A")}}}); err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +91,7 @@ func runIndexSuite(t *testing.T, newClient func(t *testing.T) *redis.Client) {
 	})
 
 	t.Run("a line written again replaces the earlier, in the batch and in Redis", func(t *testing.T) {
-		s := New(newClient(t), Config{})
+		s := New(newClient(t))
 		b, err := s.ReadIndex(ctx, []Doc{po("PO-1")})
 		if err != nil {
 			t.Fatal(err)
@@ -115,7 +115,7 @@ func runIndexSuite(t *testing.T, newClient func(t *testing.T) *redis.Client) {
 	})
 
 	t.Run("lines come in line order, numeric for numbers", func(t *testing.T) {
-		s := New(newClient(t), Config{})
+		s := New(newClient(t))
 		rel := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
 		var in []IndexedLine
 		for _, id := range []string{"10", "2", "1"} {
@@ -135,10 +135,10 @@ func runIndexSuite(t *testing.T, newClient func(t *testing.T) *redis.Client) {
 	})
 
 	t.Run("one round trip for a batch's reads and one for its writes", func(t *testing.T) {
-		rdb := newClient(t)
+		rdb, cfg := newClient(t)
 		var rt testenv.RoundTrips
 		rdb.AddHook(&rt)
-		s := New(rdb, Config{})
+		s := New(rdb, cfg)
 		var docs []Doc
 		for i := range 200 {
 			docs = append(docs, ord(fmt.Sprint("SO-", i)), po(fmt.Sprint("PO-", i)))
@@ -159,7 +159,7 @@ func runIndexSuite(t *testing.T, newClient func(t *testing.T) *redis.Client) {
 	})
 
 	t.Run("caught-up offsets", func(t *testing.T) {
-		s := New(newClient(t), Config{})
+		s := New(newClient(t))
 		got, err := s.IndexCaughtUp(ctx, "index")
 		if err != nil || len(got) != 0 {
 			t.Fatalf("a new Redis: %v, %v", got, err)

@@ -202,7 +202,8 @@ func (s *Store) PositionMemory(ctx context.Context, sku, loc string) (int64, err
 	return s.rdb.MemoryUsage(ctx, s.posKey(sku, loc)).Result()
 }
 
-// SKUKeys iterates over every key of the SKUs whose ids start with prefix.
+// SKUKeys iterates over every key of the SKUs whose ids start with prefix,
+// on one Redis (the benchmark's).
 func (s *Store) SKUKeys(ctx context.Context, prefix string) *redis.ScanIterator {
 	return s.rdb.Scan(ctx, 0, s.prefix+":{"+prefix+"*", 1000).Iterator()
 }

@@ -51,13 +51,15 @@ type Store struct {
 	applied *redis.Script
 	prefix  string
 	cache   Cache // lookups look in it first when set (UseCache)
+	cluster bool  // rdb is a Redis Cluster client: bookkeeping in copies
 }
 
 // New returns a store over rdb whose engine folds with cfg's windows, its
 // keys below cfg.KeyPrefix.
 func New(rdb redis.UniversalClient, cfg Config) *Store {
 	cfg.setDefaults()
-	return &Store{rdb: rdb, eng: NewEngine(cfg), applied: redis.NewScript(recordApplied), prefix: cfg.KeyPrefix}
+	_, cluster := rdb.(*redis.ClusterClient)
+	return &Store{rdb: rdb, eng: NewEngine(cfg), applied: redis.NewScript(recordApplied), prefix: cfg.KeyPrefix, cluster: cluster}
 }
 
 // KeyPrefix is what every key of the store starts with, before a colon.
@@ -138,6 +140,16 @@ func isNoScript(err error) bool {
 // worker may have loaded it halfway through this pipeline, and a call that
 // ran must not run twice.
 func evalAll(ctx context.Context, rdb redis.UniversalClient, script *redis.Script, keys []string, args [][]any) ([]*redis.Cmd, error) {
+	each := make([][]string, len(keys))
+	for i, k := range keys {
+		each[i] = []string{k}
+	}
+	return evalEach(ctx, rdb, script, each, args)
+}
+
+// evalEach is evalAll with keys of their own for each call (all of one
+// call in one slot).
+func evalEach(ctx context.Context, rdb redis.UniversalClient, script *redis.Script, keys [][]string, args [][]any) ([]*redis.Cmd, error) {
 	cmds := make([]*redis.Cmd, len(keys))
 	todo := make([]int, len(keys))
 	for i := range todo {
@@ -146,7 +158,7 @@ func evalAll(ctx context.Context, rdb redis.UniversalClient, script *redis.Scrip
 	for attempt := 0; ; attempt++ {
 		pipe := rdb.Pipeline()
 		for _, i := range todo {
-			cmds[i] = script.EvalSha(ctx, pipe, []string{keys[i]}, args[i]...)
+			cmds[i] = script.EvalSha(ctx, pipe, keys[i], args[i]...)
 		}
 		_, err := pipe.Exec(ctx)
 		if err == nil || attempt > 0 {
@@ -187,28 +199,46 @@ func (s *Store) RecordApplied(ctx context.Context, topic string, from, to map[in
 		}
 		args = append(args, p, prev, o)
 	}
-	res, err := s.applied.Run(ctx, s.rdb, []string{s.key("applied:" + topic)}, args...).StringSlice()
+	// Every copy (one on a single Redis): a partition refused by any is
+	// refused, and AlignApplied makes the copies agree again.
+	keys := s.bookKeys("applied:" + topic)
+	each, argv := make([][]string, len(keys)), make([][]any, len(keys))
+	for i, k := range keys {
+		each[i], argv[i] = []string{k}, args
+	}
+	cmds, err := evalEach(ctx, s.rdb, s.applied, each, argv)
 	if err != nil {
 		return nil, fmt.Errorf("record applied offsets: %w", err)
 	}
-	for _, v := range res {
-		p, err := strconv.ParseInt(v, 10, 32)
+	seen := map[int32]bool{}
+	for _, c := range cmds {
+		res, err := c.StringSlice()
 		if err != nil {
-			return nil, fmt.Errorf("record applied offsets: refused partition %q", v)
+			return nil, fmt.Errorf("record applied offsets: %w", err)
 		}
-		refused = append(refused, int32(p))
+		for _, v := range res {
+			p, err := strconv.ParseInt(v, 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("record applied offsets: refused partition %q", v)
+			}
+			if !seen[int32(p)] {
+				seen[int32(p)] = true
+				refused = append(refused, int32(p))
+			}
+		}
 	}
 	return refused, nil
 }
 
 // AppliedOffsets returns the highest applied offset per partition; a
-// partition with nothing applied is absent.
+// partition with nothing applied is absent. On a Redis Cluster it is the
+// lowest of the copies: where the shard that lost most stands.
 func (s *Store) AppliedOffsets(ctx context.Context, topic string) (map[int32]int64, error) {
-	m, err := s.rdb.HGetAll(ctx, s.key("applied:"+topic)).Result()
+	m, err := s.readOffsets(ctx, "applied offset", s.bookKeys("applied:"+topic))
 	if err != nil {
 		return nil, fmt.Errorf("read applied offsets: %w", err)
 	}
-	return parseOffsets("applied offset", m)
+	return m, nil
 }
 
 // parseOffsets reads a hash of partition -> offset.
@@ -227,11 +257,22 @@ func parseOffsets(what string, m map[string]string) (map[int32]int64, error) {
 
 // EnsureMarker writes the marker that says this Redis holds the ledger of
 // topic. It reports whether the marker was already there: a missing marker
-// on a Redis that should have one means Redis lost its data.
+// on a Redis that should have one means Redis lost its data. On a Redis
+// Cluster it is one of the copies missing: a shard lost its data.
 func (s *Store) EnsureMarker(ctx context.Context, topic string) (existed bool, err error) {
-	set, err := s.rdb.SetNX(ctx, s.key("marker:"+topic), time.Now().UTC().Format(time.RFC3339), 0).Result()
-	if err != nil {
+	keys := s.bookKeys("marker:" + topic)
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.BoolCmd, len(keys))
+	now := time.Now().UTC().Format(time.RFC3339)
+	for i, k := range keys {
+		cmds[i] = pipe.SetNX(ctx, k, now, 0)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return false, fmt.Errorf("ledger marker: %w", err)
+	}
+	set := false
+	for _, c := range cmds {
+		set = set || c.Val()
 	}
 	if set {
 		if err := s.rdb.Set(ctx, s.key("layout"), keyLayout, 0).Err(); err != nil {
@@ -262,7 +303,7 @@ func (s *Store) CheckLayout(ctx context.Context, topic string) error {
 	case err != redis.Nil:
 		return fmt.Errorf("ledger key layout: %w", err)
 	}
-	n, err := s.rdb.Exists(ctx, s.key("marker:"+topic)).Result()
+	n, err := s.rdb.Exists(ctx, s.bookKeys("marker:"+topic)[0]).Result()
 	if err != nil {
 		return fmt.Errorf("ledger key layout: %w", err)
 	}

@@ -123,7 +123,10 @@ func (s *Runs) Save(ctx context.Context, r *Run) error {
 	if err != nil {
 		return err
 	}
-	pipe := s.rdb.TxPipeline()
+	// The run's keys and the index are in different slots of a Redis
+	// Cluster: one pipeline, not one transaction. List skips an indexed
+	// run whose key is gone.
+	pipe := s.rdb.Pipeline()
 	pipe.Set(ctx, s.runKey(r.ID), b, s.retention)
 	pipe.Expire(ctx, s.exceptionsKey(r.ID), s.retention)
 	pipe.ZAdd(ctx, s.indexKey(), redis.Z{Score: float64(r.StartedAt.UnixMilli()), Member: r.ID})

@@ -261,10 +261,10 @@ func runCheckoutSuite(t *testing.T, mk func(t *testing.T) *stack) {
 		// counted and open, and its hold entry on the ledger.
 		rdb := redis.NewClient(&redis.Options{Addr: s.cfg.Redis.Addr, DB: s.cfg.Redis.DB})
 		defer rdb.Close()
-		if err := rdb.Incr(ctx, "sf:holdtry:o-1").Err(); err != nil {
+		if err := rdb.Incr(ctx, "sf:{hold:o-1}:try").Err(); err != nil {
 			t.Fatal(err)
 		}
-		if err := rdb.SAdd(ctx, "sf:holdopen:o-1", "o-1").Err(); err != nil {
+		if err := rdb.SAdd(ctx, "sf:{hold:o-1}:open", "o-1").Err(); err != nil {
 			t.Fatal(err)
 		}
 		loc, ttl, id := "L1", int64(3_600_000), "o-1"

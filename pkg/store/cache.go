@@ -50,7 +50,7 @@ type CacheStats struct {
 // client of database 0, so on any other database lookups read Redis as
 // everything else does.
 func OpenCache(cfg config.Redis) *Cache {
-	if !cfg.LookupCache || cfg.DB != 0 {
+	if !cfg.LookupCache || cfg.DB != 0 || cfg.Cluster() {
 		return nil
 	}
 	c := &Cache{}

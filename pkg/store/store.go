@@ -4,8 +4,10 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"strings"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -13,8 +15,12 @@ import (
 	"github.com/stockflow/stockflow/pkg/config"
 )
 
-// Open returns a client for cfg. No connection is made until the first command.
-func Open(cfg config.Redis) *redis.Client {
+// Open returns a client for cfg: of one Redis, or of a Redis Cluster when
+// cfg gives cluster seeds. No connection is made until the first command.
+func Open(cfg config.Redis) redis.UniversalClient {
+	if cfg.Cluster() {
+		return openCluster(cfg)
+	}
 	opts := &redis.Options{
 		DB: cfg.DB,
 		// Checkout lookups must fail fast rather than queue behind a slow Redis.
@@ -23,6 +29,27 @@ func Open(cfg config.Redis) *redis.Client {
 	}
 	secure(opts, cfg)
 	return redis.NewClient(opts)
+}
+
+// openCluster returns a Redis Cluster client. Its pools are per node; it
+// learns the slots from the seeds and follows MOVED and ASK as slots move
+// or a replica is promoted. Reads go to masters only: a replica may lag the
+// writes the folder has just made.
+func openCluster(cfg config.Redis) *redis.ClusterClient {
+	one := &redis.Options{}
+	secure(one, cfg)
+	return redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs:        cfg.ClusterAddrs,
+		Username:     one.Username,
+		Password:     one.Password,
+		TLSConfig:    one.TLSConfig,
+		Dialer:       one.Dialer,
+		PoolSize:     64,
+		MinIdleConns: 2,
+		// A failover takes the cluster a few seconds (cluster-node-timeout
+		// plus the election): keep following redirections meanwhile.
+		MaxRedirects: 16,
+	})
 }
 
 // secure sets the address, credentials and TLS of opts from cfg.
@@ -43,6 +70,9 @@ func secure(opts *redis.Options, cfg config.Redis) {
 // Ping reports whether Redis answers within ctx, and if not why, in words
 // an operator can act on (see Explain).
 func Ping(ctx context.Context, rdb redis.UniversalClient) error {
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		return pingCluster(ctx, cc)
+	}
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		var o *redis.Options
 		if c, ok := rdb.(interface{ Options() *redis.Options }); ok {
@@ -60,4 +90,34 @@ func StartEmbedded(addr string) (*miniredis.Miniredis, error) {
 		return nil, fmt.Errorf("start embedded redis on %s: %w", addr, err)
 	}
 	return m, nil
+}
+
+// pingCluster asks every master, so that one shard out of reach (its slots
+// unserved) is noticed, not only the node a lone PING happened to reach.
+func pingCluster(ctx context.Context, cc *redis.ClusterClient) error {
+	o := cc.Options()
+	if err := cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+		if err := node.Ping(ctx).Err(); err != nil {
+			return Explain(node.Options(), err)
+		}
+		return nil
+	}); err != nil {
+		if Misconfigured(err) || isConnError(err) {
+			return err
+		}
+		return Explain(&redis.Options{Addr: "cluster " + strings.Join(o.Addrs, ","), Username: o.Username, Password: o.Password}, err)
+	}
+	info, err := cc.ClusterInfo(ctx).Result()
+	if err != nil {
+		return Explain(&redis.Options{Addr: "cluster", Username: o.Username, Password: o.Password}, err)
+	}
+	if !strings.Contains(info, "cluster_state:ok") {
+		return &ConnError{msg: "redis: the cluster is not serving every slot (cluster_state is not ok): a shard has no master"}
+	}
+	return nil
+}
+
+func isConnError(err error) bool {
+	var e *ConnError
+	return errors.As(err, &e)
 }

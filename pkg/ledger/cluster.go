@@ -1,0 +1,214 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Masters returns the clients that together hold every key: rdb itself, or
+// on a Redis Cluster a client of each master (SCAN and other commands
+// without a key see one node's keys only).
+func Masters(ctx context.Context, rdb redis.UniversalClient) ([]redis.Cmdable, error) {
+	cc, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		return []redis.Cmdable{rdb}, nil
+	}
+	var (
+		mu    sync.Mutex
+		nodes []redis.Cmdable
+	)
+	if err := cc.ForEachMaster(ctx, func(_ context.Context, node *redis.Client) error {
+		mu.Lock()
+		nodes = append(nodes, node)
+		mu.Unlock()
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("list the cluster's masters: %w", err)
+	}
+	return nodes, nil
+}
+
+// On a Redis Cluster the store's own bookkeeping — the applied offsets, the
+// ledger marker, the index's caught-up offsets — is kept in copies, one in
+// each sixteenth of the slot space. A master owning a range of 1,024 slots
+// or more holds at least one copy, and a copy is written after the SKU
+// states it vouches for, on the same master: when a shard loses its data or
+// a failover promotes a replica that missed the last writes, its copies go
+// back with its states. Readers take the lowest copy, so the folder re-reads
+// the log from where the worst shard stands; the SKUs of the shards that
+// lost nothing are skipped by their watermarks and left as they are.
+const checkpointCopies = 16
+
+// checkpointTags are hash tags, the i-th in slots [i*1024, (i+1)*1024). The
+// '~' keeps them apart from every SKU (ids never carry one).
+var checkpointTags = func() [checkpointCopies]string {
+	var tags [checkpointCopies]string
+	found := 0
+	for n := 0; found < checkpointCopies; n++ {
+		tag := "~cp" + strconv.Itoa(n)
+		i := int(Slot(tag)) * checkpointCopies / 16384
+		if tags[i] == "" {
+			tags[i] = tag
+			found++
+		}
+	}
+	return tags
+}()
+
+// Slot is the Redis Cluster hash slot of key (its hash tag's, if any).
+func Slot(key string) uint16 {
+	if s := strings.IndexByte(key, '{'); s >= 0 {
+		if e := strings.IndexByte(key[s+1:], '}'); e > 0 {
+			key = key[s+1 : s+1+e]
+		}
+	}
+	var crc uint16
+	for i := 0; i < len(key); i++ {
+		crc ^= uint16(key[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return crc % 16384
+}
+
+// bookKeys are the keys of the store's bookkeeping named name: one on a
+// single Redis (the names of layout 2), the copies on a Redis Cluster.
+func (s *Store) bookKeys(name string) []string {
+	if !s.cluster {
+		return []string{s.key(name)}
+	}
+	out := make([]string, checkpointCopies)
+	for i, tag := range checkpointTags {
+		out[i] = s.prefix + ":{" + tag + "}:" + name
+	}
+	return out
+}
+
+// readOffsets reads the hashes of partition -> offset at keys and returns,
+// per partition, the lowest offset of all copies; a partition some copy
+// lacks is absent.
+func (s *Store) readOffsets(ctx context.Context, what string, keys []string) (map[int32]int64, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.HGetAll(ctx, k)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	var low map[int32]int64
+	for _, c := range cmds {
+		m, err := parseOffsets(what, c.Val())
+		if err != nil {
+			return nil, err
+		}
+		if low == nil {
+			low = m
+			continue
+		}
+		for p, o := range low {
+			if got, ok := m[p]; !ok {
+				delete(low, p)
+			} else if got < o {
+				low[p] = got
+			}
+		}
+	}
+	return low, nil
+}
+
+// ShardsLost names the bookkeeping copies of topic's ledger that are gone
+// while others remain: the shards holding them lost their data. Empty on a
+// single Redis, and when nothing or everything is gone.
+func (s *Store) ShardsLost(ctx context.Context, topic string) ([]string, error) {
+	keys := s.bookKeys("marker:" + topic)
+	if len(keys) == 1 {
+		return nil, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.IntCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.Exists(ctx, k)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("ledger markers: %w", err)
+	}
+	var lost []string
+	for i, c := range cmds {
+		if c.Val() == 0 {
+			lost = append(lost, fmt.Sprintf("%s (slot %d)", keys[i], Slot(keys[i])))
+		}
+	}
+	if len(lost) == len(keys) {
+		return nil, nil
+	}
+	return lost, nil
+}
+
+// lowerApplied brings every copy of topic's applied offsets down to low
+// for the partitions given (-1: forget the partition), leaving copies that
+// are already lower. Moving an applied offset back only makes the folder
+// read again what it has folded, which the watermarks skip.
+const lowerApplied = `
+for _, key in ipairs(KEYS) do
+  for i = 1, #ARGV, 2 do
+    local want = tonumber(ARGV[i + 1])
+    if want < 0 then
+      redis.call('HDEL', key, ARGV[i])
+    else
+      local cur = tonumber(redis.call('HGET', key, ARGV[i]))
+      if cur ~= nil and cur > want then
+        redis.call('HSET', key, ARGV[i], ARGV[i + 1])
+      end
+    end
+  end
+end
+return 0`
+
+var lowerScript = redis.NewScript(lowerApplied)
+
+// AlignApplied brings every copy of topic's applied offsets down to the
+// lowest, for the partitions given (their value as AppliedOffsets read it;
+// absent from low: none), so that the guarded moves of RecordApplied find
+// the same offset in every copy again. A no-op on a single Redis.
+func (s *Store) AlignApplied(ctx context.Context, topic string, partitions []int32, low map[int32]int64) error {
+	keys := s.bookKeys("applied:" + topic)
+	if len(keys) == 1 || len(partitions) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 2*len(partitions))
+	for _, p := range partitions {
+		o, ok := low[p]
+		if !ok {
+			o = -1
+		}
+		args = append(args, p, o)
+	}
+	each := make([][]string, len(keys))
+	argv := make([][]any, len(keys))
+	for i, k := range keys {
+		each[i], argv[i] = []string{k}, args
+	}
+	cmds, err := evalEach(ctx, s.rdb, lowerScript, each, argv)
+	if err == nil {
+		for _, c := range cmds {
+			if err = c.Err(); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("align applied offsets: %w", err)
+	}
+	return nil
+}
