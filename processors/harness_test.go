@@ -34,13 +34,13 @@ import (
 type env struct {
 	cfg   config.Config
 	codec *avro.Codec
-	rdb   *redis.Client
+	rdb   redis.UniversalClient
 	store *ledger.Store
 	prod  *kgo.Client
 	log   *slog.Logger
 }
 
-func newEnv(t *testing.T, cfg config.Config, rdb *redis.Client) *env {
+func newEnv(t *testing.T, cfg config.Config, rdb redis.UniversalClient) *env {
 	t.Helper()
 	codec, err := events.NewCodec(nil, 64<<10) // small, so an oversized record fits the broker
 	if err != nil {
@@ -53,7 +53,7 @@ func newEnv(t *testing.T, cfg config.Config, rdb *redis.Client) *env {
 	t.Cleanup(prod.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := kafka.EnsureTopics(ctx, kadm.NewClient(prod), int32(cfg.Kafka.Partitions), 1, kafka.Topics(cfg.Topics)); err != nil {
+	if err := kafka.EnsureTopics(ctx, kadm.NewClient(prod), int32(cfg.Kafka.Partitions), int16(max(cfg.Kafka.Replication, 1)), kafka.Topics(cfg.Topics)); err != nil {
 		t.Fatal(err)
 	}
 	var log *slog.Logger
@@ -62,7 +62,39 @@ func newEnv(t *testing.T, cfg config.Config, rdb *redis.Client) *env {
 	} else {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &env{cfg: cfg, codec: codec, rdb: rdb, store: ledger.New(rdb, ledger.Config{}), prod: prod, log: log}
+	return &env{cfg: cfg, codec: codec, rdb: rdb, store: ledger.New(rdb, ledger.Config{KeyPrefix: cfg.Redis.KeyPrefix}), prod: prod, log: log}
+}
+
+// forEachKey calls fn with every key of the env's prefix, on every master.
+func (e *env) forEachKey(t *testing.T, fn func(node redis.Cmdable, key string)) {
+	t.Helper()
+	ctx := context.Background()
+	nodes, err := ledger.Masters(ctx, e.rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		iter := n.Scan(ctx, 0, e.store.KeyPrefix()+":*", 1000).Iterator()
+		for iter.Next(ctx) {
+			fn(n, iter.Val())
+		}
+		if err := iter.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// loseRedis deletes every key of the env's prefix that keep says not to
+// keep (nil: every key), as a Redis that lost its data would.
+func (e *env) loseRedis(t *testing.T, keep func(key string) bool) {
+	t.Helper()
+	e.forEachKey(t, func(n redis.Cmdable, k string) {
+		if keep == nil || !keep(k) {
+			if err := n.Del(context.Background(), k).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
 }
 
 func embeddedEnv(t *testing.T) *env {

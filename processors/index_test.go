@@ -94,15 +94,12 @@ func testIndexSurvivesRedisLoss(t *testing.T, mkEnv func(t *testing.T) *env) {
 					e.send(t, e.topic(ev.Topic), decodeGoldenEvent(t, ev.Type, ev.Event))
 				}
 				e.caughtUp(t)
-				ctx := context.Background()
 				if !running {
 					p.stop()
 				}
 				// Everything goes: the ledger, the folder's offsets and
 				// marker, and the document index.
-				if err := e.rdb.FlushDB(ctx).Err(); err != nil {
-					t.Fatal(err)
-				}
+				e.loseRedis(t, nil)
 				if !running {
 					p = e.start(t, pipelineOpts{})
 				}
@@ -152,7 +149,13 @@ func TestNormalizerIndexRoundTripsPerPoll(t *testing.T) {
 	e.send(t, e.cfg.Topics.Supplier, supplier...)
 	e.start(t, pipelineOpts{noNorm: true}) // the folder, on a Redis client of its own
 
-	rdb := redis.NewClient(&redis.Options{Addr: e.rdb.Options().Addr})
+	var rdb redis.UniversalClient
+	switch c := e.rdb.(type) {
+	case *redis.Client:
+		rdb = redis.NewClient(c.Options())
+	case *redis.ClusterClient:
+		rdb = redis.NewClusterClient(c.Options())
+	}
 	t.Cleanup(func() { rdb.Close() })
 	var rt testenv.RoundTrips
 	rdb.AddHook(&rt)
@@ -160,7 +163,7 @@ func TestNormalizerIndexRoundTripsPerPoll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	norm := NewNormalizer(NormalizerConfig{Kafka: e.cfg.Kafka, Topics: e.cfg.Topics, InstanceID: "rt"}, e.codec, ledger.New(rdb, ledger.Config{}), catalog, e.log)
+	norm := NewNormalizer(NormalizerConfig{Kafka: e.cfg.Kafka, Topics: e.cfg.Topics, InstanceID: "rt"}, e.codec, ledger.New(rdb, ledger.Config{KeyPrefix: e.store.KeyPrefix()}), catalog, e.log)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 2)
 	go func() { done <- catalog.Run(ctx) }()

@@ -12,13 +12,13 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockflow/stockflow/pkg/config"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/kafka"
+	"github.com/stockflow/stockflow/pkg/store"
 )
 
 // stack is a running service plus a producer of source events.
@@ -259,12 +259,12 @@ func runCheckoutSuite(t *testing.T, mk func(t *testing.T) *stack) {
 		// What an instance leaves behind when it dies after producing the
 		// first attempt at hold "o-1" and before answering: the attempt
 		// counted and open, and its hold entry on the ledger.
-		rdb := redis.NewClient(&redis.Options{Addr: s.cfg.Redis.Addr, DB: s.cfg.Redis.DB})
+		rdb := store.Open(s.cfg.Redis)
 		defer rdb.Close()
-		if err := rdb.Incr(ctx, "sf:{hold:o-1}:try").Err(); err != nil {
+		if err := rdb.Incr(ctx, s.cfg.Redis.KeyPrefix+":{hold:o-1}:try").Err(); err != nil {
 			t.Fatal(err)
 		}
-		if err := rdb.SAdd(ctx, "sf:{hold:o-1}:open", "o-1").Err(); err != nil {
+		if err := rdb.SAdd(ctx, s.cfg.Redis.KeyPrefix+":{hold:o-1}:open", "o-1").Err(); err != nil {
 			t.Fatal(err)
 		}
 		loc, ttl, id := "L1", int64(3_600_000), "o-1"
