@@ -303,7 +303,7 @@ func (s *Store) CheckLayout(ctx context.Context, topic string) error {
 	case err != redis.Nil:
 		return fmt.Errorf("ledger key layout: %w", err)
 	}
-	n, err := s.rdb.Exists(ctx, s.bookKeys("marker:"+topic)[0]).Result()
+	n, err := s.rdb.Exists(ctx, s.bookKeys("marker:" + topic)[0]).Result()
 	if err != nil {
 		return fmt.Errorf("ledger key layout: %w", err)
 	}
