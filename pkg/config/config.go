@@ -65,6 +65,10 @@ type Kafka struct {
 	ReconcilerGroup string   `yaml:"reconciler_group"` // default stockflow-reconciler
 	Partitions      int      `yaml:"partitions"`       // for topics created at start; default 12
 	Replication     int      `yaml:"replication"`      // for topics created at start; default 1
+	// MinInsyncReplicas is min.insync.replicas of topics created at start:
+	// with acks=all, a write counts once this many replicas have it. 0:
+	// the broker's default. With replication 3, 2 survives one broker.
+	MinInsyncReplicas int `yaml:"min_insync_replicas"`
 	CreateTopics    bool     `yaml:"create_topics"`    // default true
 	// SessionTimeout is how long the group waits for a silent member
 	// before giving its partitions to others. Default 10s.
@@ -238,6 +242,7 @@ func (c *Config) options() []option {
 		{"kafka-reconciler-group", "consumer group of the snapshot reconciler", &c.Kafka.ReconcilerGroup},
 		{"kafka-partitions", "partitions of topics created at start", &c.Kafka.Partitions},
 		{"kafka-replication", "replication factor of topics created at start", &c.Kafka.Replication},
+		{"kafka-min-insync-replicas", "min.insync.replicas of topics created at start (0: the broker's default)", &c.Kafka.MinInsyncReplicas},
 		{"kafka-create-topics", "create missing topics at start", &c.Kafka.CreateTopics},
 		{"kafka-session-timeout", "how long the group waits for a silent member", &c.Kafka.SessionTimeout},
 		{"topic-inventory", "WMS inventory events topic", &c.Topics.Inventory},
@@ -533,6 +538,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Kafka.Replication < 1 || c.Kafka.Replication > 32 {
 		bad("kafka replication: %d is outside 1..32", c.Kafka.Replication)
+	}
+	if c.Kafka.MinInsyncReplicas < 0 || c.Kafka.MinInsyncReplicas > c.Kafka.Replication {
+		bad("kafka min insync replicas: %d is outside 0..%d (the replication)", c.Kafka.MinInsyncReplicas, c.Kafka.Replication)
 	}
 	seen := map[string]string{}
 	for _, t := range []struct{ name, value string }{

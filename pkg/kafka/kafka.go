@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -57,6 +58,23 @@ func Topics(t config.Topics) []TopicSpec {
 		{Name: t.Snapshots},
 		{Name: t.Reconciliation},
 	}
+}
+
+// WithMinInsync sets min.insync.replicas on every spec (n 0: leaves the
+// broker's default).
+func WithMinInsync(specs []TopicSpec, n int) []TopicSpec {
+	if n <= 0 {
+		return specs
+	}
+	out := make([]TopicSpec, len(specs))
+	for i, s := range specs {
+		c := map[string]*string{"min.insync.replicas": str(strconv.Itoa(n))}
+		for k, v := range s.Configs {
+			c[k] = v
+		}
+		out[i] = TopicSpec{Name: s.Name, Configs: c}
+	}
+	return out
 }
 
 // EnsureTopics creates each missing topic and waits until the broker's

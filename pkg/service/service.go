@@ -325,10 +325,11 @@ func prepareTopics(ctx context.Context, adm *kadm.Client, cfg config.Config, log
 	if err := kafka.WaitReady(ctx, adm, log); err != nil {
 		return err
 	}
-	specs := kafka.Topics(cfg.Topics)
+	specs := kafka.WithMinInsync(kafka.Topics(cfg.Topics), cfg.Kafka.MinInsyncReplicas)
 	if err := kafka.EnsureTopics(ctx, adm, int32(cfg.Kafka.Partitions), int16(cfg.Kafka.Replication), specs); err != nil {
 		return err
 	}
-	log.Info("topics ready", "count", len(specs), "partitions_for_new", strconv.Itoa(cfg.Kafka.Partitions))
+	log.Info("topics ready", "count", len(specs), "partitions_for_new", strconv.Itoa(cfg.Kafka.Partitions),
+		"replication_for_new", cfg.Kafka.Replication, "min_insync_for_new", cfg.Kafka.MinInsyncReplicas)
 	return nil
 }
