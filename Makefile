@@ -6,6 +6,7 @@ BIN      := bin/stockflow
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -X main.version=$(VERSION)
 STACK    := deploy/local/stack.sh
+CLUSTER  := deploy/local/cluster.sh
 FUZZTIME ?= 60s
 
 # Where the integration tests find the real stack (deploy/local defaults).
@@ -17,7 +18,7 @@ export STOCKFLOW_TEST_REDIS_TLS ?= 127.0.0.1:6390
 export STOCKFLOW_TEST_REDIS_TLS_DIR ?= $(CURDIR)/.stack/redis-tls
 export STOCKFLOW_TEST_JAEGER ?= http://127.0.0.1:16686
 
-.PHONY: bench bench-full screenshots all build run test test-unit test-deploy test-faults test-soak lint fmt-check vet fuzz stack-up stack-down stack-status clean
+.PHONY: bench bench-full screenshots all build run test test-unit test-deploy test-faults test-soak lint fmt-check vet fuzz stack-up stack-down stack-status cluster-up cluster-down cluster-status clean
 
 all: build
 
@@ -105,6 +106,18 @@ stack-down:
 
 stack-status:
 	$(STACK) status
+
+## cluster-up: a 3-node Kafka and a 3+3 Redis Cluster on 127.0.0.1 beside the stack (not used by `make test`)
+cluster-up:
+	$(CLUSTER) up
+
+## cluster-down: stop the local cluster (its data under .stack/cluster is kept)
+cluster-down:
+	$(CLUSTER) down
+
+## cluster-status: each cluster node's state
+cluster-status:
+	$(CLUSTER) status
 
 clean:
 	rm -rf bin .stack

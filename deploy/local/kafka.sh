@@ -4,28 +4,13 @@
 #   kafka.sh fetch|start|stop|status
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-KAFKA_HOME=$STOCKFLOW_CACHE/kafka-$KAFKA_VERSION
 KAFKA_DATA=$STACK_DATA/kafka
 PIDFILE=$STACK_DATA/kafka.pid
-
-fetch() {
-  if [ -f "$KAFKA_HOME/.complete" ]; then return 0; fi
-  command -v java >/dev/null || { log "java not found (Java 17 is required)"; exit 1; }
-  command -v mvn >/dev/null || { log "mvn not found (Maven resolves the Kafka jars)"; exit 1; }
-  log "resolving Apache Kafka $KAFKA_VERSION jars into $KAFKA_HOME"
-  rm -rf "$KAFKA_HOME"
-  mvn -q -B -f "$(dirname "${BASH_SOURCE[0]}")/kafka/pom.xml" \
-    -Dkafka.version="$KAFKA_VERSION" \
-    dependency:copy-dependencies -DincludeScope=runtime \
-    -DoutputDirectory="$KAFKA_HOME/libs"
-  touch "$KAFKA_HOME/.complete"
-}
+KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}
 
 java_run() {
-  java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
-    -Dlog4j2.configurationFile="$KAFKA_DATA/log4j2.properties" \
-    -Dkafka.logs.dir="$KAFKA_DATA/logs" \
-    -cp "$KAFKA_HOME/libs/*" "$@"
+  kafka_jvm "$KAFKA_DATA" "$KAFKA_HEAP_OPTS"
+  "${KAFKA_JVM[@]}" "$@"
 }
 
 write_config() {
@@ -55,20 +40,7 @@ auto.create.topics.enable=false
 log.retention.hours=-1
 log.segment.bytes=268435456
 PROPS
-  cat > "$KAFKA_DATA/log4j2.properties" <<PROPS
-status = warn
-appender.file.type = File
-appender.file.name = file
-appender.file.fileName = $KAFKA_DATA/logs/server.log
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.file.ref = file
-logger.kafka.name = kafka
-logger.kafka.level = INFO
-logger.apache.name = org.apache.kafka
-logger.apache.level = WARN
-PROPS
+  kafka_log4j_config "$KAFKA_DATA"
 }
 
 start() {
@@ -76,7 +48,7 @@ start() {
     log "kafka already listening on 127.0.0.1:$KAFKA_PORT"
     return 0
   fi
-  fetch
+  kafka_fetch
   write_config
   if [ ! -f "$KAFKA_DATA/data/meta.properties" ]; then
     local cluster_id
@@ -86,9 +58,8 @@ start() {
       -c "$KAFKA_DATA/server.properties" >"$KAFKA_DATA/logs/format.log" 2>&1
   fi
   log "starting kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT"
-  nohup java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
-    -Dlog4j2.configurationFile="$KAFKA_DATA/log4j2.properties" \
-    -cp "$KAFKA_HOME/libs/*" kafka.Kafka "$KAFKA_DATA/server.properties" \
+  kafka_jvm "$KAFKA_DATA" "$KAFKA_HEAP_OPTS"
+  nohup "${KAFKA_JVM[@]}" kafka.Kafka "$KAFKA_DATA/server.properties" \
     >"$KAFKA_DATA/logs/stdout.log" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
   if ! wait_for "kafka" 120 port_open "$KAFKA_PORT"; then
@@ -99,7 +70,7 @@ start() {
 }
 
 case "${1:-start}" in
-  fetch) fetch ;;
+  fetch) kafka_fetch ;;
   start) start ;;
   stop) stop_pid kafka "$PIDFILE" ;;
   status) port_open "$KAFKA_PORT" && echo "kafka: up (127.0.0.1:$KAFKA_PORT)" || echo "kafka: down" ;;

@@ -3,6 +3,7 @@
 set -euo pipefail
 
 STACK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+STACK_SCRIPTS=$STACK_ROOT/deploy/local
 # Downloads and builds live outside the clone so a fresh clone reuses them.
 STOCKFLOW_CACHE=${STOCKFLOW_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/stockflow}
 # Runtime data (logs, Kafka log dirs, Redis files, pid files) is git-ignored.
@@ -12,6 +13,8 @@ KAFKA_VERSION=${KAFKA_VERSION:-4.1.1}
 KAFKA_PORT=${KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
 REDIS_PORT=${REDIS_PORT:-6379}
+# The Kafka jars (deploy/local/kafka/pom.xml), shared by kafka.sh and cluster.sh.
+KAFKA_HOME=$STOCKFLOW_CACHE/kafka-$KAFKA_VERSION
 JAEGER_VERSION=${JAEGER_VERSION:-v1.76.0}
 JAEGER_OTLP_GRPC_PORT=4317
 JAEGER_OTLP_HTTP_PORT=4318
@@ -63,3 +66,52 @@ stop_pid() {
   kill -9 "$pid" 2>/dev/null || true
   rm -f "$file"
 }
+
+# kafka_fetch: resolves the Apache Kafka jars into $KAFKA_HOME (once).
+kafka_fetch() {
+  if [ -f "$KAFKA_HOME/.complete" ]; then return 0; fi
+  command -v java >/dev/null || { log "java not found (Java 17 is required)"; exit 1; }
+  command -v mvn >/dev/null || { log "mvn not found (Maven resolves the Kafka jars)"; exit 1; }
+  log "resolving Apache Kafka $KAFKA_VERSION jars into $KAFKA_HOME"
+  rm -rf "$KAFKA_HOME"
+  mvn -q -B -f "$STACK_SCRIPTS/kafka/pom.xml" \
+    -Dkafka.version="$KAFKA_VERSION" \
+    dependency:copy-dependencies -DincludeScope=runtime \
+    -DoutputDirectory="$KAFKA_HOME/libs"
+  touch "$KAFKA_HOME/.complete"
+}
+
+# kafka_log4j_config DIR: writes DIR/log4j2.properties, which logs to
+# DIR/logs/server.log.
+kafka_log4j_config() {
+  local dir=$1
+  mkdir -p "$dir/logs"
+  cat >"$dir/log4j2.properties" <<PROPS
+status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = $dir/logs/server.log
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = file
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.apache.name = org.apache.kafka
+logger.apache.level = WARN
+PROPS
+}
+
+# kafka_jvm DIR HEAP_OPTS: sets the array KAFKA_JVM to the java command line
+# (without the main class) for the Kafka jars, logging as configured by
+# kafka_log4j_config DIR. HEAP_OPTS is word-split ("-Xms256m -Xmx1g").
+kafka_jvm() {
+  local dir=$1 heap
+  read -r -a heap <<<"$2"
+  # shellcheck disable=SC2034 # read by the callers
+  KAFKA_JVM=(java "${heap[@]}" -XX:+UseG1GC -Djava.awt.headless=true
+    -Dlog4j2.configurationFile="$dir/log4j2.properties"
+    -Dkafka.logs.dir="$dir/logs"
+    -cp "$KAFKA_HOME/libs/*")
+}
+
