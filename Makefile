@@ -18,7 +18,7 @@ export STOCKFLOW_TEST_REDIS_TLS ?= 127.0.0.1:6390
 export STOCKFLOW_TEST_REDIS_TLS_DIR ?= $(CURDIR)/.stack/redis-tls
 export STOCKFLOW_TEST_JAEGER ?= http://127.0.0.1:16686
 
-.PHONY: bench bench-full screenshots all build run test test-unit test-deploy test-faults test-soak lint fmt-check vet fuzz stack-up stack-down stack-status cluster-up cluster-down cluster-status clean
+.PHONY: bench bench-full screenshots all build run test test-unit test-deploy test-faults test-soak lint fmt-check vet fuzz stack-up stack-down stack-status cluster-up cluster-down cluster-status clean test-cluster
 
 all: build
 
@@ -121,3 +121,11 @@ cluster-status:
 
 clean:
 	rm -rf bin .stack
+
+CLUSTER_ENV = STOCKFLOW_TEST_KAFKA=127.0.0.1:29092,127.0.0.1:29093,127.0.0.1:29094 STOCKFLOW_TEST_KAFKA_REPLICATION=3 \
+	STOCKFLOW_TEST_REDIS_CLUSTER=127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003
+
+## test-cluster: the ledger, pipeline and checkout suites, then the failover
+## scenarios, on the cluster stack (3 Kafka brokers, a 3+3 Redis Cluster)
+test-cluster: cluster-up
+	$(CLUSTER_ENV) $(GO) test -tags cluster -count=1 -timeout 30m ./pkg/ledger ./processors ./pkg/service

@@ -50,6 +50,7 @@ import (
 	"github.com/stockflow/stockflow/pkg/kafka"
 	"github.com/stockflow/stockflow/pkg/ledger"
 	"github.com/stockflow/stockflow/pkg/sim"
+	"github.com/stockflow/stockflow/pkg/store"
 	"github.com/stockflow/stockflow/pkg/testenv"
 	"github.com/stockflow/stockflow/processors"
 )
@@ -119,10 +120,17 @@ type proc struct {
 func newScenario(t *testing.T) *scenario {
 	t.Helper()
 	s := &scenario{t: t, cfg: testenv.Config(t, 0), dir: t.TempDir()}
-	s.cfg.Kafka.Partitions = 6
 	s.cfg.Redis.DB = 0
 	s.cfg.Redis.Addr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	s.startRedis(true)
+	s.setUp()
+	return s
+}
+
+// setUp makes the scenario's topics (6 partitions) and producer.
+func (s *scenario) setUp() {
+	t := s.t
+	s.cfg.Kafka.Partitions = 6
 	codec, err := events.NewCodec(nil, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +143,8 @@ func newScenario(t *testing.T) *scenario {
 	s.adm = kadm.NewClient(s.prod)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := kafka.EnsureTopics(ctx, s.adm, 6, 1, kafka.Topics(s.cfg.Topics)); err != nil {
+	specs := kafka.WithMinInsync(kafka.Topics(s.cfg.Topics), s.cfg.Kafka.MinInsyncReplicas)
+	if err := kafka.EnsureTopics(ctx, s.adm, 6, int16(s.cfg.Kafka.Replication), specs); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -151,7 +160,6 @@ func newScenario(t *testing.T) *scenario {
 			s.redis.Wait()
 		}
 	})
-	return s
 }
 
 // startRedis runs redis-server on the scenario's port, with AOF (everysec)
@@ -199,8 +207,20 @@ func (s *scenario) waitPort(addr string) {
 	s.t.Fatalf("%s not listening", addr)
 }
 
-func (s *scenario) rdb() *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: s.cfg.Redis.Addr})
+// rdb is a client of the scenario's Redis (a Redis Cluster's, in cluster
+// mode); store is the ledger in it.
+func (s *scenario) rdb() redis.UniversalClient { return store.Open(s.cfg.Redis) }
+
+func (s *scenario) store(rdb redis.UniversalClient) *ledger.Store {
+	return ledger.New(rdb, ledger.Config{KeyPrefix: s.cfg.Redis.KeyPrefix})
+}
+
+// redisFlags point a stockflow command at the scenario's Redis.
+func (s *scenario) redisFlags() []string {
+	if s.cfg.Redis.Cluster() {
+		return []string{"-redis-cluster-addrs", strings.Join(s.cfg.Redis.ClusterAddrs, ","), "-redis-key-prefix", s.cfg.Redis.KeyPrefix}
+	}
+	return []string{"-redis-addr", s.cfg.Redis.Addr, "-redis-key-prefix", s.cfg.Redis.KeyPrefix}
 }
 
 // start runs `stockflow serve` as a process; extra holds STOCKFLOW_*=...
@@ -209,15 +229,16 @@ func (s *scenario) start(name string, extra ...string) *proc {
 	s.t.Helper()
 	t := s.cfg.Topics
 	p := &proc{name: name, http: fmt.Sprintf("127.0.0.1:%d", freePort(s.t)), done: make(chan struct{})}
-	args := []string{"serve",
-		"-kafka-brokers", strings.Join(s.cfg.Kafka.Brokers, ","), "-redis-addr", s.cfg.Redis.Addr,
+	args := append([]string{"serve",
+		"-kafka-brokers", strings.Join(s.cfg.Kafka.Brokers, ","),
+		"-kafka-replication", strconv.Itoa(s.cfg.Kafka.Replication), "-kafka-min-insync-replicas", strconv.Itoa(s.cfg.Kafka.MinInsyncReplicas),
 		"-kafka-normalizer-group", s.cfg.Kafka.NormalizerGroup, "-kafka-folder-group", s.cfg.Kafka.FolderGroup,
 		"-kafka-reconciler-group", s.cfg.Kafka.ReconcilerGroup, "-topic-snapshots", t.Snapshots, "-topic-reconciliation", t.Reconciliation,
 		"-topic-inventory", t.Inventory, "-topic-orders", t.Orders, "-topic-supplier", t.Supplier, "-topic-catalog", t.Catalog,
 		"-topic-ledger", t.Ledger, "-topic-availability", t.Availability, "-topic-alerts", t.Alerts, "-topic-dlq", t.DLQ, "-topic-index", t.Index,
 		"-http-addr", p.http, "-log-format", "json", "-rate-limit", "0", "-groups", "G=L1",
 		"-kafka-session-timeout", "6s", "-instance-id", instanceName(name), "-log-level", logLevel(),
-	}
+	}, s.redisFlags()...)
 	env := os.Environ()
 	for _, x := range extra {
 		if strings.HasPrefix(x, "STOCKFLOW_") {
@@ -400,8 +421,9 @@ func (s *scenario) keepLogs(dump bool) {
 func (s *scenario) verify() {
 	s.t.Helper()
 	t := s.cfg.Topics
-	out, err := exec.Command(binary, "verify", "-kafka-brokers", strings.Join(s.cfg.Kafka.Brokers, ","), "-redis-addr", s.cfg.Redis.Addr,
-		"-topic-ledger", t.Ledger, "-topic-dlq", t.DLQ, "-log-format", "text").CombinedOutput()
+	args := append([]string{"verify", "-kafka-brokers", strings.Join(s.cfg.Kafka.Brokers, ","),
+		"-topic-ledger", t.Ledger, "-topic-dlq", t.DLQ, "-log-format", "text"}, s.redisFlags()...)
+	out, err := exec.Command(binary, args...).CombinedOutput()
 	if err != nil || !bytes.Contains(out, []byte("LEDGER==FOLD")) {
 		s.t.Fatalf("stockflow verify: %v\n%s", err, lastLines(out, 40))
 	}
@@ -513,7 +535,7 @@ func (s *scenario) equalsReference(seed uint64, n int) {
 	want := reference(s.t, seed, n)
 	rdb := s.rdb()
 	defer rdb.Close()
-	got := snapshot(s.t, ledger.New(rdb, ledger.Config{}))
+	got := snapshot(s.t, s.store(rdb))
 	if len(want) == 0 {
 		s.t.Fatal("the reference ledger is empty")
 	}
@@ -536,7 +558,7 @@ func (s *scenario) equalsReference(seed uint64, n int) {
 		ends, err := s.adm.ListEndOffsets(context.Background(), s.cfg.Topics.Ledger)
 		var total int64
 		ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
-		applied, _ := ledger.New(rdb, ledger.Config{}).AppliedOffsets(context.Background(), s.cfg.Topics.Ledger)
+		applied, _ := s.store(rdb).AppliedOffsets(context.Background(), s.cfg.Topics.Ledger)
 		s.t.Fatalf("ledger differs from an undisturbed fold of the same events (ledger log end offsets sum to %d (err %v), Redis applied offsets %v):\n%s",
 			total, err, applied, strings.Join(diffs, "\n"))
 	}
@@ -574,7 +596,7 @@ func (s *scenario) outputsMatchLedger() {
 	rdb := s.rdb()
 	defer rdb.Close()
 	var diffs []string
-	for k, c := range snapshot(s.t, ledger.New(rdb, ledger.Config{})) {
+	for k, c := range snapshot(s.t, s.store(rdb)) {
 		a, ok := last[k]
 		if !ok {
 			if c != (ledger.Components{}) {
@@ -830,7 +852,7 @@ func TestFaults(t *testing.T) {
 		before := func() map[string]ledger.Components {
 			rdb := s.rdb()
 			defer rdb.Close()
-			return snapshot(t, ledger.New(rdb, ledger.Config{}))
+			return snapshot(t, s.store(rdb))
 		}()
 		s.killRedis()
 		os.Remove(filepath.Join(s.dir, "appendonly.aof"))
@@ -841,7 +863,7 @@ func TestFaults(t *testing.T) {
 		waitFor(t, 3*time.Minute, func() bool {
 			rdb := s.rdb()
 			defer rdb.Close()
-			after := snapshot(t, ledger.New(rdb, ledger.Config{}))
+			after := snapshot(t, s.store(rdb))
 			return fmt.Sprint(after) == fmt.Sprint(before)
 		})
 		t.Logf("RESULT redis-lost-rebuild: ledger rebuilt identically in %v", time.Since(start).Round(100*time.Millisecond))
@@ -918,7 +940,7 @@ func TestFaults(t *testing.T) {
 		rec := s.caughtUp(2 * time.Minute)
 		rdb := s.rdb()
 		defer rdb.Close()
-		st := ledger.New(rdb, ledger.Config{})
+		st := s.store(rdb)
 		var first int64
 		for i, sku := range skus {
 			p, err := st.Position(ctx, sku, "L1", time.Now())
@@ -973,7 +995,7 @@ func TestFaults(t *testing.T) {
 		}
 		rdb := s.rdb()
 		defer rdb.Close()
-		if p, _ := ledger.New(rdb, ledger.Config{}).Position(ctx, "POISON", "L1", time.Now()); p.OnHand != 3 {
+		if p, _ := s.store(rdb).Position(ctx, "POISON", "L1", time.Now()); p.OnHand != 3 {
 			t.Fatalf("the good record after the poison: on hand %d, want 3", p.OnHand)
 		}
 		s.verify()
@@ -1013,7 +1035,7 @@ func TestFaults(t *testing.T) {
 		rec := s.caughtUp(2 * time.Minute)
 		rdb := s.rdb()
 		defer rdb.Close()
-		p, err := ledger.New(rdb, ledger.Config{}).Position(ctx, "TXN", "L1", time.Now())
+		p, err := s.store(rdb).Position(ctx, "TXN", "L1", time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1036,7 +1058,6 @@ func TestFaults(t *testing.T) {
 		}
 		s.caughtUp(2 * time.Minute)
 		var mu sync.Mutex
-		answers := map[string][]int{}
 		stop := make(chan struct{})
 		var faults sync.WaitGroup
 		var instanceKills, brokerKills atomic.Int64
@@ -1070,88 +1091,21 @@ func TestFaults(t *testing.T) {
 				brokerKills.Add(1)
 			}
 		}()
-		client := &http.Client{Timeout: 15 * time.Second}
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, 40)
-		pace := time.NewTicker(30 * time.Millisecond) // the storm outlasts several kills
-		for i := 0; i < requests; i++ {
-			<-pace.C
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				id := fmt.Sprint("storm-", i)
-				body := fmt.Sprintf(`{"hold_id":%q,"ttl_seconds":3600,"lines":[{"sku":"STORM","location":"L1","quantity":1}]}`, id)
-				for attempt := 0; attempt < 200; attempt++ {
-					mu.Lock()
-					target := []*proc{a, b}[(i+attempt)%2]
-					mu.Unlock()
-					resp, err := client.Post("http://"+target.http+"/v1/holds", "application/json", strings.NewReader(body))
-					if err != nil {
-						time.Sleep(250 * time.Millisecond)
-						continue
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					mu.Lock()
-					answers[id] = append(answers[id], resp.StatusCode)
-					mu.Unlock()
-					if resp.StatusCode == 201 || resp.StatusCode == 409 {
-						// Ask once more: a retry must get the same answer.
-						if r2, err := client.Post("http://"+a.http+"/v1/holds", "application/json", strings.NewReader(body)); err == nil {
-							io.Copy(io.Discard, r2.Body)
-							r2.Body.Close()
-							mu.Lock()
-							answers[id] = append(answers[id], r2.StatusCode)
-							mu.Unlock()
-						}
-						return
-					}
-					time.Sleep(250 * time.Millisecond)
-				}
-			}()
-		}
-		pace.Stop()
-		wg.Wait()
+		answers, _ := s.holdStorm(requests, 30*time.Millisecond, func(k int) *proc { // the storm outlasts several kills
+			mu.Lock()
+			defer mu.Unlock()
+			return []*proc{a, b}[k%2]
+		})
 		close(stop)
 		faults.Wait()
 		if instanceKills.Load() == 0 || brokerKills.Load() == 0 {
 			t.Fatalf("the storm ended before the faults: %d instance kills, %d broker kills", instanceKills.Load(), brokerKills.Load())
 		}
-		held, undecided, unavailable := 0, 0, 0
-		for i := 0; i < requests; i++ {
-			id := fmt.Sprint("storm-", i)
-			codes := answers[id]
-			final := 0
-			for _, c := range codes {
-				switch c {
-				case 201, 409:
-					if final != 0 && c != final {
-						t.Fatalf("%s answered %v: two different decisions", id, codes)
-					}
-					final = c
-				case 503:
-					unavailable++
-				}
-			}
-			switch final {
-			case 201:
-				held++
-			case 0:
-				undecided++
-			}
-		}
-		if undecided > 0 {
-			t.Fatalf("%d of %d hold requests never got a decision", undecided, requests)
-		}
-		if held > stock {
-			t.Fatalf("%d holds accepted on %d units: oversold", held, stock)
-		}
+		held, unavailable := checkStorm(t, answers, requests, stock)
 		rec := s.caughtUp(2 * time.Minute)
 		rdb := s.rdb()
 		defer rdb.Close()
-		p, err := ledger.New(rdb, ledger.Config{}).Position(ctx, "STORM", "L1", time.Now())
+		p, err := s.store(rdb).Position(ctx, "STORM", "L1", time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1163,6 +1117,98 @@ func TestFaults(t *testing.T) {
 			held, requests, stock, unavailable, instanceKills.Load(), brokerKills.Load())
 		s.report("hold-storm-under-kills", requests, rec)
 	})
+}
+
+// holdStorm sends requests holds of one unit of STORM@L1, one every pace,
+// each to target(k) for its k-th try (k counts on across requests), retried
+// until decided (201 or 409) and then asked once more: a retry must get the
+// same answer. It returns every answer per hold_id, and when each decision
+// came.
+func (s *scenario) holdStorm(requests int, pace time.Duration, target func(k int) *proc) (map[string][]int, []time.Time) {
+	var mu sync.Mutex
+	answers := map[string][]int{}
+	var decided []time.Time
+	client := &http.Client{Timeout: 15 * time.Second}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 40)
+	tick := time.NewTicker(pace)
+	defer tick.Stop()
+	for i := 0; i < requests; i++ {
+		<-tick.C
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			id := fmt.Sprint("storm-", i)
+			body := fmt.Sprintf(`{"hold_id":%q,"ttl_seconds":3600,"lines":[{"sku":"STORM","location":"L1","quantity":1}]}`, id)
+			for attempt := 0; attempt < 200; attempt++ {
+				resp, err := client.Post("http://"+target(i+attempt).http+"/v1/holds", "application/json", strings.NewReader(body))
+				if err != nil {
+					time.Sleep(250 * time.Millisecond)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				mu.Lock()
+				answers[id] = append(answers[id], resp.StatusCode)
+				if resp.StatusCode == 201 || resp.StatusCode == 409 {
+					decided = append(decided, time.Now())
+				}
+				mu.Unlock()
+				if resp.StatusCode == 201 || resp.StatusCode == 409 {
+					if r2, err := client.Post("http://"+target(i+attempt+1).http+"/v1/holds", "application/json", strings.NewReader(body)); err == nil {
+						io.Copy(io.Discard, r2.Body)
+						r2.Body.Close()
+						mu.Lock()
+						answers[id] = append(answers[id], r2.StatusCode)
+						mu.Unlock()
+					}
+					return
+				}
+				time.Sleep(250 * time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	return answers, decided
+}
+
+// checkStorm fails the test unless every hold got one decision, the same
+// each time it was asked, and no more were held than stock; it returns
+// how many were held and how many answers were 503.
+func checkStorm(t *testing.T, answers map[string][]int, requests, stock int) (held, unavailable int) {
+	t.Helper()
+	undecided := 0
+	for i := 0; i < requests; i++ {
+		id := fmt.Sprint("storm-", i)
+		codes := answers[id]
+		final := 0
+		for _, c := range codes {
+			switch c {
+			case 201, 409:
+				if final != 0 && c != final {
+					t.Fatalf("%s answered %v: two different decisions", id, codes)
+				}
+				final = c
+			case 503:
+				unavailable++
+			}
+		}
+		switch final {
+		case 201:
+			held++
+		case 0:
+			undecided++
+		}
+	}
+	if undecided > 0 {
+		t.Fatalf("%d of %d hold requests never got a decision", undecided, requests)
+	}
+	if held > stock {
+		t.Fatalf("%d holds accepted on %d units: oversold", held, stock)
+	}
+	return held, unavailable
 }
 
 // produce sends source events to their topics, keyed as their producers key them.
@@ -1283,7 +1329,7 @@ func (d indexDocs) check(s *scenario, before bool) {
 	ctx := context.Background()
 	rdb := s.rdb()
 	defer rdb.Close()
-	st := ledger.New(rdb, ledger.Config{})
+	st := s.store(rdb)
 	p, err := st.Position(ctx, idxSKU, idxLoc, time.Now())
 	if err != nil {
 		s.t.Fatal(err)

@@ -66,7 +66,7 @@ func ClusterConfig(t testing.TB) config.Config {
 	cfg.Redis.ClusterAddrs = RedisClusterAddrs(t)
 	cfg.Redis.KeyPrefix = prefix
 	if r := env("STOCKFLOW_TEST_KAFKA_REPLICATION", ""); r == "3" {
-		cfg.Kafka.Replication = 3
+		cfg.Kafka.Replication, cfg.Kafka.MinInsyncReplicas = 3, 2
 	}
 	return cfg
 }
