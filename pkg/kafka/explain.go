@@ -99,7 +99,7 @@ func Explain(cfg config.Kafka, err error) error {
 		e.msg = "kafka: the listener at " + at + " does not enable SASL mechanism " + mech + " (check -kafka-sasl-mechanism against the listener's sasl.enabled.mechanisms)"
 	case errors.Is(err, kerr.IllegalSaslState):
 		e.Misconfigured = true
-		e.msg = "kafka: the listener at " + at + " does not take SASL " + mech + " there (is it a listener without SASL? check the port and -kafka-sasl-mechanism)"
+		e.msg = "kafka: the listener at " + at + " does not use SASL (" + mech + " was tried): use the port of its SASL listener, or leave -kafka-sasl-mechanism empty"
 	case errors.As(err, &unknownCA):
 		e.Misconfigured = true
 		if cfg.TLSCA != "" {
@@ -112,13 +112,17 @@ func Explain(cfg config.Kafka, err error) error {
 		e.msg = "kafka: TLS handshake with " + at + " failed: " + badHost.Error() + " (set -kafka-tls-server-name to a name the certificate carries)"
 	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
 		e.Misconfigured = true
-		e.msg = "kafka: TLS handshake with " + at + " failed: the broker's certificate has expired or is not valid yet: " + invalid.Detail + " (renew the broker's certificate, or check this machine's clock)"
+		when := "has expired"
+		if !strings.Contains(invalid.Detail, " is after ") {
+			when = "is not valid yet"
+		}
+		e.msg = "kafka: TLS handshake with " + at + " failed: the broker's certificate " + when + ": " + invalid.Detail + " (renew the broker's certificate, or check this machine's clock)"
 	case errors.As(err, &invalid), errors.As(err, &verify):
 		e.Misconfigured = true
 		e.msg = "kafka: TLS handshake with " + at + " failed: the broker's certificate was refused: " + text
 	case errors.As(err, &header):
 		e.Misconfigured = true
-		e.msg = "kafka: TLS handshake with " + at + " failed: the broker does not speak TLS on this port (use its TLS listener's port, or leave TLS off for a plaintext listener)"
+		e.msg = "kafka: TLS to a plaintext port: the broker at " + at + " does not speak TLS there (use the port of its TLS listener, or leave TLS off)"
 	case strings.Contains(text, "remote error: tls: "):
 		// The broker refused the handshake, most often for a client
 		// certificate it wanted and did not get, or does not trust. Under
@@ -127,15 +131,19 @@ func Explain(cfg config.Kafka, err error) error {
 		e.Misconfigured = true
 		alert := text[strings.Index(text, "remote error: tls: ")+len("remote error: "):]
 		e.msg = "kafka: TLS handshake with " + at + " failed: the broker refused it (" + alert + "): " + clientCertProblem(cfg)
+	case strings.Contains(text, "plaintext connection speaking to a tls endpoint"):
+		// franz-go read a TLS alert where a Kafka response should be.
+		e.Misconfigured = true
+		e.msg = plaintextToTLS(at)
 	case errors.As(err, &firstEOF):
 		// The broker hung up on the first exchange: the two ends do not
 		// speak the same protocol on this port.
 		e.Misconfigured = true
 		switch {
 		case cfg.UsesTLS():
-			e.msg = "kafka: the broker at " + at + " closed the connection during the TLS handshake: the port is not a TLS listener (use the TLS listener's port, or leave TLS off for a plaintext listener)"
+			e.msg = "kafka: TLS to a plaintext port: the broker at " + at + " closed the connection during the TLS handshake (use the port of its TLS listener, or leave TLS off)"
 		case strings.Contains(text, "requires TLS"):
-			e.msg = "kafka: the broker at " + at + " closed the connection at once: the port is a TLS listener (set -kafka-tls, with -kafka-tls-ca for a private CA)"
+			e.msg = plaintextToTLS(at)
 		default:
 			e.msg = "kafka: the broker at " + at + " closed the connection after the first request: the listener requires SASL or TLS (set -kafka-sasl-mechanism, -kafka-tls)"
 		}
@@ -156,6 +164,10 @@ func Explain(cfg config.Kafka, err error) error {
 		e.msg = strings.ReplaceAll(e.msg, pw, "[redacted]")
 	}
 	return e
+}
+
+func plaintextToTLS(at string) string {
+	return "kafka: plaintext to a TLS port: the broker at " + at + " expects TLS (set -kafka-tls, with -kafka-tls-ca for a private CA, or use the port of its plaintext listener)"
 }
 
 // principal names who authenticates: the user, or where the token is from.
