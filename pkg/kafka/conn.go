@@ -19,7 +19,10 @@ import (
 // seed brokers, the client id, TLS and SASL. Every client Stockflow makes
 // starts from them, whatever else it sets.
 func Conn(cfg config.Kafka) []kgo.Opt {
-	opts := []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.ClientID(cfg.ClientID)}
+	opts := []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}
+	if cfg.ClientID != "" {
+		opts = append(opts, kgo.ClientID(cfg.ClientID))
+	}
 	tc, err := cfg.TLSConfig()
 	if err != nil {
 		// Validated at load, so the files changed since. Fail every dial
