@@ -16,6 +16,12 @@ export STOCKFLOW_TEST_REDIS ?= 127.0.0.1:6379
 # directory holding its CA, client certificate and password.
 export STOCKFLOW_TEST_REDIS_TLS ?= 127.0.0.1:6390
 export STOCKFLOW_TEST_REDIS_TLS_DIR ?= $(CURDIR)/.stack/redis-tls
+# The local broker's SASL_SSL listener, its SSL listener requiring client
+# certificates, and the directory holding their CA, certificates and the
+# SASL user's password (deploy/local/kafka-tls.sh).
+export STOCKFLOW_TEST_KAFKA_SASL_SSL ?= 127.0.0.1:9094
+export STOCKFLOW_TEST_KAFKA_MTLS ?= 127.0.0.1:9095
+export STOCKFLOW_TEST_KAFKA_TLS_DIR ?= $(CURDIR)/.stack/kafka-tls
 export STOCKFLOW_TEST_JAEGER ?= http://127.0.0.1:16686
 
 .PHONY: bench bench-full screenshots all build run test test-unit test-deploy test-faults test-soak lint fmt-check vet fuzz stack-up stack-down stack-status cluster-up cluster-down cluster-status clean test-cluster

@@ -21,6 +21,7 @@ import (
 
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/kafka"
 )
 
 // Dead-letter error classes beyond the decoder's (see pkg/avro).
@@ -49,7 +50,7 @@ func leaveGroup(k config.Kafka, group, instanceID string, log *slog.Logger) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers...), kgo.ClientID(k.ClientID))
+	cl, err := kgo.NewClient(kafka.Conn(k)...)
 	if err != nil {
 		log.Warn("leaving the group", "group", group, "err", err)
 		return

@@ -12,6 +12,7 @@ import (
 	"github.com/stockflow/stockflow/atp"
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/kafka"
 	"github.com/stockflow/stockflow/pkg/ledger"
 )
 
@@ -127,9 +128,7 @@ func (f *Folder) Stats() FolderStats {
 // offsets recorded and its offsets committed, unless the grace period ran
 // out first (which the watermarks make safe too).
 func (f *Folder) Run(ctx context.Context) error {
-	opts := append([]kgo.Opt{
-		kgo.SeedBrokers(f.cfg.Kafka.Brokers...),
-		kgo.ClientID(f.cfg.Kafka.ClientID),
+	opts := append(kafka.Conn(f.cfg.Kafka),
 		kgo.ConsumerGroup(f.cfg.Kafka.FolderGroup),
 		kgo.SessionTimeout(sessionTimeout(f.cfg.Kafka)),
 		kgo.ConsumeTopics(f.cfg.Topics.Ledger),
@@ -144,7 +143,8 @@ func (f *Folder) Run(ctx context.Context) error {
 		kgo.OnPartitionsRevoked(f.revoked),
 		kgo.OnPartitionsLost(f.revoked),
 		kgo.RetryTimeout(0),
-	}, f.cfg.ExtraOpts...)
+	)
+	opts = append(opts, f.cfg.ExtraOpts...)
 	if f.cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(f.cfg.InstanceID))
 	}

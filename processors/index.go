@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stockflow/stockflow/pkg/kafka"
 	"github.com/stockflow/stockflow/pkg/ledger"
 )
 
@@ -90,11 +91,11 @@ func (n *Normalizer) catchUp(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(n.cfg.Kafka.Brokers...), kgo.ClientID(n.cfg.Kafka.ClientID),
+	cl, err := kgo.NewClient(append(kafka.Conn(n.cfg.Kafka),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Transaction markers take offsets too: seeing them, the reader
 		// knows exactly when it has reached the last stable offset.
-		kgo.KeepControlRecords())
+		kgo.KeepControlRecords())...)
 	if err != nil {
 		return 0, fmt.Errorf("index topic client: %w", err)
 	}

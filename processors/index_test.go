@@ -45,7 +45,7 @@ func (e *env) caughtUp(t *testing.T) {
 func (e *env) deadLetters(t *testing.T) []string {
 	t.Helper()
 	var classes []string
-	err := ScanDeadLetters(context.Background(), e.cfg.Kafka.Brokers, e.cfg.Topics.DLQ, ReplayFilter{}, func(d DeadLetter) error {
+	err := ScanDeadLetters(context.Background(), kafka.Conn(e.cfg.Kafka), e.cfg.Topics.DLQ, ReplayFilter{}, func(d DeadLetter) error {
 		classes = append(classes, d.Class+": "+d.Message)
 		return nil
 	})

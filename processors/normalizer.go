@@ -20,6 +20,7 @@ import (
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/config"
 	"github.com/stockflow/stockflow/pkg/events"
+	"github.com/stockflow/stockflow/pkg/kafka"
 	"github.com/stockflow/stockflow/pkg/ledger"
 )
 
@@ -127,14 +128,12 @@ func (n *Normalizer) Run(ctx context.Context) error {
 // session runs one transactional session until ctx ends or it fails.
 func (n *Normalizer) session(ctx context.Context) error {
 	t := n.cfg.Topics
-	opts := append([]kgo.Opt{
-		kgo.SeedBrokers(n.cfg.Kafka.Brokers...),
-		kgo.ClientID(n.cfg.Kafka.ClientID),
-		kgo.TransactionalID(n.cfg.Kafka.ClientID + "-normalizer-" + n.cfg.InstanceID),
+	opts := append(kafka.Conn(n.cfg.Kafka),
+		kgo.TransactionalID(n.cfg.Kafka.ClientID+"-normalizer-"+n.cfg.InstanceID),
 		// A restarted instance with the same InstanceID fences its
 		// predecessor's open transaction at once; otherwise it holds
 		// back read_committed readers until it times out.
-		kgo.TransactionTimeout(30 * time.Second),
+		kgo.TransactionTimeout(30*time.Second),
 		kgo.ConsumerGroup(n.cfg.Kafka.NormalizerGroup),
 		kgo.SessionTimeout(sessionTimeout(n.cfg.Kafka)),
 		kgo.ConsumeTopics(t.Inventory, t.Orders, t.Supplier, t.Catalog),
@@ -149,7 +148,8 @@ func (n *Normalizer) session(ctx context.Context) error {
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 		kgo.ProducerLinger(0),
 		kgo.RetryTimeout(0),
-	}, n.cfg.ExtraOpts...)
+	)
+	opts = append(opts, n.cfg.ExtraOpts...)
 	if n.cfg.InstanceID != "" {
 		// A static member: a restart with the same InstanceID takes its
 		// partitions back at once (Run leaves the group when it stops).
@@ -413,7 +413,7 @@ func (n *Normalizer) bootstrapOffsets(ctx context.Context) {
 func (n *Normalizer) bootstrap(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(n.cfg.Kafka.Brokers...), kgo.ClientID(n.cfg.Kafka.ClientID))
+	cl, err := kgo.NewClient(kafka.Conn(n.cfg.Kafka)...)
 	if err != nil {
 		return fmt.Errorf("bootstrap client: %w", err)
 	}

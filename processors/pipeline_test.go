@@ -14,6 +14,7 @@ import (
 
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/events"
+	"github.com/stockflow/stockflow/pkg/kafka"
 )
 
 func sp(s string) *string { return &s }
@@ -205,7 +206,7 @@ func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 			var avail *events.AvailabilityChanged
 			var back []string
 			ctx := context.Background()
-			err := ReadTopic(ctx, e.cfg.Kafka.Brokers, e.cfg.Topics.Availability, nil, func(r *kgo.Record) error {
+			err := ReadTopic(ctx, kafka.Conn(e.cfg.Kafka), e.cfg.Topics.Availability, nil, func(r *kgo.Record) error {
 				if v, err := e.codec.Decode(ctx, r.Value); err == nil {
 					avail = v.(*events.AvailabilityChanged)
 				}
@@ -214,7 +215,7 @@ func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 			if err != nil {
 				return err
 			}
-			err = ReadTopic(ctx, e.cfg.Kafka.Brokers, e.cfg.Topics.Alerts, nil, func(r *kgo.Record) error {
+			err = ReadTopic(ctx, kafka.Conn(e.cfg.Kafka), e.cfg.Topics.Alerts, nil, func(r *kgo.Record) error {
 				if v, err := e.codec.Decode(ctx, r.Value); err == nil && v.(*events.StockAlert).AlertType == events.AlertBackInStock {
 					back = append(back, v.(*events.StockAlert).AlertID)
 				}

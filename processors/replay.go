@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockflow/stockflow/pkg/kafka"
 )
 
 // ReplayFilter selects dead letters. Zero fields match everything.
@@ -80,10 +83,11 @@ func (f ReplayFilter) match(d DeadLetter) bool {
 	return true
 }
 
-// ScanDeadLetters reads the whole dead-letter topic as it stands now and
-// calls fn for each record that matches.
-func ScanDeadLetters(ctx context.Context, brokers []string, topic string, f ReplayFilter, fn func(DeadLetter) error) error {
-	return ReadTopic(ctx, brokers, topic, nil, func(r *kgo.Record) error {
+// ScanDeadLetters reads the whole dead-letter topic as it stands now, with a
+// client of its own made from conn (kafka.Conn), and calls fn for each
+// record that matches.
+func ScanDeadLetters(ctx context.Context, conn []kgo.Opt, topic string, f ReplayFilter, fn func(DeadLetter) error) error {
+	return ReadTopic(ctx, conn, topic, nil, func(r *kgo.Record) error {
 		if d := DescribeDeadLetter(r); f.match(d) {
 			return fn(d)
 		}
@@ -91,13 +95,14 @@ func ScanDeadLetters(ctx context.Context, brokers []string, topic string, f Repl
 	})
 }
 
-// ReadTopic reads topic from the start (read_committed) and calls fn for
-// each data record below until[partition] (exclusive), or, with until nil,
-// below the end offsets the topic has when the call starts.
-func ReadTopic(ctx context.Context, brokers []string, topic string, until map[int32]int64, fn func(*kgo.Record) error) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic),
+// ReadTopic reads topic from the start (read_committed), with a client of
+// its own made from conn (kafka.Conn), and calls fn for each data record
+// below until[partition] (exclusive), or, with until nil, below the end
+// offsets the topic has when the call starts.
+func ReadTopic(ctx context.Context, conn []kgo.Opt, topic string, until map[int32]int64, fn func(*kgo.Record) error) error {
+	cl, err := kgo.NewClient(append(slices.Clip(conn), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords()) // markers take offsets too: the ends are reached exactly
+		kgo.KeepControlRecords())...) // markers take offsets too: the ends are reached exactly
 	if err != nil {
 		return fmt.Errorf("read %s: %w", topic, err)
 	}
@@ -177,9 +182,9 @@ func readRange(ctx context.Context, cl *kgo.Client, topic string, until, pos map
 // replay header. Replays are safe to repeat: event_id dedupe applies a
 // replayed event once. It returns how many records were replayed.
 func Replay(ctx context.Context, prod *kgo.Client, dlqTopic string, f ReplayFilter, log *slog.Logger) (int, error) {
-	brokers := prod.OptValue(kgo.SeedBrokers).([]string)
 	var recs []*kgo.Record
-	err := ScanDeadLetters(ctx, brokers, dlqTopic, f, func(d DeadLetter) error {
+	// Read as the producer connects: the same brokers, TLS and SASL.
+	err := ScanDeadLetters(ctx, kafka.ConnOf(prod), dlqTopic, f, func(d DeadLetter) error {
 		if d.SourceTopic == "" {
 			return nil
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/config"
 	"github.com/stockflow/stockflow/pkg/events"
+	"github.com/stockflow/stockflow/pkg/kafka"
 	"github.com/stockflow/stockflow/pkg/reconcile"
 )
 
@@ -118,9 +119,7 @@ func (s *Snapshots) session(ctx context.Context) error {
 			s.log.Warn("commit snapshot offsets on revoke", "err", err)
 		}
 	}
-	opts := append([]kgo.Opt{
-		kgo.SeedBrokers(s.cfg.Kafka.Brokers...),
-		kgo.ClientID(s.cfg.Kafka.ClientID),
+	opts := append(kafka.Conn(s.cfg.Kafka),
 		kgo.ConsumerGroup(s.cfg.Kafka.ReconcilerGroup),
 		kgo.SessionTimeout(sessionTimeout(s.cfg.Kafka)),
 		kgo.ConsumeTopics(topic),
@@ -130,7 +129,8 @@ func (s *Snapshots) session(ctx context.Context) error {
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsRevoked(revoked),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { st.drop(m[topic]) }),
-	}, s.cfg.ExtraOpts...)
+	)
+	opts = append(opts, s.cfg.ExtraOpts...)
 	if s.cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(s.cfg.InstanceID))
 	}

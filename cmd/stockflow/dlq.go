@@ -83,7 +83,7 @@ func dlq(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DLQ\tTIME\tCLASS\tSOURCE\tREPLAYED\tMESSAGE")
 	byClass := map[string]int{}
-	err = processors.ScanDeadLetters(ctx, cfg.Kafka.Brokers, cfg.Topics.DLQ, f, func(d processors.DeadLetter) error {
+	err = processors.ScanDeadLetters(ctx, kafka.Conn(cfg.Kafka), cfg.Topics.DLQ, f, func(d processors.DeadLetter) error {
 		byClass[d.Class]++
 		fmt.Fprintf(tw, "%d:%d\t%s\t%s\t%s/%d@%d\t%v\t%s\n", d.Partition, d.Offset, d.Time.Format(time.RFC3339),
 			d.Class, d.SourceTopic, d.SourcePartition, d.SourceOffset, d.Replayed, d.Message)

@@ -574,7 +574,7 @@ func (s *scenario) outputsMatchLedger() {
 	ctx := context.Background()
 	last := map[string]*events.AvailabilityChanged{}
 	n := 0
-	err := processors.ReadTopic(ctx, s.cfg.Kafka.Brokers, s.cfg.Topics.Availability, nil, func(r *kgo.Record) error {
+	err := processors.ReadTopic(ctx, kafka.Conn(s.cfg.Kafka), s.cfg.Topics.Availability, nil, func(r *kgo.Record) error {
 		if r.Attrs.IsControl() {
 			return nil
 		}
@@ -981,7 +981,7 @@ func TestFaults(t *testing.T) {
 		}
 		rec := s.caughtUp(2 * time.Minute)
 		classes := map[string]bool{}
-		err := processors.ScanDeadLetters(ctx, s.cfg.Kafka.Brokers, s.cfg.Topics.DLQ, processors.ReplayFilter{}, func(d processors.DeadLetter) error {
+		err := processors.ScanDeadLetters(ctx, kafka.Conn(s.cfg.Kafka), s.cfg.Topics.DLQ, processors.ReplayFilter{}, func(d processors.DeadLetter) error {
 			classes[d.Class] = true
 			return nil
 		})
@@ -1248,7 +1248,7 @@ func (s *scenario) produce(evs ...events.Source) {
 func (s *scenario) deadLetters() []string {
 	s.t.Helper()
 	var out []string
-	err := processors.ScanDeadLetters(context.Background(), s.cfg.Kafka.Brokers, s.cfg.Topics.DLQ, processors.ReplayFilter{}, func(d processors.DeadLetter) error {
+	err := processors.ScanDeadLetters(context.Background(), kafka.Conn(s.cfg.Kafka), s.cfg.Topics.DLQ, processors.ReplayFilter{}, func(d processors.DeadLetter) error {
 		out = append(out, d.Class+": "+d.Message)
 		return nil
 	})

@@ -12,6 +12,10 @@ STACK_DATA=${STACK_DATA:-$STACK_ROOT/.stack}
 KAFKA_VERSION=${KAFKA_VERSION:-4.1.1}
 KAFKA_PORT=${KAFKA_PORT:-9092}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
+# The same broker's secured listeners (deploy/local/kafka-tls.sh): SASL_SSL,
+# and SSL requiring a client certificate.
+KAFKA_SASL_SSL_PORT=${KAFKA_SASL_SSL_PORT:-9094}
+KAFKA_MTLS_PORT=${KAFKA_MTLS_PORT:-9095}
 REDIS_PORT=${REDIS_PORT:-6379}
 # The Kafka jars (deploy/local/kafka/pom.xml), shared by kafka.sh and cluster.sh.
 KAFKA_HOME=$STOCKFLOW_CACHE/kafka-$KAFKA_VERSION

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole local stack: Kafka (KRaft), Redis (plain, and TLS with an ACL
-# user for the secured-connection tests) and Jaeger on 127.0.0.1, and
+# The whole local stack: Kafka (KRaft; PLAINTEXT, and SASL_SSL and SSL
+# listeners for the secured-connection tests), Redis (plain, and TLS with an
+# ACL user for the secured-connection tests) and Jaeger on 127.0.0.1, and
 # the headless chromium the console's browser tests use.
 #   stack.sh up|down|status
 set -euo pipefail

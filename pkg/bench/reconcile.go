@@ -55,7 +55,7 @@ func (r *Run) Reconcile(ctx context.Context) error {
 	defer func() { stop(); <-done }()
 
 	// The sender as `stockflow reconcile` runs it, its own client.
-	prod, err := kgo.NewClient(kgo.SeedBrokers(r.cfg.Kafka.Brokers...), kgo.ProducerLinger(5*time.Millisecond))
+	prod, err := kgo.NewClient(r.opts(kgo.ProducerLinger(5 * time.Millisecond))...)
 	if err != nil {
 		return err
 	}
@@ -197,13 +197,13 @@ func (r *Run) reconcilePassThrough(ctx context.Context, n int) (time.Duration, e
 		return 0, err
 	}
 	defer r.adm.DeleteTopics(context.WithoutCancel(ctx), topic)
-	prod, err := kgo.NewClient(kgo.SeedBrokers(r.cfg.Kafka.Brokers...), kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(50_000))
+	prod, err := kgo.NewClient(r.opts(kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(50_000))...)
 	if err != nil {
 		return 0, err
 	}
 	defer prod.Close()
-	cons, err := kgo.NewClient(kgo.SeedBrokers(r.cfg.Kafka.Brokers...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	cons, err := kgo.NewClient(r.opts(kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
 	if err != nil {
 		return 0, err
 	}

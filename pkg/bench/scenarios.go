@@ -293,16 +293,16 @@ func (r *Run) ioFloor(ctx context.Context) (float64, error) {
 	t := r.cfg.Topics
 	group := r.cfg.Kafka.NormalizerGroup + ".floor"
 	defer r.adm.DeleteGroups(context.WithoutCancel(ctx), group, group+".out")
-	sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(r.cfg.Kafka.Brokers...), kgo.TransactionalID("bench-floor-"+t.Ledger),
+	sess, err := kgo.NewGroupTransactSession(r.opts(kgo.TransactionalID("bench-floor-"+t.Ledger),
 		kgo.ConsumerGroup(group), kgo.ConsumeTopics(t.Inventory, t.Orders, t.Supplier, t.Catalog),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.RequireStableFetchOffsets(),
-		kgo.ProducerLinger(0))
+		kgo.ProducerLinger(0))...)
 	if err != nil {
 		return 0, err
 	}
 	defer sess.Close()
-	out, err := kgo.NewClient(kgo.SeedBrokers(r.cfg.Kafka.Brokers...), kgo.ConsumerGroup(group+".out"), kgo.ConsumeTopics(scratch),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
+	out, err := kgo.NewClient(r.opts(kgo.ConsumerGroup(group+".out"), kgo.ConsumeTopics(scratch),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())...)
 	if err != nil {
 		return 0, err
 	}
@@ -369,10 +369,10 @@ func (r *Run) passThrough(ctx context.Context) (float64, error) {
 		return 0, err
 	}
 	t := r.cfg.Topics
-	sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(r.cfg.Kafka.Brokers...), kgo.TransactionalID("bench-pass-"+t.Ledger),
+	sess, err := kgo.NewGroupTransactSession(r.opts(kgo.TransactionalID("bench-pass-"+t.Ledger),
 		kgo.ConsumerGroup(r.cfg.Kafka.NormalizerGroup+".passthrough"), kgo.ConsumeTopics(t.Inventory, t.Orders, t.Supplier, t.Catalog),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.RequireStableFetchOffsets(),
-		kgo.ProducerLinger(0))
+		kgo.ProducerLinger(0))...)
 	if err != nil {
 		return 0, err
 	}
@@ -395,8 +395,8 @@ func (r *Run) passThrough(ctx context.Context) (float64, error) {
 			return 0, err
 		}
 	}
-	rd, err := kgo.NewClient(kgo.SeedBrokers(r.cfg.Kafka.Brokers...), kgo.ConsumeTopics(scratch),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	rd, err := kgo.NewClient(r.opts(kgo.ConsumeTopics(scratch),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
 	if err != nil {
 		return 0, err
 	}
@@ -414,7 +414,7 @@ func (r *Run) passThrough(ctx context.Context) (float64, error) {
 // ledgerEntries counts the entries of the whole ledger log.
 func (r *Run) ledgerEntries(ctx context.Context) (int, error) {
 	n := 0
-	err := processors.ReadTopic(ctx, r.cfg.Kafka.Brokers, r.cfg.Topics.Ledger, nil, func(*kgo.Record) error {
+	err := processors.ReadTopic(ctx, kafka.Conn(r.cfg.Kafka), r.cfg.Topics.Ledger, nil, func(*kgo.Record) error {
 		n++
 		return nil
 	})
@@ -744,8 +744,8 @@ func (r *Run) oversold(ctx context.Context) (int, error) {
 
 func (r *Run) roundTrip(ctx context.Context, n int) (Latencies, error) {
 	topic := r.cfg.Topics.Alerts // any topic of the run; read from its end
-	cons, err := kgo.NewClient(kgo.SeedBrokers(r.cfg.Kafka.Brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()),
-		kgo.FetchMaxWait(50*time.Millisecond))
+	cons, err := kgo.NewClient(r.opts(kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()),
+		kgo.FetchMaxWait(50*time.Millisecond))...)
 	if err != nil {
 		return Latencies{}, err
 	}
@@ -785,8 +785,8 @@ func pollFor(ctx context.Context, cl *kgo.Client, d time.Duration) kgo.Fetches {
 // the time from produce to its AvailabilityChanged on the output topic.
 func (r *Run) Freshness(ctx context.Context) error {
 	r.running(ctx)
-	cons, err := kgo.NewClient(kgo.SeedBrokers(r.cfg.Kafka.Brokers...), kgo.ConsumeTopics(r.cfg.Topics.Availability),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchMaxWait(50*time.Millisecond))
+	cons, err := kgo.NewClient(r.opts(kgo.ConsumeTopics(r.cfg.Topics.Availability),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchMaxWait(50*time.Millisecond))...)
 	if err != nil {
 		return err
 	}
@@ -915,4 +915,10 @@ func (r *Run) Memory(ctx context.Context) error {
 		fmt.Sprintf("%d bytes per bare position hash; %d bytes per position with its lines, holds, journal, dedupe ids and lineage",
 			bare/sampled, all/positions), "—", 0, fmt.Sprintf("%d positions, MEMORY USAGE sampled", positions)})
 	return nil
+}
+
+// opts are the options of a client of the bench's own: the connection
+// to the brokers (kafka.Conn), then extra.
+func (r *Run) opts(extra ...kgo.Opt) []kgo.Opt {
+	return append(kafka.Conn(r.cfg.Kafka), extra...)
 }

@@ -73,6 +73,36 @@ type Kafka struct {
 	// SessionTimeout is how long the group waits for a silent member
 	// before giving its partitions to others. Default 10s.
 	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// TLS connects to the brokers with TLS, verifying their certificates
+	// against the system's roots unless TLSCA is set. Any TLS* setting
+	// below implies it.
+	TLS bool `yaml:"tls"`
+	// TLSCA is a PEM bundle of the CAs the brokers' certificates must
+	// chain to (a private CA); empty: the system's roots.
+	TLSCA string `yaml:"tls_ca"`
+	// TLSCert and TLSKey are a PEM client certificate and its key, for
+	// brokers that authenticate clients by certificate; both or neither.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// TLSServerName is the name every broker's certificate must carry;
+	// default: the host each broker is dialed at.
+	TLSServerName string `yaml:"tls_server_name"`
+	// SASLMechanism authenticates to the brokers: plain, scram-sha-256,
+	// scram-sha-512 or oauthbearer. Empty: no SASL.
+	SASLMechanism string `yaml:"sasl_mechanism"`
+	// SASLUsername and SASLPassword are the credentials of plain and
+	// scram-*. SASLPasswordFile holds the password instead (a trailing
+	// newline is dropped), so that it need not sit in the environment or
+	// the process list; Load reads it into SASLPassword.
+	SASLUsername     string `yaml:"sasl_username"`
+	SASLPassword     string `yaml:"sasl_password"`
+	SASLPasswordFile string `yaml:"sasl_password_file"`
+	// SASLTokenFile and SASLTokenCommand give oauthbearer its token, one
+	// or the other: the file is read again, or the command (run by sh)
+	// run again, for every authentication, so a token can be rotated
+	// while Stockflow runs.
+	SASLTokenFile    string `yaml:"sasl_token_file"`
+	SASLTokenCommand string `yaml:"sasl_token_command"`
 }
 
 // Topics names every topic Stockflow reads or writes.
@@ -245,6 +275,17 @@ func (c *Config) options() []option {
 		{"kafka-min-insync-replicas", "min.insync.replicas of topics created at start (0: the broker's default)", &c.Kafka.MinInsyncReplicas},
 		{"kafka-create-topics", "create missing topics at start", &c.Kafka.CreateTopics},
 		{"kafka-session-timeout", "how long the group waits for a silent member", &c.Kafka.SessionTimeout},
+		{"kafka-tls", "connect to Kafka with TLS", &c.Kafka.TLS},
+		{"kafka-tls-ca", "PEM file of the CAs the brokers' certificates must chain to (implies TLS; empty: system roots)", &c.Kafka.TLSCA},
+		{"kafka-tls-cert", "PEM client certificate for Kafka, with -kafka-tls-key (implies TLS)", &c.Kafka.TLSCert},
+		{"kafka-tls-key", "PEM key of -kafka-tls-cert (implies TLS)", &c.Kafka.TLSKey},
+		{"kafka-tls-server-name", "name every broker's certificate must carry (implies TLS; default: the host each broker is dialed at)", &c.Kafka.TLSServerName},
+		{"kafka-sasl-mechanism", "Kafka SASL mechanism: plain, scram-sha-256, scram-sha-512, oauthbearer (empty: no SASL)", &c.Kafka.SASLMechanism},
+		{"kafka-sasl-username", "Kafka SASL user (plain, scram-*)", &c.Kafka.SASLUsername},
+		{"kafka-sasl-password", "Kafka SASL password (plain, scram-*)", &c.Kafka.SASLPassword},
+		{"kafka-sasl-password-file", "file holding the Kafka SASL password (instead of -kafka-sasl-password)", &c.Kafka.SASLPasswordFile},
+		{"kafka-sasl-token-file", "file holding the oauthbearer token, read again at every authentication", &c.Kafka.SASLTokenFile},
+		{"kafka-sasl-token-command", "command (run by sh) printing the oauthbearer token, run again at every authentication", &c.Kafka.SASLTokenCommand},
 		{"topic-inventory", "WMS inventory events topic", &c.Topics.Inventory},
 		{"topic-orders", "order events topic", &c.Topics.Orders},
 		{"topic-supplier", "supplier events topic", &c.Topics.Supplier},
@@ -374,6 +415,9 @@ func (l *Loader) Load(args []string, getenv func(string) string) (Config, error)
 	if cfg.Embedded && l.Stores && cfg.Redis.UsesTLS() {
 		errs = append(errs, errors.New("redis tls: set with no -redis-addr, but the embedded Redis has no TLS"))
 	}
+	if cfg.Embedded && l.Stores && (cfg.Kafka.UsesTLS() || cfg.Kafka.SASLMechanism != "") {
+		errs = append(errs, errors.New("kafka tls and sasl: set with no -kafka-brokers, but the embedded Kafka has neither"))
+	}
 	if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -388,6 +432,14 @@ func (l *Loader) Load(args []string, getenv func(string) string) (Config, error)
 			return Config{}, &Error{errs: []error{fmt.Errorf("redis password file: %w", err)}}
 		}
 		cfg.Redis.Password, cfg.Redis.PasswordFile = pw, ""
+	}
+	if cfg.Kafka.SASLPasswordFile != "" {
+		// As for Redis: read once, at start.
+		pw, err := readPasswordFile(cfg.Kafka.SASLPasswordFile)
+		if err != nil {
+			return Config{}, &Error{errs: []error{fmt.Errorf("kafka sasl password file: %w", err)}}
+		}
+		cfg.Kafka.SASLPassword, cfg.Kafka.SASLPasswordFile = pw, ""
 	}
 	return cfg, nil
 }
@@ -522,6 +574,7 @@ func (c *Config) Validate() error {
 	if c.Redis.LookupCacheMaxAge < 10*time.Millisecond || c.Redis.LookupCacheMaxAge > time.Hour {
 		bad("lookup cache max age: %v is outside 10ms..1h", c.Redis.LookupCacheMaxAge)
 	}
+	errs = append(errs, c.Kafka.securityProblems()...)
 	if c.Kafka.ClientID == "" {
 		bad("kafka client id: must not be empty")
 	}

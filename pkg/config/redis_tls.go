@@ -2,8 +2,6 @@ package config
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -45,65 +43,13 @@ func (r Redis) tlsProblems() []error {
 // buildTLS returns every problem found, not the first, so that Validate
 // can report them all at once.
 func (r Redis) buildTLS() (*tls.Config, []error) {
-	var errs []error
-	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: r.TLSServerName}
-	if c.ServerName == "" {
+	s := tlsSettings{flag: "redis", ca: r.TLSCA, cert: r.TLSCert, key: r.TLSKey, serverName: r.TLSServerName}
+	if s.serverName == "" {
 		if host, _, err := net.SplitHostPort(r.Addr); err == nil {
-			c.ServerName = host
+			s.serverName = host
 		}
 	}
-	if r.TLSCA != "" {
-		pool, err := loadCAs(r.TLSCA)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("ca %s: %w", r.TLSCA, err))
-		}
-		c.RootCAs = pool
-	}
-	switch {
-	case r.TLSCert != "" && r.TLSKey != "":
-		pair, err := tls.LoadX509KeyPair(r.TLSCert, r.TLSKey)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("client certificate %s with key %s: %w", r.TLSCert, r.TLSKey, err))
-		} else {
-			c.Certificates = []tls.Certificate{pair}
-		}
-	case r.TLSCert != "":
-		errs = append(errs, errors.New("-redis-tls-cert is set without -redis-tls-key"))
-	case r.TLSKey != "":
-		errs = append(errs, errors.New("-redis-tls-key is set without -redis-tls-cert"))
-	}
-	return c, errs
-}
-
-// loadCAs reads a PEM bundle, refusing one with no certificate or with a
-// block that does not parse, rather than trusting less than was meant.
-func loadCAs(path string) (*x509.CertPool, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	n := 0
-	for rest := data; ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		cert, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("certificate %d: %w", n+1, err)
-		}
-		pool.AddCert(cert)
-		n++
-	}
-	if n == 0 {
-		return nil, errors.New("no PEM certificate in the file")
-	}
-	return pool, nil
+	return s.config()
 }
 
 func readPasswordFile(path string) (string, error) {

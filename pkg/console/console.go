@@ -74,9 +74,10 @@ type Config struct {
 	// Metrics is the process's Prometheus registry: the overview samples it
 	// into a short history of its own.
 	Metrics prometheus.Gatherer
-	// Dead letters: the brokers and topic to read them from, a producer to
-	// replay them to their source topics, and the codec to decode them.
-	Brokers  []string
+	// Dead letters: the connection to the brokers (kafka.Conn) and the
+	// topic to read them from, a producer to replay them to their source
+	// topics, and the codec to decode them.
+	Kafka    []kgo.Opt
 	DLQTopic string
 	Producer *kgo.Client
 	Codec    *avro.Codec

@@ -421,7 +421,7 @@ func (c *Console) listDeadLetters(ctx context.Context, f dlqFilter) (*dlqListing
 	groups := map[[2]string]*dlqGroup{}
 	q := strings.ToLower(f.Q)
 	var kept []*deadLetter
-	err = processors.ScanDeadLetters(ctx, c.cfg.Brokers, c.cfg.DLQTopic, processors.ReplayFilter{}, func(d processors.DeadLetter) error {
+	err = processors.ScanDeadLetters(ctx, c.cfg.Kafka, c.cfg.DLQTopic, processors.ReplayFilter{}, func(d processors.DeadLetter) error {
 		dl := describe(d, marks)
 		l.Total++
 		k := [2]string{dl.Class, dl.SourceTopic}
@@ -461,7 +461,7 @@ func (c *Console) listDeadLetters(ctx context.Context, f dlqFilter) (*dlqListing
 }
 
 func (c *Console) dlqConfigured() error {
-	if c.cfg.DLQTopic == "" || len(c.cfg.Brokers) == 0 {
+	if c.cfg.DLQTopic == "" || len(c.cfg.Kafka) == 0 {
 		return errors.New("the console is not configured with the brokers and dead-letter topic to read")
 	}
 	return nil
@@ -523,7 +523,7 @@ func (c *Console) findDeadLetters(ctx context.Context, f processors.ReplayFilter
 		return nil, err
 	}
 	var ds []processors.DeadLetter
-	err := processors.ScanDeadLetters(ctx, c.cfg.Brokers, c.cfg.DLQTopic, f, func(d processors.DeadLetter) error {
+	err := processors.ScanDeadLetters(ctx, c.cfg.Kafka, c.cfg.DLQTopic, f, func(d processors.DeadLetter) error {
 		ds = append(ds, d)
 		return nil
 	})

@@ -94,7 +94,7 @@ func newHarness(t *testing.T) *harness {
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { rdb.Close() })
 	con, err := console.New(console.Config{
-		Brokers: brokers, DLQTopic: dlqTopic, Producer: prod, Codec: codec, Redis: rdb,
+		Kafka: []kgo.Opt{kgo.SeedBrokers(brokers...)}, DLQTopic: dlqTopic, Producer: prod, Codec: codec, Redis: rdb,
 		Keys: map[string][]string{adminKey: {"admin"}, readKey: {"read"}},
 	})
 	if err != nil {
@@ -226,7 +226,7 @@ func errorOf(body string) string {
 func (h *harness) replayed() []string {
 	h.t.Helper()
 	var out []string
-	err := processors.ReadTopic(context.Background(), h.brokers, sourceTopic, nil, func(r *kgo.Record) error {
+	err := processors.ReadTopic(context.Background(), []kgo.Opt{kgo.SeedBrokers(h.brokers...)}, sourceTopic, nil, func(r *kgo.Record) error {
 		v, ok := processors.Header(r, processors.HeaderReplay)
 		if !ok {
 			h.t.Errorf("record %s on the source topic without a replay header", r.Key)

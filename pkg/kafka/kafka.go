@@ -21,15 +21,14 @@ import (
 	"github.com/stockflow/stockflow/pkg/telemetry"
 )
 
-// ClientOpts are the options every Stockflow client shares.
+// ClientOpts are the options of a client that keeps trying: the
+// connection (Conn) and retries without end, then extra.
 func ClientOpts(cfg config.Kafka, extra ...kgo.Opt) []kgo.Opt {
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.ClientID(cfg.ClientID),
+	opts := append(Conn(cfg),
 		// The broker may be restarting: keep retrying requests instead of failing them.
 		kgo.RetryTimeout(0),
-		kgo.RequestRetries(1 << 30),
-	}
+		kgo.RequestRetries(1<<30),
+	)
 	return append(opts, extra...)
 }
 
@@ -126,8 +125,11 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, partitions int32, repli
 	}
 }
 
-// WaitReady blocks until a broker answers a metadata request, or ctx ends.
-func WaitReady(ctx context.Context, adm *kadm.Client, log *slog.Logger) error {
+// WaitReady blocks until a broker of cfg answers a metadata request, or
+// ctx ends. A failure that retrying cannot cure (see Misconfigured) ends
+// the wait at once, explained; any other is logged, explained, and tried
+// again.
+func WaitReady(ctx context.Context, adm *kadm.Client, cfg config.Kafka, log *slog.Logger) error {
 	backoff := 200 * time.Millisecond
 	for {
 		reqCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -135,6 +137,10 @@ func WaitReady(ctx context.Context, adm *kadm.Client, log *slog.Logger) error {
 		cancel()
 		if err == nil {
 			return nil
+		}
+		err = Explain(cfg, err)
+		if Misconfigured(err) {
+			return err
 		}
 		log.Warn("kafka not reachable yet", "err", err, "retry_in", backoff)
 		select {
@@ -146,12 +152,10 @@ func WaitReady(ctx context.Context, adm *kadm.Client, log *slog.Logger) error {
 	}
 }
 
-// Ping reports whether a broker answers within ctx.
-func Ping(ctx context.Context, cl *kgo.Client) error {
-	if err := cl.Ping(ctx); err != nil {
-		return fmt.Errorf("kafka: %w", err)
-	}
-	return nil
+// Ping reports whether a broker of cl (made from cfg) answers within ctx,
+// and if not why, in words an operator can act on (see Explain).
+func Ping(ctx context.Context, cl *kgo.Client, cfg config.Kafka) error {
+	return Explain(cfg, cl.Ping(ctx))
 }
 
 // StartEmbedded starts an in-process single-broker cluster listening on

@@ -26,7 +26,7 @@ func TestEnsureTopicsOnRealBroker(t *testing.T) {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	if err := kafka.WaitReady(ctx, adm, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+	if err := kafka.WaitReady(ctx, adm, cfg.Kafka, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
 		t.Fatal(err)
 	}
 	specs := kafka.Topics(cfg.Topics)

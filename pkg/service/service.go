@@ -143,7 +143,7 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 	if !cfg.Embedded {
 		// Wrong credentials or TLS settings never heal: stop now, naming
 		// the connection, rather than serve a /readyz that fails forever.
-		// Redis merely down is left to readiness, as Kafka is.
+		// Redis or Kafka merely down is left to readiness.
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := store.Ping(pctx, rdb)
 		cancel()
@@ -152,6 +152,16 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 			return err
 		case err != nil:
 			log.Warn("redis not answering at start; going on, /readyz says so until it does", "err", err)
+		}
+		log.Info("kafka connection", "brokers", cfg.Kafka.Brokers, "tls", cfg.Kafka.UsesTLS(), "sasl_mechanism", cfg.Kafka.Mechanism())
+		pctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		err = kafka.Ping(pctx, kcl, cfg.Kafka)
+		cancel()
+		switch {
+		case kafka.Misconfigured(err):
+			return err
+		case err != nil:
+			log.Warn("kafka not answering at start; going on, /readyz says so until it does", "err", err)
 		}
 	}
 	led := ledger.New(rdb, ledger.Config{KeyPrefix: cfg.Redis.KeyPrefix})
@@ -185,7 +195,7 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 	srv := api.New(api.Config{
 		Addr: cfg.HTTPAddr,
 		Checks: []api.Check{
-			{Name: "kafka", Fn: func(ctx context.Context) error { return kafka.Ping(ctx, kcl) }},
+			{Name: "kafka", Fn: func(ctx context.Context) error { return kafka.Ping(ctx, kcl, cfg.Kafka) }},
 			{Name: "redis", Fn: func(ctx context.Context) error { return store.Ping(ctx, rdb) }},
 			{Name: "topics", Fn: func(context.Context) error {
 				if !topicsReady.Load() {
@@ -233,7 +243,7 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 	con, err := console.New(console.Config{
 		API: srv.Echo(), Keys: keys, Redis: rdb, Prefix: cfg.Redis.KeyPrefix, JaegerURL: strings.TrimRight(cfg.JaegerUIURL, "/"),
 		Locations: led.Locations, Groups: groups, ReleaseHold: checkout.ReleaseAny, Logger: log.With("component", "console"),
-		Metrics: reg, Brokers: cfg.Kafka.Brokers, DLQTopic: cfg.Topics.DLQ, Producer: hcl, Codec: codec, RunFresh: rec.Fresh,
+		Metrics: reg, Kafka: kafka.Conn(cfg.Kafka), DLQTopic: cfg.Topics.DLQ, Producer: hcl, Codec: codec, RunFresh: rec.Fresh,
 	})
 	if err != nil {
 		return fmt.Errorf("console: %w", err)
@@ -322,7 +332,7 @@ func runPipeline(ctx context.Context, cfg config.Config, opts Options, codec *av
 }
 
 func prepareTopics(ctx context.Context, adm *kadm.Client, cfg config.Config, log *slog.Logger) error {
-	if err := kafka.WaitReady(ctx, adm, log); err != nil {
+	if err := kafka.WaitReady(ctx, adm, cfg.Kafka, log); err != nil {
 		return err
 	}
 	specs := kafka.WithMinInsync(kafka.Topics(cfg.Topics), cfg.Kafka.MinInsyncReplicas)
