@@ -129,9 +129,12 @@ clean:
 	rm -rf bin .stack
 
 CLUSTER_ENV = STOCKFLOW_TEST_KAFKA=127.0.0.1:29092,127.0.0.1:29093,127.0.0.1:29094 STOCKFLOW_TEST_KAFKA_REPLICATION=3 \
+	STOCKFLOW_TEST_KAFKA_SASL_SSL=127.0.0.1:29292,127.0.0.1:29293,127.0.0.1:29294 STOCKFLOW_TEST_CLUSTER_SASL=scram-sha-512 \
 	STOCKFLOW_TEST_REDIS_CLUSTER=127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003
 
 ## test-cluster: the ledger, pipeline and checkout suites, then the failover
 ## scenarios, on the cluster stack (3 Kafka brokers, a 3+3 Redis Cluster)
 test-cluster: cluster-up
 	$(CLUSTER_ENV) $(GO) test -tags cluster -count=1 -timeout 30m ./pkg/ledger ./processors ./pkg/service
+	cd cmd/stockflow && $(CLUSTER_ENV) $(GO) test -tags "faults cluster" -count=1 -run TestClusterFaults -v -timeout 40m . 2>&1 \
+		| tee $(CURDIR)/.stack/cluster-faults.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok)|RESULT|_test.go'; exit $${PIPESTATUS[0]}

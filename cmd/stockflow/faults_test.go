@@ -215,6 +215,25 @@ func (s *scenario) store(rdb redis.UniversalClient) *ledger.Store {
 	return ledger.New(rdb, ledger.Config{KeyPrefix: s.cfg.Redis.KeyPrefix})
 }
 
+// kafkaFlags point a stockflow command at the scenario's brokers, over
+// SASL_SSL when the scenario's Kafka settings say so (the password through
+// a file, as a deployment would).
+func (s *scenario) kafkaFlags() []string {
+	k := s.cfg.Kafka
+	out := []string{"-kafka-brokers", strings.Join(k.Brokers, ",")}
+	if k.TLSCA != "" {
+		out = append(out, "-kafka-tls-ca", k.TLSCA)
+	}
+	if k.SASLMechanism != "" {
+		pw := filepath.Join(s.dir, "kafka-password")
+		if err := os.WriteFile(pw, []byte(k.SASLPassword+"\n"), 0o600); err != nil {
+			s.t.Fatal(err)
+		}
+		out = append(out, "-kafka-sasl-mechanism", k.SASLMechanism, "-kafka-sasl-username", k.SASLUsername, "-kafka-sasl-password-file", pw)
+	}
+	return out
+}
+
 // redisFlags point a stockflow command at the scenario's Redis.
 func (s *scenario) redisFlags() []string {
 	if s.cfg.Redis.Cluster() {
@@ -230,7 +249,6 @@ func (s *scenario) start(name string, extra ...string) *proc {
 	t := s.cfg.Topics
 	p := &proc{name: name, http: fmt.Sprintf("127.0.0.1:%d", freePort(s.t)), done: make(chan struct{})}
 	args := append([]string{"serve",
-		"-kafka-brokers", strings.Join(s.cfg.Kafka.Brokers, ","),
 		"-kafka-replication", strconv.Itoa(s.cfg.Kafka.Replication), "-kafka-min-insync-replicas", strconv.Itoa(s.cfg.Kafka.MinInsyncReplicas),
 		"-kafka-normalizer-group", s.cfg.Kafka.NormalizerGroup, "-kafka-folder-group", s.cfg.Kafka.FolderGroup,
 		"-kafka-reconciler-group", s.cfg.Kafka.ReconcilerGroup, "-topic-snapshots", t.Snapshots, "-topic-reconciliation", t.Reconciliation,
@@ -238,7 +256,7 @@ func (s *scenario) start(name string, extra ...string) *proc {
 		"-topic-ledger", t.Ledger, "-topic-availability", t.Availability, "-topic-alerts", t.Alerts, "-topic-dlq", t.DLQ, "-topic-index", t.Index,
 		"-http-addr", p.http, "-log-format", "json", "-rate-limit", "0", "-groups", "G=L1",
 		"-kafka-session-timeout", "6s", "-instance-id", instanceName(name), "-log-level", logLevel(),
-	}, s.redisFlags()...)
+	}, append(s.kafkaFlags(), s.redisFlags()...)...)
 	env := os.Environ()
 	for _, x := range extra {
 		if strings.HasPrefix(x, "STOCKFLOW_") {
@@ -421,8 +439,8 @@ func (s *scenario) keepLogs(dump bool) {
 func (s *scenario) verify() {
 	s.t.Helper()
 	t := s.cfg.Topics
-	args := append([]string{"verify", "-kafka-brokers", strings.Join(s.cfg.Kafka.Brokers, ","),
-		"-topic-ledger", t.Ledger, "-topic-dlq", t.DLQ, "-log-format", "text"}, s.redisFlags()...)
+	args := append([]string{"verify", "-topic-ledger", t.Ledger, "-topic-dlq", t.DLQ, "-log-format", "text"},
+		append(s.kafkaFlags(), s.redisFlags()...)...)
 	out, err := exec.Command(binary, args...).CombinedOutput()
 	if err != nil || !bytes.Contains(out, []byte("LEDGER==FOLD")) {
 		s.t.Fatalf("stockflow verify: %v\n%s", err, lastLines(out, 40))

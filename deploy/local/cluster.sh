@@ -9,6 +9,7 @@
 #   cluster.sh kill-broker N | start-broker N | broker-pid N
 # The fault verbs print their results on stdout and log on stderr.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/kafka-tls.sh"
 
 CLUSTER_DATA=$STACK_DATA/cluster
 CLUSTER_KAFKA_NODES=(1 2 3)
@@ -57,17 +58,23 @@ kafka_voters() {
   echo "$out"
 }
 
-# ---- Extra listeners (none yet) ----
+# ---- The SASL_SSL listener ----
+# Node N also listens on 29291+N with SASL_SSL (PLAIN, SCRAM-SHA-256/512,
+# OAUTHBEARER), with the certificates and user of kafka-tls.sh, as the
+# single-node broker's 9094 does.
+CLUSTER_SASL_SSL_PORT_BASE=29291
+sasl_ssl_port() { echo $((CLUSTER_SASL_SSL_PORT_BASE + $1)); }
+sasl_ssl_bootstrap() {
+  local n out=""
+  for n in "${CLUSTER_KAFKA_NODES[@]}"; do out+="${out:+,}127.0.0.1:$(sasl_ssl_port "$n")"; done
+  echo "$out"
+}
 # extra_listeners N: one line "NAME PROTOCOL PORT" per additional listener of
-# node N (for example "SASL_SSL SASL_SSL 29292"); each is added to listeners,
-# advertised.listeners and listener.security.protocol.map.
-# extra_listener_props N: property lines for them (keystores, SASL mechanisms,
-# JAAS), appended at the end of node N's server.properties, where they also
-# override anything above.
-# Both print nothing for now. Kafka ports 29292-29294 are kept free for such a
-# listener.
-extra_listeners() { :; }
-extra_listener_props() { :; }
+# node N; each is added to listeners, advertised.listeners and
+# listener.security.protocol.map. extra_listener_props N: their property
+# lines, appended at the end of node N's server.properties.
+extra_listeners() { echo "SASL_SSL SASL_SSL $(sasl_ssl_port "$1")"; }
+extra_listener_props() { kafka_tls_props SASL_SSL "$(sasl_ssl_port "$1")"; }
 
 kafka_write_config() {
   local n=$1 dir port cport
@@ -133,6 +140,12 @@ kafka_cluster_id() {
   cat "$file"
 }
 
+# scram_marker: the cluster id and a digest of the password the SCRAM user
+# was last set for (at format time, or by kafka_tls_scram_user).
+scram_marker() {
+  echo "$(cat "$CLUSTER_DATA/kafka-cluster-id") $(sha256sum <"$KAFKA_TLS_DIR/password" | cut -c1-16)"
+}
+
 # kafka_launch N: starts node N in the background unless it is already up or
 # starting; formats its log dir first if needed. Does not wait.
 kafka_launch() {
@@ -152,11 +165,14 @@ kafka_launch() {
     local id
     id=$(kafka_cluster_id)
     log "formatting kafka-$n (cluster $id)"
-    if ! kafka_tool kafka.tools.StorageTool format -t "$id" \
+    local scram
+    read -ra scram <<<"$(kafka_tls_format_args)"
+    if ! kafka_tool kafka.tools.StorageTool format -t "$id" "${scram[@]}" \
       -c "$dir/server.properties" >"$dir/logs/format.log" 2>&1; then
       cat "$dir/logs/format.log" >&2
       return 1
     fi
+    scram_marker >"$CLUSTER_DATA/scram-user"
   fi
   log "starting kafka-$n on 127.0.0.1:$(kafka_port "$n") (controller $(controller_port "$n"))"
   kafka_jvm "$dir" "$CLUSTER_KAFKA_HEAP_OPTS"
@@ -557,9 +573,16 @@ up() {
   local t0
   t0=$(now_us)
   mkdir -p "$CLUSTER_DATA"
+  kafka_tls_certs
   kafka_up
   redis_up
   kafka_wait_up
+  # A cluster formatted before it had the SCRAM user gets it once.
+  if [ "$(cat "$CLUSTER_DATA/scram-user" 2>/dev/null)" != "$(scram_marker)" ]; then
+    kafka_tls_scram_user "$(kafka_bootstrap)"
+    scram_marker >"$CLUSTER_DATA/scram-user"
+  fi
+  log "SASL_SSL on $(sasl_ssl_bootstrap)"
   log "cluster up after $(since "$t0")s"
 }
 

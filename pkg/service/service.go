@@ -183,6 +183,8 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 		log.Info("lookup cache on", "entries", cfg.Redis.LookupCacheEntries, "max_age", cfg.Redis.LookupCacheMaxAge)
 	case cfg.Embedded:
 		log.Info("lookup cache off: the in-process Redis cannot send invalidations")
+	case cfg.Redis.Cluster() && cfg.Redis.LookupCache:
+		log.Info("lookup cache off: it is not built for a Redis Cluster; lookups read Redis")
 	case cfg.Redis.LookupCache:
 		log.Warn("lookup cache off: Redis tracks keys for database 0 only; lookups read Redis", "redis_db", cfg.Redis.DB)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -49,6 +50,12 @@ func openCluster(cfg config.Redis) *redis.ClusterClient {
 		// A failover takes the cluster a few seconds (cluster-node-timeout
 		// plus the election): keep following redirections meanwhile.
 		MaxRedirects: 16,
+		// A master that died refuses connections; it sends no MOVED. The
+		// client learns of its replica's promotion only by reading the
+		// slots again, by default once a minute: every second instead (one
+		// CLUSTER SLOTS), so a failover costs seconds, not a minute.
+		ClusterStateReloadInterval: time.Second,
+		DialerRetries:              2,
 	})
 }
 

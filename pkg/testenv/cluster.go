@@ -56,8 +56,11 @@ func DeleteClusterKeys(rdb *redis.ClusterClient, prefix string) {
 
 // ClusterConfig returns Config's configuration with Redis the real Redis
 // Cluster under a key prefix of the test's own (deleted when it ends),
-// topics replicated as -kafka-replication says ($STOCKFLOW_TEST_KAFKA
-// names the brokers).
+// topics replicated 3 times with min ISR 2 when
+// $STOCKFLOW_TEST_KAFKA_REPLICATION is 3, and Kafka reached over SASL_SSL
+// with the mechanism $STOCKFLOW_TEST_CLUSTER_SASL names, if any
+// ($STOCKFLOW_TEST_KAFKA_SASL_SSL names those listeners,
+// $STOCKFLOW_TEST_KAFKA the plaintext ones).
 func ClusterConfig(t testing.TB) config.Config {
 	t.Helper()
 	cfg := Config(t, 0)
@@ -67,6 +70,11 @@ func ClusterConfig(t testing.TB) config.Config {
 	cfg.Redis.KeyPrefix = prefix
 	if r := env("STOCKFLOW_TEST_KAFKA_REPLICATION", ""); r == "3" {
 		cfg.Kafka.Replication, cfg.Kafka.MinInsyncReplicas = 3, 2
+	}
+	if m := env("STOCKFLOW_TEST_CLUSTER_SASL", ""); m != "" {
+		// Stockflow over SASL_SSL; the test's own cleanup keeps the
+		// plaintext listener ($STOCKFLOW_TEST_KAFKA).
+		KafkaSASL(t, &cfg.Kafka, m)
 	}
 	return cfg
 }

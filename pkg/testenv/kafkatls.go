@@ -43,16 +43,17 @@ func KafkaSASLPassword(t testing.TB) string {
 }
 
 // KafkaSASL points k at the local broker's SASL_SSL listener
-// ($STOCKFLOW_TEST_KAFKA_SASL_SSL, started by deploy/local/kafka.sh), its
+// ($STOCKFLOW_TEST_KAFKA_SASL_SSL, comma-separated, started by
+// deploy/local/kafka.sh, or the cluster's by cluster.sh), its
 // private CA, and mechanism: user stockflow and its password for plain and
 // scram-*, and for oauthbearer a token file of the test's own holding an
 // unsigned token for stockflow, valid for an hour (see UnsignedJWT). It
 // keeps k's groups and client id.
 func KafkaSASL(t testing.TB, k *config.Kafka, mechanism string) {
 	t.Helper()
-	addr := env("STOCKFLOW_TEST_KAFKA_SASL_SSL", "127.0.0.1:9094")
-	kafkaListener(t, "SASL_SSL", addr)
-	k.Brokers = []string{addr}
+	addrs := strings.Split(env("STOCKFLOW_TEST_KAFKA_SASL_SSL", "127.0.0.1:9094"), ",")
+	kafkaListener(t, "SASL_SSL", addrs[0])
+	k.Brokers = addrs
 	k.TLSCA = KafkaTLSFile(t, "ca.crt")
 	k.SASLMechanism = mechanism
 	if mechanism == config.SASLOAuthBearer {
