@@ -135,6 +135,6 @@ CLUSTER_ENV = STOCKFLOW_TEST_KAFKA=127.0.0.1:29092,127.0.0.1:29093,127.0.0.1:290
 ## test-cluster: the ledger, pipeline and checkout suites, then the failover
 ## scenarios, on the cluster stack (3 Kafka brokers, a 3+3 Redis Cluster)
 test-cluster: cluster-up
-	$(CLUSTER_ENV) $(GO) test -tags cluster -count=1 -timeout 30m ./pkg/ledger ./processors ./pkg/service
+	$(CLUSTER_ENV) $(GO) test -tags cluster -count=1 -timeout 30m ./pkg/store ./pkg/ledger ./processors ./pkg/service
 	cd cmd/stockflow && $(CLUSTER_ENV) $(GO) test -tags "faults cluster" -count=1 -run TestClusterFaults -v -timeout 40m . 2>&1 \
 		| tee $(CURDIR)/.stack/cluster-faults.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok)|RESULT|_test.go'; exit $${PIPESTATUS[0]}

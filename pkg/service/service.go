@@ -135,6 +135,7 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 	}
 	defer kcl.Close()
 	adm := kadm.NewClient(kcl)
+	store.Logger(log)
 	rdb := store.Open(cfg.Redis)
 	defer rdb.Close()
 	if err := redisotel.InstrumentTracing(rdb, redisotel.WithTracerProvider(tp)); err != nil {

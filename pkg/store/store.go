@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"time"
@@ -127,4 +128,18 @@ func pingCluster(ctx context.Context, cc *redis.ClusterClient) error {
 func isConnError(err error) bool {
 	var e *ConnError
 	return errors.As(err, &e)
+}
+
+// Logger has go-redis log through log (as warnings, component redis)
+// instead of printing plain lines to standard error, which a JSON log
+// collector would not parse. go-redis logs from its pools and cluster state
+// (a node refusing connections, say), for the whole process.
+func Logger(log *slog.Logger) {
+	redis.SetLogger(redisLogger{log.With("component", "redis")})
+}
+
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
 }
