@@ -381,8 +381,8 @@ func (e *env) snapshot(t *testing.T, skus []string) map[string]ledger.Components
 // dlq reads the dead-letter topic from the start until it holds n records.
 func (e *env) dlq(t *testing.T, n int) []*kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.cfg.Kafka.Brokers...), kgo.ConsumeTopics(e.cfg.Topics.DLQ),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	cl, err := kgo.NewClient(append(kafka.Conn(e.cfg.Kafka), kgo.ConsumeTopics(e.cfg.Topics.DLQ),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
 	if err != nil {
 		t.Fatal(err)
 	}
