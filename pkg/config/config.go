@@ -68,8 +68,8 @@ type Kafka struct {
 	// MinInsyncReplicas is min.insync.replicas of topics created at start:
 	// with acks=all, a write counts once this many replicas have it. 0:
 	// the broker's default. With replication 3, 2 survives one broker.
-	MinInsyncReplicas int `yaml:"min_insync_replicas"`
-	CreateTopics    bool     `yaml:"create_topics"`    // default true
+	MinInsyncReplicas int  `yaml:"min_insync_replicas"`
+	CreateTopics      bool `yaml:"create_topics"` // default true
 	// SessionTimeout is how long the group waits for a silent member
 	// before giving its partitions to others. Default 10s.
 	SessionTimeout time.Duration `yaml:"session_timeout"`
