@@ -221,6 +221,19 @@ func (f *Folder) resumeFromRedis(ctx context.Context, offsets map[string]map[int
 	if err != nil {
 		return nil, err
 	}
+	if f.store.Cluster() {
+		// Both only inform: without a topology the first poll is read
+		// twice, and the coverage is looked at again at the next assignment.
+		if _, err := f.store.Topology(ctx); err != nil {
+			f.log.Warn("reading the redis cluster's masters", "err", err)
+		}
+		if none, err := f.store.UncoveredMasters(ctx); err != nil {
+			f.log.Warn("reading the redis cluster's slots", "err", err)
+		} else if len(none) > 0 {
+			f.log.Error("redis cluster masters hold no copy of the folder's applied offsets: a failover that loses their writes would go unnoticed; move slots so that every master owns one of the copy slots",
+				"masters", none, "copy_slots", ledger.CopySlots())
+		}
+	}
 	history := false
 	for p, o := range offsets[topic] {
 		if o.EpochOffset().Offset > 0 {
@@ -347,6 +360,8 @@ func (f *Folder) handle(ctx context.Context, fs kgo.Fetches) error {
 		// Idle: commit what a failed commit left behind.
 		return f.pipe.push(ctx, afterApply{})
 	}
+	// The masters as they are before this poll writes (see record).
+	topo := f.store.LastTopology()
 	type running struct {
 		p int32
 		w *partitionWorker
@@ -357,7 +372,7 @@ func (f *Folder) handle(ctx context.Context, fs kgo.Fetches) error {
 		w.in <- recs
 		rs = append(rs, running{p, w})
 	}
-	a := afterApply{applied: map[int32]int64{}}
+	a := afterApply{applied: map[int32]int64{}, topo: topo}
 	var firstErr error
 	for _, r := range rs {
 		res := <-r.w.done

@@ -66,6 +66,8 @@ func (k *offsetKeeper) revoked(p int32) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	delete(k.committed, p)
+	delete(k.recorded, p)
+	delete(k.suspect, p)
 	k.epoch[p]++
 }
 
@@ -98,26 +100,22 @@ func (k *offsetKeeper) rewinds(ctx context.Context) (map[int32]kgo.EpochOffset, 
 	if err != nil {
 		return nil, err
 	}
+	// Which partitions to re-read is decided first; the folder's memory
+	// changes only once Redis has been made consistent, so an error
+	// leaves every decision to be taken again by the retry.
+	type rewind struct {
+		p        int32
+		rec, got int64
+		has      bool
+	}
+	var todo []rewind
 	k.mu.Lock()
-	defer k.mu.Unlock()
-	seek := map[int32]kgo.EpochOffset{}
 	check := func(p int32, rec int64, known bool) {
 		got, has := stored[p]
 		if !k.suspect[p] && has && known && got >= rec {
 			return
 		}
-		next := int64(0)
-		if has {
-			next = got + 1
-			k.recorded[p] = got
-		} else {
-			delete(k.recorded, p)
-		}
-		k.epoch[p]++
-		delete(k.suspect, p)
-		seek[p] = kgo.EpochOffset{Epoch: -1, Offset: next}
-		k.log.Error("redis went back in time or moved under this folder: re-reading the partition from what redis holds",
-			"partition", p, "recorded", rec, "redis_has", got, "resume_at", next)
+		todo = append(todo, rewind{p, rec, got, has})
 	}
 	for p, rec := range k.recorded {
 		check(p, rec, true)
@@ -127,24 +125,47 @@ func (k *offsetKeeper) rewinds(ctx context.Context) (map[int32]kgo.EpochOffset, 
 			check(p, -1, false)
 		}
 	}
-	if len(seek) > 0 {
-		// On a Redis Cluster the copies of the applied offsets may now
-		// disagree (one shard went back): bring them all to the lowest, so
-		// the next guarded record finds what it expects in each.
-		ps := make([]int32, 0, len(seek))
-		for p := range seek {
-			ps = append(ps, p)
-		}
-		if err := k.store.AlignApplied(ctx, k.topic, ps, stored); err != nil {
+	k.mu.Unlock()
+	if len(todo) == 0 {
+		return nil, nil
+	}
+	// On a Redis Cluster the copies of the applied offsets may now
+	// disagree (one shard went back): bring them all to the lowest, so the
+	// next guarded record finds what it expects in each.
+	ps := make([]int32, len(todo))
+	for i, r := range todo {
+		ps[i] = r.p
+	}
+	if err := k.store.AlignApplied(ctx, k.topic, ps, stored); err != nil {
+		return nil, err
+	}
+	lost, err := k.store.ShardsLost(ctx, k.topic)
+	if err != nil {
+		return nil, err
+	}
+	if len(lost) > 0 {
+		k.log.Error("a redis cluster shard lost its data: its SKUs are folded again from the log, the other shards' SKUs are skipped by their watermarks",
+			"lost_copies", lost)
+		if _, err := k.store.EnsureMarker(ctx, k.topic); err != nil {
 			return nil, err
 		}
-		if lost, err := k.store.ShardsLost(ctx, k.topic); err == nil && len(lost) > 0 {
-			k.log.Error("a redis cluster shard lost its data: its SKUs are folded again from the log, the other shards' SKUs are skipped by their watermarks",
-				"lost_copies", lost)
-			if _, err := k.store.EnsureMarker(ctx, k.topic); err != nil {
-				return nil, err
-			}
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	seek := make(map[int32]kgo.EpochOffset, len(todo))
+	for _, r := range todo {
+		next := int64(0)
+		if r.has {
+			next = r.got + 1
+			k.recorded[r.p] = r.got
+		} else {
+			delete(k.recorded, r.p)
 		}
+		k.epoch[r.p]++
+		delete(k.suspect, r.p)
+		seek[r.p] = kgo.EpochOffset{Epoch: -1, Offset: next}
+		k.log.Error("redis went back in time or moved under this folder: re-reading the partition from what redis holds",
+			"partition", r.p, "recorded", r.rec, "redis_has", r.got, "resume_at", next)
 	}
 	return seek, nil
 }
@@ -152,7 +173,13 @@ func (k *offsetKeeper) rewinds(ctx context.Context) (map[int32]kgo.EpochOffset, 
 // record writes a poll's applied offsets to Redis, each guarded by what
 // this folder last recorded, for the partitions not re-read since the poll
 // (epochs). A refusal marks the partition suspect.
-func (k *offsetKeeper) record(ctx context.Context, applied map[int32]int64, epochs map[int32]uint64) error {
+//
+// On a Redis Cluster, topo is the masters as they were before the oldest of
+// the polls wrote its states. When they changed by the time the offsets are
+// recorded (a replica promoted, a master restarted), the states may be lost
+// while the offsets landed on the new master: the offsets are moved back
+// and the partitions read again.
+func (k *offsetKeeper) record(ctx context.Context, applied map[int32]int64, epochs map[int32]uint64, topo ledger.Topology) error {
 	k.redisMu.Lock()
 	defer k.redisMu.Unlock()
 	k.mu.Lock()
@@ -173,6 +200,26 @@ func (k *offsetKeeper) record(ctx context.Context, applied map[int32]int64, epoc
 	refused, err := k.store.RecordApplied(ctx, k.topic, from, to)
 	if err != nil {
 		return err
+	}
+	now, err := k.store.Topology(ctx)
+	if err != nil {
+		return err
+	}
+	if !now.Equal(topo) {
+		ps := make([]int32, 0, len(to))
+		for p := range to {
+			ps = append(ps, p)
+		}
+		if err := k.store.AlignApplied(ctx, k.topic, ps, from); err != nil {
+			return err
+		}
+		k.log.Warn("redis cluster masters changed while a poll was written: re-reading it", "partitions", ps, "before", topo, "now", now)
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		for _, p := range ps {
+			k.suspect[p] = true
+		}
+		return nil
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -239,6 +286,7 @@ type afterApply struct {
 	outputs pollOutputs
 	applied map[int32]int64
 	epochs  map[int32]uint64
+	topo    ledger.Topology // the Redis Cluster's masters before the poll was written
 	flushed chan struct{} // a flush marker instead of a poll
 }
 
@@ -326,6 +374,10 @@ func (p *postApply) keep(ctx context.Context, batch []produced) {
 		}
 	}()
 	applied, epochs := map[int32]int64{}, map[int32]uint64{}
+	var (
+		topo     ledger.Topology
+		haveTopo bool
+	)
 	sent := map[string][]string{}
 	for _, pr := range batch {
 		if pr.flight != nil {
@@ -338,7 +390,11 @@ func (p *postApply) keep(ctx context.Context, batch []produced) {
 		for _, a := range pr.outputs.alerts {
 			sent[a.sku] = append(sent[a.sku], a.id)
 		}
-		// Polls come in order: a later one's offset (and epoch) supersedes.
+		// Polls come in order: a later one's offset (and epoch) supersedes;
+		// the masters are the oldest poll's.
+		if len(pr.applied) > 0 && !haveTopo {
+			topo, haveTopo = pr.topo, true
+		}
 		for part, o := range pr.applied {
 			applied[part], epochs[part] = o, pr.epochs[part]
 		}
@@ -356,7 +412,7 @@ func (p *postApply) keep(ctx context.Context, batch []produced) {
 	}
 	if len(applied) > 0 {
 		err := retry(p.log).Do(ctx, "recording applied offsets", func(ctx context.Context) error {
-			return p.keeper.record(ctx, applied, epochs)
+			return p.keeper.record(ctx, applied, epochs, topo)
 		})
 		if err != nil {
 			return

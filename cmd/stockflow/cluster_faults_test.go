@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -106,6 +107,24 @@ func TestClusterFaults(t *testing.T) {
 			}
 			return fmt.Sprintf("master %s killed, replica %s promoted after %ss", port, got[0], got[1]), func() { cluster(t, "start-redis", port) }
 		}},
+		{"kill -9 a Redis master while its replica lags, the replica promoted without the last writes", func(t *testing.T, s *scenario, _ func(int) *proc) (string, func()) {
+			port := cluster(t, "redis-master-of-slot", strconv.Itoa(int(ledger.Slot("{STORM}"))))
+			replica := replicaOf(t, port)
+			pid := redisPid(t, replica)
+			// The replica stops reading the replication stream for 3 s
+			// of writes, then its master dies: it is promoted without them.
+			syscall.Kill(pid, syscall.SIGSTOP)
+			time.Sleep(3 * time.Second)
+			cluster(t, "kill-redis", port)
+			time.Sleep(time.Second)
+			syscall.Kill(pid, syscall.SIGCONT)
+			got := strings.Fields(cluster(t, "redis-failover-wait", port))
+			if len(got) != 2 || got[0] != replica {
+				t.Fatalf("redis-failover-wait printed %q, want the lagging replica %s promoted", got, replica)
+			}
+			return fmt.Sprintf("replica %s paused 4 s, master %s killed during the pause, the replica promoted after %ss", replica, port, got[1]),
+				func() { cluster(t, "start-redis", port) }
+		}},
 		{"kill -9 a broker, restart it", func(t *testing.T, s *scenario, _ func(int) *proc) (string, func()) {
 			cluster(t, "kill-broker", "2")
 			time.Sleep(5 * time.Second)
@@ -170,8 +189,13 @@ func TestClusterFaults(t *testing.T) {
 			s.verify()
 			s.equalsReference(seed, n)
 			s.outputsMatchLedger()
-			t.Logf("RESULT cluster %s: %s; %d source events and %d holds (%d held of %d units, %d answers 503, retried); the longest time without a hold decided after the fault %v; caught up %v after the stream ended",
-				f.name, detail, n, requests, held, stock, unavailable, longestGap(res.decided, at).Round(100*time.Millisecond), rec.Round(100*time.Millisecond))
+			reread := 0
+			for _, p := range s.procs {
+				b, _ := os.ReadFile(filepath.Join(s.dir, p.name+".log"))
+				reread += strings.Count(string(b), "redis went back in time") + strings.Count(string(b), "masters changed while a poll was written")
+			}
+			t.Logf("RESULT cluster %s: %s; rewinds logged %d; %d source events and %d holds (%d held of %d units, %d answers 503, retried); the longest time without a hold decided after the fault %v; caught up %v after the stream ended",
+				f.name, detail, reread, n, requests, held, stock, unavailable, longestGap(res.decided, at).Round(100*time.Millisecond), rec.Round(100*time.Millisecond))
 		})
 	}
 
@@ -235,10 +259,10 @@ func TestClusterFaults(t *testing.T) {
 		noticed := false
 		for _, p := range s.procs {
 			b, _ := os.ReadFile(filepath.Join(s.dir, p.name+".log"))
-			noticed = noticed || strings.Contains(string(b), "a redis cluster shard lost its data")
+			noticed = noticed || strings.Contains(string(b), "a redis cluster shard lost its data") || strings.Contains(string(b), "redis went back in time")
 		}
 		if !noticed {
-			t.Fatal("no instance logged the shard's loss")
+			t.Fatal("no instance logged the shard's loss or a rewind")
 		}
 		// The stream goes on, its orders and POs resolved through the
 		// document index the shard lost part of.
@@ -275,4 +299,40 @@ func positions(t *testing.T, st *ledger.Store) map[string]ledger.Position {
 		}
 	}
 	return out
+}
+
+// replicaOf returns the port of the replica of the master on port.
+func replicaOf(t *testing.T, port string) string {
+	t.Helper()
+	m := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + port})
+	defer m.Close()
+	info, err := m.Info(context.Background(), "replication").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(info, "slave0:")
+	if !ok {
+		t.Fatalf("master %s has no replica:\n%s", port, info)
+	}
+	_, rest, _ = strings.Cut(rest, "port=")
+	p, _, _ := strings.Cut(rest, ",")
+	return p
+}
+
+// redisPid returns the process id of the redis-server on port.
+func redisPid(t *testing.T, port string) int {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + port})
+	defer c.Close()
+	info, err := c.Info(context.Background(), "server").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(info, "process_id:")
+	id, _, _ := strings.Cut(rest, "\r\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(id))
+	if err != nil {
+		t.Fatalf("process_id of %s: %v", port, err)
+	}
+	return pid
 }

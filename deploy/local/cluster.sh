@@ -120,6 +120,7 @@ log.segment.bytes=268435456
 # ---- extra listener properties (extra_listener_props) ----
 $(extra_listener_props "$n")
 PROPS
+  chmod 600 "$dir/server.properties" # it holds the PLAIN user's password
 }
 
 # kafka_tool CLASS ARGS...: runs a Kafka command-line class from the jars.

@@ -122,13 +122,19 @@ func readTokenFile(path string) (string, error) {
 }
 
 // tokenCommandShown is the token command as messages and String show it:
-// its program only, as its arguments may hold a client secret.
+// its program only, as its arguments, and the variables it may set before
+// it (CLIENT_SECRET=... fetch-token), may hold a client secret.
 func (k Kafka) tokenCommandShown() string {
 	f := strings.Fields(k.SASLTokenCommand)
-	switch len(f) {
-	case 0:
+	for len(f) > 0 && strings.Contains(f[0], "=") {
+		f = f[1:]
+	}
+	switch {
+	case len(f) == 0 && k.SASLTokenCommand != "":
+		return "[redacted]"
+	case len(f) == 0:
 		return ""
-	case 1:
+	case len(f) == 1 && len(strings.Fields(k.SASLTokenCommand)) == 1:
 		return f[0]
 	}
 	return f[0] + " [arguments redacted]"

@@ -237,3 +237,17 @@ func TestKafkaTokenIsReadEveryTime(t *testing.T) {
 		t.Fatalf("silent command: %v", err)
 	}
 }
+
+func TestTokenCommandShownHidesVariables(t *testing.T) {
+	for cmd, want := range map[string]string{
+		"fetch-token":                             "fetch-token",
+		"fetch-token --secret s3cr3t":             "fetch-token [arguments redacted]",
+		"CLIENT_SECRET=s3cr3t fetch-token":        "fetch-token [arguments redacted]",
+		"A=1 CLIENT_SECRET=s3cr3t fetch-token -v": "fetch-token [arguments redacted]",
+		"CLIENT_SECRET=s3cr3t":                    "[redacted]",
+	} {
+		if got := (Kafka{SASLTokenCommand: cmd}).tokenCommandShown(); got != want {
+			t.Errorf("%q shown as %q, want %q", cmd, got, want)
+		}
+	}
+}

@@ -212,3 +212,112 @@ func (s *Store) AlignApplied(ctx context.Context, topic string, partitions []int
 	}
 	return nil
 }
+
+// Masters' identities. A poll's SKU states and, a round trip later, its
+// applied offsets are written to the same masters; if one of them was
+// replaced in between (a replica promoted, the process restarted), the
+// states may be lost while the offsets land on the new master, ahead of
+// its states. The folder takes a Topology before it writes a poll and
+// compares it with one taken after it recorded the poll's offsets: any
+// change, and it moves the offsets back and reads the poll again.
+
+// Topology names each master of a Redis Cluster (address -> run id, which
+// is new with every process), or nothing on a single Redis.
+type Topology map[string]string
+
+// Equal reports whether t and u name the same masters, each the same
+// process.
+func (t Topology) Equal(u Topology) bool {
+	if len(t) != len(u) {
+		return false
+	}
+	for addr, id := range t {
+		if u[addr] != id {
+			return false
+		}
+	}
+	return true
+}
+
+// LastTopology is the topology the store last read (nil before the first
+// read, and always on a single Redis). It costs nothing.
+func (s *Store) LastTopology() Topology {
+	if t := s.topology.Load(); t != nil {
+		return *t
+	}
+	return nil
+}
+
+// Topology reads the masters' run ids now (one INFO per master, in
+// parallel) and keeps them as LastTopology. Nil on a single Redis.
+func (s *Store) Topology(ctx context.Context) (Topology, error) {
+	cc, ok := s.rdb.(*redis.ClusterClient)
+	if !ok {
+		return nil, nil
+	}
+	var mu sync.Mutex
+	t := Topology{}
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+		info, err := node.Info(ctx, "server").Result()
+		if err != nil {
+			return err
+		}
+		_, rest, ok := strings.Cut(info, "run_id:")
+		if !ok {
+			return fmt.Errorf("%s: INFO server has no run_id", node.Options().Addr)
+		}
+		id, _, _ := strings.Cut(rest, "\r\n")
+		mu.Lock()
+		t[node.Options().Addr] = strings.TrimSpace(id)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the cluster's masters: %w", err)
+	}
+	s.topology.Store(&t)
+	return t, nil
+}
+
+// UncoveredMasters names the masters that hold no copy of the store's
+// bookkeeping: a rollback of such a shard would go unnoticed. Empty on a
+// single Redis.
+func (s *Store) UncoveredMasters(ctx context.Context) ([]string, error) {
+	cc, ok := s.rdb.(*redis.ClusterClient)
+	if !ok {
+		return nil, nil
+	}
+	ranges, err := cc.ClusterSlots(ctx).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read the cluster's slots: %w", err)
+	}
+	covered := map[string]bool{}
+	for _, r := range ranges {
+		if len(r.Nodes) == 0 {
+			continue
+		}
+		addr := r.Nodes[0].Addr
+		covered[addr] = covered[addr] || false
+		for _, tag := range checkpointTags {
+			if sl := int(Slot(tag)); sl >= r.Start && sl <= r.End {
+				covered[addr] = true
+			}
+		}
+	}
+	var out []string
+	for addr, ok := range covered {
+		if !ok {
+			out = append(out, addr)
+		}
+	}
+	return out, nil
+}
+
+// CopySlots are the slots the copies of the bookkeeping are in.
+func CopySlots() []int {
+	out := make([]int, len(checkpointTags))
+	for i, tag := range checkpointTags {
+		out[i] = int(Slot(tag))
+	}
+	return out
+}

@@ -49,6 +49,13 @@ func TestAppliedOffsetCopiesOnRedisCluster(t *testing.T) {
 	if len(owners) != len(masters) {
 		t.Fatalf("copies on %d masters, the cluster has %d", len(owners), len(masters))
 	}
+	if none, err := s.UncoveredMasters(ctx); err != nil || len(none) > 0 {
+		t.Fatalf("masters without a copy: %v, %v", none, err)
+	}
+	topo, err := s.Topology(ctx)
+	if err != nil || len(topo) != len(masters) || !topo.Equal(s.LastTopology()) {
+		t.Fatalf("topology %v (%v), last %v", topo, err, s.LastTopology())
+	}
 	if existed, err := s.EnsureMarker(ctx, "L"); err != nil || existed {
 		t.Fatalf("a new ledger's marker existed=%v, %v", existed, err)
 	}
@@ -63,6 +70,9 @@ func TestAppliedOffsetCopiesOnRedisCluster(t *testing.T) {
 	keys := s.bookKeys("applied:L")
 	if err := rdb.HSet(ctx, keys[3], "0", 10).Err(); err != nil {
 		t.Fatal(err)
+	}
+	if got, err := s.AppliedOffsets(ctx, "L"); err != nil || got[0] != 10 || got[1] != 25 {
+		t.Fatalf("applied %v, %v; want the lowest copy: 0=10, 1=25", got, err)
 	}
 	if err := rdb.Del(ctx, keys[9], s.bookKeys("marker:L")[9]).Err(); err != nil {
 		t.Fatal(err)

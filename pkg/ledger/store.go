@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -52,6 +53,8 @@ type Store struct {
 	prefix  string
 	cache   Cache // lookups look in it first when set (UseCache)
 	cluster bool  // rdb is a Redis Cluster client: bookkeeping in copies
+	// topology is the cluster's masters as last read (Topology).
+	topology atomic.Pointer[Topology]
 }
 
 // New returns a store over rdb whose engine folds with cfg's windows, its
@@ -64,6 +67,9 @@ func New(rdb redis.UniversalClient, cfg Config) *Store {
 
 // KeyPrefix is what every key of the store starts with, before a colon.
 func (s *Store) KeyPrefix() string { return s.prefix }
+
+// Cluster reports whether the store is on a Redis Cluster.
+func (s *Store) Cluster() bool { return s.cluster }
 
 // Client is the underlying Redis client.
 func (s *Store) Client() redis.UniversalClient { return s.rdb }
@@ -308,7 +314,15 @@ func (s *Store) CheckLayout(ctx context.Context, topic string) error {
 		return fmt.Errorf("ledger key layout: %w", err)
 	}
 	if n > 0 {
-		return fmt.Errorf("%w: layout 1 (from before lookups read plain keys), this version reads layout %s", ErrKeyLayout, keyLayout)
+		// On a Redis Cluster, the layout gone with some of the markers is
+		// a shard that lost its data, not an older layout.
+		lost, err := s.ShardsLost(ctx, topic)
+		if err != nil {
+			return fmt.Errorf("ledger key layout: %w", err)
+		}
+		if len(lost) == 0 {
+			return fmt.Errorf("%w: layout 1 (from before lookups read plain keys), this version reads layout %s", ErrKeyLayout, keyLayout)
+		}
 	}
 	if err := s.rdb.Set(ctx, s.key("layout"), keyLayout, 0).Err(); err != nil {
 		return fmt.Errorf("ledger key layout: %w", err)
