@@ -287,7 +287,7 @@ type afterApply struct {
 	applied map[int32]int64
 	epochs  map[int32]uint64
 	topo    ledger.Topology // the Redis Cluster's masters before the poll was written
-	flushed chan struct{} // a flush marker instead of a poll
+	flushed chan struct{}   // a flush marker instead of a poll
 }
 
 // postApply runs afterApply items through two stages: the emitter produces a
