@@ -148,7 +148,7 @@ func TestClusterFaults(t *testing.T) {
 				mu.Unlock()
 				p.kill()
 				time.Sleep(5 * time.Second)
-				np := s.start(fmt.Sprint(p.name, "x"))
+				np := s.start(p.name + "1") // the same instance id, as a StatefulSet pod
 				mu.Lock()
 				procs[k] = np
 				mu.Unlock()
