@@ -279,28 +279,6 @@ func TestClusterFaults(t *testing.T) {
 	})
 }
 
-// positions reads every position of the generator's SKUs, with its version.
-func positions(t *testing.T, st *ledger.Store) map[string]ledger.Position {
-	t.Helper()
-	out := map[string]ledger.Position{}
-	ctx := context.Background()
-	for i := 0; i < skus; i++ {
-		sku := sim.SKU(i)
-		locs, err := st.Locations(ctx, sku)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range locs {
-			p, err := st.Position(ctx, sku, l, time.Time{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			out[sku+"@"+l] = p
-		}
-	}
-	return out
-}
-
 // replicaOf returns the port of the replica of the master on port.
 func replicaOf(t *testing.T, port string) string {
 	t.Helper()

@@ -529,19 +529,29 @@ func reference(t *testing.T, seed uint64, n int) map[string]ledger.Components {
 func snapshot(t *testing.T, store *ledger.Store) map[string]ledger.Components {
 	t.Helper()
 	out := map[string]ledger.Components{}
+	for k, p := range positions(t, store) {
+		out[k] = p.Components
+	}
+	return out
+}
+
+// positions reads every position of the generator's SKUs, with its version.
+func positions(t *testing.T, st *ledger.Store) map[string]ledger.Position {
+	t.Helper()
+	out := map[string]ledger.Position{}
 	ctx := context.Background()
 	for i := 0; i < skus; i++ {
 		sku := sim.SKU(i)
-		locs, err := store.Locations(ctx, sku)
+		locs, err := st.Locations(ctx, sku)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, l := range locs {
-			p, err := store.Position(ctx, sku, l, time.Time{})
+			p, err := st.Position(ctx, sku, l, time.Time{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			out[sku+"@"+l] = p.Components
+			out[sku+"@"+l] = p
 		}
 	}
 	return out

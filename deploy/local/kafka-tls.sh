@@ -42,14 +42,7 @@ kafka_tls_certs() {
     [ -s "$KAFKA_TLS_DIR/$f" ] || missing=1
   done
   [ "$missing" = 0 ] && return 0
-  if ! command -v openssl >/dev/null; then
-    log "installing openssl from Debian packages (to make the test certificates)"
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get update -qq >/dev/null
-    $sudo apt-get install -y -qq --no-install-recommends openssl >/dev/null
-  fi
+  apt_install openssl openssl "to make the test certificates"
   log "generating a Kafka test CA, certificates and password in $KAFKA_TLS_DIR"
   rm -rf "$KAFKA_TLS_DIR"
   mkdir -p "$KAFKA_TLS_DIR"

@@ -28,6 +28,18 @@ mkdir -p "$STOCKFLOW_CACHE" "$STACK_DATA"
 
 log() { printf '[stack] %s\n' "$*" >&2; }
 
+# apt_install COMMAND PACKAGE WHY: installs PACKAGE from Debian packages
+# when COMMAND is missing (as root, or through sudo).
+apt_install() {
+  command -v "$1" >/dev/null && return 0
+  log "installing $2 from Debian packages ($3)"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq >/dev/null
+  $sudo apt-get install -y -qq --no-install-recommends "$2" >/dev/null
+}
+
 # port_open PORT: true when something accepts TCP connections on 127.0.0.1:PORT.
 port_open() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null

@@ -17,14 +17,7 @@ PIDFILE=$TLS_DATA/redis.pid
 # certificates only ever live on this machine.
 certs() {
   [ -s "$TLS_DATA/client.key" ] && [ -s "$TLS_DATA/password" ] && return 0
-  if ! command -v openssl >/dev/null; then
-    log "installing openssl from Debian packages (to make the test certificates)"
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get update -qq >/dev/null
-    $sudo apt-get install -y -qq --no-install-recommends openssl >/dev/null
-  fi
+  apt_install openssl openssl "to make the test certificates"
   log "generating a test CA and certificates in $TLS_DATA"
   mkdir -p "$TLS_DATA"
   (

@@ -6,15 +6,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 REDIS_DATA=$STACK_DATA/redis
 PIDFILE=$REDIS_DATA/redis.pid
 
-install() {
-  if command -v redis-server >/dev/null; then return 0; fi
-  log "installing redis-server from Debian packages"
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq >/dev/null
-  $sudo apt-get install -y -qq --no-install-recommends redis-server >/dev/null
-}
+install() { apt_install redis-server redis-server "the local stack's Redis"; }
 
 start() {
   if port_open "$REDIS_PORT"; then
