@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -103,6 +104,27 @@ func runSuite(t *testing.T, newStore func(t *testing.T) *Store) {
 		h := newHarness(t, newStore(t))
 		h.apply(le(events.EntryReceipt, "DC1", 100, 1, "r1"), le(events.EntryAdjustment, "DC1", -3, 2, "a1"))
 		want(t, h.pos("DC1"), Components{OnHand: 97})
+	})
+
+	t.Run("on hand as of an earlier time: now less the journal's later movements", func(t *testing.T) {
+		h := newHarness(t, newStore(t))
+		h.apply(le(events.EntryReceipt, "DC1", 100, 1, "r1"), le(events.EntryAdjustment, "DC1", -3, 3, "a1"), le(events.EntryReceipt, "DC2", 7, 2, "r2"))
+		other := le(events.EntryReceipt, "DC1", 5, 4, "r3")
+		other.SKU = "SKU-2" // another SKU: another slot of a Redis Cluster
+		h.applyOn(1, other)
+		got, err := h.s.OnHandAt(context.Background(), []PositionRef{{"SKU-1", "DC1"}, {"SKU-1", "DC2"}, {"SKU-1", "DC9"}, {"SKU-2", "DC1"}}, at(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantPast := []PastOnHand{
+			{Known: true, OnHand: 100, Movements: 1}, // 97 now; the -3 at minute 3 came after
+			{Known: true, OnHand: 7},                 // received at minute 2 itself: not after
+			{},                                       // never seen
+			{Known: true, OnHand: 0, Movements: 1},   // received at minute 4
+		}
+		if !reflect.DeepEqual(got, wantPast) {
+			t.Fatalf("as of minute 2: %+v, want %+v", got, wantPast)
+		}
 	})
 
 	t.Run("order lifecycle", func(t *testing.T) {
