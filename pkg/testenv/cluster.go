@@ -63,8 +63,7 @@ func DeleteClusterKeys(rdb *redis.ClusterClient, prefix string) {
 // $STOCKFLOW_TEST_KAFKA the plaintext ones).
 func ClusterConfig(t testing.TB) config.Config {
 	t.Helper()
-	cfg := Config(t, 0)
-	cfg.Redis.Addr = ""
+	cfg := kafkaConfig(t)
 	_, prefix := RedisCluster(t)
 	cfg.Redis.ClusterAddrs = RedisClusterAddrs(t)
 	cfg.Redis.KeyPrefix = prefix

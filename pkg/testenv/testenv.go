@@ -91,10 +91,17 @@ func Suffix() string {
 // are deleted when the test ends.
 func Config(t testing.TB, redisDB int) config.Config {
 	t.Helper()
-	cfg := config.Default()
-	cfg.Kafka.Brokers = KafkaBrokers(t)
+	cfg := kafkaConfig(t)
 	cfg.Redis.Addr = RedisAddr(t)
 	cfg.Redis.DB = redisDB
+	return cfg
+}
+
+// kafkaConfig is Config without Redis.
+func kafkaConfig(t testing.TB) config.Config {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Kafka.Brokers = KafkaBrokers(t)
 	cfg.Kafka.Partitions = 3
 	sfx := "." + Suffix()
 	tp := &cfg.Topics
