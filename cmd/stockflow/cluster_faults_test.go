@@ -27,9 +27,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/ledger"
 	"github.com/stockflow/stockflow/pkg/sim"
 	"github.com/stockflow/stockflow/pkg/testenv"
@@ -53,22 +51,6 @@ func cluster(t *testing.T, args ...string) string {
 		t.Fatalf("cluster.sh %v: %v\n%s", args, err, stderr.String())
 	}
 	return strings.TrimSpace(string(out))
-}
-
-// stock receives units of STORM at L1 and waits for the fold.
-func (s *scenario) stock(units int) {
-	s.t.Helper()
-	ctx := context.Background()
-	ev := &events.InventoryReceived{Meta: events.Meta{EventID: "storm-stock", EventTime: time.Now().UTC(), Source: "t"},
-		SKU: "STORM", Location: "L1", Quantity: int64(units), UoM: "EA"}
-	b, err := s.codec.Encode(ctx, s.cfg.Topics.Inventory, ev)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	if err := s.prod.ProduceSync(ctx, &kgo.Record{Topic: s.cfg.Topics.Inventory, Key: []byte("STORM"), Value: b}).FirstErr(); err != nil {
-		s.t.Fatal(err)
-	}
-	s.caughtUp(2 * time.Minute)
 }
 
 // longestGap is the longest time after from without a decided hold.

@@ -1079,12 +1079,7 @@ func TestFaults(t *testing.T) {
 		s := newScenario(t)
 		a, b := s.start("a"), s.start("b")
 		ctx := context.Background()
-		ev := &events.InventoryReceived{Meta: events.Meta{EventID: "storm-stock", EventTime: time.Now().UTC(), Source: "t"}, SKU: "STORM", Location: "L1", Quantity: int64(stock), UoM: "EA"}
-		bts, _ := s.codec.Encode(ctx, s.cfg.Topics.Inventory, ev)
-		if err := s.prod.ProduceSync(ctx, &kgo.Record{Topic: s.cfg.Topics.Inventory, Key: []byte("STORM"), Value: bts}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-		s.caughtUp(2 * time.Minute)
+		s.stock(stock)
 		var mu sync.Mutex
 		stop := make(chan struct{})
 		var faults sync.WaitGroup
@@ -1145,6 +1140,22 @@ func TestFaults(t *testing.T) {
 			held, requests, stock, unavailable, instanceKills.Load(), brokerKills.Load())
 		s.report("hold-storm-under-kills", requests, rec)
 	})
+}
+
+// stock receives units of STORM at L1 and waits for the fold.
+func (s *scenario) stock(units int) {
+	s.t.Helper()
+	ctx := context.Background()
+	ev := &events.InventoryReceived{Meta: events.Meta{EventID: "storm-stock", EventTime: time.Now().UTC(), Source: "t"},
+		SKU: "STORM", Location: "L1", Quantity: int64(units), UoM: "EA"}
+	b, err := s.codec.Encode(ctx, s.cfg.Topics.Inventory, ev)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := s.prod.ProduceSync(ctx, &kgo.Record{Topic: s.cfg.Topics.Inventory, Key: []byte("STORM"), Value: b}).FirstErr(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.caughtUp(2 * time.Minute)
 }
 
 // holdStorm sends requests holds of one unit of STORM@L1, one every pace,

@@ -194,23 +194,30 @@ func (s *Store) AlignApplied(ctx context.Context, topic string, partitions []int
 		}
 		args = append(args, p, o)
 	}
-	each := make([][]string, len(keys))
-	argv := make([][]any, len(keys))
-	for i, k := range keys {
-		each[i], argv[i] = []string{k}, args
-	}
-	cmds, err := evalEach(ctx, s.rdb, lowerScript, each, argv)
-	if err == nil {
-		for _, c := range cmds {
-			if err = c.Err(); err != nil {
-				break
-			}
-		}
-	}
-	if err != nil {
+	if _, err := evalCopies(ctx, s.rdb, lowerScript, keys, args); err != nil {
 		return fmt.Errorf("align applied offsets: %w", err)
 	}
 	return nil
+}
+
+// evalCopies runs script once on each key of keys (the copies of one piece
+// of bookkeeping) with the same args, in one round trip, and returns the
+// replies; the first failed call fails it.
+func evalCopies(ctx context.Context, rdb redis.UniversalClient, script *redis.Script, keys []string, args []any) ([]*redis.Cmd, error) {
+	argv := make([][]any, len(keys))
+	for i := range keys {
+		argv[i] = args
+	}
+	cmds, err := evalAll(ctx, rdb, script, keys, argv)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cmds {
+		if err := c.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return cmds, nil
 }
 
 // Masters' identities. A poll's SKU states and, a round trip later, its
@@ -297,11 +304,13 @@ func (s *Store) UncoveredMasters(ctx context.Context) ([]string, error) {
 			continue
 		}
 		addr := r.Nodes[0].Addr
-		covered[addr] = covered[addr] || false
-		for _, tag := range checkpointTags {
-			if sl := int(Slot(tag)); sl >= r.Start && sl <= r.End {
+		for _, sl := range CopySlots() {
+			if sl >= r.Start && sl <= r.End {
 				covered[addr] = true
 			}
+		}
+		if !covered[addr] {
+			covered[addr] = false // listed, so that a master with no copy is named
 		}
 	}
 	var out []string

@@ -207,12 +207,7 @@ func (s *Store) RecordApplied(ctx context.Context, topic string, from, to map[in
 	}
 	// Every copy (one on a single Redis): a partition refused by any is
 	// refused, and AlignApplied makes the copies agree again.
-	keys := s.bookKeys("applied:" + topic)
-	each, argv := make([][]string, len(keys)), make([][]any, len(keys))
-	for i, k := range keys {
-		each[i], argv[i] = []string{k}, args
-	}
-	cmds, err := evalEach(ctx, s.rdb, s.applied, each, argv)
+	cmds, err := evalCopies(ctx, s.rdb, s.applied, s.bookKeys("applied:"+topic), args)
 	if err != nil {
 		return nil, fmt.Errorf("record applied offsets: %w", err)
 	}
