@@ -21,7 +21,7 @@ import (
 // (avro.Reflective): the same bytes out, the same entries back, the same
 // failures.
 
-const ledgerID = 1017 // LedgerEntry in schemas/manifest.json, its newest version
+const ledgerID = 1023 // LedgerEntry in schemas/manifest.json, its newest version
 
 var entryTypes = []string{
 	events.EntryReceipt, events.EntryPick, events.EntryCount, events.EntryAdjustment, events.EntryShipment,
@@ -156,6 +156,8 @@ func (g gen) entry() *events.LedgerEntry {
 		SourcePartition: maybe(g, g.int),
 		SourceOffset:    maybe(g, g.long),
 		ChannelRules:    maybe(g, g.str),
+		DecidedATP:      maybe(g, g.long),
+		DecidedAt:       maybe(g, g.long),
 	}
 }
 
@@ -253,7 +255,7 @@ func TestLedgerEntryPathByWriterSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	all := map[int]string{}
-	for id := 1001; id <= 1017; id++ {
+	for id := 1001; id <= 1023; id++ {
 		if all[id], err = builtin.SchemaByID(ctx, id); err != nil {
 			t.Fatal(err)
 		}
@@ -312,15 +314,28 @@ func TestLedgerEntryPathByWriterSchema(t *testing.T) {
 		t.Errorf("older writer: %v allocations per decode: not the goavro path", n)
 	}
 
-	// Entries the ledger log already holds, written before channel_rules
-	// (schema id 1014): the same body without the last field's null.
+	// Entries the ledger log already holds, written before the journaled
+	// hold decisions (schema id 1017): the same body without the last two
+	// fields' nulls; and before channel_rules too (1014): one null fewer.
 	prev := *e.(*events.LedgerEntry)
+	prev.DecidedATP, prev.DecidedAt = nil, nil
+	enc, err = c.Encode(ctx, "t", &prev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got1017, err := c.Decode(ctx, withHeader(1017, enc[5:len(enc)-2]))
+	if err != nil {
+		t.Fatalf("an entry written with schema 1017: %v", err)
+	}
+	if !reflect.DeepEqual(got1017, &prev) {
+		t.Fatalf("schema 1017: got %s\nwant %s", dump(got1017), dump(&prev))
+	}
 	prev.ChannelRules = nil
 	enc, err = c.Encode(ctx, "t", &prev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got1014, err := c.Decode(ctx, withHeader(1014, enc[5:len(enc)-1]))
+	got1014, err := c.Decode(ctx, withHeader(1014, enc[5:len(enc)-3]))
 	if err != nil {
 		t.Fatalf("an entry written with schema 1014: %v", err)
 	}

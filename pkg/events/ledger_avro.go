@@ -18,7 +18,7 @@ import (
 // to build a codec while ledgerEntryFingerprint is not the canonical
 // schema's, and its error names the fingerprint to put here once the
 // methods below follow the new schema.
-const ledgerEntryFingerprint = "c536b42593755026b55e4f71a28406230015dd055f0d77b6df30868898fe3de3"
+const ledgerEntryFingerprint = "cfc4cd23dab5bd9d6ba44971949b70a80da7714288a64c77dac8b8103d693e4d"
 
 // entryTypes are the symbols of the EntryType enum, in schema order.
 var entryTypes = []string{
@@ -70,18 +70,20 @@ func (e *LedgerEntry) AppendAvro(dst []byte) ([]byte, error) {
 	dst = avro.AppendOptional(dst, e.SourcePartition, avro.AppendInt)
 	dst = avro.AppendOptional(dst, e.SourceOffset, avro.AppendLong)
 	dst = avro.AppendOptional(dst, e.ChannelRules, avro.AppendString)
+	dst = avro.AppendOptional(dst, e.DecidedATP, avro.AppendLong)
+	dst = avro.AppendOptional(dst, e.DecidedAt, avro.AppendLong)
 	return dst, nil
 }
 
 // ledgerOptionals holds the values LedgerEntry's optional fields point to,
 // so that decoding allocates them all at once.
 type ledgerOptionals struct {
-	location, group, orderID, lineID, channel, poNumber, asnID, shipmentID  string
-	supplierID, status, holdID, replyTo, reason, correlationID, sourceTopic string
-	channelRules                                                            string
-	poLine, sourcePartition                                                 int32
-	safetyStock, reorderPoint, ttlMillis, sourceOffset                      int64
-	expectedDate, eta, asOf                                                 time.Time
+	location, group, orderID, lineID, channel, poNumber, asnID, shipmentID    string
+	supplierID, status, holdID, replyTo, reason, correlationID, sourceTopic   string
+	channelRules                                                              string
+	poLine, sourcePartition                                                   int32
+	safetyStock, reorderPoint, ttlMillis, sourceOffset, decidedATP, decidedAt int64
+	expectedDate, eta, asOf                                                   time.Time
 }
 
 // UnmarshalAvro implements avro.BinaryRecord: it sets e to the entry in
@@ -122,6 +124,8 @@ func (e *LedgerEntry) UnmarshalAvro(body []byte) error {
 	d.SourcePartition = r.ReadOptionalInt("source_partition", &o.sourcePartition)
 	d.SourceOffset = r.ReadOptionalLong("source_offset", &o.sourceOffset)
 	d.ChannelRules = r.ReadOptionalString("channel_rules", &o.channelRules)
+	d.DecidedATP = r.ReadOptionalLong("decided_atp", &o.decidedATP)
+	d.DecidedAt = r.ReadOptionalLong("decided_at", &o.decidedAt)
 	if err := r.End(); err != nil {
 		return err
 	}
