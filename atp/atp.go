@@ -52,6 +52,7 @@ type Position struct {
 
 // Hold is stock set aside for a checkout until it expires.
 type Hold struct {
+	ID       string // the hold's id in the ledger, where known
 	Quantity int64
 	Expires  int64  // ms since the epoch
 	Channel  string // the sales channel it was placed for, if any

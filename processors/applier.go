@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -33,7 +36,16 @@ type applier struct {
 	log       *slog.Logger
 	capacity  int
 
+	// mu guards cache and pending: the partition's hold desk reads them
+	// between the folds, which hold it only while they fold in memory.
+	mu    sync.Mutex
 	cache map[string]*ledger.State
+	// pending is what the hold desk journaled, by SKU, at offsets the
+	// fold has not stored yet: decisions and releases, which the desk
+	// counts against ATP.
+	pending map[string][]*pendingHold
+	// folded is the highest offset of the partition folded and stored.
+	folded atomic.Int64
 }
 
 // errEncode marks an output the codec refused: a defect, not an outage, so
@@ -131,9 +143,11 @@ func (a *applier) apply(ctx context.Context, recs []*kgo.Record) applied {
 		var err error
 		folded, err = a.fold(ctx, order)
 		if err != nil {
+			a.mu.Lock()
 			for _, g := range order {
 				delete(a.cache, g.sku)
 			}
+			a.mu.Unlock()
 		}
 		return err
 	})
@@ -146,7 +160,13 @@ func (a *applier) apply(ctx context.Context, recs []*kgo.Record) applied {
 	res.stats.Duplicates += folded.stats.Duplicates
 	res.stats.Stale += folded.stats.Stale
 	res.stats.Absorbed += folded.stats.Absorbed
+	a.mu.Lock()
 	a.evict(bySKU)
+	a.mu.Unlock()
+	if !res.refused {
+		a.settle(res.last)
+		a.folded.Store(res.last)
+	}
 	return res
 }
 
@@ -181,6 +201,7 @@ func (a *applier) fold(ctx context.Context, order []*skuEntries) (foldResult, er
 	// The Redis calls join one trace: a hold's when the poll has one (a
 	// checkout waits on it), else the first SKU's.
 	tctx := order[0].span
+	a.mu.Lock()
 	for _, g := range order {
 		if _, ok := a.cache[g.sku]; !ok {
 			missing = append(missing, g.sku)
@@ -189,15 +210,18 @@ func (a *applier) fold(ctx context.Context, order []*skuEntries) (foldResult, er
 			tctx = g.span
 		}
 	}
+	a.mu.Unlock()
 	ctx = tctx
 	if len(missing) > 0 {
 		states, err := a.store.Load(ctx, missing)
 		if err != nil {
 			return res, err
 		}
+		a.mu.Lock()
 		for i, s := range states {
 			a.cache[missing[i]] = s
 		}
+		a.mu.Unlock()
 	}
 	eng := a.store.Engine()
 	states := make([]*ledger.State, len(order))
@@ -205,6 +229,8 @@ func (a *applier) fold(ctx context.Context, order []*skuEntries) (foldResult, er
 	crossed := make([][]stockAlert, len(order))
 	stale := make([]bool, len(order))
 	now := time.Now()
+	// The fold in memory excludes the hold desk; the write does not.
+	a.mu.Lock()
 	for i, g := range order {
 		s := a.cache[g.sku]
 		states[i] = s
@@ -221,6 +247,7 @@ func (a *applier) fold(ctx context.Context, order []*skuEntries) (foldResult, er
 				al.CorrelationID = g.corr
 				b, err := a.codec.Encode(ctx, a.topics.Alerts, al)
 				if err != nil {
+					a.mu.Unlock()
 					return res, fmt.Errorf("%w: alert %s: %w", errEncode, al.AlertID, err)
 				}
 				s.Outbox(al.AlertID, b)
@@ -228,6 +255,7 @@ func (a *applier) fold(ctx context.Context, order []*skuEntries) (foldResult, er
 			}
 		}
 	}
+	a.mu.Unlock()
 	t0 := time.Now()
 	stored, err := a.store.Save(ctx, states)
 	a.metrics.applySeconds.Observe(time.Since(t0).Seconds())
@@ -240,7 +268,9 @@ func (a *applier) fold(ctx context.Context, order []*skuEntries) (foldResult, er
 		if !stored[i] {
 			// Another writer moved the SKU on: a newer owner of the
 			// partition, or a Redis that went back in time.
+			a.mu.Lock()
 			delete(a.cache, g.sku)
+			a.mu.Unlock()
 			res.refused = true
 			a.log.Warn("write refused by the watermark guard: dropping the SKU", "sku", g.sku, "partition", a.partition)
 			continue
@@ -267,6 +297,41 @@ func (a *applier) fold(ctx context.Context, order []*skuEntries) (foldResult, er
 		}
 	}
 	return res, nil
+}
+
+// pendingHold is a decision or release the hold desk journaled at offset
+// of the partition (math.MaxInt64 until the broker has given it one).
+type pendingHold struct {
+	hold   ledger.Hold
+	offset int64
+}
+
+// settle forgets what the desk journaled at or below offset: the fold has
+// stored it.
+func (a *applier) settle(offset int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for sku, ps := range a.pending {
+		ps = slices.DeleteFunc(ps, func(p *pendingHold) bool { return p.offset <= offset })
+		if len(ps) == 0 {
+			delete(a.pending, sku)
+		} else {
+			a.pending[sku] = ps
+		}
+	}
+}
+
+// pendingFor lists the pending holds of sku as the engine takes them.
+func (a *applier) pendingFor(sku string) []ledger.Hold {
+	ps := a.pending[sku]
+	if len(ps) == 0 {
+		return nil
+	}
+	out := make([]ledger.Hold, len(ps))
+	for i, p := range ps {
+		out[i] = p.hold
+	}
+	return out
 }
 
 func touched(cs []ledger.Changed, loc string) bool {

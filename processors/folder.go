@@ -52,6 +52,19 @@ type FolderConfig struct {
 	// that died and without a rebalance. A stop leaves the group, so its
 	// partitions move to the others at once.
 	InstanceID string
+	// HoldTimeout is how long the API waits for a hold decision: a desk
+	// that takes a partition decides the requests of the last two of
+	// these. Default 5s.
+	HoldTimeout time.Duration
+	// HoldTxnTimeout bounds a hold desk's transaction: an owner that dies
+	// in one and never comes back holds the ledger partition's readers
+	// back this long at most. Default 10s.
+	HoldTxnTimeout time.Duration
+	// HoldOpts are appended to the hold desks' client options.
+	HoldOpts []kgo.Opt
+	// AfterHoldJournal runs after a hold desk has journaled a batch of
+	// decisions and before it answers them (failure injection in tests).
+	AfterHoldJournal func()
 }
 
 func (c *FolderConfig) setDefaults() {
@@ -73,6 +86,12 @@ func (c *FolderConfig) setDefaults() {
 	if c.Supply == nil {
 		all := atp.AllSupply
 		c.Supply = &all
+	}
+	if c.HoldTimeout <= 0 {
+		c.HoldTimeout = 5 * time.Second
+	}
+	if c.HoldTxnTimeout <= 0 {
+		c.HoldTxnTimeout = 10 * time.Second
 	}
 }
 
@@ -103,6 +122,7 @@ type Folder struct {
 	keeper *offsetKeeper
 
 	cl       *kgo.Client
+	work     context.Context // the work's context, which outlives a stop by the grace period
 	pipe     *postApply
 	mu       sync.Mutex
 	appliers map[int32]*partitionWorker
@@ -148,16 +168,17 @@ func (f *Folder) Run(ctx context.Context) error {
 	if f.cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(f.cfg.InstanceID))
 	}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return fmt.Errorf("folder client: %w", err)
-	}
 	// Work in hand is finished on stop; only after the grace period is it
 	// abandoned.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(f.cfg.Grace, cancelWork) })
 	defer stop()
+	f.work = work
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("folder client: %w", err)
+	}
 
 	f.cl = cl
 	em := &emitter{codec: f.codec, topics: f.cfg.Topics, out: f.out, supply: *f.cfg.Supply}
@@ -242,6 +263,12 @@ func (f *Folder) resumeFromRedis(ctx context.Context, offsets map[string]map[int
 		a, ok := applied[p]
 		f.keeper.assigned(p, a, ok, max(o.EpochOffset().Offset, 0))
 		f.dropWorker(p)
+		// The worker starts now, not with the partition's first records:
+		// its hold desk must be open on a partition the fold has no news of.
+		w := f.workerFor(f.work, p)
+		if ok {
+			w.app.folded.Store(a)
+		}
 		if ok {
 			offsets[topic][p] = kgo.NewOffset().At(a + 1).WithEpoch(-1)
 		} else {
@@ -263,6 +290,8 @@ type partitionWorker struct {
 	done    chan applied
 	quit    chan struct{}
 	stopped chan struct{}
+	// closeDesk stops the partition's hold desk and waits for it.
+	closeDesk func()
 }
 
 func (f *Folder) workerFor(ctx context.Context, p int32) *partitionWorker {
@@ -275,8 +304,23 @@ func (f *Folder) workerFor(ctx context.Context, p int32) *partitionWorker {
 		app: &applier{partition: p, codec: f.codec, store: f.store, topics: f.cfg.Topics, metrics: f.cfg.Metrics,
 			tracing: f.cfg.Tracing, log: f.log, capacity: f.cfg.CacheSKUs, cache: map[string]*ledger.State{}},
 		in: make(chan []*kgo.Record), done: make(chan applied), quit: make(chan struct{}), stopped: make(chan struct{}),
+		closeDesk: func() {},
 	}
+	w.app.folded.Store(-1)
 	f.appliers[p] = w
+	if f.cfg.Topics.Holds != "" {
+		dctx, cancel := context.WithCancel(ctx)
+		desk := &holdDesk{p: p, cfg: f.cfg, codec: f.codec, store: f.store, app: w.app, out: f.out, log: f.log}
+		deskDone := make(chan struct{})
+		go func() {
+			defer close(deskDone)
+			desk.run(dctx)
+		}()
+		w.closeDesk = func() {
+			cancel()
+			<-deskDone
+		}
+	}
 	go func() {
 		defer close(w.stopped)
 		for {
@@ -297,6 +341,7 @@ func (f *Folder) dropWorker(p int32) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if w, ok := f.appliers[p]; ok {
+		w.closeDesk()
 		close(w.quit)
 		<-w.stopped
 		delete(f.appliers, p)

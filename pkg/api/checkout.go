@@ -26,7 +26,11 @@ type CheckoutConfig struct {
 	Producer    *kgo.Client // produces hold and policy entries to the ledger log
 	Codec       *avro.Codec
 	LedgerTopic string
-	Groups      map[string][]string
+	// HoldsTopic takes hold requests and releases to the owners of their
+	// ledger partitions, which decide them. Empty: they go on the ledger
+	// topic and the fold decides them (the way before the holds topic).
+	HoldsTopic string
+	Groups     map[string][]string
 	Rules       atp.ChannelRules
 	Supply      atp.SupplyPolicy
 	// HoldTimeout bounds the wait for a hold decision. Default 5s.
@@ -213,16 +217,29 @@ func correlationID(c echo.Context) *string {
 
 // produce writes ledger entries, keyed by SKU, and waits for the broker.
 func (ch *Checkout) produce(ctx context.Context, es ...*events.LedgerEntry) error {
+	return ch.produceTo(ctx, ch.cfg.LedgerTopic, es)
+}
+
+// produceHolds writes hold requests and releases, keyed by SKU, to the
+// holds topic, and waits for the broker.
+func (ch *Checkout) produceHolds(ctx context.Context, es ...*events.LedgerEntry) error {
+	if ch.cfg.HoldsTopic == "" {
+		return ch.produce(ctx, es...)
+	}
+	return ch.produceTo(ctx, ch.cfg.HoldsTopic, es)
+}
+
+func (ch *Checkout) produceTo(ctx context.Context, topic string, es []*events.LedgerEntry) error {
 	recs := make([]*kgo.Record, 0, len(es))
 	for _, e := range es {
-		b, err := ch.cfg.Codec.Encode(ctx, ch.cfg.LedgerTopic, e)
+		b, err := ch.cfg.Codec.Encode(ctx, topic, e)
 		if err != nil {
 			return fmt.Errorf("encode %s entry: %w", e.EntryType, err)
 		}
-		recs = append(recs, &kgo.Record{Topic: ch.cfg.LedgerTopic, Key: []byte(e.SKU), Value: b})
+		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(e.SKU), Value: b})
 	}
 	if err := ch.cfg.Producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return fmt.Errorf("produce to the ledger: %w", err)
+		return fmt.Errorf("produce to %s: %w", topic, err)
 	}
 	return nil
 }

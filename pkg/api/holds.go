@@ -206,7 +206,7 @@ func (ch *Checkout) placeHold(c echo.Context) error {
 	prior = prior[max(0, len(prior)-maxPriorAttempts):]
 	releases := ch.releaseEntries(prior, ch.releaseTargets(req), corr)
 	sent := time.Now()
-	if err := ch.produce(dctx, append(releases, entries...)...); err != nil {
+	if err := ch.produceHolds(dctx, append(releases, entries...)...); err != nil {
 		ch.holdDecisions.WithLabelValues("timeout").Inc()
 		ch.releaseLater(req.HoldID, internal, lines, corr)
 		ch.log.WarnContext(ctx, "hold not sent to the ledger", "hold_id", req.HoldID, "err", err)
@@ -251,7 +251,13 @@ func (ch *Checkout) placeHold(c echo.Context) error {
 			return err
 		}
 	} else {
-		resp.ExpiresAt = now.Add(time.Duration(req.TTLSeconds) * time.Second).UTC().Format(time.RFC3339Nano)
+		exp := now.Add(time.Duration(req.TTLSeconds) * time.Second)
+		resp.ExpiresAt = exp.UTC().Format(time.RFC3339Nano)
+		// This instance's lookups show the hold from now on, stored or not.
+		for _, l := range lines {
+			ch.own.held(l.SKU, l.Location, atp.Hold{ID: internal, Quantity: l.Quantity, Expires: exp.UnixMilli(), Channel: req.Channel},
+				ch.now(), 2*ch.cfg.HoldTimeout)
+		}
 	}
 	ch.holdDecisions.WithLabelValues(resp.Status).Inc()
 	rec := holdRecord{Code: code, Response: resp, Internal: internal, Owner: want.Owner, Fingerprint: want.Fingerprint}
@@ -350,7 +356,7 @@ func (ch *Checkout) release(ctx context.Context, internal string, lines []holdLi
 	if len(lines) == 0 {
 		return nil
 	}
-	return ch.produce(ctx, ch.releaseEntries([]string{internal}, lines, corr)...)
+	return ch.produceHolds(ctx, ch.releaseEntries([]string{internal}, lines, corr)...)
 }
 
 // releaseLater releases the lines of an attempt that got no answer, without
@@ -406,9 +412,15 @@ func (ch *Checkout) releaseTargets(req holdRequest) []holdLine {
 	return out
 }
 
-// releaseEntries makes a release entry for each of ids at each line.
+// releaseEntries makes a release entry for each of ids at each line. This
+// instance's lookups leave those holds out from then on.
 func (ch *Checkout) releaseEntries(ids []string, lines []holdLine, corr *string) []*events.LedgerEntry {
 	now := ch.now().UTC()
+	for _, id := range ids {
+		for _, l := range lines {
+			ch.own.release(l.SKU, l.Location, id, now, 2*ch.cfg.HoldTimeout)
+		}
+	}
 	stamp := strconv.FormatInt(now.UnixNano(), 36)
 	es := make([]*events.LedgerEntry, 0, len(ids)*len(lines))
 	for _, id := range ids {

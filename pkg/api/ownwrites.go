@@ -2,9 +2,11 @@ package api
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/stockflow/stockflow/atp"
 	"github.com/stockflow/stockflow/pkg/ledger"
 )
 
@@ -25,6 +27,13 @@ type ownWrites struct {
 type ownWrite struct {
 	version int64
 	until   time.Time
+	// holds are the holds this instance answered "held" at the position
+	// that no lookup has seen stored yet: a hold is answered as soon as
+	// its partition's owner decides it, before the fold stores it.
+	holds []atp.Hold
+	// released are the holds this instance released at the position:
+	// its lookups leave them out, stored or not.
+	released []string
 }
 
 func newOwnWrites(keep time.Duration) *ownWrites {
@@ -36,10 +45,12 @@ func (o *ownWrites) saw(sku, loc string, version int64, now time.Time) {
 	k := sku + "|" + loc
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if w, ok := o.m[k]; ok && w.version > version {
-		version = w.version
+	w := o.m[k]
+	w.version = max(w.version, version)
+	if u := now.Add(o.keep); u.After(w.until) {
+		w.until = u
 	}
-	o.m[k] = ownWrite{version: version, until: now.Add(o.keep)}
+	o.m[k] = w
 	if len(o.m) > 2*o.swept+64 {
 		for k, w := range o.m {
 			if now.After(w.until) {
@@ -47,6 +58,77 @@ func (o *ownWrites) saw(sku, loc string, version int64, now time.Time) {
 			}
 		}
 		o.swept = len(o.m)
+	}
+}
+
+// held records that this instance answered h held at the position, so
+// its lookups count h until they find it stored, for keep at most.
+func (o *ownWrites) held(sku, loc string, h atp.Hold, now time.Time, keep time.Duration) {
+	k := sku + "|" + loc
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	w := o.m[k]
+	w.holds = append(w.holds, h)
+	if u := now.Add(keep); u.After(w.until) {
+		w.until = u
+	}
+	o.m[k] = w
+}
+
+// release records that this instance released hold id at the position:
+// its lookups leave the hold out from now on, for keep at most.
+func (o *ownWrites) release(sku, loc, id string, now time.Time, keep time.Duration) {
+	k := sku + "|" + loc
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	w := o.m[k]
+	w.holds = slices.DeleteFunc(w.holds, func(h atp.Hold) bool { return h.ID == id })
+	if !slices.Contains(w.released, id) {
+		w.released = append(w.released, id)
+	}
+	if u := now.Add(keep); u.After(w.until) {
+		w.until = u
+	}
+	o.m[k] = w
+}
+
+// overlay adds to r, the lookup of the position at now, the holds this
+// instance answered that r does not show stored yet; those r shows are
+// forgotten, the fold has them.
+func (o *ownWrites) overlay(sku, loc string, r *ledger.LookupResult, now time.Time) {
+	k := sku + "|" + loc
+	o.mu.RLock()
+	w, ok := o.m[k]
+	n := len(w.holds) + len(w.released)
+	o.mu.RUnlock()
+	if !ok || n == 0 {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	w, ok = o.m[k]
+	if !ok || now.After(w.until) {
+		return
+	}
+	changed := false
+	if len(w.released) > 0 {
+		r.Holds = slices.DeleteFunc(r.Holds, func(h atp.Hold) bool {
+			gone := slices.Contains(w.released, h.ID)
+			changed = changed || gone
+			return gone
+		})
+	}
+	w.holds = slices.DeleteFunc(w.holds, func(h atp.Hold) bool {
+		if slices.ContainsFunc(r.Holds, func(s atp.Hold) bool { return s.ID == h.ID }) {
+			return true
+		}
+		r.Holds = append(r.Holds, h)
+		changed = true
+		return false
+	})
+	o.m[k] = w
+	if changed {
+		r.Held = atp.Held(r.Holds, now.UnixMilli())
 	}
 }
 
@@ -71,5 +153,14 @@ func (ch *Checkout) lookup(ctx context.Context, reqs []ledger.LookupReq, now tim
 			reqs[i].MinVersion = ch.own.floor(r.SKU, r.Location, now)
 		}
 	}
-	return ch.cfg.Store.Lookup(ctx, reqs, now)
+	res, err := ch.cfg.Store.Lookup(ctx, reqs, now)
+	if err != nil {
+		return nil, err
+	}
+	for i, r := range reqs {
+		if r.Location != "" {
+			ch.own.overlay(r.SKU, r.Location, &res[i], now)
+		}
+	}
+	return res, nil
 }

@@ -107,11 +107,17 @@ type Kafka struct {
 
 // Topics names every topic Stockflow reads or writes.
 type Topics struct {
-	Inventory    string `yaml:"inventory"`
-	Orders       string `yaml:"orders"`
-	Supplier     string `yaml:"supplier"`
-	Catalog      string `yaml:"catalog"`
-	Ledger       string `yaml:"ledger"`
+	Inventory string `yaml:"inventory"`
+	Orders    string `yaml:"orders"`
+	Supplier  string `yaml:"supplier"`
+	Catalog   string `yaml:"catalog"`
+	Ledger    string `yaml:"ledger"`
+	// Holds carries hold requests and releases from the API to the owner
+	// of their ledger partition, which decides them and journals the
+	// decisions to the ledger. It must have as many partitions as the
+	// ledger (the same key lands on the same partition number), and it
+	// takes no transactional writes, so no open transaction delays a hold.
+	Holds        string `yaml:"holds"`
 	Availability string `yaml:"availability"`
 	Alerts       string `yaml:"alerts"`
 	DLQ          string `yaml:"dlq"`
@@ -229,6 +235,7 @@ func Default() Config {
 			Supplier:       "supplier.v1",
 			Catalog:        "catalog.items.v1",
 			Ledger:         "stockflow.ledger.v1",
+			Holds:          "stockflow.holds.v1",
 			Availability:   "stockflow.availability.v1",
 			Alerts:         "stockflow.alerts.v1",
 			DLQ:            "stockflow.dlq.v1",
@@ -291,6 +298,7 @@ func (c *Config) options() []option {
 		{"topic-supplier", "supplier events topic", &c.Topics.Supplier},
 		{"topic-catalog", "item master topic (compacted)", &c.Topics.Catalog},
 		{"topic-ledger", "the ledger log topic", &c.Topics.Ledger},
+		{"topic-holds", "hold requests and releases, co-partitioned with the ledger", &c.Topics.Holds},
 		{"topic-availability", "availability changes topic (compacted)", &c.Topics.Availability},
 		{"topic-alerts", "stock alerts topic", &c.Topics.Alerts},
 		{"topic-dlq", "dead-letter topic", &c.Topics.DLQ},
@@ -598,7 +606,7 @@ func (c *Config) Validate() error {
 	seen := map[string]string{}
 	for _, t := range []struct{ name, value string }{
 		{"inventory", c.Topics.Inventory}, {"orders", c.Topics.Orders}, {"supplier", c.Topics.Supplier},
-		{"catalog", c.Topics.Catalog}, {"ledger", c.Topics.Ledger}, {"availability", c.Topics.Availability},
+		{"catalog", c.Topics.Catalog}, {"ledger", c.Topics.Ledger}, {"holds", c.Topics.Holds}, {"availability", c.Topics.Availability},
 		{"alerts", c.Topics.Alerts}, {"dlq", c.Topics.DLQ}, {"index", c.Topics.Index},
 		{"snapshots", c.Topics.Snapshots}, {"reconciliation", c.Topics.Reconciliation},
 	} {

@@ -50,6 +50,8 @@ func Topics(t config.Topics) []TopicSpec {
 		{Name: t.Supplier},
 		{Name: t.Catalog, Configs: compacted},
 		{Name: t.Ledger, Configs: forever},
+		// Requests only matter for as long as a caller waits on them.
+		{Name: t.Holds, Configs: map[string]*string{"retention.ms": str("86400000")}},
 		{Name: t.Availability, Configs: compacted},
 		{Name: t.Alerts},
 		{Name: t.DLQ, Configs: forever},
@@ -209,4 +211,18 @@ func (l *clientLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 		lvl = slog.LevelWarn
 	}
 	l.log.Log(context.Background(), lvl, msg, keyvals...)
+}
+
+// CheckCoPartitioned says whether topics a and b have the same number of
+// partitions, as topics whose partition p must carry the same keys do.
+func CheckCoPartitioned(ctx context.Context, adm *kadm.Client, a, b string) error {
+	details, err := adm.ListTopics(ctx, a, b)
+	if err != nil {
+		return fmt.Errorf("list topics %s and %s: %w", a, b, err)
+	}
+	na, nb := len(details[a].Partitions), len(details[b].Partitions)
+	if na != nb {
+		return fmt.Errorf("topic %s has %d partitions and %s has %d: they must have as many, since a SKU's hold requests and its ledger entries share a partition number; recreate %s with %d partitions", a, na, b, nb, b, na)
+	}
+	return nil
 }

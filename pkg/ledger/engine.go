@@ -800,20 +800,18 @@ func (e *Engine) hold(s *State, en *events.LedgerEntry, et int64) Outcome {
 	h, ok := s.holds[key]
 	if !ok {
 		p := s.touch(loc)
-		channel := deref(en.Channel)
-		raw := p.OnHand - p.Reserved - p.Picked - p.Held - p.SafetyStock
-		allowed := raw
-		if en.ChannelRules != nil && *en.ChannelRules != "" {
-			allowed = e.channelRules(*en.ChannelRules).ForChannelHolding(max(raw, 0), channel, s.heldBy(loc, channel))
+		if en.Status != nil {
+			// Journaled by the partition's owner: applied as decided.
+			d := recorded(en, et)
+			h = &d
+		} else {
+			channel := deref(en.Channel)
+			raw := p.OnHand - p.Reserved - p.Picked - p.Held - p.SafetyStock
+			d := e.judge(en, et, raw, func() int64 { return s.heldBy(loc, channel) })
+			h = &d
 		}
-		h = &Hold{HoldID: deref(en.HoldID), Location: loc, Quantity: en.Quantity, Status: HoldRejected, ATP: allowed, Channel: channel}
-		if allowed >= en.Quantity {
-			p.Held += en.Quantity
-			ttl := int64(0)
-			if en.TTLMillis != nil {
-				ttl = *en.TTLMillis
-			}
-			h.ExpMillis, h.Status, h.ATP = et+ttl, HoldHeld, allowed-en.Quantity
+		if h.Status == HoldHeld {
+			p.Held += h.Quantity
 			s.active[key] = h
 			s.nextExp = min(s.nextExp, h.ExpMillis)
 		}

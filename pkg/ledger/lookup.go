@@ -219,7 +219,7 @@ func (p *positionParser) field(f, v []byte) bool {
 	case bytes.HasPrefix(f, []byte(holdField)):
 		q, rest, ok := bytes.Cut(v, []byte{':'})
 		exp, channel, _ := bytes.Cut(rest, []byte{':'})
-		h := atp.Hold{}
+		h := atp.Hold{ID: string(f[len(holdField):])}
 		var ok1, ok2 bool
 		h.Quantity, ok1 = atoi(q)
 		h.Expires, ok2 = atoi(exp)

@@ -237,7 +237,7 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 		AutoApplyUnits: int64(cfg.Reconcile.AutoApplyUnits), Registry: reg, Logger: log.With("component", "reconciler"),
 	})
 	checkout := api.NewCheckout(api.CheckoutConfig{
-		Store: led, Producer: hcl, Codec: codec, LedgerTopic: cfg.Topics.Ledger,
+		Store: led, Producer: hcl, Codec: codec, LedgerTopic: cfg.Topics.Ledger, HoldsTopic: cfg.Topics.Holds,
 		Groups: groups, Rules: rules, Supply: supply, HoldTimeout: cfg.API.HoldTimeout, OwnHoldsFor: cfg.Redis.LookupCacheMaxAge,
 		InstanceID: opts.InstanceID, Keys: keys, RateLimit: cfg.API.RateLimit,
 		Logger: log.With("component", "api"), Registry: reg, Reconciler: rec,
@@ -299,6 +299,8 @@ func runPipeline(ctx context.Context, cfg config.Config, opts Options, codec *av
 	fcfg := opts.Folder
 	fcfg.Kafka, fcfg.Topics, fcfg.InstanceID, fcfg.Metrics = cfg.Kafka, cfg.Topics, opts.InstanceID, metrics
 	fcfg.CacheSKUs, fcfg.InFlight, fcfg.Grace = cfg.FolderCacheSKUs, cfg.FolderInFlight, cfg.ShutdownGrace
+	fcfg.HoldTimeout = cfg.API.HoldTimeout
+	fcfg.HoldOpts = append(fcfg.HoldOpts, kafka.Logger(log.With("component", "hold-desk")))
 	// Validated with the rest of the configuration; the API answers with the same policy.
 	supply, _ := config.ParseSupplyPolicy(cfg.API.SupplyPolicy)
 	fcfg.Supply = &supply
@@ -340,6 +342,9 @@ func prepareTopics(ctx context.Context, adm *kadm.Client, cfg config.Config, log
 	}
 	specs := kafka.WithMinInsync(kafka.Topics(cfg.Topics), cfg.Kafka.MinInsyncReplicas)
 	if err := kafka.EnsureTopics(ctx, adm, int32(cfg.Kafka.Partitions), int16(cfg.Kafka.Replication), specs); err != nil {
+		return err
+	}
+	if err := kafka.CheckCoPartitioned(ctx, adm, cfg.Topics.Ledger, cfg.Topics.Holds); err != nil {
 		return err
 	}
 	log.Info("topics ready", "count", len(specs), "partitions_for_new", strconv.Itoa(cfg.Kafka.Partitions),

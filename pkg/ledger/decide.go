@@ -1,0 +1,122 @@
+package ledger
+
+import (
+	"github.com/stockflow/stockflow/atp"
+	"github.com/stockflow/stockflow/pkg/events"
+)
+
+// Holds are decided by the owner of their ledger partition as soon as they
+// arrive, not when the fold reaches them (docs/holds.md): the owner decides
+// against the state folded so far plus the holds it decided that the fold
+// has not applied yet, and journals each decision to the ledger log as a
+// HOLD entry carrying its Status. The fold applies such an entry as
+// recorded (hold, below), so a replay reaches the same decisions.
+
+// judge decides en against raw, the location's ATP before channel rules;
+// heldBy is what the hold's channel holds at the location already.
+func (e *Engine) judge(en *events.LedgerEntry, et, raw int64, heldBy func() int64) Hold {
+	loc, channel := deref(en.Location), deref(en.Channel)
+	allowed := raw
+	if en.ChannelRules != nil && *en.ChannelRules != "" {
+		allowed = e.channelRules(*en.ChannelRules).ForChannelHolding(max(raw, 0), channel, heldBy())
+	}
+	h := Hold{HoldID: deref(en.HoldID), Location: loc, Quantity: en.Quantity, Status: HoldRejected, ATP: allowed, Channel: channel}
+	if allowed >= en.Quantity {
+		ttl := int64(0)
+		if en.TTLMillis != nil {
+			ttl = *en.TTLMillis
+		}
+		h.ExpMillis, h.Status, h.ATP = et+ttl, HoldHeld, allowed-en.Quantity
+	}
+	return h
+}
+
+// recorded is the decision a journaled HOLD entry carries.
+func recorded(en *events.LedgerEntry, et int64) Hold {
+	h := Hold{HoldID: deref(en.HoldID), Location: deref(en.Location), Quantity: en.Quantity, Status: HoldRejected, Channel: deref(en.Channel)}
+	if en.DecidedATP != nil {
+		h.ATP = *en.DecidedATP
+	}
+	if *en.Status == HoldHeld {
+		ttl := int64(0)
+		if en.TTLMillis != nil {
+			ttl = *en.TTLMillis
+		}
+		h.Status, h.ExpMillis = HoldHeld, et+ttl
+	}
+	return h
+}
+
+// HoldKey is the key of a hold's decision within its SKU: one per hold id
+// and location.
+func HoldKey(holdID, location string) string { return holdID + "|" + location }
+
+// Decide decides the hold request en against s, the SKU's state as folded
+// so far, and pending, what was journaled for the SKU but may not be folded
+// into s yet: decisions, and releases (Status HoldReleased). A decision
+// both folded and pending is counted twice, which can only refuse, never
+// oversell; a release is counted once whichever. Decide changes neither.
+// When s or pending already has a decision for the hold, that one is
+// returned with known set, and there is nothing to journal. Holds past
+// their expiry at the request's time count for nothing, as the fold would
+// purge them.
+func (e *Engine) Decide(s *State, en *events.LedgerEntry, pending []Hold) (h Hold, known bool) {
+	loc := deref(en.Location)
+	key := HoldKey(deref(en.HoldID), loc)
+	if d, ok := s.holds[key]; ok {
+		return *d, true
+	}
+	var released map[string]bool
+	for _, d := range pending {
+		if d.Status == HoldReleased {
+			if released == nil {
+				released = map[string]bool{}
+			}
+			released[HoldKey(d.HoldID, d.Location)] = true
+		} else if HoldKey(d.HoldID, d.Location) == key {
+			return d, true
+		}
+	}
+	et := en.EventTime.UnixMilli()
+	var c Components
+	if p, ok := s.pos[loc]; ok {
+		c = p.Components
+	}
+	channel := deref(en.Channel)
+	// What the folded state holds that has lapsed by now, and what the
+	// pending decisions hold that has not.
+	held, byChannel := c.Held, int64(0)
+	for k, a := range s.active {
+		if a.Location != loc {
+			continue
+		}
+		switch {
+		case atp.Lapsed(a.ExpMillis, et) || released[k]:
+			held -= a.Quantity
+		case a.Channel == channel:
+			byChannel += a.Quantity
+		}
+	}
+	for _, d := range pending {
+		if d.Location == loc && d.Status == HoldHeld && !atp.Lapsed(d.ExpMillis, et) && !released[HoldKey(d.HoldID, d.Location)] {
+			held += d.Quantity
+			if d.Channel == channel {
+				byChannel += d.Quantity
+			}
+		}
+	}
+	raw := c.OnHand - c.Reserved - c.Picked - held - c.SafetyStock
+	return e.judge(en, et, raw, func() int64 { return byChannel }), false
+}
+
+// HasHold says whether s holds a decision for holdID at location.
+func (s *State) HasHold(holdID, location string) bool {
+	_, ok := s.holds[HoldKey(holdID, location)]
+	return ok
+}
+
+// HoldMessage is what a hold's waiter is told of decision h: the fold's
+// message, without a position version (the decision may not be stored yet).
+func HoldMessage(sku string, h Hold) string {
+	return holdMessage(h.HoldID, sku, h.Location, &h, 0)
+}
