@@ -31,8 +31,8 @@ type CheckoutConfig struct {
 	// topic and the fold decides them (the way before the holds topic).
 	HoldsTopic string
 	Groups     map[string][]string
-	Rules       atp.ChannelRules
-	Supply      atp.SupplyPolicy
+	Rules      atp.ChannelRules
+	Supply     atp.SupplyPolicy
 	// HoldTimeout bounds the wait for a hold decision. Default 5s.
 	HoldTimeout time.Duration
 	// OwnHoldsFor is how long lookups insist on seeing the holds this
