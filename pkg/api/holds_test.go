@@ -26,6 +26,8 @@ func newHoldFixture(t *testing.T, mod func(*CheckoutConfig)) *fixture {
 		// The first decision waits for the folder to join its group.
 		c.HoldTimeout = 30 * time.Second
 		c.Rules = nil // channel rules have a test of their own
+		// Decided by the partition's hold desk, as in the service.
+		c.HoldsTopic = config.Default().Topics.Holds
 		if mod != nil {
 			mod(c)
 		}

@@ -132,6 +132,29 @@ func (o *ownWrites) overlay(sku, loc string, r *ledger.LookupResult, now time.Ti
 	}
 }
 
+// ledgerHolds is holds, the SKU's hold decisions as the ledger has them,
+// with this instance's answers at loc that it lacks added and its releases
+// marked released.
+func (o *ownWrites) ledgerHolds(sku, loc string, holds []ledger.Hold, now time.Time) []ledger.Hold {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	w, ok := o.m[sku+"|"+loc]
+	if !ok || now.After(w.until) {
+		return holds
+	}
+	for _, h := range w.holds {
+		if !slices.ContainsFunc(holds, func(l ledger.Hold) bool { return l.HoldID == h.ID && l.Location == loc }) {
+			holds = append(holds, ledger.Hold{HoldID: h.ID, Location: loc, Quantity: h.Quantity, ExpMillis: h.Expires, Status: ledger.HoldHeld, Channel: h.Channel})
+		}
+	}
+	for i, l := range holds {
+		if l.Location == loc && l.Status == ledger.HoldHeld && slices.Contains(w.released, l.HoldID) {
+			holds[i].Status = ledger.HoldReleased
+		}
+	}
+	return holds
+}
+
 // floor is the version a lookup of the position at now must see, or 0.
 func (o *ownWrites) floor(sku, loc string, now time.Time) int64 {
 	o.mu.RLock()

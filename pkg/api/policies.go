@@ -153,7 +153,7 @@ func (ch *Checkout) positions(c echo.Context) error {
 		pl = append(pl, poLineJSON{PONumber: p.PONumber, POLine: p.POLine, Kind: s.Kind.String(), Status: p.Status,
 			ETA: s.Date.Format(dateLayout), Open: s.Quantity, Ordered: p.Ordered, Received: p.Received, Closed: p.Closed == 1})
 	}
-	hl, err := ch.activeHolds(c, holds, loc, now)
+	hl, err := ch.activeHolds(c, ch.own.ledgerHolds(sku, loc, holds, now), loc, now)
 	if err != nil {
 		return err
 	}

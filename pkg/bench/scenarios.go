@@ -78,7 +78,7 @@ type Run struct {
 func NewRun(ctx context.Context, cfg config.Config, opt Options, log *slog.Logger) (*Run, error) {
 	sfx := "." + strconv.FormatInt(time.Now().Unix(), 36)
 	t := &cfg.Topics
-	for _, p := range []*string{&t.Inventory, &t.Orders, &t.Supplier, &t.Catalog, &t.Ledger, &t.Availability, &t.Alerts, &t.DLQ, &t.Index, &t.Snapshots, &t.Reconciliation} {
+	for _, p := range []*string{&t.Inventory, &t.Orders, &t.Supplier, &t.Catalog, &t.Ledger, &t.Holds, &t.Availability, &t.Alerts, &t.DLQ, &t.Index, &t.Snapshots, &t.Reconciliation} {
 		*p = "bench." + *p + sfx
 	}
 	cfg.Kafka.NormalizerGroup += ".bench" + sfx
@@ -118,7 +118,7 @@ func (r *Run) Close(ctx context.Context) {
 		r.progress("delete the run's keys: %v", err)
 	}
 	t := r.cfg.Topics
-	r.adm.DeleteTopics(ctx, t.Inventory, t.Orders, t.Supplier, t.Catalog, t.Ledger, t.Availability, t.Alerts, t.DLQ, t.Index, t.Ledger+".scratch",
+	r.adm.DeleteTopics(ctx, t.Inventory, t.Orders, t.Supplier, t.Catalog, t.Ledger, t.Holds, t.Availability, t.Alerts, t.DLQ, t.Index, t.Ledger+".scratch",
 		t.Snapshots, t.Reconciliation)
 	r.adm.DeleteGroups(ctx, r.cfg.Kafka.NormalizerGroup, r.cfg.Kafka.FolderGroup, r.cfg.Kafka.FolderGroup+".rebuild", r.cfg.Kafka.NormalizerGroup+".passthrough",
 		r.cfg.Kafka.ReconcilerGroup)
@@ -214,9 +214,15 @@ func (r *Run) pipeline(ctx context.Context, folderGroup string, normalize bool) 
 	k.FolderGroup = folderGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); catalog.Run(ctx) }()
+	topics := r.cfg.Topics
+	if !normalize {
+		// A rebuild folds the log into a ledger of its own; the live
+		// pipeline's hold desks decide the holds.
+		topics.Holds = ""
+	}
 	go func() {
 		defer wg.Done()
-		processors.NewFolder(processors.FolderConfig{Kafka: k, Topics: r.cfg.Topics}, r.codec, r.store, r.cl, r.log).Run(ctx)
+		processors.NewFolder(processors.FolderConfig{Kafka: k, Topics: topics}, r.codec, r.store, r.cl, r.log).Run(ctx)
 	}()
 	if normalize {
 		wg.Add(1)
@@ -462,7 +468,7 @@ func (r *Run) servers(ctx context.Context, bodyLen, queryLen int) (*endpoints, e
 		r.progress("lookup cache off (%s): the API's lookups read Redis", why)
 	}
 	ch := api.NewCheckout(api.CheckoutConfig{Store: led, Producer: hcl, Codec: r.codec, LedgerTopic: r.cfg.Topics.Ledger,
-		Groups: groups, Supply: atp.AllSupply, InstanceID: "bench", OwnHoldsFor: r.cfg.Redis.LookupCacheMaxAge, Logger: r.log})
+		HoldsTopic: r.cfg.Topics.Holds, Groups: groups, Supply: atp.AllSupply, InstanceID: "bench", OwnHoldsFor: r.cfg.Redis.LookupCacheMaxAge, Logger: r.log})
 	ch.Register(s)
 	ctx, cancel := context.WithCancel(ctx)
 	// The ceiling: the API's server, with its middleware (tracing, metrics,
