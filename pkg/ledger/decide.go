@@ -109,7 +109,6 @@ func (e *Engine) Decide(s *State, en *events.LedgerEntry, pending []Hold) (h Hol
 	return e.judge(en, et, raw, func() int64 { return byChannel }), false
 }
 
-
 // HoldMessage is what a hold's waiter is told of decision h: the fold's
 // message, without a position version (the decision may not be stored yet).
 func HoldMessage(sku string, h Hold) string {
