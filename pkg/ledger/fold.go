@@ -38,9 +38,13 @@ func (f *Fold) Apply(e *events.LedgerEntry, partition int32, offset int64) Outco
 		key := out.Hold.HoldID + "|" + out.Hold.Location
 		_, repeat := f.Decisions[key+"|"+e.SKU]
 		f.Decisions[key+"|"+e.SKU] = out.Hold.Status
-		// A new acceptance must leave the location's ATP at zero or above.
-		if p := s.pos[out.Hold.Location]; !repeat && out.Status == Held && p.OnHand-p.Reserved-p.Picked-p.Held-p.SafetyStock < 0 {
-			f.Oversold = append(f.Oversold, key)
+		// A new acceptance must leave the location's ATP at zero or above:
+		// here, or, for a decision its partition's owner journaled, where
+		// it was decided (entries folded since may have taken stock).
+		if p := s.pos[out.Hold.Location]; !repeat && out.Status == Held {
+			if e.Status != nil && out.Hold.ATP < 0 || e.Status == nil && p.OnHand-p.Reserved-p.Picked-p.Held-p.SafetyStock < 0 {
+				f.Oversold = append(f.Oversold, key)
+			}
 		}
 	}
 	return out

@@ -28,7 +28,7 @@ func randomEntries(rnd *rand.Rand, n int) []*events.LedgerEntry {
 		q := int64(1 + rnd.IntN(20))
 		order, line := sp(fmt.Sprint("O", rnd.IntN(8))), sp(fmt.Sprint(1+rnd.IntN(2)))
 		po, pl := sp(fmt.Sprint("P", rnd.IntN(5))), i32(int32(rnd.IntN(2)))
-		switch rnd.IntN(14) {
+		switch rnd.IntN(15) {
 		case 0, 1:
 			e.EntryType, e.Quantity = events.EntryReceipt, q
 			if rnd.IntN(2) == 0 {
@@ -60,6 +60,10 @@ func randomEntries(rnd *rand.Rand, n int) []*events.LedgerEntry {
 			e.EntryType, e.Quantity, e.PONumber, e.POLine, e.ASNID, e.ETA = events.EntryASNLine, 4*q, po, pl, sp(fmt.Sprint("A", rnd.IntN(2))), ptrTime(at(2000))
 		case 12:
 			e.EntryType, e.HoldID, e.Quantity, e.TTLMillis = events.EntryHold, sp(fmt.Sprint("H", rnd.IntN(10))), q, i64(int64(rnd.IntN(30))*60_000)
+		case 14: // a decision journaled by the partition's owner
+			st := []string{"held", "rejected"}[rnd.IntN(2)]
+			e.EntryType, e.HoldID, e.Quantity, e.TTLMillis = events.EntryHold, sp(fmt.Sprint("J", rnd.IntN(10))), q, i64(int64(1+rnd.IntN(30))*60_000)
+			e.Status, e.DecidedATP, e.DecidedAt = &st, i64(int64(rnd.IntN(50))), i64(int64(i))
 		case 13:
 			if rnd.IntN(2) == 0 {
 				e.EntryType, e.HoldID = events.EntryHoldRelease, sp(fmt.Sprint("H", rnd.IntN(10)))
