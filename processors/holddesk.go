@@ -197,9 +197,9 @@ func (d *holdDesk) batch(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 		if err := d.journal(ctx, cl, journal, pend); err != nil {
 			return err
 		}
-	}
-	if d.cfg.AfterHoldJournal != nil {
-		d.cfg.AfterHoldJournal()
+		if d.cfg.AfterHoldJournal != nil {
+			d.cfg.AfterHoldJournal()
+		}
 	}
 	if len(replies) > 0 {
 		pipe := d.store.Client().Pipeline()

@@ -18,6 +18,9 @@ import (
 //	crash-after-redis-apply:N  exit at once, as kill -9 would, after the Nth
 //	                           poll is applied to Redis and before its
 //	                           offsets are recorded or committed
+//	crash-after-hold-journal:N exit at once after a hold desk has journaled
+//	                           its Nth batch of decisions to the ledger and
+//	                           before it answers them
 func failpoints(opts *service.Options) {
 	fp := os.Getenv("STOCKFLOW_FAILPOINT")
 	name, arg, _ := strings.Cut(fp, ":")
@@ -32,6 +35,15 @@ func failpoints(opts *service.Options) {
 				os.Exit(137)
 			}
 			return nil
+		}
+	case "crash-after-hold-journal":
+		n, _ := strconv.Atoi(arg)
+		var batches atomic.Int64
+		opts.Folder.AfterHoldJournal = func() {
+			if batches.Add(1) >= int64(n) {
+				fmt.Fprintln(os.Stderr, "failpoint crash-after-hold-journal: exiting")
+				os.Exit(137)
+			}
 		}
 	default:
 		fmt.Fprintf(os.Stderr, "unknown failpoint %q\n", fp)

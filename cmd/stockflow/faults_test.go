@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -253,7 +254,7 @@ func (s *scenario) start(name string, extra ...string) *proc {
 		"-kafka-normalizer-group", s.cfg.Kafka.NormalizerGroup, "-kafka-folder-group", s.cfg.Kafka.FolderGroup,
 		"-kafka-reconciler-group", s.cfg.Kafka.ReconcilerGroup, "-topic-snapshots", t.Snapshots, "-topic-reconciliation", t.Reconciliation,
 		"-topic-inventory", t.Inventory, "-topic-orders", t.Orders, "-topic-supplier", t.Supplier, "-topic-catalog", t.Catalog,
-		"-topic-ledger", t.Ledger, "-topic-availability", t.Availability, "-topic-alerts", t.Alerts, "-topic-dlq", t.DLQ, "-topic-index", t.Index,
+		"-topic-ledger", t.Ledger, "-topic-holds", t.Holds, "-topic-availability", t.Availability, "-topic-alerts", t.Alerts, "-topic-dlq", t.DLQ, "-topic-index", t.Index,
 		"-http-addr", p.http, "-log-format", "json", "-rate-limit", "0", "-groups", "G=L1",
 		"-kafka-session-timeout", "6s", "-instance-id", instanceName(name), "-log-level", logLevel(),
 	}, append(s.kafkaFlags(), s.redisFlags()...)...)
@@ -1139,6 +1140,82 @@ func TestFaults(t *testing.T) {
 		t.Logf("%d of %d holds accepted on %d units; %d answers were 503 (retried); %d instance kills, %d broker kills",
 			held, requests, stock, unavailable, instanceKills.Load(), brokerKills.Load())
 		s.report("hold-storm-under-kills", requests, rec)
+	})
+	t.Run("the owner of a partition dies between deciding holds and answering them", func(t *testing.T) {
+		const stock, requests = 5, 12
+		s := newScenario(t)
+		// a owns every partition and dies right after journaling its
+		// third batch of hold decisions, before answering; the API-only
+		// instance takes the requests and waits for the answers.
+		a := s.start("a", "STOCKFLOW_FAILPOINT=crash-after-hold-journal:3")
+		api := s.start("api", "-no-folder", "-no-normalizer")
+		s.stock(stock)
+		restarted := make(chan time.Duration, 1)
+		go func() {
+			t0 := time.Now()
+			select {
+			case <-a.done:
+			case <-time.After(2 * time.Minute):
+				restarted <- -1
+				return
+			}
+			died := time.Since(t0)
+			s.start("a1") // the same instance id, without the failpoint
+			restarted <- died
+		}()
+		answers, _ := s.holdStorm(requests, 200*time.Millisecond, func(int) *proc { return api })
+		if died := <-restarted; died < 0 {
+			t.Fatal("the failpoint never fired")
+		}
+		log, err := os.ReadFile(filepath.Join(s.dir, "a.log"))
+		if err != nil || !strings.Contains(string(log), "failpoint crash-after-hold-journal: exiting") {
+			t.Fatalf("a did not exit at the failpoint (%v)", err)
+		}
+		held, unavailable := checkStorm(t, answers, requests, stock)
+		if held != stock {
+			t.Fatalf("%d holds accepted on %d units, want exactly %d", held, stock, stock)
+		}
+		if unavailable == 0 {
+			t.Fatal("no request went unanswered: the failpoint did not cut an answer off")
+		}
+		rec := s.caughtUp(2 * time.Minute)
+		rdb := s.rdb()
+		defer rdb.Close()
+		ctx := context.Background()
+		// Every hold_id holds through at most one of its attempts, and
+		// through one exactly when its client was told 201: an attempt
+		// whose answer was lost was released, not kept beside its retry.
+		_, _, holds, err := s.store(rdb).Lines(ctx, "STORM")
+		if err != nil {
+			t.Fatal(err)
+		}
+		holding := map[string]int{}
+		for _, h := range holds {
+			if h.Status == ledger.HoldHeld {
+				id, _, _ := strings.Cut(h.HoldID, "~")
+				holding[id]++
+			}
+		}
+		for i := range requests {
+			id := fmt.Sprint("storm-", i)
+			want := 0
+			if slices.Contains(answers[id], 201) {
+				want = 1
+			}
+			if holding[id] != want {
+				t.Fatalf("%s answered %v holds through %d attempts, want %d", id, answers[id], holding[id], want)
+			}
+		}
+		p, err := s.store(rdb).Position(ctx, "STORM", "L1", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Held != stock {
+			t.Fatalf("the ledger holds %d units, want %d", p.Held, stock)
+		}
+		s.verify()
+		t.Logf("%d of %d holds accepted on %d units; %d answers were 503 (the owner died before answering, then retried)", held, requests, stock, unavailable)
+		s.report("owner-dies-between-decision-and-answer", requests, rec)
 	})
 }
 

@@ -105,7 +105,7 @@ func kafkaConfig(t testing.TB) config.Config {
 	cfg.Kafka.Partitions = 3
 	sfx := "." + Suffix()
 	tp := &cfg.Topics
-	for _, p := range []*string{&tp.Inventory, &tp.Orders, &tp.Supplier, &tp.Catalog, &tp.Ledger, &tp.Availability, &tp.Alerts, &tp.DLQ, &tp.Index, &tp.Snapshots, &tp.Reconciliation} {
+	for _, p := range []*string{&tp.Inventory, &tp.Orders, &tp.Supplier, &tp.Catalog, &tp.Ledger, &tp.Holds, &tp.Availability, &tp.Alerts, &tp.DLQ, &tp.Index, &tp.Snapshots, &tp.Reconciliation} {
 		*p += sfx
 	}
 	cfg.Kafka.NormalizerGroup += sfx
@@ -125,7 +125,7 @@ func kafkaConfig(t testing.TB) config.Config {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		adm := kadm.NewClient(cl)
-		adm.DeleteTopics(ctx, tp.Inventory, tp.Orders, tp.Supplier, tp.Catalog, tp.Ledger, tp.Availability, tp.Alerts, tp.DLQ, tp.Index, tp.Snapshots, tp.Reconciliation)
+		adm.DeleteTopics(ctx, tp.Inventory, tp.Orders, tp.Supplier, tp.Catalog, tp.Ledger, tp.Holds, tp.Availability, tp.Alerts, tp.DLQ, tp.Index, tp.Snapshots, tp.Reconciliation)
 		adm.DeleteGroups(ctx, cfg.Kafka.NormalizerGroup, cfg.Kafka.FolderGroup, cfg.Kafka.ReconcilerGroup)
 	})
 	return cfg
