@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,9 +27,17 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	l.FlagSet.IntVar(&opt.SKUs, "skus", 10_000, "catalogue size (5 locations each)")
 	l.FlagSet.DurationVar(&opt.Duration, "duration", 10*time.Second, "length of each load phase")
 	l.FlagSet.Float64Var(&opt.LookupRPS, "lookup-rps", 10_000, "constant rate of the open-loop lookup run, stepped down where the bare handler's p99 reaches 5 ms at it")
-	l.FlagSet.Float64Var(&opt.HoldRPS, "hold-rps", 500, "constant rate of the hold run")
+	l.FlagSet.Float64Var(&opt.HoldRPS, "hold-rps", 200, "constant rate of the hold runs")
 	l.FlagSet.Float64Var(&opt.FreshRPS, "fresh-rps", 2_000, "constant rate of the freshness run")
-	l.FlagSet.Float64Var(&opt.HoldIngestRate, "hold-ingest-rate", 5_000, "source events/s ingested during the second hold run")
+	opt.HoldIngestRates = []float64{0, 1_000, 2_000, 5_000, 10_000}
+	l.FlagSet.Func("hold-ingest-rates", "comma-separated source events/s of simulated ingest the holds scenario measures under, one row each, 0 for none (default 0,1000,2000,5000,10000)",
+		func(v string) error {
+			rates, err := parseRates(v)
+			if err == nil {
+				opt.HoldIngestRates = rates
+			}
+			return err
+		})
 	l.FlagSet.IntVar(&opt.ReconcileLines, "reconcile-lines", 1_000_000, "lines of the reconciliation step's snapshot, and positions of its ledger")
 	only := l.FlagSet.String("only", "", "comma-separated scenarios to run (ingest runs first whenever a later one needs its ledger): ingest, lookups, hotset, holds, freshness, rebuild, memory, reconcile")
 	cpu := l.FlagSet.String("cpuprofile", "", "write a CPU profile of the whole run here")
@@ -101,4 +111,17 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitFailed
 	}
 	return exitOK
+}
+
+// parseRates reads a comma-separated list of rates, each 0 or more.
+func parseRates(v string) ([]float64, error) {
+	var rates []float64
+	for _, f := range strings.Split(v, ",") {
+		x, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || x < 0 || math.IsInf(x, 0) || math.IsNaN(x) {
+			return nil, fmt.Errorf("%q is not a rate (events/s, 0 or more)", f)
+		}
+		rates = append(rates, x)
+	}
+	return rates, nil
 }

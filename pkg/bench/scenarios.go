@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -40,8 +43,9 @@ type Options struct {
 	LookupRPS float64       // the constant-rate lookup run, or lower (see openRate)
 	HoldRPS   float64       // the constant-rate hold run
 	FreshRPS  float64       // the constant-rate freshness run
-	// HoldIngestRate is the source events/s ingested during the second hold run.
-	HoldIngestRate float64
+	// HoldIngestRates are the source events/s of simulated warehouse
+	// ingest the holds scenario measures under, one row each (0: none).
+	HoldIngestRates []float64
 	// ReconcileLines is the size of the reconciliation step's snapshot
 	// (and of its ledger). Default 1,000,000.
 	ReconcileLines int
@@ -222,7 +226,7 @@ func (r *Run) pipeline(ctx context.Context, folderGroup string, normalize bool) 
 	}
 	go func() {
 		defer wg.Done()
-		processors.NewFolder(processors.FolderConfig{Kafka: k, Topics: topics}, r.codec, r.store, r.cl, r.log).Run(ctx)
+		processors.NewFolder(processors.FolderConfig{Kafka: k, Topics: topics, HoldTimeout: r.cfg.API.HoldTimeout}, r.codec, r.store, r.cl, r.log).Run(ctx)
 	}()
 	if normalize {
 		wg.Add(1)
@@ -432,7 +436,39 @@ type endpoints struct {
 	api, bare string // base URLs
 	// cache is the API's lookup cache, nil when its lookups read Redis.
 	cache *store.Cache
-	stop  func()
+	// reg holds the API's hold metrics.
+	reg  *prometheus.Registry
+	stop func()
+}
+
+// holdCounts are the API's hold decisions so far, by outcome.
+type holdCounts struct{ held, rejected, timeout float64 }
+
+// holdOutcomes reads the API's hold decision counters; a timeout is a 503.
+func (e *endpoints) holdOutcomes() holdCounts {
+	var c holdCounts
+	mfs, _ := e.reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() != "stockflow_hold_decisions_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() != "outcome" {
+					continue
+				}
+				switch l.GetValue() {
+				case "held":
+					c.held += m.GetCounter().GetValue()
+				case "rejected":
+					c.rejected += m.GetCounter().GetValue()
+				case "timeout":
+					c.timeout += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return c
 }
 
 // cacheStats reads the API's lookup cache counters (zero without a cache).
@@ -467,8 +503,10 @@ func (r *Run) servers(ctx context.Context, bodyLen, queryLen int) (*endpoints, e
 		}
 		r.progress("lookup cache off (%s): the API's lookups read Redis", why)
 	}
+	reg := prometheus.NewRegistry()
 	ch := api.NewCheckout(api.CheckoutConfig{Store: led, Producer: hcl, Codec: r.codec, LedgerTopic: r.cfg.Topics.Ledger,
-		HoldsTopic: r.cfg.Topics.Holds, Groups: groups, Supply: atp.AllSupply, InstanceID: "bench", OwnHoldsFor: r.cfg.Redis.LookupCacheMaxAge, Logger: r.log})
+		HoldsTopic: r.cfg.Topics.Holds, Groups: groups, Supply: atp.AllSupply, InstanceID: "bench", HoldTimeout: r.cfg.API.HoldTimeout, OwnHoldsFor: r.cfg.Redis.LookupCacheMaxAge,
+		Logger: r.log, Registry: reg})
 	ch.Register(s)
 	ctx, cancel := context.WithCancel(ctx)
 	// The ceiling: the API's server, with its middleware (tracing, metrics,
@@ -506,7 +544,7 @@ func (r *Run) servers(ctx context.Context, bodyLen, queryLen int) (*endpoints, e
 		}
 	}
 	time.Sleep(200 * time.Millisecond) // the hold decision subscription
-	return &endpoints{api: "http://" + s.Addr().String(), bare: "http://" + bare.Addr().String(), cache: cache, stop: stop}, nil
+	return &endpoints{api: "http://" + s.Addr().String(), bare: "http://" + bare.Addr().String(), cache: cache, reg: reg, stop: stop}, nil
 }
 
 var locations = []string{"DC-EAST", "DC-WEST", "DC-CENTRAL", "STORE-NYC", "STORE-SFO"}
@@ -515,10 +553,7 @@ var locations = []string{"DC-EAST", "DC-WEST", "DC-CENTRAL", "STORE-NYC", "STORE
 // of the ingested ledger, beside a bare handler in the same run. The
 // API reads through the lookup cache.
 func (r *Run) Lookups(ctx context.Context) error {
-	rnd := func(i int) (string, string) {
-		x := rand.New(rand.NewPCG(uint64(i), 7))
-		return sim.SKU(x.IntN(r.opt.SKUs)), locations[x.IntN(len(locations))]
-	}
+	rnd := r.lookupKey
 	query := func(base string) Request {
 		return func(i int) (*http.Request, error) {
 			var b strings.Builder
@@ -555,12 +590,7 @@ func (r *Run) Lookups(ctx context.Context) error {
 		return err
 	}
 	defer ep.stop()
-	get := func(base string) Request {
-		return func(i int) (*http.Request, error) {
-			s, l := rnd(i)
-			return http.NewRequest(http.MethodGet, base+"/v1/availability/"+s+"?location="+l, nil)
-		}
-	}
+	get := func(base string) Request { return r.lookupRequest(base, 0) }
 	d := r.opt.Duration
 	r.progress("lookups: closed loop, 64 connections, %v each", d)
 	bare := Closed(ctx, 64, d, get(ep.bare))
@@ -592,6 +622,21 @@ func (r *Run) Lookups(ctx context.Context) error {
 		fmt.Sprintf("bare handler %.0f req/s", qb.RPS()), qs.RPS() / qb.RPS(),
 		fmt.Sprintf("the bare handler: the server and its middleware, reading the body and answering a constant one as long as the API's; %d errors; %s", qs.Errors, describeCache(ep.cache, c0, c1))})
 	return nil
+}
+
+// lookupKey is the i-th position a lookup run reads: a random SKU of the
+// catalogue at a random location.
+func (r *Run) lookupKey(i int) (sku, location string) {
+	x := rand.New(rand.NewPCG(uint64(i), 7))
+	return sim.SKU(x.IntN(r.opt.SKUs)), locations[x.IntN(len(locations))]
+}
+
+// lookupRequest makes GET availability of position i+offset.
+func (r *Run) lookupRequest(base string, offset int) Request {
+	return func(i int) (*http.Request, error) {
+		s, l := r.lookupKey(i + offset)
+		return http.NewRequest(http.MethodGet, base+"/v1/availability/"+s+"?location="+l, nil)
+	}
 }
 
 // The open-loop lookup run goes at Options.LookupRPS, or at the highest rate
@@ -667,69 +712,226 @@ func (w *bodyRecorder) Header() http.Header         { return w.h }
 func (w *bodyRecorder) Write(p []byte) (int, error) { return w.b.Write(p) }
 func (w *bodyRecorder) WriteHeader(int)             {}
 
-// Holds places holds at a constant rate through Kafka and the fold, first
-// alone, then while a stream of source events is ingested; ceiling: one
-// record produced and consumed back on the same broker, in the same run.
+// Holds measures the checkout path under simulated warehouse ingest: for
+// each rate of Options.HoldIngestRates (source events/s; 0: none), with that
+// stream flowing, POST holds at a constant Options.HoldRPS beside the
+// broker's produce→consume round trip and the freshness of receipts, all
+// three at once, then GET availability beside the bare handler. It prints
+// one row per rate for each of the three, grouped by kind.
 func (r *Run) Holds(ctx context.Context) error {
-	rtt, err := r.roundTrip(ctx, 300)
+	r.running(ctx)
+	sku, loc := r.lookupKey(0)
+	sample, err := getBody(ctx, r, sku, loc)
 	if err != nil {
 		return err
 	}
-	for _, ingest := range []float64{0, r.opt.HoldIngestRate} {
-		if err := r.holds(ctx, rtt, ingest); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (r *Run) holds(ctx context.Context, rtt Latencies, ingest float64) error {
-	r.running(ctx)
-	ep, err := r.servers(ctx, 10, 10)
+	ep, err := r.servers(ctx, len(sample), len(sample))
 	if err != nil {
 		return err
 	}
 	defer ep.stop()
-	apiURL := ep.api
-	d := r.opt.Duration
-	what := fmt.Sprintf("POST holds at %.0f/s through Kafka and the fold", r.opt.HoldRPS)
-	if ingest > 0 {
-		what += fmt.Sprintf(", while %.0f source events/s are ingested", ingest)
-		sctx, cancel := context.WithCancel(ctx)
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			gen := sim.NewGenerator(2, sim.Catalogue{SKUs: r.opt.SKUs}, r.cfg.Topics, nil)
-			sim.New(sim.Config{Rate: ingest, SkipCatalog: true}, gen, r.codec, r.cl, r.log).Run(sctx)
-		}()
-		defer func() { cancel(); wg.Wait() }()
-		time.Sleep(2 * time.Second) // the stream is flowing before the first hold
+	// The warehouses' producer: the simulator's records do not queue in the
+	// clients that time the round trip and the receipts.
+	wh, err := kgo.NewClient(kafka.ClientOpts(r.cfg.Kafka, kgo.ProducerBatchMaxBytes(1<<20), kgo.ProducerLinger(0))...)
+	if err != nil {
+		return err
 	}
+	defer wh.Close()
+	var holds, fresh, lookups []Row
+	defer func() { r.rows = slices.Concat(r.rows, holds, fresh, lookups) }()
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
-	r.progress("holds: %.0f/s for %v (ingest %.0f events/s)", r.opt.HoldRPS, d, ingest)
-	lat := Open(ctx, r.opt.HoldRPS, d, 256, func(i int) (*http.Request, error) {
-		x := rand.New(rand.NewPCG(uint64(i), 11))
-		body := fmt.Sprintf(`{"hold_id":"b%s-%d","ttl_seconds":600,"lines":[{"sku":%q,"location":%q,"quantity":1}]}`,
-			run, i, sim.SKU(x.IntN(r.opt.SKUs)), locations[x.IntN(len(locations))])
-		req, err := http.NewRequest(http.MethodPost, apiURL+"/v1/holds", strings.NewReader(body))
-		if err == nil {
-			req.Header.Set("Content-Type", "application/json")
+	for i, ingest := range r.opt.HoldIngestRates {
+		res, err := r.underIngest(ctx, ep, wh, run, i, ingest)
+		if err != nil {
+			return err
 		}
-		return req, err
-	})
+		holds, fresh, lookups = append(holds, res.holds), append(fresh, res.fresh), append(lookups, res.lookups)
+	}
+	return nil
+}
+
+const (
+	// ingestWarmUp runs the stream before anything is measured.
+	ingestWarmUp = 2 * time.Second
+	// ingestFreshRPS is the rate of the receipts timed for freshness under
+	// ingest: a few hundred per row, on top of the stream.
+	ingestFreshRPS = 50
+	// rttEvery paces the round trips timed under ingest: about a thousand
+	// in a 10 s run, and little load of their own.
+	rttEvery = 10 * time.Millisecond
+	// lagDrain bounds the wait for the pipeline to catch up between rows.
+	lagDrain = 2 * time.Minute
+)
+
+// ingestRows are the rows of one ingest rate.
+type ingestRows struct{ holds, fresh, lookups Row }
+
+// underIngest measures one ingest rate: the stream starts and flows for
+// ingestWarmUp; then for Options.Duration, holds at Options.HoldRPS (open
+// loop), paced round trips and receipts for fresh SKUs at ingestFreshRPS;
+// then GET availability with 64 connections, half the duration against the
+// bare handler and half against the API; then the stream stops.
+func (r *Run) underIngest(ctx context.Context, ep *endpoints, wh *kgo.Client, run string, row int, ingest float64) (ingestRows, error) {
+	d := r.opt.Duration
+	groups := []string{r.cfg.Kafka.NormalizerGroup, r.cfg.Kafka.FolderGroup}
+	var notes []string
+	if !r.lagZero(ctx, lagDrain, groups...) {
+		notes = append(notes, fmt.Sprintf("the pipeline still had %d records of lag when the row started", r.lagTotal(ctx, groups...)))
+	}
+	under := "with no ingest"
+	stopIngest := func() (int, time.Duration) { return 0, 0 }
+	if ingest > 0 {
+		under = fmt.Sprintf("under %s source events/s", thousands(ingest))
+		sctx, cancel := context.WithCancel(ctx)
+		produced := make(chan int, 1)
+		start := time.Now()
+		go func() {
+			gen := sim.NewGenerator(uint64(2+row), sim.Catalogue{SKUs: r.opt.SKUs}, r.cfg.Topics, nil)
+			st, err := sim.New(sim.Config{Rate: ingest, SkipCatalog: true}, gen, r.codec, wh, r.log).Run(sctx)
+			if err != nil && sctx.Err() == nil {
+				r.progress("  simulator: %v", err)
+			}
+			produced <- st.Produced
+		}()
+		var once sync.Once
+		var n int
+		var took time.Duration
+		stopIngest = func() (int, time.Duration) {
+			once.Do(func() { took = time.Since(start); cancel(); n = <-produced })
+			return n, took
+		}
+		defer stopIngest()
+		r.progress("holds %s: warming up for %v", under, ingestWarmUp)
+		select {
+		case <-ctx.Done():
+			return ingestRows{}, ctx.Err()
+		case <-time.After(ingestWarmUp):
+		}
+	}
+
+	// The round trips and the receipts start as the holds do, and run
+	// alongside them.
+	type freshResult struct {
+		lat  Latencies
+		sent int
+		err  error
+	}
+	freshc := make(chan freshResult, 1)
+	go func() {
+		lat, sent, err := r.fresh(ctx, ingestFreshRPS, d, run+"-"+strconv.Itoa(row))
+		freshc <- freshResult{lat, sent, err}
+	}()
+	type rttResult struct {
+		lat Latencies
+		err error
+	}
+	rttc := make(chan rttResult, 1)
+	go func() {
+		lat, err := r.roundTrip(ctx, int(d/rttEvery), rttEvery)
+		rttc <- rttResult{lat, err}
+	}()
+	r.progress("holds %s: %.0f holds/s for %v, with round trips every %v and %d receipts/s", under, r.opt.HoldRPS, d, rttEvery, ingestFreshRPS)
+	o0 := ep.holdOutcomes()
+	hl := Open(ctx, r.opt.HoldRPS, d, 256, r.holdRequest(ep.api, run+"-"+strconv.Itoa(row)))
+	o1 := ep.holdOutcomes()
+	rt := <-rttc
+	if rt.err != nil {
+		<-freshc
+		return ingestRows{}, fmt.Errorf("round trip: %w", rt.err)
+	}
+	lag := r.lagTotal(ctx, groups...)
+
+	r.progress("holds %s: GET availability, 64 connections, %v against the bare handler, then %v against the API", under, d/2, d/2)
+	bare := Closed(ctx, 64, d/2, r.lookupRequest(ep.bare, row<<24))
+	c0 := ep.cacheStats()
+	look := Closed(ctx, 64, d/2, r.lookupRequest(ep.api, row<<24))
+	c1 := ep.cacheStats()
+
+	produced, took := stopIngest()
+	fr := <-freshc
+	if fr.err != nil {
+		return ingestRows{}, fmt.Errorf("freshness: %w", fr.err)
+	}
 	// No position may hold more than it had: on hand covers reserved,
 	// picked, held and safety stock wherever a hold was accepted.
 	over, err := r.oversold(ctx)
 	if err != nil {
-		return err
+		return ingestRows{}, err
 	}
-	r.rows = append(r.rows, Row{what,
-		fmt.Sprintf("p50 %s p99 %s p99.9 %s", ms(lat.P50), ms(lat.P99), ms(lat.P999)),
-		fmt.Sprintf("produce+consume round trip p50 %s p99 %s", ms(rtt.P50), ms(rtt.P99)), 0,
-		fmt.Sprintf("p99 is %.1f× the round trip's; %d answered, %d errors; oversold positions: %d",
-			float64(lat.P99)/float64(rtt.P99), lat.Requests, lat.Errors, over)})
-	return nil
+
+	if ingest > 0 {
+		under += fmt.Sprintf(" (%s/s achieved)", thousands(float64(produced)/took.Seconds()))
+	}
+	extra := ""
+	if len(notes) > 0 {
+		extra = "; " + strings.Join(notes, "; ")
+	}
+	rttText := fmt.Sprintf("broker produce+consume round trip, same ingest, at once: p50 %s p99 %s (%d trips)", ms(rt.lat.P50), ms(rt.lat.P99), rt.lat.Requests)
+	timeouts := int(o1.timeout - o0.timeout)
+	res := ingestRows{
+		holds: Row{fmt.Sprintf("POST holds at %.0f/s %s", r.opt.HoldRPS, under),
+			fmt.Sprintf("p50 %s p99 %s p99.9 %s", ms(hl.P50), ms(hl.P99), ms(hl.P999)),
+			rttText, ratio(hl.P99, rt.lat.P99),
+			fmt.Sprintf("ratio: hold p99 / round-trip p99 (aim ≤ 5); %d answered (%d held, %d rejected), %d timeouts (503), %d other errors; oversold positions: %d; pipeline lag after the holds: %d records%s",
+				hl.Requests, int(o1.held-o0.held), int(o1.rejected-o0.rejected), timeouts, max(0, hl.Errors-timeouts), over, lag, extra)},
+		fresh: Row{fmt.Sprintf("freshness of %d receipts/s %s: produce to first AvailabilityChanged (read_committed)", ingestFreshRPS, under),
+			fmt.Sprintf("p50 %s p99 %s", ms(fr.lat.P50), ms(fr.lat.P99)),
+			rttText, ratio(fr.lat.P99, rt.lat.P99),
+			fmt.Sprintf("ratio: p99 / round-trip p99; aim p99 ≤ 50 ms at 2,000 events/s, ≤ 100 ms at 5,000; %d of %d seen%s", fr.lat.Requests, fr.sent, extra)},
+		lookups: Row{fmt.Sprintf("GET availability, 64 connections (closed loop), %s", under),
+			fmt.Sprintf("%.0f req/s, p50 %s p99 %s p99.9 %s", look.RPS(), ms(look.P50), ms(look.P99), ms(look.P999)),
+			fmt.Sprintf("bare handler, same ingest: %.0f req/s, p99 %s", bare.RPS(), ms(bare.P99)), look.RPS() / bare.RPS(),
+			fmt.Sprintf("aim ≥ 0.6 with no ingest, ≥ 0.5 at 5,000 events/s; %v each; %d errors; %s%s", d/2, look.Errors, describeCache(ep.cache, c0, c1), extra)},
+	}
+	return res, nil
+}
+
+// holdRequest makes the i-th hold of a run: one unit of a random position,
+// under a hold_id of its own.
+func (r *Run) holdRequest(base, run string) Request {
+	return func(i int) (*http.Request, error) {
+		x := rand.New(rand.NewPCG(uint64(i), 11))
+		body := fmt.Sprintf(`{"hold_id":"b%s-%d","ttl_seconds":600,"lines":[{"sku":%q,"location":%q,"quantity":1}]}`,
+			run, i, sim.SKU(x.IntN(r.opt.SKUs)), locations[x.IntN(len(locations))])
+		req, err := http.NewRequest(http.MethodPost, base+"/v1/holds", strings.NewReader(body))
+		if err == nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		return req, err
+	}
+}
+
+// lagTotal is the groups' lag now, or -1 when it cannot be read.
+func (r *Run) lagTotal(ctx context.Context, groups ...string) int64 {
+	lags, err := r.adm.Lag(ctx, groups...)
+	if err != nil {
+		return -1
+	}
+	var total int64
+	lags.Each(func(l kadm.DescribedGroupLag) { total += l.Lag.Total() })
+	return total
+}
+
+// ratio is a/b, 0 (printed as —) when b is 0.
+func ratio(a, b time.Duration) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// thousands prints v rounded, with thousands separated by commas.
+func thousands(v float64) string {
+	s := strconv.FormatInt(int64(math.Round(v)), 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s
 }
 
 func (r *Run) oversold(ctx context.Context) (int, error) {
@@ -748,7 +950,11 @@ func (r *Run) oversold(ctx context.Context) (int, error) {
 	return over, nil
 }
 
-func (r *Run) roundTrip(ctx context.Context, n int) (Latencies, error) {
+// roundTrip times n records, each produced to the broker and consumed back,
+// one at a time, starting one at most every every (0: back to back).
+func (r *Run) roundTrip(ctx context.Context, n int, every time.Duration) (Latencies, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(n)*every+time.Minute)
+	defer cancel()
 	topic := r.cfg.Topics.Alerts // any topic of the run; read from its end
 	cons, err := kgo.NewClient(r.opts(kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()),
 		kgo.FetchMaxWait(50*time.Millisecond))...)
@@ -760,8 +966,12 @@ func (r *Run) roundTrip(ctx context.Context, n int) (Latencies, error) {
 	var ds []time.Duration
 	start := time.Now()
 	for i := 0; i < n; i++ {
+		if w := time.Until(start.Add(time.Duration(i) * every)); w > 0 {
+			time.Sleep(w)
+		}
 		t0 := time.Now()
-		if err := r.cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte("rtt"), Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+		want := strconv.Itoa(i)
+		if err := r.cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte("rtt"), Value: []byte(want)}).FirstErr(); err != nil {
 			return Latencies{}, err
 		}
 		for got := false; !got; {
@@ -770,7 +980,7 @@ func (r *Run) roundTrip(ctx context.Context, n int) (Latencies, error) {
 				return Latencies{}, ctx.Err()
 			}
 			fs.EachRecord(func(rec *kgo.Record) {
-				if string(rec.Value) == strconv.Itoa(i) {
+				if string(rec.Key) == "rtt" && string(rec.Value) == want {
 					got = true
 				}
 			})
@@ -791,69 +1001,91 @@ func pollFor(ctx context.Context, cl *kgo.Client, d time.Duration) kgo.Fetches {
 // the time from produce to its AvailabilityChanged on the output topic.
 func (r *Run) Freshness(ctx context.Context) error {
 	r.running(ctx)
-	cons, err := kgo.NewClient(r.opts(kgo.ConsumeTopics(r.cfg.Topics.Availability),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchMaxWait(50*time.Millisecond))...)
+	lat, n, err := r.fresh(ctx, r.opt.FreshRPS, r.opt.Duration, strconv.FormatInt(time.Now().UnixNano(), 36))
 	if err != nil {
 		return err
 	}
-	defer cons.Close()
-	pollFor(ctx, cons, time.Second)
-	n := int(r.opt.FreshRPS * r.opt.Duration.Seconds())
-	sent := make([]time.Time, n)
-	var mu sync.Mutex
-	var ds []time.Duration
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		seen := 0
-		deadline := time.Now().Add(r.opt.Duration + 30*time.Second)
-		for seen < n && time.Now().Before(deadline) {
-			fs := pollFor(ctx, cons, time.Second)
-			now := time.Now()
-			fs.EachRecord(func(rec *kgo.Record) {
-				key := string(rec.Key)
-				if !strings.HasPrefix(key, "FRESH-") {
-					return
-				}
-				i, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(key, "FRESH-"), "|L1"))
-				if err != nil || i >= n {
-					return
-				}
-				mu.Lock()
-				if !sent[i].IsZero() {
-					ds = append(ds, now.Sub(sent[i]))
-					seen++
-				}
-				mu.Unlock()
-			})
-		}
-	}()
-	interval := time.Duration(float64(time.Second) / r.opt.FreshRPS)
-	start := time.Now()
-	for i := 0; i < n; i++ {
-		due := start.Add(time.Duration(i) * interval)
-		if w := time.Until(due); w > 0 {
-			time.Sleep(w)
-		}
-		ev := &events.InventoryReceived{Meta: events.Meta{EventID: "fresh-" + strconv.Itoa(i), EventTime: time.Now().UTC(), Source: "bench"},
-			SKU: "FRESH-" + strconv.Itoa(i), Location: "L1", Quantity: 5, UoM: "EA"}
-		b, _ := r.codec.Encode(ctx, r.cfg.Topics.Inventory, ev)
-		mu.Lock()
-		sent[i] = time.Now()
-		mu.Unlock()
-		r.cl.Produce(ctx, &kgo.Record{Topic: r.cfg.Topics.Inventory, Key: []byte(ev.SKU), Value: b}, nil)
-	}
-	<-done
-	lat := summarise(ds, n-len(ds), time.Since(start))
-	rtt, err := r.roundTrip(ctx, 300)
+	rtt, err := r.roundTrip(ctx, 300, 0)
 	if err != nil {
 		return err
 	}
 	r.rows = append(r.rows, Row{fmt.Sprintf("freshness at %.0f events/s: produce to AvailabilityChanged", r.opt.FreshRPS),
 		fmt.Sprintf("p50 %s p99 %s", ms(lat.P50), ms(lat.P99)),
 		fmt.Sprintf("produce+consume round trip p50 %s p99 %s", ms(rtt.P50), ms(rtt.P99)), 0,
-		fmt.Sprintf("p99 is %.1f× the round trip's; %d of %d seen", float64(lat.P99)/float64(rtt.P99), lat.Requests, n)})
+		fmt.Sprintf("p99 is %.1f× the round trip's; %d of %d seen", ratio(lat.P99, rtt.P99), lat.Requests, n)})
 	return nil
+}
+
+// fresh produces receipts at rate for d, each for a SKU of its own
+// (FRESH-tag-i at L1), and times each from its produce to the first
+// AvailabilityChanged record of its SKU on the availability topic, read
+// read_committed. It returns the times of those seen within 30 s of the
+// last produce, and how many it produced.
+func (r *Run) fresh(ctx context.Context, rate float64, d time.Duration, tag string) (Latencies, int, error) {
+	cons, err := kgo.NewClient(r.opts(kgo.ConsumeTopics(r.cfg.Topics.Availability),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchMaxWait(50*time.Millisecond))...)
+	if err != nil {
+		return Latencies{}, 0, err
+	}
+	defer cons.Close()
+	pollFor(ctx, cons, time.Second) // join at the end
+	prefix := "FRESH-" + tag + "-"
+	n := int(rate * d.Seconds())
+	sent := make([]time.Time, n)
+	seen := make([]bool, n)
+	var mu sync.Mutex
+	var ds []time.Duration
+	pctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	defer func() { stop(); <-done }()
+	go func() {
+		defer close(done)
+		deadline := time.Now().Add(d + 30*time.Second)
+		for len(ds) < n && time.Now().Before(deadline) && pctx.Err() == nil {
+			fs := pollFor(pctx, cons, time.Second)
+			now := time.Now()
+			fs.EachRecord(func(rec *kgo.Record) {
+				key, ok := strings.CutPrefix(string(rec.Key), prefix)
+				if !ok {
+					return
+				}
+				i, err := strconv.Atoi(strings.TrimSuffix(key, "|L1"))
+				if err != nil || i < 0 || i >= n {
+					return
+				}
+				mu.Lock()
+				if !sent[i].IsZero() && !seen[i] {
+					seen[i] = true
+					ds = append(ds, now.Sub(sent[i]))
+				}
+				mu.Unlock()
+			})
+		}
+	}()
+	interval := time.Duration(float64(time.Second) / rate)
+	start := time.Now()
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		due := start.Add(time.Duration(i) * interval)
+		if w := time.Until(due); w > 0 {
+			time.Sleep(w)
+		}
+		sku := prefix + strconv.Itoa(i)
+		ev := &events.InventoryReceived{Meta: events.Meta{EventID: "fresh-" + tag + "-" + strconv.Itoa(i), EventTime: time.Now().UTC(), Source: "bench"},
+			SKU: sku, Location: "L1", Quantity: 5, UoM: "EA"}
+		b, err := r.codec.Encode(ctx, r.cfg.Topics.Inventory, ev)
+		if err != nil {
+			return Latencies{}, 0, err
+		}
+		mu.Lock()
+		sent[i] = time.Now()
+		mu.Unlock()
+		r.cl.Produce(ctx, &kgo.Record{Topic: r.cfg.Topics.Inventory, Key: []byte(sku), Value: b}, nil)
+	}
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	return summarise(ds, n-len(ds), time.Since(start)), n, nil
 }
 
 // Rebuild deletes the run's Redis keys and folds the whole ledger log again
