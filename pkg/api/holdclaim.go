@@ -62,30 +62,135 @@ func (r holdRequest) fingerprint() string {
 	return hex.EncodeToString(sum[:])
 }
 
-// claim takes hold_id for the caller and request, or checks that it is
-// theirs and the same request.
-func (ch *Checkout) claim(ctx context.Context, id string, want holdClaim) error {
+// beginLua is the bookkeeping that starts an attempt at a hold_id, in one
+// round trip. Every key carries the hold_id's hash tag, so the script
+// stays in one slot of a Redis Cluster.
+//
+//	KEYS[1] the hold's record (holdKey)
+//	KEYS[2] its claim (holdClaimKey)
+//	KEYS[3] its lock (holdLockKey)
+//	KEYS[4] its try counter (holdTryKey)
+//	KEYS[5] its open attempts (holdOpenKey)
+//	ARGV[1] the claim to take, as JSON; empty: skip the claim step (the
+//	        caller has checked the claim that stands)
+//	ARGV[2] the hold_id, which the attempt ids are made of
+//	ARGV[3] the lock's ttl, in ms
+//	ARGV[4] the ttl of the claim, the try counter and the open attempts, in ms
+//
+// It stops at the first of: the record, if the hold is decided
+// ({"record", record}); a claim other than ARGV[1] ({"claimed", claim});
+// the lock held by another request ({"busy"}). Otherwise it takes the
+// lock, counts the try, and adds its attempt id (attemptID's) to the open
+// attempts: {"begun", try, {the open attempts before it}}.
+const beginLua = `
+local rec = redis.call('GET', KEYS[1])
+if rec then
+  return {'record', rec}
+end
+if ARGV[1] ~= '' then
+  local have = redis.call('GET', KEYS[2])
+  if not have then
+    redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[4])
+  elseif have ~= ARGV[1] then
+    return {'claimed', have}
+  end
+end
+if not redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[3]) then
+  return {'busy'}
+end
+local try = redis.call('INCR', KEYS[4])
+redis.call('PEXPIRE', KEYS[4], ARGV[4])
+local prior = redis.call('SMEMBERS', KEYS[5])
+local id = ARGV[2]
+if try > 1 then
+  id = id .. '~' .. string.format('%d', try)
+end
+redis.call('SADD', KEYS[5], id)
+redis.call('PEXPIRE', KEYS[5], ARGV[4])
+return {'begun', try, prior}`
+
+var beginScript = redis.NewScript(beginLua)
+
+// holdStart is what beginning an attempt at a hold_id found: one of a
+// decided hold's record, a claim by someone else, a busy lock, or the
+// attempt begun.
+type holdStart struct {
+	record *holdRecord // the hold is decided: its first answer
+	claim  *holdClaim  // the hold_id is claimed for another owner or request
+	busy   bool        // another request for the hold_id is deciding it
+	// The attempt begun, under the lock: its try (1, 2, ...), and the
+	// earlier attempts still open.
+	try   int64
+	prior []string
+}
+
+// holdLockTTL bounds an attempt's lock, and a twin request's wait for its
+// answer.
+func (ch *Checkout) holdLockTTL() time.Duration { return ch.cfg.HoldTimeout + 5*time.Second }
+
+// beginHold claims hold_id for the caller and request, or checks that it is
+// theirs and the same request, and begins an attempt at it: one round trip,
+// two when a claim that is not the same as want's is acceptable all the
+// same (no keys configured). An error is the answer for a hold_id of
+// someone else's (404) or for another request (422).
+func (ch *Checkout) beginHold(ctx context.Context, id string, want holdClaim) (holdStart, error) {
 	b, _ := json.Marshal(want)
-	rdb := ch.cfg.Store.Client()
-	for range 2 { // a claim may expire between SETNX and GET
-		got, err := rdb.SetNX(ctx, ch.holdClaimKey(id), b, holdStateTTL).Result()
-		if err != nil || got {
-			return err
-		}
-		raw, err := rdb.Get(ctx, ch.holdClaimKey(id)).Bytes()
-		if errors.Is(err, redis.Nil) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		var have holdClaim
-		if err := json.Unmarshal(raw, &have); err != nil {
-			return fmt.Errorf("hold claim %s: %w", id, err)
-		}
-		return ch.checkClaim(id, have, want)
+	st, err := ch.runBegin(ctx, id, string(b))
+	if err != nil || st.claim == nil {
+		return st, err
 	}
-	return fmt.Errorf("hold claim %s: claimed and gone twice", id)
+	if err := ch.checkClaim(id, *st.claim, want); err != nil {
+		return holdStart{}, err
+	}
+	return ch.runBegin(ctx, id, "")
+}
+
+// runBegin runs beginLua with claim as ARGV[1] and decodes its reply.
+func (ch *Checkout) runBegin(ctx context.Context, id, claim string) (holdStart, error) {
+	keys := []string{ch.holdKey(id), ch.holdClaimKey(id), ch.holdLockKey(id), ch.holdTryKey(id), ch.holdOpenKey(id)}
+	reply, err := beginScript.Run(ctx, ch.cfg.Store.Client(), keys,
+		claim, id, ch.holdLockTTL().Milliseconds(), holdStateTTL.Milliseconds()).Slice()
+	if err != nil {
+		return holdStart{}, fmt.Errorf("begin hold %s: %w", id, err)
+	}
+	return decodeBegin(id, reply)
+}
+
+func decodeBegin(id string, reply []any) (holdStart, error) {
+	var st holdStart
+	var kind string
+	if len(reply) > 0 {
+		kind, _ = reply[0].(string)
+	}
+	switch {
+	case kind == "record" && len(reply) == 2:
+		raw, _ := reply[1].(string)
+		st.record = new(holdRecord)
+		if err := json.Unmarshal([]byte(raw), st.record); err != nil {
+			return st, fmt.Errorf("hold record %s: %w", id, err)
+		}
+	case kind == "claimed" && len(reply) == 2:
+		raw, _ := reply[1].(string)
+		st.claim = new(holdClaim)
+		if err := json.Unmarshal([]byte(raw), st.claim); err != nil {
+			return st, fmt.Errorf("hold claim %s: %w", id, err)
+		}
+	case kind == "busy":
+		st.busy = true
+	case kind == "begun" && len(reply) == 3:
+		st.try, _ = reply[1].(int64)
+		prior, _ := reply[2].([]any)
+		for _, p := range prior {
+			s, _ := p.(string)
+			st.prior = append(st.prior, s)
+		}
+		if st.try < 1 {
+			return st, fmt.Errorf("begin hold %s: try %v", id, reply[1])
+		}
+	default:
+		return st, fmt.Errorf("begin hold %s: unexpected reply %v", id, reply)
+	}
+	return st, nil
 }
 
 // checkClaim answers a request under a claimed hold_id that is not the

@@ -108,67 +108,59 @@ func (ch *Checkout) parseHold(c echo.Context) (holdRequest, error) {
 	return req, nil
 }
 
+// placeHold begins an attempt at the hold (or answers from what the hold_id
+// already has), sends it to the ledger, awaits its decision and answers.
 func (ch *Checkout) placeHold(c echo.Context) error {
 	req, err := ch.parseHold(c)
 	if err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
-	rdb := ch.cfg.Store.Client()
 	want := holdClaim{Owner: caller(c), Fingerprint: req.fingerprint()}
-	if rec, ok, err := ch.loadHold(ctx, req.HoldID); err != nil {
+	st, err := ch.beginHold(ctx, req.HoldID, want)
+	switch {
+	case err != nil:
 		return err
-	} else if ok {
-		return ch.replay(c, req.HoldID, rec, want)
+	case st.record != nil:
+		return ch.replay(c, req.HoldID, *st.record, want)
+	case st.busy:
+		// One request per hold_id decides; a concurrent twin waits for its answer.
+		return ch.awaitTwin(c, req.HoldID, want)
 	}
-	if err := ch.claim(ctx, req.HoldID, want); err != nil {
-		return err
-	}
-	// One request per hold_id decides; a concurrent twin waits for its answer.
-	lockTTL := ch.cfg.HoldTimeout + 5*time.Second
-	got, err := rdb.SetNX(ctx, ch.holdLockKey(req.HoldID), "1", lockTTL).Result()
-	if err != nil {
-		return err
-	}
-	if !got {
-		deadline := time.Now().Add(lockTTL)
-		for time.Now().Before(deadline) {
-			if rec, ok, err := ch.loadHold(ctx, req.HoldID); err != nil {
-				return err
-			} else if ok {
-				return ch.replay(c, req.HoldID, rec, want)
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-		return unavailable(c, "another request for this hold_id is still being decided")
-	}
-	defer rdb.Del(context.WithoutCancel(ctx), ch.holdLockKey(req.HoldID))
-
+	defer ch.cfg.Store.Client().Del(context.WithoutCancel(ctx), ch.holdLockKey(req.HoldID))
 	// A hold_id whose earlier attempt timed out gets a fresh ledger id, so
 	// the release that followed the time-out does not shadow this attempt.
-	try, err := rdb.Incr(ctx, ch.holdTryKey(req.HoldID)).Result()
-	if err != nil {
-		return err
+	// The earlier attempts still open ended without an answer and without a
+	// delivered release: their instance died, or the ledger was out of reach
+	// for longer than their release could wait.
+	return ch.attemptHold(c, req, want, attemptID(req.HoldID, st.try), st.prior)
+}
+
+// awaitTwin answers a request whose twin holds the hold_id's lock with the
+// twin's answer, once it is stored.
+func (ch *Checkout) awaitTwin(c echo.Context, id string, want holdClaim) error {
+	ctx := c.Request().Context()
+	deadline := time.Now().Add(ch.holdLockTTL())
+	for time.Now().Before(deadline) {
+		if rec, ok, err := ch.loadHold(ctx, id); err != nil {
+			return err
+		} else if ok {
+			return ch.replay(c, id, rec, want)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
-	internal := attemptID(req.HoldID, try)
-	// Earlier attempts at this hold_id that ended without an answer and
-	// without a delivered release: their instance died, or the ledger was
-	// out of reach for longer than their release could wait.
-	prior, err := rdb.SMembers(ctx, ch.holdOpenKey(req.HoldID)).Result()
-	if err != nil {
-		return err
-	}
-	pipe := rdb.TxPipeline()
-	pipe.Expire(ctx, ch.holdTryKey(req.HoldID), holdStateTTL)
-	pipe.SAdd(ctx, ch.holdOpenKey(req.HoldID), internal)
-	pipe.Expire(ctx, ch.holdOpenKey(req.HoldID), holdStateTTL)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return err
-	}
+	return unavailable(c, "another request for this hold_id is still being decided")
+}
+
+// attemptHold sends the attempt internal at req to the ledger, behind
+// releases of the earlier attempts still open (prior), awaits its decision
+// and answers.
+func (ch *Checkout) attemptHold(c echo.Context, req holdRequest, want holdClaim, internal string, prior []string) error {
+	ctx := c.Request().Context()
 	now := ch.now()
 	lines, err := ch.resolveLines(ctx, req, now)
 	if err != nil {
@@ -179,8 +171,43 @@ func (ch *Checkout) placeHold(c echo.Context) error {
 	// it ends before its lock expires and a retry can start.
 	dctx, cancel := context.WithTimeout(ctx, ch.cfg.HoldTimeout)
 	defer cancel()
-	entries := make([]*events.LedgerEntry, len(lines))
+	entries := ch.holdEntries(req, internal, lines, now, corr)
 	waits := make([]<-chan string, len(lines))
+	for i, l := range lines {
+		var cancel func()
+		waits[i], cancel = ch.waiter.expect(internal, l.SKU, l.Location)
+		defer cancel()
+	}
+	// Whatever unanswered earlier attempts may have held is let go first:
+	// the releases share the new hold's partitions and go ahead of it.
+	prior = prior[max(0, len(prior)-maxPriorAttempts):]
+	releases := ch.releaseEntries(prior, ch.releaseTargets(req), corr)
+	sent := time.Now()
+	if err := ch.produceHolds(dctx, append(releases, entries...)...); err != nil {
+		ch.holdDecisions.WithLabelValues("timeout").Inc()
+		ch.releaseLater(req.HoldID, internal, lines, corr)
+		ch.log.WarnContext(ctx, "hold not sent to the ledger", "hold_id", req.HoldID, "err", err)
+		return unavailable(c, "the ledger log could not be reached in time; nothing is held, retry with the same hold_id")
+	}
+	if len(prior) > 0 {
+		ch.cfg.Store.Client().SRem(ctx, ch.holdOpenKey(req.HoldID), prior)
+	}
+	decisions := ch.awaitDecisions(dctx, internal, lines, waits)
+	ch.holdRoundTrip.Observe(time.Since(sent).Seconds())
+	for _, d := range decisions {
+		if d == "" {
+			ch.holdDecisions.WithLabelValues("timeout").Inc()
+			// Undecided in time: make sure nothing stays held, then say so.
+			ch.releaseLater(req.HoldID, internal, lines, corr)
+			return unavailable(c, "the ledger did not decide in time; nothing is held, retry with the same hold_id")
+		}
+	}
+	return ch.answerHold(c, req, want, internal, lines, decisions, now, corr)
+}
+
+// holdEntries are the ledger's hold entries of the attempt internal, a line each.
+func (ch *Checkout) holdEntries(req holdRequest, internal string, lines []holdLine, now time.Time, corr *string) []*events.LedgerEntry {
+	entries := make([]*events.LedgerEntry, len(lines))
 	ttl := req.TTLSeconds * 1000
 	for i, l := range lines {
 		loc := l.Location
@@ -197,34 +224,15 @@ func (ch *Checkout) placeHold(c echo.Context) error {
 			e.ChannelRules = str(ch.rulesText)
 		}
 		entries[i] = e
-		var cancel func()
-		waits[i], cancel = ch.waiter.expect(internal, l.SKU, loc)
-		defer cancel()
 	}
-	// Whatever unanswered earlier attempts may have held is let go first:
-	// the releases share the new hold's partitions and go ahead of it.
-	prior = prior[max(0, len(prior)-maxPriorAttempts):]
-	releases := ch.releaseEntries(prior, ch.releaseTargets(req), corr)
-	sent := time.Now()
-	if err := ch.produceHolds(dctx, append(releases, entries...)...); err != nil {
-		ch.holdDecisions.WithLabelValues("timeout").Inc()
-		ch.releaseLater(req.HoldID, internal, lines, corr)
-		ch.log.WarnContext(ctx, "hold not sent to the ledger", "hold_id", req.HoldID, "err", err)
-		return unavailable(c, "the ledger log could not be reached in time; nothing is held, retry with the same hold_id")
-	}
-	if len(prior) > 0 {
-		rdb.SRem(ctx, ch.holdOpenKey(req.HoldID), prior)
-	}
-	decisions := ch.awaitDecisions(dctx, internal, lines, waits)
-	ch.holdRoundTrip.Observe(time.Since(sent).Seconds())
-	for _, d := range decisions {
-		if d == "" {
-			ch.holdDecisions.WithLabelValues("timeout").Inc()
-			// Undecided in time: make sure nothing stays held, then say so.
-			ch.releaseLater(req.HoldID, internal, lines, corr)
-			return unavailable(c, "the ledger did not decide in time; nothing is held, retry with the same hold_id")
-		}
-	}
+	return entries
+}
+
+// answerHold answers the attempt internal from its lines' decisions (all
+// there): all held, or rejected with whatever was held let go. The answer
+// is kept as the hold's record.
+func (ch *Checkout) answerHold(c echo.Context, req holdRequest, want holdClaim, internal string, lines []holdLine, decisions []string, now time.Time, corr *string) error {
+	ctx := c.Request().Context()
 	resp := holdResponse{HoldID: req.HoldID, Status: "held", Lines: make([]holdLineOutcome, len(lines))}
 	code := http.StatusCreated
 	for i, l := range lines {
@@ -265,7 +273,7 @@ func (ch *Checkout) placeHold(c echo.Context) error {
 	// The answer is kept, and the attempt is no longer open: it answered.
 	// The claim lasts as long as the answer.
 	keep := time.Duration(req.TTLSeconds)*time.Second + time.Hour
-	pipe = rdb.TxPipeline()
+	pipe := ch.cfg.Store.Client().TxPipeline()
 	pipe.Set(ctx, ch.holdKey(req.HoldID), b, keep)
 	pipe.Expire(ctx, ch.holdClaimKey(req.HoldID), keep)
 	pipe.SRem(ctx, ch.holdOpenKey(req.HoldID), internal)
