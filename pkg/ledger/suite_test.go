@@ -529,7 +529,15 @@ func ptrTime(t time.Time) *time.Time { return &t }
 // stateDump writes everything a state keeps, in a stable order.
 func stateDump(s *State) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "marks %v seen %v group %v next expiry %d\n", s.marks, s.seen, s.group, s.nextExp)
+	// A group whose demand is back to 0 is the same ledger as no group:
+	// Redis keeps the field, a state folded in memory may not have it.
+	groups := map[string]int64{}
+	for g, d := range s.group {
+		if d != 0 {
+			groups[g] = d
+		}
+	}
+	fmt.Fprintf(&b, "marks %v seen %v group %v next expiry %d\n", s.marks, s.seen, groups, s.nextExp)
 	for _, loc := range slices.Sorted(maps.Keys(s.pos)) {
 		p := s.pos[loc]
 		j := slices.Clone(p.journal)
