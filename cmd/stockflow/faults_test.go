@@ -1146,7 +1146,8 @@ func TestFaults(t *testing.T) {
 		s := newScenario(t)
 		// a owns every partition and dies right after journaling its
 		// third batch of hold decisions, before answering; the API-only
-		// instance takes the requests and waits for the answers.
+		// instance takes the requests and waits for the answers. The
+		// clients retry a 503 with the same hold_id until decided.
 		a := s.start("a", "STOCKFLOW_FAILPOINT=crash-after-hold-journal:3")
 		api := s.start("api", "-no-folder", "-no-normalizer")
 		s.stock(stock)
@@ -1160,6 +1161,12 @@ func TestFaults(t *testing.T) {
 				return
 			}
 			died := time.Since(t0)
+			// Back after the API has stopped waiting (-hold-timeout, 5 s), as
+			// a replacement pod would be: the request it journaled but never
+			// answered gets a 503 and is released. (Back at once, it answers
+			// it: the new owner reads the requests of the last two hold
+			// timeouts again and publishes the decision the log holds.)
+			time.Sleep(7 * time.Second)
 			s.start("a1") // the same instance id, without the failpoint
 			restarted <- died
 		}()
