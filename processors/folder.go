@@ -56,10 +56,6 @@ type FolderConfig struct {
 	// that takes a partition decides the requests of the last two of
 	// these. Default 5s.
 	HoldTimeout time.Duration
-	// HoldTxnTimeout bounds a hold desk's transaction: an owner that dies
-	// in one and never comes back holds the ledger partition's readers
-	// back this long at most. Default 10s.
-	HoldTxnTimeout time.Duration
 	// HoldOpts are appended to the hold desks' client options.
 	HoldOpts []kgo.Opt
 	// AfterHoldJournal runs after a hold desk has journaled a batch of
@@ -89,9 +85,6 @@ func (c *FolderConfig) setDefaults() {
 	}
 	if c.HoldTimeout <= 0 {
 		c.HoldTimeout = 5 * time.Second
-	}
-	if c.HoldTxnTimeout <= 0 {
-		c.HoldTxnTimeout = 10 * time.Second
 	}
 }
 

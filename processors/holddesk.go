@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockflow/stockflow/pkg/avro"
@@ -28,12 +26,14 @@ import (
 // A desk decides in memory, against the SKU's state as the partition's
 // applier folded it plus the decisions it journaled that the fold has not
 // stored yet, then journals its decisions (and the releases) to the ledger
-// partition in one Kafka transaction under a transactional id of the
-// partition's own. Only then does it answer. A new owner's desk takes the
-// same transactional id, which fences the old one (its commits fail from
-// then on, so it answers nothing more) and aborts what it left open; it
+// partition, and only once the broker has them answers, through a Redis call
+// that first checks the partition's hold fence. A new owner's desk takes the
+// fence (a new epoch), so the old one answers nothing more; the new one
 // decides nothing until the fold has stored everything the log held at that
-// moment, so every decision journaled before is counted.
+// moment, so every decision that was answered is counted. A decision a
+// fenced desk journaled but could not answer is released by the API when
+// its wait ends; were a newer desk to decide the same request too, the
+// newer epoch's decision stands in the fold.
 type holdDesk struct {
 	p      int32
 	cfg    FolderConfig
@@ -42,17 +42,12 @@ type holdDesk struct {
 	app    *applier
 	out    *kgo.Client // dead letters
 	log    *slog.Logger
-	ledger int // the ledger's partition count, for the key check
+	ledger int   // the ledger's partition count, for the key check
+	epoch  int64 // the hold fence's epoch this desk took
 }
 
-// errDeskFenced: another owner took the partition's transactional id.
+// errDeskFenced: a newer owner took the partition's hold fence.
 var errDeskFenced = errors.New("hold desk fenced by a newer owner of the partition")
-
-// transactionalID is the id every owner of ledger partition p journals
-// hold decisions under.
-func holdTransactionalID(group string, p int32) string {
-	return group + "-holds-" + strconv.Itoa(int(p))
-}
 
 // run decides until ctx ends, starting over (fence, catch up) after any
 // failure.
@@ -63,24 +58,31 @@ func (d *holdDesk) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		d.log.Warn("hold desk restarting", "partition", d.p, "err", err, "retry_in", wait)
+		pause := wait
+		if errors.Is(err, errDeskFenced) {
+			// Another instance owns the partition now; this one will be
+			// told so by its group shortly, and the desk closed. Taking
+			// the fence back at once would only fence the new owner.
+			pause = fencedPause
+		}
+		d.log.Warn("hold desk restarting", "partition", d.p, "err", err, "retry_in", pause)
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(wait):
+		case <-time.After(pause):
 		}
 		wait = min(2*wait, 2*time.Second)
 	}
 }
 
+// fencedPause is how long a fenced desk waits before it takes the fence
+// again: longer than a group takes to tell a member it lost a partition.
+const fencedPause = 15 * time.Second
+
 // session is one owner's term at the desk: fence, catch up, decide.
 func (d *holdDesk) session(ctx context.Context) error {
 	since := time.Now().Add(-2 * d.cfg.HoldTimeout).UnixMilli()
 	opts := append(kafka.Conn(d.cfg.Kafka),
-		kgo.TransactionalID(holdTransactionalID(d.cfg.Kafka.FolderGroup, d.p)),
-		// An owner that dies mid-transaction and never returns holds the
-		// partition's readers back this long at most.
-		kgo.TransactionTimeout(d.cfg.HoldTxnTimeout),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerLinger(0),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -95,11 +97,11 @@ func (d *holdDesk) session(ctx context.Context) error {
 		return fmt.Errorf("hold desk client: %w", err)
 	}
 	defer cl.Close()
-	// Taking the transactional id fences the previous owner and aborts
-	// what it left open.
-	if _, _, err := cl.ProducerID(ctx); err != nil {
-		return fmt.Errorf("take the partition's transactional id: %w", err)
+	epoch, err := d.store.TakeHoldFence(ctx, d.cfg.Topics.Ledger, d.p)
+	if err != nil {
+		return err
 	}
+	d.epoch = epoch
 	if err := d.catchUp(ctx, cl); err != nil {
 		return err
 	}
@@ -124,7 +126,7 @@ func (d *holdDesk) session(ctx context.Context) error {
 }
 
 // catchUp waits until the fold has stored everything the ledger partition
-// held when the desk took its transactional id, then forgets the pending
+// held when the desk took the fence, then forgets the pending
 // decisions: the fold holds every one of them now.
 func (d *holdDesk) catchUp(ctx context.Context, cl *kgo.Client) error {
 	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, d.cfg.Topics.Ledger)
@@ -160,11 +162,8 @@ type request struct {
 	en  *events.LedgerEntry
 }
 
-// reply is what a waiting API instance is told.
-type reply struct{ channel, message string }
-
 // batch decides the requests of one poll, journals the decisions and
-// releases in one transaction, and then answers.
+// releases, and then answers.
 func (d *holdDesk) batch(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
 	var reqs []request
 	var dead []*kgo.Record
@@ -202,14 +201,14 @@ func (d *holdDesk) batch(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 		}
 	}
 	if len(replies) > 0 {
-		pipe := d.store.Client().Pipeline()
-		for _, r := range replies {
-			pipe.Publish(ctx, r.channel, r.message)
+		ok, err := d.store.AnswerHolds(ctx, d.cfg.Topics.Ledger, d.p, d.epoch, replies)
+		if err != nil {
+			// Unanswered: the API's wait ends, it releases the attempt
+			// and its client tries again.
+			return err
 		}
-		// A lost answer is not lost: the API reads the decision from the
-		// ledger once its wait ends.
-		if _, err := pipe.Exec(ctx); err != nil {
-			d.log.Warn("publishing hold decisions", "partition", d.p, "err", err)
+		if !ok {
+			return errDeskFenced
 		}
 	}
 	return nil
@@ -262,7 +261,7 @@ func ledgerPartition(sku string, n int) int32 {
 // decide decides the requests in order, under the applier's lock, and
 // returns the ledger records to journal, what each adds to the pending,
 // and the answers to give.
-func (d *holdDesk) decide(ctx context.Context, reqs []request) ([]*kgo.Record, []*pendingHold, []reply, error) {
+func (d *holdDesk) decide(ctx context.Context, reqs []request) ([]*kgo.Record, []*pendingHold, []ledger.HoldAnswer, error) {
 	// The states the applier has not cached are read first, in one call.
 	d.app.mu.Lock()
 	var missing []string
@@ -288,7 +287,7 @@ func (d *holdDesk) decide(ctx context.Context, reqs []request) ([]*kgo.Record, [
 	eng := d.store.Engine()
 	var journal []*kgo.Record
 	var pend []*pendingHold
-	var replies []reply
+	var replies []ledger.HoldAnswer
 	d.app.mu.Lock()
 	defer d.app.mu.Unlock()
 	if d.app.pending == nil {
@@ -330,7 +329,8 @@ func (d *holdDesk) decide(ctx context.Context, reqs []request) ([]*kgo.Record, [
 		h, known := eng.Decide(s, &en, d.app.pendingFor(en.SKU))
 		if !known {
 			status, atpv := h.Status, h.ATP
-			en.Status, en.DecidedATP, en.DecidedAt = &status, &atpv, &at
+			h.Epoch = d.epoch
+			en.Status, en.DecidedATP, en.DecidedAt, en.DecidedEpoch = &status, &atpv, &at, &d.epoch
 			b, err := d.codec.Encode(ctx, d.cfg.Topics.Ledger, &en)
 			if err != nil {
 				return nil, nil, nil, fmt.Errorf("%w: hold decision: %w", errEncode, err)
@@ -339,47 +339,23 @@ func (d *holdDesk) decide(ctx context.Context, reqs []request) ([]*kgo.Record, [
 			add(en.SKU, h)
 		}
 		if r.en.ReplyTo != nil && *r.en.ReplyTo != "" {
-			replies = append(replies, reply{*r.en.ReplyTo, ledger.HoldMessage(en.SKU, h)})
+			replies = append(replies, ledger.HoldAnswer{Channel: *r.en.ReplyTo, SKU: en.SKU, Hold: h})
 		}
 	}
 	return journal, pend, replies, nil
 }
 
-// journal writes recs to the ledger partition in one transaction, and
-// gives pend[i], what recs[i] adds to the pending, the offset it got.
+// journal writes recs to the ledger partition, and gives pend[i], what
+// recs[i] adds to the pending, the offset it got.
 func (d *holdDesk) journal(ctx context.Context, cl *kgo.Client, recs []*kgo.Record, pend []*pendingHold) error {
-	if err := cl.BeginTransaction(); err != nil {
-		return fmt.Errorf("begin a hold transaction: %w", err)
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		// What did reach the log is unanswered: released by the API.
+		return fmt.Errorf("journal hold decisions: %w", err)
 	}
-	perr := cl.ProduceSync(ctx, recs...).FirstErr()
-	if perr == nil {
-		d.app.mu.Lock()
-		for i, p := range pend {
-			p.offset = recs[i].Offset
-		}
-		d.app.mu.Unlock()
+	d.app.mu.Lock()
+	for i, p := range pend {
+		p.offset = recs[i].Offset
 	}
-	commit := kgo.TryCommit
-	if perr != nil {
-		commit = kgo.TryAbort
-	}
-	// The end of a transaction is not cut short by a stop: a stop right
-	// after the produce would otherwise leave the journal's fate unknown.
-	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.HoldTxnTimeout)
-	defer cancel()
-	eerr := cl.EndTransaction(ectx, commit)
-	switch {
-	case perr != nil:
-		return fmt.Errorf("journal hold decisions: %w", perr)
-	case eerr != nil:
-		if isFenced(eerr) {
-			return fmt.Errorf("%w: %w", errDeskFenced, eerr)
-		}
-		return fmt.Errorf("commit hold decisions: %w", eerr)
-	}
+	d.app.mu.Unlock()
 	return nil
-}
-
-func isFenced(err error) bool {
-	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.TransactionalIDAuthorizationFailed)
 }

@@ -217,31 +217,33 @@ func correlationID(c echo.Context) *string {
 
 // produce writes ledger entries, keyed by SKU, and waits for the broker.
 func (ch *Checkout) produce(ctx context.Context, es ...*events.LedgerEntry) error {
-	return ch.produceTo(ctx, ch.cfg.LedgerTopic, es)
+	_, err := ch.produceTo(ctx, ch.cfg.LedgerTopic, es)
+	return err
 }
 
 // produceHolds writes hold requests and releases, keyed by SKU, to the
-// holds topic, and waits for the broker.
-func (ch *Checkout) produceHolds(ctx context.Context, es ...*events.LedgerEntry) error {
+// holds topic, and waits for the broker. The records it returns say which
+// partition each went to: the same number as its ledger partition.
+func (ch *Checkout) produceHolds(ctx context.Context, es ...*events.LedgerEntry) ([]*kgo.Record, error) {
 	if ch.cfg.HoldsTopic == "" {
-		return ch.produce(ctx, es...)
+		return ch.produceTo(ctx, ch.cfg.LedgerTopic, es)
 	}
 	return ch.produceTo(ctx, ch.cfg.HoldsTopic, es)
 }
 
-func (ch *Checkout) produceTo(ctx context.Context, topic string, es []*events.LedgerEntry) error {
+func (ch *Checkout) produceTo(ctx context.Context, topic string, es []*events.LedgerEntry) ([]*kgo.Record, error) {
 	recs := make([]*kgo.Record, 0, len(es))
 	for _, e := range es {
 		b, err := ch.cfg.Codec.Encode(ctx, topic, e)
 		if err != nil {
-			return fmt.Errorf("encode %s entry: %w", e.EntryType, err)
+			return nil, fmt.Errorf("encode %s entry: %w", e.EntryType, err)
 		}
 		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(e.SKU), Value: b})
 	}
 	if err := ch.cfg.Producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return fmt.Errorf("produce to %s: %w", topic, err)
+		return nil, fmt.Errorf("produce to %s: %w", topic, err)
 	}
-	return nil
+	return recs, nil
 }
 
 // unavailable is a 503 that tells the client when to try again.

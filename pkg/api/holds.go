@@ -183,7 +183,8 @@ func (ch *Checkout) attemptHold(c echo.Context, req holdRequest, want holdClaim,
 	prior = prior[max(0, len(prior)-maxPriorAttempts):]
 	releases := ch.releaseEntries(prior, ch.releaseTargets(req), corr)
 	sent := time.Now()
-	if err := ch.produceHolds(dctx, append(releases, entries...)...); err != nil {
+	recs, err := ch.produceHolds(dctx, append(releases, entries...)...)
+	if err != nil {
 		ch.holdDecisions.WithLabelValues("timeout").Inc()
 		ch.releaseLater(req.HoldID, internal, lines, corr)
 		ch.log.WarnContext(ctx, "hold not sent to the ledger", "hold_id", req.HoldID, "err", err)
@@ -192,7 +193,11 @@ func (ch *Checkout) attemptHold(c echo.Context, req holdRequest, want holdClaim,
 	if len(prior) > 0 {
 		ch.cfg.Store.Client().SRem(ctx, ch.holdOpenKey(req.HoldID), prior)
 	}
-	decisions := ch.awaitDecisions(dctx, internal, lines, waits)
+	parts := make([]int32, len(lines))
+	for i, r := range recs[len(releases):] {
+		parts[i] = r.Partition
+	}
+	decisions := ch.awaitDecisions(dctx, internal, lines, parts, waits)
 	ch.holdRoundTrip.Observe(time.Since(sent).Seconds())
 	for _, d := range decisions {
 		if d == "" {
@@ -327,21 +332,40 @@ func (ch *Checkout) resolveLines(ctx context.Context, req holdRequest, now time.
 }
 
 // awaitDecisions waits for every line's decision until ctx ends, then reads
-// any still missing from Redis (a published message can be missed).
-func (ch *Checkout) awaitDecisions(ctx context.Context, internal string, lines []holdLine, waits []<-chan string) []string {
+// any still missing from Redis (a published message can be missed). parts
+// are the lines' ledger partitions.
+func (ch *Checkout) awaitDecisions(ctx context.Context, internal string, lines []holdLine, parts []int32, waits []<-chan string) []string {
 	out := make([]string, len(lines))
 	for i := range waits {
 		select {
 		case d := <-waits[i]:
 			out[i] = d
 		case <-ctx.Done():
-			return ch.readDecisions(ctx, internal, lines, out)
+			return ch.readDecisions(ctx, internal, lines, parts, out)
 		}
 	}
 	return out
 }
 
-func (ch *Checkout) readDecisions(ctx context.Context, internal string, lines []holdLine, out []string) []string {
+func (ch *Checkout) readDecisions(ctx context.Context, internal string, lines []holdLine, parts []int32, out []string) []string {
+	if ch.cfg.HoldsTopic != "" {
+		// What the partition's desk answered, and only that: a decision
+		// in the ledger that no desk could answer (its desk was fenced)
+		// is released, not taken for an answer.
+		for i, l := range lines {
+			if out[i] != "" {
+				continue
+			}
+			msg, err := ch.cfg.Store.AnsweredHold(context.WithoutCancel(ctx), ch.cfg.LedgerTopic, parts[i], internal, l.Location)
+			if err != nil || msg == "" {
+				continue
+			}
+			if _, d, ok := cutFields(msg, 3); ok {
+				out[i] = d
+			}
+		}
+		return out
+	}
 	for i, l := range lines {
 		if out[i] != "" {
 			continue
@@ -364,7 +388,8 @@ func (ch *Checkout) release(ctx context.Context, internal string, lines []holdLi
 	if len(lines) == 0 {
 		return nil
 	}
-	return ch.produceHolds(ctx, ch.releaseEntries([]string{internal}, lines, corr)...)
+	_, err := ch.produceHolds(ctx, ch.releaseEntries([]string{internal}, lines, corr)...)
+	return err
 }
 
 // releaseLater releases the lines of an attempt that got no answer, without
@@ -498,4 +523,17 @@ func (ch *Checkout) releaseRecord(ctx context.Context, id string, rec holdRecord
 		}
 	}
 	return nil
+}
+
+// cutFields cuts s after its nth '|': the first n fields, and the rest.
+func cutFields(s string, n int) (head, rest string, ok bool) {
+	i := 0
+	for range n {
+		j := strings.IndexByte(s[i:], '|')
+		if j < 0 {
+			return "", "", false
+		}
+		i += j + 1
+	}
+	return s[:i-1], s[i:], true
 }

@@ -55,7 +55,7 @@ func samples() []avro.Record {
 		&events.LedgerEntry{EntryType: events.EntryReceipt, SKU: "SKU-1", Location: ptr("DC1"), Quantity: 144, PONumber: ptr("PO-9"), POLine: ptr(int32(1)),
 			ExpectedDate: ptr(day), ETA: ptr(t0), EventID: "r1", EventTime: t0, Source: "wms-test", SourceTopic: ptr("wms.inventory.v1"),
 			SourcePartition: ptr(int32(3)), SourceOffset: ptr(int64(77)), ChannelRules: ptr("web=cap:50%"),
-			DecidedATP: ptr(int64(-3)), DecidedAt: ptr(int64(41))},
+			DecidedATP: ptr(int64(-3)), DecidedAt: ptr(int64(41)), DecidedEpoch: ptr(int64(2))},
 		&events.AvailabilityChanged{SKU: "SKU-1", Location: "DC1", Version: 9, OnHand: 50, Reserved: 3, SafetyStock: 5, ATP: 42,
 			Inbound: []events.InboundBucket{{Date: day, Quantity: 80}}, AsOf: t0},
 		&events.StockAlert{AlertID: "al-1", AlertType: events.AlertStockOut, SKU: "SKU-1", Location: "DC1", AsOf: t0},

@@ -158,6 +158,7 @@ func (g gen) entry() *events.LedgerEntry {
 		ChannelRules:    maybe(g, g.str),
 		DecidedATP:      maybe(g, g.long),
 		DecidedAt:       maybe(g, g.long),
+		DecidedEpoch:    maybe(g, g.long),
 	}
 }
 
@@ -315,15 +316,15 @@ func TestLedgerEntryPathByWriterSchema(t *testing.T) {
 	}
 
 	// Entries the ledger log already holds, written before the journaled
-	// hold decisions (schema id 1017): the same body without the last two
+	// hold decisions (schema id 1017): the same body without the last three
 	// fields' nulls; and before channel_rules too (1014): one null fewer.
 	prev := *e.(*events.LedgerEntry)
-	prev.DecidedATP, prev.DecidedAt = nil, nil
+	prev.DecidedATP, prev.DecidedAt, prev.DecidedEpoch = nil, nil, nil
 	enc, err = c.Encode(ctx, "t", &prev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got1017, err := c.Decode(ctx, withHeader(1017, enc[5:len(enc)-2]))
+	got1017, err := c.Decode(ctx, withHeader(1017, enc[5:len(enc)-3]))
 	if err != nil {
 		t.Fatalf("an entry written with schema 1017: %v", err)
 	}
@@ -335,7 +336,7 @@ func TestLedgerEntryPathByWriterSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got1014, err := c.Decode(ctx, withHeader(1014, enc[5:len(enc)-3]))
+	got1014, err := c.Decode(ctx, withHeader(1014, enc[5:len(enc)-4]))
 	if err != nil {
 		t.Fatalf("an entry written with schema 1014: %v", err)
 	}

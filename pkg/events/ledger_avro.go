@@ -18,7 +18,7 @@ import (
 // to build a codec while ledgerEntryFingerprint is not the canonical
 // schema's, and its error names the fingerprint to put here once the
 // methods below follow the new schema.
-const ledgerEntryFingerprint = "cfc4cd23dab5bd9d6ba44971949b70a80da7714288a64c77dac8b8103d693e4d"
+const ledgerEntryFingerprint = "c3099fb46fe568920f36e76d20fa9eb037e4c01511ae7699dbfb4bf7ab518a17"
 
 // entryTypes are the symbols of the EntryType enum, in schema order.
 var entryTypes = []string{
@@ -72,6 +72,7 @@ func (e *LedgerEntry) AppendAvro(dst []byte) ([]byte, error) {
 	dst = avro.AppendOptional(dst, e.ChannelRules, avro.AppendString)
 	dst = avro.AppendOptional(dst, e.DecidedATP, avro.AppendLong)
 	dst = avro.AppendOptional(dst, e.DecidedAt, avro.AppendLong)
+	dst = avro.AppendOptional(dst, e.DecidedEpoch, avro.AppendLong)
 	return dst, nil
 }
 
@@ -83,6 +84,7 @@ type ledgerOptionals struct {
 	channelRules                                                              string
 	poLine, sourcePartition                                                   int32
 	safetyStock, reorderPoint, ttlMillis, sourceOffset, decidedATP, decidedAt int64
+	decidedEpoch                                                              int64
 	expectedDate, eta, asOf                                                   time.Time
 }
 
@@ -126,6 +128,7 @@ func (e *LedgerEntry) UnmarshalAvro(body []byte) error {
 	d.ChannelRules = r.ReadOptionalString("channel_rules", &o.channelRules)
 	d.DecidedATP = r.ReadOptionalLong("decided_atp", &o.decidedATP)
 	d.DecidedAt = r.ReadOptionalLong("decided_at", &o.decidedAt)
+	d.DecidedEpoch = r.ReadOptionalLong("decided_epoch", &o.decidedEpoch)
 	if err := r.End(); err != nil {
 		return err
 	}

@@ -57,13 +57,16 @@ type LedgerEntry struct {
 	// ChannelRules, on a HOLD entry, are the channel rules the API held
 	// under (ChannelRules.String form), so a replay decides the same.
 	ChannelRules *string `avro:"channel_rules"`
-	// DecidedATP and DecidedAt, on a HOLD entry that carries a Status, are
+	// DecidedATP, DecidedAt and DecidedEpoch, on a HOLD entry that carries a Status, are
 	// its journaled decision: the ATP it was decided against (less the
 	// hold, when held) and the offset of its ledger partition that the
 	// owner had folded when it decided. The fold applies such an entry as
 	// recorded, so a replay reaches the same decision.
 	DecidedATP *int64 `avro:"decided_atp"`
 	DecidedAt  *int64 `avro:"decided_at"`
+	// DecidedEpoch is the fencing epoch of the owner that journaled the
+	// decision: of two decisions of one hold, the higher epoch's stands.
+	DecidedEpoch *int64 `avro:"decided_epoch"`
 }
 
 // InboundBucket is inbound quantity expected on a date.

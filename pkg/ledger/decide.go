@@ -1,6 +1,14 @@
 package ledger
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
 	"github.com/stockflow/stockflow/atp"
 	"github.com/stockflow/stockflow/pkg/events"
 )
@@ -36,6 +44,9 @@ func recorded(en *events.LedgerEntry, et int64) Hold {
 	h := Hold{HoldID: deref(en.HoldID), Location: deref(en.Location), Quantity: en.Quantity, Status: HoldRejected, Channel: deref(en.Channel)}
 	if en.DecidedATP != nil {
 		h.ATP = *en.DecidedATP
+	}
+	if en.DecidedEpoch != nil {
+		h.Epoch = *en.DecidedEpoch
 	}
 	if *en.Status == HoldHeld {
 		ttl := int64(0)
@@ -113,4 +124,84 @@ func (e *Engine) Decide(s *State, en *events.LedgerEntry, pending []Hold) (h Hol
 // message, without a position version (the decision may not be stored yet).
 func HoldMessage(sku string, h Hold) string {
 	return holdMessage(h.HoldID, sku, h.Location, &h, 0)
+}
+
+// The hold fence of a ledger partition: an epoch every new owner of the
+// partition's hold desk takes (INCR) before it decides anything. A desk
+// answers only while the epoch is still its own, checked in the same call
+// that publishes the answers, so an owner that lost the partition answers
+// nothing more. The answers are kept under the fence's hash tag too, for an
+// API instance that missed the published message.
+
+func (s *Store) holdFenceKey(topic string, p int32) string {
+	return s.prefix + ":{holdfence:" + topic + ":" + strconv.Itoa(int(p)) + "}"
+}
+
+func (s *Store) holdAnswerKey(topic string, p int32, holdID, loc string) string {
+	return s.holdFenceKey(topic, p) + ":a:" + HoldKey(holdID, loc)
+}
+
+// TakeHoldFence makes the caller the hold desk of ledger partition p of
+// topic, fencing the previous one, and returns its epoch.
+func (s *Store) TakeHoldFence(ctx context.Context, topic string, p int32) (int64, error) {
+	n, err := s.rdb.Incr(ctx, s.holdFenceKey(topic, p)).Result()
+	if err != nil {
+		return 0, fmt.Errorf("take the hold fence of partition %d: %w", p, err)
+	}
+	return n, nil
+}
+
+// HoldAnswer is a decision to give the API instance waiting on it.
+type HoldAnswer struct {
+	Channel, SKU string
+	Hold         Hold
+}
+
+// answerLua publishes the answers and keeps them, if the fence's epoch is
+// still the caller's. KEYS[1] the fence, KEYS[2..] each answer's key;
+// ARGV[1] the epoch, ARGV[2] how long answers are kept (ms), then per
+// answer its channel and message.
+const answerLua = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+for i = 2, #KEYS do
+  local ch, msg = ARGV[2*i-1], ARGV[2*i]
+  redis.call('SET', KEYS[i], msg, 'PX', ARGV[2])
+  redis.call('PUBLISH', ch, msg)
+end
+return 1
+`
+
+var answerScript = redis.NewScript(answerLua)
+
+// AnswerKeep is how long an answer stays readable for an API instance that
+// missed its message.
+const AnswerKeep = 10 * time.Minute
+
+// AnswerHolds publishes answers to their waiting API instances and keeps
+// them, in one call, unless the desk of partition p is no longer the one
+// that took epoch: then it answers nothing and says so (ok false).
+func (s *Store) AnswerHolds(ctx context.Context, topic string, p int32, epoch int64, answers []HoldAnswer) (ok bool, err error) {
+	keys := make([]string, 0, 1+len(answers))
+	args := make([]any, 0, 2+2*len(answers))
+	keys = append(keys, s.holdFenceKey(topic, p))
+	args = append(args, epoch, AnswerKeep.Milliseconds())
+	for _, a := range answers {
+		keys = append(keys, s.holdAnswerKey(topic, p, a.Hold.HoldID, a.Hold.Location))
+		args = append(args, a.Channel, HoldMessage(a.SKU, a.Hold))
+	}
+	n, err := answerScript.Run(ctx, s.rdb, keys, args...).Int()
+	if err != nil {
+		return false, fmt.Errorf("answer holds of partition %d: %w", p, err)
+	}
+	return n == 1, nil
+}
+
+// AnsweredHold reads the answer the desk of partition p gave hold holdID
+// at loc: the message it published, or "" when it gave none.
+func (s *Store) AnsweredHold(ctx context.Context, topic string, p int32, holdID, loc string) (string, error) {
+	v, err := s.rdb.Get(ctx, s.holdAnswerKey(topic, p, holdID, loc)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return v, err
 }

@@ -16,9 +16,39 @@ func holdReq(id string, q int64, min, ttlMin int) *events.LedgerEntry {
 // journaled is req with the decision h recorded, as a hold desk writes it.
 func journaled(req *events.LedgerEntry, h Hold, at int64) *events.LedgerEntry {
 	e := *req
-	st, a := h.Status, h.ATP
-	e.Status, e.DecidedATP, e.DecidedAt = &st, &a, &at
+	st, a, ep := h.Status, h.ATP, max(h.Epoch, 1)
+	e.Status, e.DecidedATP, e.DecidedAt, e.DecidedEpoch = &st, &a, &at, &ep
 	return &e
+}
+
+// Two owners decided the same request: the one fenced since (a lower
+// epoch) could not answer, so the newer owner's decision stands wherever
+// the two land in the log.
+func TestNewerOwnersDecisionStands(t *testing.T) {
+	receipt := &events.LedgerEntry{EntryType: events.EntryReceipt, SKU: "S", Location: sp("L1"), Quantity: 5, EventID: "r", EventTime: at(0), Source: "t"}
+	req := holdReq("A", 4, 1, 10)
+	old := journaled(req, Hold{Status: HoldHeld, ATP: 1, Epoch: 1}, 0)
+	newer := journaled(req, Hold{Status: HoldRejected, ATP: 0, Epoch: 2}, 0)
+	for _, c := range []struct {
+		name  string
+		order []*events.LedgerEntry
+	}{
+		{"the fenced owner's first", []*events.LedgerEntry{old, newer}},
+		{"the newer owner's first", []*events.LedgerEntry{newer, old}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			eng := NewEngine(Config{})
+			s := NewState("S")
+			eng.Apply(s, receipt, 0, 0)
+			for i, e := range c.order {
+				eng.Apply(s, e, 0, int64(i+1))
+			}
+			h := s.Holds()["A|L1"]
+			if h.Status != HoldRejected || h.Epoch != 2 || s.Positions()["L1"].Held != 0 {
+				t.Fatalf("hold %+v, held %d: want the epoch 2 rejection and nothing held", h, s.Positions()["L1"].Held)
+			}
+		})
+	}
 }
 
 func TestDecide(t *testing.T) {

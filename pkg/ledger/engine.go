@@ -155,6 +155,9 @@ type Hold struct {
 	Status    string `json:"st"` // held, rejected, released, expired, converted
 	ATP       int64  `json:"atp"`
 	Channel   string `json:"ch,omitempty"`
+	// Epoch is the fencing epoch of the owner that journaled the decision
+	// (0: decided by the fold itself).
+	Epoch int64 `json:"ep,omitempty"`
 }
 
 // LineageEntry is one recent entry of a SKU, for explaining its numbers.
@@ -798,6 +801,15 @@ func (e *Engine) hold(s *State, en *events.LedgerEntry, et int64) Outcome {
 	loc := deref(en.Location)
 	key := deref(en.HoldID) + "|" + loc
 	h, ok := s.holds[key]
+	if ok && en.Status != nil && en.DecidedEpoch != nil && *en.DecidedEpoch > h.Epoch {
+		// A newer owner decided a request an older one had decided and
+		// not answered (it was fenced): the newer decision stands.
+		if _, active := s.active[key]; active {
+			s.touch(loc).Held -= h.Quantity
+			delete(s.active, key)
+		}
+		ok = false
+	}
 	if !ok {
 		p := s.touch(loc)
 		if en.Status != nil {

@@ -63,7 +63,7 @@ func randomEntries(rnd *rand.Rand, n int) []*events.LedgerEntry {
 		case 14: // a decision journaled by the partition's owner
 			st := []string{"held", "rejected"}[rnd.IntN(2)]
 			e.EntryType, e.HoldID, e.Quantity, e.TTLMillis = events.EntryHold, sp(fmt.Sprint("J", rnd.IntN(10))), q, i64(int64(1+rnd.IntN(30))*60_000)
-			e.Status, e.DecidedATP, e.DecidedAt = &st, i64(int64(rnd.IntN(50))), i64(int64(i))
+			e.Status, e.DecidedATP, e.DecidedAt, e.DecidedEpoch = &st, i64(int64(rnd.IntN(50))), i64(int64(i)), i64(int64(1+rnd.IntN(3)))
 		case 13:
 			if rnd.IntN(2) == 0 {
 				e.EntryType, e.HoldID = events.EntryHoldRelease, sp(fmt.Sprint("H", rnd.IntN(10)))

@@ -559,6 +559,9 @@ func appendHold(b []byte, h *Hold) []byte {
 	if h.Channel != "" {
 		b = appendField(b, "ch", h.Channel)
 	}
+	if h.Epoch != 0 {
+		b = appendInt(b, "ep", h.Epoch)
+	}
 	b[len(b)-1] = '}'
 	return b
 }
