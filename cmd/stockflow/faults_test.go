@@ -1141,6 +1141,47 @@ func TestFaults(t *testing.T) {
 			held, requests, stock, unavailable, instanceKills.Load(), brokerKills.Load())
 		s.report("hold-storm-under-kills", requests, rec)
 	})
+	t.Run("holds while the partitions' owners are paused past the session timeout in turn: zombie desks answer nothing", func(t *testing.T) {
+		stock, requests := soaked(300), soaked(900)
+		s := newScenario(t)
+		a, b := s.start("a"), s.start("b")
+		api := s.start("api", "-no-folder", "-no-normalizer")
+		s.stock(stock)
+		stop := make(chan struct{})
+		var pauses sync.WaitGroup
+		pauses.Go(func() {
+			// Whichever owns STORM's partition is frozen once, mid-storm,
+			// and wakes as a zombie whose desk may still hold requests.
+			for _, p := range []*proc{b, a} {
+				select {
+				case <-stop:
+					return
+				case <-time.After(3 * time.Second):
+				}
+				p.signal(syscall.SIGSTOP)
+				time.Sleep(12 * time.Second) // the session timeout is 6 s
+				p.signal(syscall.SIGCONT)
+			}
+		})
+		answers, _ := s.holdStorm(requests, 30*time.Millisecond, func(int) *proc { return api })
+		close(stop)
+		pauses.Wait()
+		held, unavailable := checkStorm(t, answers, requests, stock)
+		if held != stock {
+			t.Fatalf("%d holds accepted on %d units, want exactly %d", held, stock, stock)
+		}
+		rec := s.caughtUp(2 * time.Minute)
+		s.checkHoldAttempts(answers, requests, stock)
+		s.verify()
+		fenced := 0
+		for _, name := range []string{"a", "b"} {
+			b, _ := os.ReadFile(filepath.Join(s.dir, name+".log"))
+			fenced += bytes.Count(b, []byte("fenced by a newer owner"))
+		}
+		t.Logf("%d of %d holds accepted on %d units; %d answers were 503 (retried); zombie desks refused an answer %d times", held, requests, stock, unavailable, fenced)
+		s.report("hold-storm-under-paused-owners", requests, rec)
+	})
+
 	t.Run("the owner of a partition dies between deciding holds and answering them", func(t *testing.T) {
 		const stock, requests = 5, 12
 		s := newScenario(t)
@@ -1186,44 +1227,51 @@ func TestFaults(t *testing.T) {
 			t.Fatal("no request went unanswered: the failpoint did not cut an answer off")
 		}
 		rec := s.caughtUp(2 * time.Minute)
-		rdb := s.rdb()
-		defer rdb.Close()
-		ctx := context.Background()
-		// Every hold_id holds through at most one of its attempts, and
-		// through one exactly when its client was told 201: an attempt
-		// whose answer was lost was released, not kept beside its retry.
-		_, _, holds, err := s.store(rdb).Lines(ctx, "STORM")
-		if err != nil {
-			t.Fatal(err)
-		}
-		holding := map[string]int{}
-		for _, h := range holds {
-			if h.Status == ledger.HoldHeld {
-				id, _, _ := strings.Cut(h.HoldID, "~")
-				holding[id]++
-			}
-		}
-		for i := range requests {
-			id := fmt.Sprint("storm-", i)
-			want := 0
-			if slices.Contains(answers[id], 201) {
-				want = 1
-			}
-			if holding[id] != want {
-				t.Fatalf("%s answered %v holds through %d attempts, want %d", id, answers[id], holding[id], want)
-			}
-		}
-		p, err := s.store(rdb).Position(ctx, "STORM", "L1", time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if p.Held != stock {
-			t.Fatalf("the ledger holds %d units, want %d", p.Held, stock)
-		}
+		s.checkHoldAttempts(answers, requests, stock)
 		s.verify()
 		t.Logf("%d of %d holds accepted on %d units; %d answers were 503 (the owner died before answering, then retried)", held, requests, stock, unavailable)
 		s.report("owner-dies-between-decision-and-answer", requests, rec)
 	})
+}
+
+// checkHoldAttempts fails the test unless every hold_id of the storm holds
+// through at most one of its attempts, and through one exactly when its
+// client was told 201 (an attempt whose answer was lost was released, not
+// kept beside its retry), and the ledger holds stock units in all.
+func (s *scenario) checkHoldAttempts(answers map[string][]int, requests, stock int) {
+	t := s.t
+	t.Helper()
+	rdb := s.rdb()
+	defer rdb.Close()
+	ctx := context.Background()
+	_, _, holds, err := s.store(rdb).Lines(ctx, "STORM")
+	if err != nil {
+		t.Fatal(err)
+	}
+	holding := map[string]int{}
+	for _, h := range holds {
+		if h.Status == ledger.HoldHeld {
+			id, _, _ := strings.Cut(h.HoldID, "~")
+			holding[id]++
+		}
+	}
+	for i := range requests {
+		id := fmt.Sprint("storm-", i)
+		want := 0
+		if slices.Contains(answers[id], 201) {
+			want = 1
+		}
+		if holding[id] != want {
+			t.Fatalf("%s answered %v holds through %d attempts, want %d", id, answers[id], holding[id], want)
+		}
+	}
+	p, err := s.store(rdb).Position(ctx, "STORM", "L1", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Held != int64(stock) {
+		t.Fatalf("the ledger holds %d units, want %d", p.Held, stock)
+	}
 }
 
 // stock receives units of STORM at L1 and waits for the fold.

@@ -462,6 +462,51 @@ func runSuite(t *testing.T, newStore func(t *testing.T) *Store) {
 		want(t, h.pos("DC1"), Components{OnHand: 15})
 	})
 
+	t.Run("a fenced hold desk answers nothing; the current one answers and keeps its answers", func(t *testing.T) {
+		s := newStore(t)
+		ctx := context.Background()
+		old, err := s.TakeHoldFence(ctx, "ledger", 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur, err := s.TakeHoldFence(ctx, "ledger", 3)
+		if err != nil || cur <= old {
+			t.Fatalf("epochs %d then %d (%v): want increasing", old, cur, err)
+		}
+		sub := s.Client().Subscribe(ctx, "answers")
+		defer sub.Close()
+		if _, err := sub.Receive(ctx); err != nil {
+			t.Fatal(err)
+		}
+		answer := func(epoch int64, id string) bool {
+			ok, err := s.AnswerHolds(ctx, "ledger", 3, epoch, []HoldAnswer{{Channel: "answers", SKU: "S",
+				Hold: Hold{HoldID: id, Location: "L1", Quantity: 2, Status: HoldHeld, ATP: 5}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ok
+		}
+		if answer(old, "Z") {
+			t.Fatal("the fenced desk's answer went through")
+		}
+		if msg, err := s.AnsweredHold(ctx, "ledger", 3, "Z", "L1"); err != nil || msg != "" {
+			t.Fatalf("the fenced desk's answer was kept: %q %v", msg, err)
+		}
+		if !answer(cur, "A") {
+			t.Fatal("the current desk's answer was refused")
+		}
+		m, err := sub.ReceiveMessage(ctx)
+		if err != nil || m.Payload != "A|S|L1|held:5:0" {
+			t.Fatalf("published %v %v, want only the current desk's answer", m, err)
+		}
+		if msg, err := s.AnsweredHold(ctx, "ledger", 3, "A", "L1"); err != nil || msg != "A|S|L1|held:5:0" {
+			t.Fatalf("kept %q %v", msg, err)
+		}
+		if other, err := s.TakeHoldFence(ctx, "ledger", 4); err != nil || other != 1 {
+			t.Fatalf("another partition's fence starts at %d (%v), want 1", other, err)
+		}
+	})
+
 	t.Run("a state survives the round trip through Redis", func(t *testing.T) {
 		s := newStore(t)
 		ctx := context.Background()
