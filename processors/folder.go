@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -120,6 +121,12 @@ type Folder struct {
 	mu       sync.Mutex
 	appliers map[int32]*partitionWorker
 	stats    FolderStats
+
+	// owned are the appliers of the partitions this folder owns, for
+	// lookups answered from their memory; partitions is the ledger's
+	// partition count, once a hold desk has read it (0: unknown).
+	owned      sync.Map // int32 -> *applier
+	partitions atomic.Int32
 }
 
 // NewFolder returns a folder producing its outputs through out.
@@ -301,9 +308,10 @@ func (f *Folder) workerFor(ctx context.Context, p int32) *partitionWorker {
 	}
 	w.app.folded.Store(-1)
 	f.appliers[p] = w
+	f.owned.Store(p, w.app)
 	if f.cfg.Topics.Holds != "" {
 		dctx, cancel := context.WithCancel(ctx)
-		desk := &holdDesk{p: p, cfg: f.cfg, codec: f.codec, store: f.store, app: w.app, out: f.out, log: f.log}
+		desk := &holdDesk{p: p, cfg: f.cfg, codec: f.codec, store: f.store, app: w.app, out: f.out, log: f.log, partitions: &f.partitions}
 		deskDone := make(chan struct{})
 		go func() {
 			defer close(deskDone)
@@ -334,6 +342,7 @@ func (f *Folder) dropWorker(p int32) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if w, ok := f.appliers[p]; ok {
+		f.owned.Delete(p)
 		w.closeDesk()
 		close(w.quit)
 		<-w.stopped
@@ -445,4 +454,28 @@ func (f *Folder) handle(ctx context.Context, fs kgo.Fetches) error {
 	}
 	a.epochs = f.keeper.epochs(a.applied)
 	return f.pipe.push(ctx, a)
+}
+
+// Lookup answers a lookup of sku at loc from the memory of the partition
+// that owns sku, when this folder owns it and has the SKU cached: that
+// state is as fresh as the ledger gets (folded, stored or about to be), and
+// reading it costs no round trip to Redis. ok is false otherwise, and the
+// caller reads Redis.
+func (f *Folder) Lookup(sku, loc string, nowMs int64) (ledger.LookupResult, bool) {
+	n := f.partitions.Load()
+	if n <= 0 {
+		return ledger.LookupResult{}, false
+	}
+	v, ok := f.owned.Load(ledgerPartition(sku, int(n)))
+	if !ok {
+		return ledger.LookupResult{}, false
+	}
+	a := v.(*applier)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := a.cache[sku]
+	if s == nil {
+		return ledger.LookupResult{}, false
+	}
+	return s.Local(loc, nowMs)
 }

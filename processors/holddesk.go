@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -44,6 +45,8 @@ type holdDesk struct {
 	log    *slog.Logger
 	ledger int   // the ledger's partition count, for the key check
 	epoch  int64 // the hold fence's epoch this desk took
+	// partitions receives the ledger's partition count.
+	partitions *atomic.Int32
 }
 
 // errDeskFenced: a newer owner took the partition's hold fence.
@@ -141,6 +144,9 @@ func (d *holdDesk) catchUp(ctx context.Context, cl *kgo.Client) error {
 		return fmt.Errorf("ledger partition %d has no end offset", d.p)
 	}
 	d.ledger = len(ends[d.cfg.Topics.Ledger])
+	if d.partitions != nil {
+		d.partitions.Store(int32(d.ledger))
+	}
 	t := time.NewTicker(2 * time.Millisecond)
 	defer t.Stop()
 	for d.app.folded.Load() < end.Offset-1 {

@@ -30,9 +30,12 @@ type CheckoutConfig struct {
 	// ledger partitions, which decide them. Empty: they go on the ledger
 	// topic and the fold decides them (the way before the holds topic).
 	HoldsTopic string
-	Groups     map[string][]string
-	Rules      atp.ChannelRules
-	Supply     atp.SupplyPolicy
+	// Local, when set, answers location lookups of the ledger partitions
+	// this process folds from the folder's memory, before Redis is asked.
+	Local  LocalLookup
+	Groups map[string][]string
+	Rules  atp.ChannelRules
+	Supply atp.SupplyPolicy
 	// HoldTimeout bounds the wait for a hold decision. Default 5s.
 	HoldTimeout time.Duration
 	// OwnHoldsFor is how long lookups insist on seeing the holds this
@@ -59,6 +62,12 @@ type CheckoutConfig struct {
 	Registry prometheus.Registerer
 	// Reconciler serves reconciliation runs; nil: no such routes.
 	Reconciler *reconcile.Reconciler
+}
+
+// LocalLookup answers a lookup of a position from the memory of the
+// process that folds it (processors.Folder), or says it cannot.
+type LocalLookup interface {
+	Lookup(sku, loc string, nowMs int64) (ledger.LookupResult, bool)
 }
 
 // Checkout serves availability lookups, batch queries, holds, policies and

@@ -176,7 +176,7 @@ func (ch *Checkout) lookup(ctx context.Context, reqs []ledger.LookupReq, now tim
 			reqs[i].MinVersion = ch.own.floor(r.SKU, r.Location, now)
 		}
 	}
-	res, err := ch.cfg.Store.Lookup(ctx, reqs, now)
+	res, err := ch.lookupLocalFirst(ctx, reqs, now)
 	if err != nil {
 		return nil, err
 	}
@@ -186,4 +186,36 @@ func (ch *Checkout) lookup(ctx context.Context, reqs []ledger.LookupReq, now tim
 		}
 	}
 	return res, nil
+}
+
+// lookupLocalFirst answers what it can from the folder's memory and reads
+// the rest from the ledger in Redis, in one call.
+func (ch *Checkout) lookupLocalFirst(ctx context.Context, reqs []ledger.LookupReq, now time.Time) ([]ledger.LookupResult, error) {
+	if ch.cfg.Local == nil {
+		return ch.cfg.Store.Lookup(ctx, reqs, now)
+	}
+	out := make([]ledger.LookupResult, len(reqs))
+	var rest []ledger.LookupReq
+	var at []int
+	for i, r := range reqs {
+		if r.Location != "" {
+			if l, ok := ch.cfg.Local.Lookup(r.SKU, r.Location, now.UnixMilli()); ok && l.Version >= r.MinVersion {
+				out[i] = l
+				continue
+			}
+		}
+		rest = append(rest, r)
+		at = append(at, i)
+	}
+	if len(rest) == 0 {
+		return out, nil
+	}
+	res, err := ch.cfg.Store.Lookup(ctx, rest, now)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range at {
+		out[i] = res[j]
+	}
+	return out, nil
 }

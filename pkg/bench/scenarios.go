@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -73,6 +74,9 @@ type Run struct {
 	// freshness runs as a deployed service keeps running: its folder's
 	// cache is warm.
 	live func()
+	// liveFolder is the live pipeline's folder, whose memory answers the
+	// API's lookups of what it folds.
+	liveFolder atomic.Pointer[processors.Folder]
 	// saidUncached is set once the progress has said the API's lookups
 	// read Redis without the lookup cache.
 	saidUncached bool
@@ -224,9 +228,15 @@ func (r *Run) pipeline(ctx context.Context, folderGroup string, normalize bool) 
 		// pipeline's hold desks decide the holds.
 		topics.Holds = ""
 	}
+	folder := processors.NewFolder(processors.FolderConfig{Kafka: k, Topics: topics, HoldTimeout: r.cfg.API.HoldTimeout}, r.codec, r.store, r.cl, r.log)
+	if normalize {
+		// The live pipeline's folder answers the API's lookups of what it
+		// folds, as in stockflow serve.
+		r.liveFolder.Store(folder)
+	}
 	go func() {
 		defer wg.Done()
-		processors.NewFolder(processors.FolderConfig{Kafka: k, Topics: topics, HoldTimeout: r.cfg.API.HoldTimeout}, r.codec, r.store, r.cl, r.log).Run(ctx)
+		folder.Run(ctx)
 	}()
 	if normalize {
 		wg.Add(1)
@@ -504,7 +514,11 @@ func (r *Run) servers(ctx context.Context, bodyLen, queryLen int) (*endpoints, e
 		r.progress("lookup cache off (%s): the API's lookups read Redis", why)
 	}
 	reg := prometheus.NewRegistry()
-	ch := api.NewCheckout(api.CheckoutConfig{Store: led, Producer: hcl, Codec: r.codec, LedgerTopic: r.cfg.Topics.Ledger,
+	var local api.LocalLookup
+	if f := r.liveFolder.Load(); f != nil {
+		local = f
+	}
+	ch := api.NewCheckout(api.CheckoutConfig{Store: led, Producer: hcl, Codec: r.codec, LedgerTopic: r.cfg.Topics.Ledger, Local: local,
 		HoldsTopic: r.cfg.Topics.Holds, Groups: groups, Supply: atp.AllSupply, InstanceID: "bench", HoldTimeout: r.cfg.API.HoldTimeout, OwnHoldsFor: r.cfg.Redis.LookupCacheMaxAge,
 		Logger: r.log, Registry: reg})
 	ch.Register(s)

@@ -343,3 +343,24 @@ func (l POLine) Supply() (atp.Supply, bool) {
 }
 
 func dayOf(days int64) time.Time { return time.Unix(days*86400, 0).UTC() }
+
+// Local answers a lookup of the position at loc from s, the state its
+// partition's owner keeps, as Lookup answers it once s is stored: the
+// owner's memory is as fresh as the ledger gets, and reading it costs no
+// round trip. ok is false when s has no such position.
+func (s *State) Local(loc string, nowMs int64) (r LookupResult, ok bool) {
+	p, ok := s.pos[loc]
+	if !ok {
+		return r, false
+	}
+	r.Components = p.Components
+	r.Version = s.storedVersion(loc)
+	r.Supply = p.openSupply()
+	for _, h := range s.active {
+		if h.Location == loc {
+			r.Holds = append(r.Holds, atp.Hold{ID: h.HoldID, Quantity: h.Quantity, Expires: h.ExpMillis, Channel: h.Channel})
+		}
+	}
+	r.Held = atp.Held(r.Holds, nowMs)
+	return r, true
+}

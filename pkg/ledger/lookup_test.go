@@ -3,12 +3,18 @@ package ledger
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/stockflow/stockflow/atp"
 	"github.com/stockflow/stockflow/pkg/events"
 )
 
@@ -139,5 +145,52 @@ func TestCheckLayout(t *testing.T) {
 	}
 	if err := s.CheckLayout(ctx, "ledger"); !errors.Is(err, ErrKeyLayout) {
 		t.Fatalf("layout 3: %v, want ErrKeyLayout", err)
+	}
+}
+
+// The owner's memory answers a lookup as Redis does once the state is
+// stored: the same totals, supply, holds and version.
+func TestLocalLookupMatchesRedis(t *testing.T) {
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	defer rdb.Close()
+	s := New(rdb, Config{})
+	ctx := context.Background()
+	st, err := s.Load(ctx, []string{"SKU-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rnd := rand.New(rand.NewPCG(11, 12))
+	es := randomEntries(rnd, 400)
+	now := at(300)
+	for i, e := range es {
+		e.SKU = "SKU-1"
+		s.Engine().Apply(st[0], e, 0, int64(i))
+		if i%50 != 49 {
+			continue
+		}
+		for _, loc := range []string{"L1", "L2"} {
+			local, ok := st[0].Local(loc, now.UnixMilli())
+			if _, err := s.Save(ctx, st); err != nil {
+				t.Fatal(err)
+			}
+			stored, err := s.Lookup(ctx, []LookupReq{{SKU: "SKU-1", Location: loc}}, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				if stored[0].Version != 0 {
+					t.Fatalf("entry %d %s: no local position, redis has version %d", i, loc, stored[0].Version)
+				}
+				continue
+			}
+			got, want := local, stored[0]
+			want.Written = time.Time{}
+			slices.SortFunc(got.Holds, func(a, b atp.Hold) int { return strings.Compare(a.ID, b.ID) })
+			slices.SortFunc(want.Holds, func(a, b atp.Hold) int { return strings.Compare(a.ID, b.ID) })
+			if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
+				t.Fatalf("entry %d %s:\nlocal %+v\nredis %+v", i, loc, got, want)
+			}
+		}
 	}
 }

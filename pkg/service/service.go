@@ -236,8 +236,11 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 		Tolerances: tolerances, Producer: hcl, Codec: codec, ReconciliationTopic: cfg.Topics.Reconciliation, LedgerTopic: cfg.Topics.Ledger,
 		AutoApplyUnits: int64(cfg.Reconcile.AutoApplyUnits), Registry: reg, Logger: log.With("component", "reconciler"),
 	})
+	// Lookups of the partitions this process folds are answered from the
+	// folder's memory, once the pipeline has started it.
+	local := &localFolder{}
 	checkout := api.NewCheckout(api.CheckoutConfig{
-		Store: led, Producer: hcl, Codec: codec, LedgerTopic: cfg.Topics.Ledger, HoldsTopic: cfg.Topics.Holds,
+		Store: led, Producer: hcl, Codec: codec, LedgerTopic: cfg.Topics.Ledger, HoldsTopic: cfg.Topics.Holds, Local: local,
 		Groups: groups, Rules: rules, Supply: supply, HoldTimeout: cfg.API.HoldTimeout, OwnHoldsFor: cfg.Redis.LookupCacheMaxAge,
 		InstanceID: opts.InstanceID, Keys: keys, RateLimit: cfg.API.RateLimit,
 		Logger: log.With("component", "api"), Registry: reg, Reconciler: rec,
@@ -273,7 +276,7 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 			}
 			topicsReady.Store(true)
 		}
-		return runPipeline(gctx, cfg, opts, codec, led, kcl, catalog, rec, tp, metrics, log)
+		return runPipeline(gctx, cfg, opts, codec, led, kcl, catalog, rec, tp, metrics, local, log)
 	})
 	err = g.Wait()
 	log.Info("stopped")
@@ -283,7 +286,7 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 // runPipeline runs the catalog reader, the normalizer, the folder and, when
 // asked, the simulator, until ctx ends or one of them fails.
 func runPipeline(ctx context.Context, cfg config.Config, opts Options, codec *avro.Codec, led *ledger.Store, kcl *kgo.Client,
-	catalog *processors.Catalog, rec *reconcile.Reconciler, tp trace.TracerProvider, metrics *processors.Metrics, log *slog.Logger) error {
+	catalog *processors.Catalog, rec *reconcile.Reconciler, tp trace.TracerProvider, metrics *processors.Metrics, local *localFolder, log *slog.Logger) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return catalog.Run(ctx) })
 
@@ -312,6 +315,7 @@ func runPipeline(ctx context.Context, cfg config.Config, opts Options, codec *av
 	}
 	folder := processors.NewFolder(fcfg, codec, led, kcl, log.With("component", "folder"))
 	if !opts.NoFolder {
+		local.f.Store(folder)
 		g.Go(func() error { return folder.Run(ctx) })
 	}
 
@@ -350,4 +354,16 @@ func prepareTopics(ctx context.Context, adm *kadm.Client, cfg config.Config, log
 	log.Info("topics ready", "count", len(specs), "partitions_for_new", strconv.Itoa(cfg.Kafka.Partitions),
 		"replication_for_new", cfg.Kafka.Replication, "min_insync_for_new", cfg.Kafka.MinInsyncReplicas)
 	return nil
+}
+
+// localFolder answers lookups from this process's folder once it runs.
+type localFolder struct {
+	f atomic.Pointer[processors.Folder]
+}
+
+func (l *localFolder) Lookup(sku, loc string, nowMs int64) (ledger.LookupResult, bool) {
+	if f := l.f.Load(); f != nil {
+		return f.Lookup(sku, loc, nowMs)
+	}
+	return ledger.LookupResult{}, false
 }
