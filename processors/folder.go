@@ -59,6 +59,10 @@ type FolderConfig struct {
 	HoldTimeout time.Duration
 	// HoldOpts are appended to the hold desks' client options.
 	HoldOpts []kgo.Opt
+	// HoldTracing traces the hold desks: a process span per request, in
+	// the trace the request's headers carry (its hooks must be among
+	// HoldOpts). Default off.
+	HoldTracing Tracing
 	// AfterHoldJournal runs after a hold desk has journaled a batch of
 	// decisions and before it answers them (failure injection in tests).
 	AfterHoldJournal func()

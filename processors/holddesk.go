@@ -11,6 +11,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/events"
@@ -166,6 +168,7 @@ func (d *holdDesk) catchUp(ctx context.Context, cl *kgo.Client) error {
 type request struct {
 	rec *kgo.Record
 	en  *events.LedgerEntry
+	ctx context.Context // its process span's, when traced
 }
 
 // batch decides the requests of one poll, journals the decisions and
@@ -173,18 +176,34 @@ type request struct {
 func (d *holdDesk) batch(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
 	var reqs []request
 	var dead []*kgo.Record
+	var spans []trace.Span
+	defer func() {
+		for _, sp := range spans {
+			sp.End()
+		}
+	}()
 	for _, r := range recs {
+		span, sctx := noSpan, ctx
+		if k := d.cfg.HoldTracing.Kotel; k != nil {
+			_, span = k.WithProcessSpan(r)
+			spans = append(spans, span)
+			sctx = trace.ContextWithSpan(ctx, span)
+		}
 		en, err := d.decode(ctx, r)
 		if err != nil {
 			class := deadLetterClass(err)
 			if class == "" {
 				return err
 			}
+			span.SetStatus(codes.Error, class)
 			d.cfg.Metrics.deadLetters.WithLabelValues(class, "holds").Inc()
 			dead = append(dead, deadLetter(d.cfg.Topics.DLQ, r, class, err, time.Now()))
 			continue
 		}
-		reqs = append(reqs, request{r, en})
+		if span.IsRecording() {
+			setEntryAttrs(span, en)
+		}
+		reqs = append(reqs, request{r, en, sctx})
 	}
 	if len(dead) > 0 {
 		if err := d.out.ProduceSync(ctx, dead...).FirstErr(); err != nil {
@@ -207,6 +226,8 @@ func (d *holdDesk) batch(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 		}
 	}
 	if len(replies) > 0 {
+		// The answer joins the trace of the batch's first request.
+		ctx := reqs[0].ctx
 		ok, err := d.store.AnswerHolds(ctx, d.cfg.Topics.Ledger, d.p, d.epoch, replies)
 		if err != nil {
 			// Unanswered: the API's wait ends, it releases the attempt
@@ -312,7 +333,7 @@ func (d *holdDesk) decide(ctx context.Context, reqs []request) ([]*kgo.Record, [
 			if err != nil {
 				return nil, nil, nil, fmt.Errorf("%w: hold release: %w", errEncode, err)
 			}
-			journal = append(journal, &kgo.Record{Topic: d.cfg.Topics.Ledger, Partition: d.p, Key: []byte(en.SKU), Value: b})
+			journal = append(journal, &kgo.Record{Topic: d.cfg.Topics.Ledger, Partition: d.p, Key: []byte(en.SKU), Value: b, Context: r.ctx})
 			add(en.SKU, ledger.Hold{HoldID: *en.HoldID, Location: *en.Location, Status: ledger.HoldReleased})
 			continue
 		}
@@ -341,7 +362,7 @@ func (d *holdDesk) decide(ctx context.Context, reqs []request) ([]*kgo.Record, [
 			if err != nil {
 				return nil, nil, nil, fmt.Errorf("%w: hold decision: %w", errEncode, err)
 			}
-			journal = append(journal, &kgo.Record{Topic: d.cfg.Topics.Ledger, Partition: d.p, Key: []byte(en.SKU), Value: b})
+			journal = append(journal, &kgo.Record{Topic: d.cfg.Topics.Ledger, Partition: d.p, Key: []byte(en.SKU), Value: b, Context: r.ctx})
 			add(en.SKU, h)
 		}
 		if r.en.ReplyTo != nil && *r.en.ReplyTo != "" {

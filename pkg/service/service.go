@@ -312,6 +312,8 @@ func runPipeline(ctx context.Context, cfg config.Config, opts Options, codec *av
 	if cfg.OTLPEndpoint != "" {
 		// A process span per ledger record only when traces go somewhere.
 		fcfg.Tracing = processors.Tracing{Kotel: ftracer}
+		hopt, htracer := kafka.Tracing(tp, cfg.Kafka.ClientID, "")
+		fcfg.HoldOpts, fcfg.HoldTracing = append(fcfg.HoldOpts, hopt), processors.Tracing{Kotel: htracer}
 	}
 	folder := processors.NewFolder(fcfg, codec, led, kcl, log.With("component", "folder"))
 	if !opts.NoFolder {

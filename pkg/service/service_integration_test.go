@@ -34,8 +34,11 @@ func TestCheckoutRealStack(t *testing.T) {
 func TestLookupCacheMetrics(t *testing.T) {
 	cfg := testenv.Config(t, 0)
 	testenv.SharedRedis(t, &cfg)
-	s := startStack(t, cfg, Options{})
-	s.send(t, s.cfg.Topics.Inventory, "MET", receiptEv("r-met", "MET", "L1", 7))
+	folds := startStack(t, cfg, Options{})
+	// The instance that folds a position answers its lookups from memory;
+	// an instance that only serves the API reads through the cache.
+	s := startStack(t, cfg, Options{NoFolder: true, NoNormalizer: true, NoReconciler: true, InstanceID: "api-only"})
+	folds.send(t, s.cfg.Topics.Inventory, "MET", receiptEv("r-met", "MET", "L1", 7))
 	s.waitATP(t, "MET", "L1", 7)
 	for range 5 {
 		s.atp(t, "MET", "L1")

@@ -85,7 +85,7 @@ func TestTraceInJaeger(t *testing.T) {
 	cfg.OTLPEndpoint = "http://127.0.0.1:4318"
 	s := startStack(t, cfg, Options{})
 
-	t.Run("a hold: HTTP, Kafka produce, fold process, Redis, one trace", func(t *testing.T) {
+	t.Run("a hold: HTTP, holds topic, hold desk, ledger journal, fold process, Redis, one trace", func(t *testing.T) {
 		traceID := randHex(16)
 		body := strings.NewReader(`{"hold_id":"trace-1","ttl_seconds":60,"lines":[{"sku":"TRACED","location":"L1","quantity":1}]}`)
 		req, _ := http.NewRequest("POST", s.base+"/v1/holds", body)
@@ -101,6 +101,8 @@ func TestTraceInJaeger(t *testing.T) {
 		}
 		jaegerTrace(t, jaeger, traceID,
 			"POST /v1/holds",
+			cfg.Topics.Holds+" publish",
+			cfg.Topics.Holds+" process",
 			cfg.Topics.Ledger+" publish",
 			cfg.Topics.Ledger+" process",
 			"redis.pipeline evalsha",
