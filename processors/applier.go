@@ -44,6 +44,9 @@ type applier struct {
 	// fold has not stored yet: decisions and releases, which the desk
 	// counts against ATP.
 	pending map[string][]*pendingHold
+	// gen counts the times states left the cache, so the hold desk knows
+	// when a state it read from Redis may have been overtaken.
+	gen uint64
 	// folded is the highest offset of the partition folded and stored.
 	folded atomic.Int64
 }
@@ -147,6 +150,7 @@ func (a *applier) apply(ctx context.Context, recs []*kgo.Record) applied {
 			for _, g := range order {
 				delete(a.cache, g.sku)
 			}
+			a.gen++
 			a.mu.Unlock()
 		}
 		return err
@@ -270,6 +274,7 @@ func (a *applier) fold(ctx context.Context, order []*skuEntries) (foldResult, er
 			// partition, or a Redis that went back in time.
 			a.mu.Lock()
 			delete(a.cache, g.sku)
+			a.gen++
 			a.mu.Unlock()
 			res.refused = true
 			a.log.Warn("write refused by the watermark guard: dropping the SKU", "sku", g.sku, "partition", a.partition)
@@ -375,6 +380,7 @@ func (a *applier) evict(keep map[string]*skuEntries) {
 		return
 	}
 	// Go's map order is random: what goes is a random sample of the rest.
+	a.gen++
 	over += a.capacity / 10
 	for sku := range a.cache {
 		if over <= 0 {

@@ -263,7 +263,7 @@ func (d *holdDesk) decode(ctx context.Context, r *kgo.Record) (*events.LedgerEnt
 		return nil, reject(ClassInvalid, "location is missing or not a valid id")
 	case en.HoldID == nil || *en.HoldID == "" || len(*en.HoldID) > 200:
 		return nil, reject(ClassInvalid, "hold_id is missing or longer than 200 characters")
-	case en.Status != nil || en.DecidedATP != nil || en.DecidedAt != nil:
+	case en.Status != nil || en.DecidedATP != nil || en.DecidedAt != nil || en.DecidedEpoch != nil:
 		return nil, reject(ClassInvalid, "a hold request carries a decision: only the partition's owner decides")
 	case d.ledger > 0 && ledgerPartition(en.SKU, d.ledger) != d.p:
 		return nil, reject(ClassInvalid, "sku %s belongs to partition %d, not %d: produce hold requests keyed by SKU", en.SKU, ledgerPartition(en.SKU, d.ledger), d.p)
@@ -299,6 +299,7 @@ func (d *holdDesk) decide(ctx context.Context, reqs []request) ([]*kgo.Record, [
 			missing = append(missing, r.en.SKU)
 		}
 	}
+	gen := d.app.gen
 	d.app.mu.Unlock()
 	loaded := map[string]*ledger.State{}
 	if len(missing) > 0 {
@@ -317,6 +318,12 @@ func (d *holdDesk) decide(ctx context.Context, reqs []request) ([]*kgo.Record, [
 	var replies []ledger.HoldAnswer
 	d.app.mu.Lock()
 	defer d.app.mu.Unlock()
+	if d.app.gen != gen {
+		// The fold dropped states from its cache meanwhile: one it cached,
+		// stored and dropped after the read above would be newer than
+		// what was read, and its pending decisions settled. Read again.
+		clear(loaded)
+	}
 	if d.app.pending == nil {
 		d.app.pending = map[string][]*pendingHold{}
 	}
@@ -345,7 +352,7 @@ func (d *holdDesk) decide(ctx context.Context, reqs []request) ([]*kgo.Record, [
 			s = loaded[en.SKU]
 		}
 		if s == nil {
-			// Cached before the read, evicted since: rare enough to read
+			// Dropped from the cache since the read: rare enough to read
 			// it here.
 			st, err := d.store.Load(ctx, []string{en.SKU})
 			if err != nil {
@@ -355,9 +362,9 @@ func (d *holdDesk) decide(ctx context.Context, reqs []request) ([]*kgo.Record, [
 		}
 		h, known := eng.Decide(s, &en, d.app.pendingFor(en.SKU))
 		if !known {
-			status, atpv := h.Status, h.ATP
-			h.Epoch = d.epoch
-			en.Status, en.DecidedATP, en.DecidedAt, en.DecidedEpoch = &status, &atpv, &at, &d.epoch
+			status, atpv, epoch := h.Status, h.ATP, d.epoch
+			h.Epoch = epoch
+			en.Status, en.DecidedATP, en.DecidedAt, en.DecidedEpoch = &status, &atpv, &at, &epoch
 			b, err := d.codec.Encode(ctx, d.cfg.Topics.Ledger, &en)
 			if err != nil {
 				return nil, nil, nil, fmt.Errorf("%w: hold decision: %w", errEncode, err)
