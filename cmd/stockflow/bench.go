@@ -30,6 +30,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	l.FlagSet.Float64Var(&opt.HoldRPS, "hold-rps", 200, "constant rate of the hold runs")
 	l.FlagSet.Float64Var(&opt.FreshRPS, "fresh-rps", 2_000, "constant rate of the freshness run")
 	opt.HoldIngestRates = []float64{0, 1_000, 2_000, 5_000, 10_000}
+	l.FlagSet.BoolVar(&opt.RedisLookups, "redis-lookups", false, "the API reads every lookup from Redis, as an instance that folds nothing does (default: positions the pipeline folds are answered from its memory, as serve does)")
 	l.FlagSet.Func("hold-ingest-rates", "comma-separated source events/s of simulated ingest the holds scenario measures under, one row each, 0 for none (default 0,1000,2000,5000,10000)",
 		func(v string) error {
 			rates, err := parseRates(v)

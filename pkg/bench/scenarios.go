@@ -47,6 +47,11 @@ type Options struct {
 	// HoldIngestRates are the source events/s of simulated warehouse
 	// ingest the holds scenario measures under, one row each (0: none).
 	HoldIngestRates []float64
+	// RedisLookups makes the API read every lookup from Redis, as an
+	// instance that folds nothing does, instead of answering the
+	// positions the live pipeline folds from its memory (as stockflow
+	// serve does).
+	RedisLookups bool
 	// ReconcileLines is the size of the reconciliation step's snapshot
 	// (and of its ledger). Default 1,000,000.
 	ReconcileLines int
@@ -515,7 +520,7 @@ func (r *Run) servers(ctx context.Context, bodyLen, queryLen int) (*endpoints, e
 	}
 	reg := prometheus.NewRegistry()
 	var local api.LocalLookup
-	if f := r.liveFolder.Load(); f != nil {
+	if f := r.liveFolder.Load(); f != nil && !r.opt.RedisLookups {
 		local = f
 	}
 	ch := api.NewCheckout(api.CheckoutConfig{Store: led, Producer: hcl, Codec: r.codec, LedgerTopic: r.cfg.Topics.Ledger, Local: local,
