@@ -86,15 +86,28 @@ const fencedPause = 15 * time.Second
 
 // session is one owner's term at the desk: fence, catch up, decide.
 func (d *holdDesk) session(ctx context.Context) error {
-	since := time.Now().Add(-2 * d.cfg.HoldTimeout).UnixMilli()
+	epoch, err := d.store.TakeHoldFence(ctx, d.cfg.Topics.Ledger, d.p)
+	if err != nil {
+		return err
+	}
+	d.epoch = epoch
+	// On from where the last desk of the partition stopped, so that no
+	// release is ever skipped; the first desk starts with the requests
+	// a caller may still be waiting on.
+	from := kgo.NewOffset().AfterMilli(time.Now().Add(-d.stale()).UnixMilli())
+	if next, ok, err := d.store.HoldsNext(ctx, d.cfg.Topics.Ledger, d.p); err != nil {
+		return err
+	} else if ok {
+		from = kgo.NewOffset().At(next)
+	}
 	opts := append(kafka.Conn(d.cfg.Kafka),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerLinger(0),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.FetchMaxWait(time.Second),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
-			d.cfg.Topics.Holds: {d.p: kgo.NewOffset().AfterMilli(since)},
-		}),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{d.cfg.Topics.Holds: {d.p: from}}),
+		// A position the topic no longer has (retention): its oldest.
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	)
 	opts = append(opts, d.cfg.HoldOpts...)
 	cl, err := kgo.NewClient(opts...)
@@ -102,11 +115,6 @@ func (d *holdDesk) session(ctx context.Context) error {
 		return fmt.Errorf("hold desk client: %w", err)
 	}
 	defer cl.Close()
-	epoch, err := d.store.TakeHoldFence(ctx, d.cfg.Topics.Ledger, d.p)
-	if err != nil {
-		return err
-	}
-	d.epoch = epoch
 	if err := d.catchUp(ctx, cl); err != nil {
 		return err
 	}
@@ -164,6 +172,12 @@ func (d *holdDesk) catchUp(ctx context.Context, cl *kgo.Client) error {
 	return nil
 }
 
+// stale is the age past which a hold request is not decided: the API that
+// sent it stopped waiting long ago (twice its wait, for clocks that
+// disagree) and releases it, so deciding it would only hold stock until
+// that release is folded.
+func (d *holdDesk) stale() time.Duration { return 2 * d.cfg.HoldTimeout }
+
 // request is one record of the holds topic, decoded.
 type request struct {
 	rec *kgo.Record
@@ -203,6 +217,9 @@ func (d *holdDesk) batch(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 		if span.IsRecording() {
 			setEntryAttrs(span, en)
 		}
+		if en.EntryType == events.EntryHold && time.Since(r.Timestamp) > d.stale() {
+			continue
+		}
 		reqs = append(reqs, request{r, en, sctx})
 	}
 	if len(dead) > 0 {
@@ -210,8 +227,9 @@ func (d *holdDesk) batch(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 			return fmt.Errorf("dead-letter hold requests: %w", err)
 		}
 	}
+	next := recs[len(recs)-1].Offset + 1
 	if len(reqs) == 0 {
-		return nil
+		return d.answer(ctx, next, nil)
 	}
 	journal, pend, replies, err := d.decide(ctx, reqs)
 	if err != nil {
@@ -225,18 +243,21 @@ func (d *holdDesk) batch(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 			d.cfg.AfterHoldJournal()
 		}
 	}
-	if len(replies) > 0 {
-		// The answer joins the trace of the batch's first request.
-		ctx := reqs[0].ctx
-		ok, err := d.store.AnswerHolds(ctx, d.cfg.Topics.Ledger, d.p, d.epoch, replies)
-		if err != nil {
-			// Unanswered: the API's wait ends, it releases the attempt
-			// and its client tries again.
-			return err
-		}
-		if !ok {
-			return errDeskFenced
-		}
+	// The answer joins the trace of the batch's first request.
+	return d.answer(reqs[0].ctx, next, replies)
+}
+
+// answer gives the batch's answers and records next, the offset of the
+// next request, if this desk still holds the partition's fence.
+func (d *holdDesk) answer(ctx context.Context, next int64, replies []ledger.HoldAnswer) error {
+	ok, err := d.store.AnswerHolds(ctx, d.cfg.Topics.Ledger, d.p, d.epoch, next, replies)
+	if err != nil {
+		// Unanswered: the API's wait ends, it releases the attempt and
+		// its client tries again.
+		return err
+	}
+	if !ok {
+		return errDeskFenced
 	}
 	return nil
 }

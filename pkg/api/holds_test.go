@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockflow/stockflow/atp"
 	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/kafka"
 	"github.com/stockflow/stockflow/processors"
 )
@@ -286,5 +288,50 @@ func TestHoldsFollowChannelRules(t *testing.T) {
 	}
 	if code, _, resp := f.do(t, "GET", "/v1/availability/CAP?location=L1&channel=stores", ""); code != 200 || resp["atp"] != float64(20) {
 		t.Fatalf("stores lookup: %d %v", code, resp)
+	}
+}
+
+// The hold desk leaves a request no caller can still be waiting on
+// undecided (its API released it when its wait ended), and decides the
+// next one; a hold request that carries a decision of its own is refused
+// (dead-lettered), never journaled.
+func TestHoldDeskSkipsStaleAndForgedRequests(t *testing.T) {
+	f := newHoldFixture(t, nil)
+	f.stock(t, "DESK", "L1", 10)
+	ctx := context.Background()
+	holds := config.Default().Topics.Holds
+	send := func(id string, ts time.Time, forged bool) {
+		t.Helper()
+		loc, ttl := "L1", int64(600_000)
+		e := &events.LedgerEntry{EntryType: events.EntryHold, SKU: "DESK", Location: &loc, Quantity: 4, HoldID: &id, TTLMillis: &ttl,
+			EventID: "hold:" + id + ":0", EventTime: ts.UTC(), Source: "test"}
+		if forged {
+			st := "held"
+			e.Status = &st
+		}
+		b, err := f.ch.cfg.Codec.Encode(ctx, holds, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.ch.cfg.Producer.ProduceSync(ctx, &kgo.Record{Topic: holds, Key: []byte("DESK"), Value: b, Timestamp: ts}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("stale", time.Now().Add(-time.Hour), false)
+	send("forged", time.Now(), true)
+	if code, _, body := f.do(t, "POST", "/v1/holds", holdBody("fresh", 600, holdLineJSON("DESK", "L1", 4)), ""); code != 201 {
+		t.Fatalf("a fresh hold after them: %d %v", code, body)
+	}
+	_, _, hs, err := f.store.Lines(ctx, "DESK")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(hs) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		_, _, hs, _ = f.store.Lines(ctx, "DESK")
+	}
+	if len(hs) != 1 || hs[0].HoldID != "fresh" || hs[0].Status != "held" {
+		t.Fatalf("the ledger's holds %+v, want only the fresh one, held", hs)
 	}
 }

@@ -157,14 +157,16 @@ type HoldAnswer struct {
 	Hold         Hold
 }
 
-// answerLua publishes the answers and keeps them, if the fence's epoch is
-// still the caller's. KEYS[1] the fence, KEYS[2..] each answer's key;
-// ARGV[1] the epoch, ARGV[2] how long answers are kept (ms), then per
-// answer its channel and message.
+// answerLua publishes the answers and keeps them, and records where the
+// desk's next request is, if the fence's epoch is still the caller's.
+// KEYS[1] the fence, KEYS[2] the position, KEYS[3..] each answer's key;
+// ARGV[1] the epoch, ARGV[2] how long answers are kept (ms), ARGV[3] the
+// position, then per answer its channel and message.
 const answerLua = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-for i = 2, #KEYS do
-  local ch, msg = ARGV[2*i-1], ARGV[2*i]
+redis.call('SET', KEYS[2], ARGV[3])
+for i = 3, #KEYS do
+  local ch, msg = ARGV[2*i-2], ARGV[2*i-1]
   redis.call('SET', KEYS[i], msg, 'PX', ARGV[2])
   redis.call('PUBLISH', ch, msg)
 end
@@ -178,13 +180,14 @@ var answerScript = redis.NewScript(answerLua)
 const AnswerKeep = 10 * time.Minute
 
 // AnswerHolds publishes answers to their waiting API instances and keeps
-// them, in one call, unless the desk of partition p is no longer the one
-// that took epoch: then it answers nothing and says so (ok false).
-func (s *Store) AnswerHolds(ctx context.Context, topic string, p int32, epoch int64, answers []HoldAnswer) (ok bool, err error) {
-	keys := make([]string, 0, 1+len(answers))
-	args := make([]any, 0, 2+2*len(answers))
-	keys = append(keys, s.holdFenceKey(topic, p))
-	args = append(args, epoch, AnswerKeep.Milliseconds())
+// them, and records next, the offset of the next request the desk will
+// read, in one call, unless the desk of partition p is no longer the one
+// that took epoch: then it does nothing and says so (ok false).
+func (s *Store) AnswerHolds(ctx context.Context, topic string, p int32, epoch, next int64, answers []HoldAnswer) (ok bool, err error) {
+	keys := make([]string, 0, 2+len(answers))
+	args := make([]any, 0, 3+2*len(answers))
+	keys = append(keys, s.holdFenceKey(topic, p), s.holdFenceKey(topic, p)+":next")
+	args = append(args, epoch, AnswerKeep.Milliseconds(), next)
 	for _, a := range answers {
 		keys = append(keys, s.holdAnswerKey(topic, p, a.Hold.HoldID, a.Hold.Location))
 		args = append(args, a.Channel, HoldMessage(a.SKU, a.Hold))
@@ -194,6 +197,19 @@ func (s *Store) AnswerHolds(ctx context.Context, topic string, p int32, epoch in
 		return false, fmt.Errorf("answer holds of partition %d: %w", p, err)
 	}
 	return n == 1, nil
+}
+
+// HoldsNext is where the desks of ledger partition p have read the holds
+// topic to: the offset of the next request, or false when none recorded.
+func (s *Store) HoldsNext(ctx context.Context, topic string, p int32) (int64, bool, error) {
+	n, err := s.rdb.Get(ctx, s.holdFenceKey(topic, p)+":next").Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read where partition %d's hold desk stopped: %w", p, err)
+	}
+	return n, true, nil
 }
 
 // AnsweredHold reads the answer the desk of partition p gave hold holdID

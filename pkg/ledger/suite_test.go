@@ -479,21 +479,30 @@ func runSuite(t *testing.T, newStore func(t *testing.T) *Store) {
 			t.Fatal(err)
 		}
 		answer := func(epoch int64, id string) bool {
-			ok, err := s.AnswerHolds(ctx, "ledger", 3, epoch, []HoldAnswer{{Channel: "answers", SKU: "S",
+			ok, err := s.AnswerHolds(ctx, "ledger", 3, epoch, 42, []HoldAnswer{{Channel: "answers", SKU: "S",
 				Hold: Hold{HoldID: id, Location: "L1", Quantity: 2, Status: HoldHeld, ATP: 5}}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			return ok
 		}
+		if next, ok, err := s.HoldsNext(ctx, "ledger", 3); err != nil || ok {
+			t.Fatalf("a position before any answer: %d %v %v", next, ok, err)
+		}
 		if answer(old, "Z") {
 			t.Fatal("the fenced desk's answer went through")
+		}
+		if _, ok, _ := s.HoldsNext(ctx, "ledger", 3); ok {
+			t.Fatal("the fenced desk recorded its position")
 		}
 		if msg, err := s.AnsweredHold(ctx, "ledger", 3, "Z", "L1"); err != nil || msg != "" {
 			t.Fatalf("the fenced desk's answer was kept: %q %v", msg, err)
 		}
 		if !answer(cur, "A") {
 			t.Fatal("the current desk's answer was refused")
+		}
+		if next, ok, err := s.HoldsNext(ctx, "ledger", 3); err != nil || !ok || next != 42 {
+			t.Fatalf("position %d %v %v, want 42", next, ok, err)
 		}
 		m, err := sub.ReceiveMessage(ctx)
 		if err != nil || m.Payload != "A|S|L1|held:5:0" {
