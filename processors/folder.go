@@ -462,9 +462,9 @@ func (f *Folder) handle(ctx context.Context, fs kgo.Fetches) error {
 
 // Lookup answers a lookup of sku at loc from the memory of the partition
 // that owns sku, when this folder owns it and has the SKU cached: that
-// state is as fresh as the ledger gets (folded, stored or about to be), and
-// reading it costs no round trip to Redis. ok is false otherwise, and the
-// caller reads Redis.
+// state is as fresh as the ledger gets (folded, stored or about to be, and
+// the holds its desk decided since), and reading it costs no round trip to
+// Redis. ok is false otherwise, and the caller reads Redis.
 func (f *Folder) Lookup(sku, loc string, nowMs int64) (ledger.LookupResult, bool) {
 	n := f.partitions.Load()
 	if n <= 0 {
@@ -481,5 +481,6 @@ func (f *Folder) Lookup(sku, loc string, nowMs int64) (ledger.LookupResult, bool
 	if s == nil {
 		return ledger.LookupResult{}, false
 	}
-	return s.Local(loc, nowMs)
+	// Holds the desk decided count as soon as they are decided.
+	return s.Local(loc, nowMs, a.pendingFor(sku))
 }

@@ -345,10 +345,11 @@ func (l POLine) Supply() (atp.Supply, bool) {
 func dayOf(days int64) time.Time { return time.Unix(days*86400, 0).UTC() }
 
 // Local answers a lookup of the position at loc from s, the state its
-// partition's owner keeps, as Lookup answers it once s is stored: the
+// partition's owner keeps, as Lookup answers it once s is stored, counting
+// too the holds in pending (decided, not folded yet) that s lacks: the
 // owner's memory is as fresh as the ledger gets, and reading it costs no
 // round trip. ok is false when s has no such position.
-func (s *State) Local(loc string, nowMs int64) (r LookupResult, ok bool) {
+func (s *State) Local(loc string, nowMs int64, pending []Hold) (r LookupResult, ok bool) {
 	p, ok := s.pos[loc]
 	if !ok {
 		return r, false
@@ -359,6 +360,13 @@ func (s *State) Local(loc string, nowMs int64) (r LookupResult, ok bool) {
 	for _, h := range s.active {
 		if h.Location == loc {
 			r.Holds = append(r.Holds, atp.Hold{ID: h.HoldID, Quantity: h.Quantity, Expires: h.ExpMillis, Channel: h.Channel})
+		}
+	}
+	for _, h := range pending {
+		if h.Location == loc && h.Status == HoldHeld {
+			if _, folded := s.holds[HoldKey(h.HoldID, loc)]; !folded {
+				r.Holds = append(r.Holds, atp.Hold{ID: h.HoldID, Quantity: h.Quantity, Expires: h.ExpMillis, Channel: h.Channel})
+			}
 		}
 	}
 	r.Held = atp.Held(r.Holds, nowMs)

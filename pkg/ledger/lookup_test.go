@@ -170,7 +170,7 @@ func TestLocalLookupMatchesRedis(t *testing.T) {
 			continue
 		}
 		for _, loc := range []string{"L1", "L2"} {
-			local, ok := st[0].Local(loc, now.UnixMilli())
+			local, ok := st[0].Local(loc, now.UnixMilli(), nil)
 			if _, err := s.Save(ctx, st); err != nil {
 				t.Fatal(err)
 			}
