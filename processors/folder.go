@@ -53,9 +53,10 @@ type FolderConfig struct {
 	// that died and without a rebalance. A stop leaves the group, so its
 	// partitions move to the others at once.
 	InstanceID string
-	// HoldTimeout is how long the API waits for a hold decision: a desk
-	// that takes a partition decides the requests of the last two of
-	// these. Default 5s.
+	// HoldTimeout is how long the API waits for a hold decision: a hold
+	// desk leaves requests older than twice this undecided (their API has
+	// released them), and the first desk of a partition starts with the
+	// requests of the last two of these. Default 5s.
 	HoldTimeout time.Duration
 	// HoldOpts are appended to the hold desks' client options.
 	HoldOpts []kgo.Opt
@@ -272,8 +273,6 @@ func (f *Folder) resumeFromRedis(ctx context.Context, offsets map[string]map[int
 		w := f.workerFor(f.work, p)
 		if ok {
 			w.app.folded.Store(a)
-		}
-		if ok {
 			offsets[topic][p] = kgo.NewOffset().At(a + 1).WithEpoch(-1)
 		} else {
 			offsets[topic][p] = kgo.NewOffset().AtStart()
