@@ -8,6 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stockflow/stockflow/pkg/config"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/ledger"
 )
@@ -38,8 +39,10 @@ func checkPositive(field string, q int64) error {
 }
 
 // topicOf says which source topic each event type belongs on.
-func (n *Normalizer) topicOf(ev events.Source) string {
-	t := n.cfg.Topics
+func (n *Normalizer) topicOf(ev events.Source) string { return SourceTopic(n.cfg.Topics, ev) }
+
+// SourceTopic is the source topic ev's type belongs on, among t.
+func SourceTopic(t config.Topics, ev events.Source) string {
 	switch ev.(type) {
 	case *events.InventoryReceived, *events.InventoryPicked, *events.InventoryCounted, *events.InventoryAdjusted, *events.InventoryShipped:
 		return t.Inventory

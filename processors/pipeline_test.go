@@ -153,9 +153,9 @@ func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 		e.send(t, e.cfg.Topics.Catalog, &events.ItemMaster{Meta: meta("im-u", 0), SKU: "SKU-U", BaseUoM: "EA", Conversions: map[string]int64{"CS": 24}})
 		ctx := context.Background()
 		for range 2 { // replaying twice applies once
-			n, err := Replay(ctx, e.prod, e.cfg.Topics.DLQ, ReplayFilter{Class: ClassUnknownUoM}, e.log)
-			if err != nil || n != 1 {
-				t.Fatalf("replay: %d, %v", n, err)
+			res, err := Replay(ctx, e.prod, e.cfg.Topics.DLQ, ReplayTargets{Topics: e.cfg.Topics, Codec: e.codec}, ReplayFilter{Class: ClassUnknownUoM}, e.log)
+			if err != nil || res.Replayed != 1 || len(res.Refused) != 0 {
+				t.Fatalf("replay: %+v, %v", res, err)
 			}
 		}
 		eventually(t, settle, func() error {

@@ -12,6 +12,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stockflow/stockflow/pkg/avro"
+	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/kafka"
 )
 
@@ -177,15 +180,66 @@ func readRange(ctx context.Context, cl *kgo.Client, topic string, until, pos map
 	return nil
 }
 
+// ReplayTargets says where dead letters may go back to: only to the source
+// topic (inventory, orders, supplier, catalog) that their record's type
+// belongs on, so a replayed record passes the normalizers' checks again like
+// any other. Anyone who can write the dead-letter topic can write its
+// headers: a dead letter that names the ledger, the holds topic or any
+// other topic, or a record of another type than its topic's, is refused.
+type ReplayTargets struct {
+	Topics config.Topics
+	Codec  *avro.Codec
+}
+
+// Check says why d may not be replayed, or nil when it may.
+func (t ReplayTargets) Check(ctx context.Context, d DeadLetter) error {
+	tp := t.Topics
+	switch d.SourceTopic {
+	case "":
+		return errors.New("it does not say which topic it came from")
+	case tp.Inventory, tp.Orders, tp.Supplier, tp.Catalog:
+	default:
+		return fmt.Errorf("it names %s, which is not a source topic: only records of the source topics are replayed", d.SourceTopic)
+	}
+	if t.Codec == nil {
+		return errors.New("no codec to check its record with")
+	}
+	v, err := t.Codec.Decode(ctx, d.Record.Value)
+	if err != nil {
+		// Still undecodable (say, a schema not registered yet): the
+		// normalizers judge it again, as they did the first time.
+		return nil
+	}
+	ev, ok := v.(events.Source)
+	if !ok {
+		return fmt.Errorf("its record is a %T, not a source event", v)
+	}
+	if want := SourceTopic(tp, ev); want != d.SourceTopic {
+		return fmt.Errorf("its record is a %T, which belongs on %s, not %s", v, want, d.SourceTopic)
+	}
+	return nil
+}
+
+// ReplayResult is what a replay did.
+type ReplayResult struct {
+	Replayed int
+	// Refused are the matching dead letters that were not replayed, with
+	// why (ReplayTargets.Check), by their place in the dead-letter topic.
+	Refused map[string]string
+}
+
 // Replay re-produces the matching dead letters to their source topics with
 // the original key, value and headers (less the dead-letter ones) and a
-// replay header. Replays are safe to repeat: event_id dedupe applies a
-// replayed event once. It returns how many records were replayed.
-func Replay(ctx context.Context, prod *kgo.Client, dlqTopic string, f ReplayFilter, log *slog.Logger) (int, error) {
+// replay header; those targets refuses are left where they are. Replays
+// are safe to repeat: event_id dedupe applies a replayed event once.
+func Replay(ctx context.Context, prod *kgo.Client, dlqTopic string, targets ReplayTargets, f ReplayFilter, log *slog.Logger) (ReplayResult, error) {
 	var recs []*kgo.Record
+	res := ReplayResult{Refused: map[string]string{}}
 	// Read as the producer connects: the same brokers, TLS and SASL.
 	err := ScanDeadLetters(ctx, kafka.ConnOf(prod), dlqTopic, f, func(d DeadLetter) error {
-		if d.SourceTopic == "" {
+		if err := targets.Check(ctx, d); err != nil {
+			res.Refused[fmt.Sprintf("%d:%d", d.Partition, d.Offset)] = err.Error()
+			log.Warn("dead letter not replayed", "partition", d.Partition, "offset", d.Offset, "source_topic", d.SourceTopic, "why", err)
 			return nil
 		}
 		var h []kgo.RecordHeader
@@ -201,14 +255,15 @@ func Replay(ctx context.Context, prod *kgo.Client, dlqTopic string, f ReplayFilt
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return res, err
 	}
 	if len(recs) == 0 {
-		return 0, nil
+		return res, nil
 	}
 	if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return 0, fmt.Errorf("replay: %w", err)
+		return res, fmt.Errorf("replay: %w", err)
 	}
-	log.Info("replayed dead letters", "count", len(recs))
-	return len(recs), nil
+	log.Info("replayed dead letters", "count", len(recs), "refused", len(res.Refused))
+	res.Replayed = len(recs)
+	return res, nil
 }

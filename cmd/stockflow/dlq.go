@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/kafka"
 	"github.com/stockflow/stockflow/pkg/telemetry"
 	"github.com/stockflow/stockflow/processors"
@@ -72,12 +73,20 @@ func dlq(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitFailed
 		}
 		defer cl.Close()
-		n, err := processors.Replay(ctx, cl, cfg.Topics.DLQ, f, log)
+		codec, err := events.NewCodec(nil, cfg.MaxRecordBytes)
+		if err != nil {
+			log.Error("codec", "err", err)
+			return exitFailed
+		}
+		res, err := processors.Replay(ctx, cl, cfg.Topics.DLQ, processors.ReplayTargets{Topics: cfg.Topics, Codec: codec}, f, log)
 		if err != nil {
 			log.Error("replay", "err", err)
 			return exitFailed
 		}
-		fmt.Fprintf(stdout, "replayed %d dead letters\n", n)
+		fmt.Fprintf(stdout, "replayed %d dead letters\n", res.Replayed)
+		for at, why := range res.Refused {
+			fmt.Fprintf(stdout, "not replayed %s: %s\n", at, why)
+		}
 		return exitOK
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)

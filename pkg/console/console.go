@@ -42,6 +42,7 @@ import (
 
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/reconcile"
+	"github.com/stockflow/stockflow/processors"
 )
 
 //go:embed templates/*.html
@@ -81,6 +82,8 @@ type Config struct {
 	DLQTopic string
 	Producer *kgo.Client
 	Codec    *avro.Codec
+	// Replay says where dead letters may be replayed to.
+	Replay processors.ReplayTargets
 	// SessionTTL is how long a sign-in lasts. Default 12h.
 	SessionTTL time.Duration
 	Logger     *slog.Logger

@@ -155,15 +155,15 @@ func (c *Console) replayOne(ec echo.Context, f dlqFilter, id dlqID) error {
 	if problem != "" {
 		return c.showExceptions(ec, status, f, problem)
 	}
-	if d.SourceTopic == "" {
-		return c.showExceptions(ec, http.StatusConflict, f, "Dead letter "+id.String()+" does not say which topic it came from, so it cannot be replayed. Discard it with a reason instead.")
+	if err := c.cfg.Replay.Check(ctx, d.DeadLetter); err != nil {
+		return c.showExceptions(ec, http.StatusConflict, f, "Dead letter "+id.String()+" cannot be replayed: "+err.Error()+". Discard it with a reason instead.")
 	}
-	n, err := processors.Replay(ctx, c.cfg.Producer, c.cfg.DLQTopic,
+	res, err := processors.Replay(ctx, c.cfg.Producer, c.cfg.DLQTopic, c.cfg.Replay,
 		processors.ReplayFilter{Offsets: map[int32][]int64{id.Partition: {id.Offset}}}, c.log)
 	if err != nil {
 		return c.replayFailed(ec, f, err)
 	}
-	if n != 1 {
+	if res.Replayed != 1 {
 		return c.showExceptions(ec, http.StatusConflict, f, "Dead letter "+id.String()+" was not replayed: it is no longer in the dead-letter topic.")
 	}
 	u := ec.Get(ctxUser).(*user)
@@ -218,7 +218,7 @@ func (c *Console) replayClass(ec echo.Context, f dlqFilter, class, sourceTopic s
 	for _, d := range ds {
 		switch {
 		case d.State != stateOpen:
-		case d.SourceTopic == "": // Replay would skip it; it stays open for a discard
+		case c.cfg.Replay.Check(ctx, d.DeadLetter) != nil: // Replay would refuse it; it stays open for a discard
 			skipped++
 		default:
 			sel.Offsets[d.Partition] = append(sel.Offsets[d.Partition], d.Offset)
@@ -229,10 +229,11 @@ func (c *Console) replayClass(ec echo.Context, f dlqFilter, class, sourceTopic s
 	if len(ids) == 0 {
 		return done(ec, f, "No open dead letters of "+what+" to replay.")
 	}
-	n, err := processors.Replay(ctx, c.cfg.Producer, c.cfg.DLQTopic, sel, c.log)
+	res, err := processors.Replay(ctx, c.cfg.Producer, c.cfg.DLQTopic, c.cfg.Replay, sel, c.log)
 	if err != nil {
 		return c.replayFailed(ec, f, err)
 	}
+	n := res.Replayed
 	u := ec.Get(ctxUser).(*user)
 	c.audit(ctx, u, auditReplayClass, fmt.Sprintf("%s: %d replayed (%s)", what, n, listIDs(ids, 20)))
 	if err := c.setMarks(ctx, ids, stamps, dlqMark{State: stateReplayed, At: c.now().UTC(), By: u.Label}); err != nil {
@@ -244,7 +245,7 @@ func (c *Console) replayClass(ec echo.Context, f dlqFilter, class, sourceTopic s
 			formatNumber(n), count(len(ids), "open dead letter"), what)
 	}
 	if skipped > 0 {
-		msg += fmt.Sprintf(" %s could not be replayed: they do not say which topic they came from.", count(skipped, "open dead letter"))
+		msg += fmt.Sprintf(" %s could not be replayed: they do not name the source topic their record belongs on.", count(skipped, "open dead letter"))
 	}
 	return done(ec, f, msg+" Those that fail again come back as new dead letters.")
 }

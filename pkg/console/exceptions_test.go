@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stockflow/stockflow/pkg/config"
 	"github.com/stockflow/stockflow/pkg/console"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/processors"
@@ -27,6 +28,7 @@ import (
 const (
 	dlqTopic    = "stockflow.dlq"
 	sourceTopic = "stockflow.inventory"
+	ledgerTopic = "stockflow.ledger"
 	adminKey    = "admin-key-0123456789abcdef"
 	readKey     = "read-key-0123456789abcdef"
 	stateKey    = "sf:dlq:state"
@@ -58,7 +60,7 @@ type harness struct {
 //	1:0 unknown_uom SKU-3 at DC-NORTH   1:1 bad_magic (not Avro)
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, dlqTopic), kfake.SeedTopics(1, sourceTopic))
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, dlqTopic), kfake.SeedTopics(1, sourceTopic), kfake.SeedTopics(1, ledgerTopic))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +97,8 @@ func newHarness(t *testing.T) *harness {
 	t.Cleanup(func() { rdb.Close() })
 	con, err := console.New(console.Config{
 		Kafka: []kgo.Opt{kgo.SeedBrokers(brokers...)}, DLQTopic: dlqTopic, Producer: prod, Codec: codec, Redis: rdb,
-		Keys: map[string][]string{adminKey: {"admin"}, readKey: {"read"}},
+		Replay: processors.ReplayTargets{Topics: config.Topics{Inventory: sourceTopic, Orders: "stockflow.orders", Ledger: ledgerTopic}, Codec: codec},
+		Keys:   map[string][]string{adminKey: {"admin"}, readKey: {"read"}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -475,5 +478,81 @@ func TestAMarkOfARecordThatIsGoneIsIgnored(t *testing.T) {
 	got := states(body)
 	if !slices.Contains(got, "0:0 open") || !slices.Contains(got, "0:1 discarded") {
 		t.Errorf("states %v: a mark for another record must not apply, one without a record time must", got)
+	}
+}
+
+// A dead letter is replayed only to the source topic its record's type
+// belongs on: one that names the ledger (its headers are anyone's to write
+// who can write the dead-letter topic) or carries an order as an inventory
+// event is refused, stays open, and nothing reaches any topic.
+func TestReplayRefusesForgedDeadLetters(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	codec, err := events.NewCodec(nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc := "DC-EAST"
+	count, err := codec.Encode(ctx, ledgerTopic, &events.LedgerEntry{EntryType: events.EntryCount, SKU: "SKU-1", Location: &loc,
+		Quantity: 999_999, AsOf: &base, EventID: "forged", EventTime: base, Source: "attacker"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	order, err := codec.Encode(ctx, "stockflow.orders", &events.OrderAccepted{Meta: events.Meta{EventID: "o-1", EventTime: base, Source: "oms"},
+		OrderID: "SO-1", Channel: "web", Lines: []events.OrderLine{{LineID: "1", SKU: "SKU-1", Location: &loc, Quantity: 1, UoM: "EA"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := kgo.NewClient(kgo.SeedBrokers(h.brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for _, f := range []struct {
+		topic string
+		value []byte
+	}{{ledgerTopic, count}, {sourceTopic, order}} {
+		r := &kgo.Record{Topic: dlqTopic, Partition: 1, Key: []byte("SKU-1"), Value: f.value, Timestamp: base,
+			Headers: []kgo.RecordHeader{
+				{Key: processors.HeaderSourceTopic, Value: []byte(f.topic)},
+				{Key: processors.HeaderErrorClass, Value: []byte(processors.ClassUnknownUoM)},
+				{Key: processors.HeaderErrorMessage, Value: []byte("forged")},
+				{Key: processors.HeaderErrorTime, Value: []byte(base.Format(time.RFC3339Nano))},
+			}}
+		if err := w.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin := h.signIn(adminKey)
+	for _, c := range []struct{ id, why string }{
+		{"1:2", "which is not a source topic"},
+		{"1:3", "belongs on stockflow.orders, not " + sourceTopic},
+	} {
+		form := url.Values{"dlq": {c.id}, "csrf": {admin.csrf()}}
+		code, body, _ := admin.post("/console/exceptions/replay", form)
+		if code != http.StatusConflict || !strings.Contains(errorOf(body), c.why) {
+			t.Fatalf("replay of forged %s: %d %q, want 409 saying %q", c.id, code, errorOf(body), c.why)
+		}
+	}
+	// A class-wide replay leaves them too, and replays the genuine ones.
+	admin.action("/console/exceptions/replay", url.Values{"class": {processors.ClassUnknownUoM}})
+	_, body := admin.get("/console/exceptions?state=all")
+	if got := states(body); !slices.Contains(got, "1:2 open") || !slices.Contains(got, "1:3 open") {
+		t.Fatalf("states %v: the forged dead letters should stay open", got)
+	}
+	var onLedger int
+	if err := processors.ReadTopic(ctx, []kgo.Opt{kgo.SeedBrokers(h.brokers...)}, ledgerTopic, nil, func(*kgo.Record) error {
+		onLedger++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if onLedger != 0 {
+		t.Fatalf("%d records reached the ledger topic", onLedger)
+	}
+	for _, r := range h.replayed() {
+		if strings.HasPrefix(r, "SKU-1 "+dlqTopic+"/1@") {
+			t.Fatalf("a forged dead letter was replayed: %s", r)
+		}
 	}
 }

@@ -250,6 +250,7 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 		API: srv.Echo(), Keys: keys, Redis: rdb, Prefix: cfg.Redis.KeyPrefix, JaegerURL: strings.TrimRight(cfg.JaegerUIURL, "/"),
 		Locations: led.Locations, Groups: groups, ReleaseHold: checkout.ReleaseAny, Logger: log.With("component", "console"),
 		Metrics: reg, Kafka: kafka.Conn(cfg.Kafka), DLQTopic: cfg.Topics.DLQ, Producer: hcl, Codec: codec, RunFresh: rec.Fresh,
+		Replay: processors.ReplayTargets{Topics: cfg.Topics, Codec: codec},
 	})
 	if err != nil {
 		return fmt.Errorf("console: %w", err)
