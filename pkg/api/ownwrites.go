@@ -30,10 +30,32 @@ type ownWrite struct {
 	// holds are the holds this instance answered "held" at the position
 	// that no lookup has seen stored yet: a hold is answered as soon as
 	// its partition's owner decides it, before the fold stores it.
-	holds []atp.Hold
+	holds []ownHold
 	// released are the holds this instance released at the position:
 	// its lookups leave them out, stored or not.
-	released []string
+	released []ownRelease
+}
+
+// ownHold and ownRelease are kept until their own deadline, however busy
+// the position stays.
+type ownHold struct {
+	atp.Hold
+	until time.Time
+}
+
+type ownRelease struct {
+	id    string
+	until time.Time
+}
+
+// prune drops what is past its deadline at now.
+func (w *ownWrite) prune(now time.Time) {
+	w.holds = slices.DeleteFunc(w.holds, func(h ownHold) bool { return now.After(h.until) })
+	w.released = slices.DeleteFunc(w.released, func(r ownRelease) bool { return now.After(r.until) })
+}
+
+func (w *ownWrite) releasedID(id string) bool {
+	return slices.ContainsFunc(w.released, func(r ownRelease) bool { return r.id == id })
 }
 
 func newOwnWrites(keep time.Duration) *ownWrites {
@@ -68,7 +90,8 @@ func (o *ownWrites) held(sku, loc string, h atp.Hold, now time.Time, keep time.D
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	w := o.m[k]
-	w.holds = append(w.holds, h)
+	w.prune(now)
+	w.holds = append(w.holds, ownHold{h, now.Add(keep)})
 	if u := now.Add(keep); u.After(w.until) {
 		w.until = u
 	}
@@ -82,9 +105,10 @@ func (o *ownWrites) release(sku, loc, id string, now time.Time, keep time.Durati
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	w := o.m[k]
-	w.holds = slices.DeleteFunc(w.holds, func(h atp.Hold) bool { return h.ID == id })
-	if !slices.Contains(w.released, id) {
-		w.released = append(w.released, id)
+	w.prune(now)
+	w.holds = slices.DeleteFunc(w.holds, func(h ownHold) bool { return h.ID == id })
+	if !w.releasedID(id) {
+		w.released = append(w.released, ownRelease{id, now.Add(keep)})
 	}
 	if u := now.Add(keep); u.After(w.until) {
 		w.until = u
@@ -110,19 +134,20 @@ func (o *ownWrites) overlay(sku, loc string, r *ledger.LookupResult, now time.Ti
 	if !ok || now.After(w.until) {
 		return
 	}
+	w.prune(now)
 	changed := false
 	if len(w.released) > 0 {
 		r.Holds = slices.DeleteFunc(r.Holds, func(h atp.Hold) bool {
-			gone := slices.Contains(w.released, h.ID)
+			gone := w.releasedID(h.ID)
 			changed = changed || gone
 			return gone
 		})
 	}
-	w.holds = slices.DeleteFunc(w.holds, func(h atp.Hold) bool {
+	w.holds = slices.DeleteFunc(w.holds, func(h ownHold) bool {
 		if slices.ContainsFunc(r.Holds, func(s atp.Hold) bool { return s.ID == h.ID }) {
 			return true
 		}
-		r.Holds = append(r.Holds, h)
+		r.Holds = append(r.Holds, h.Hold)
 		changed = true
 		return false
 	})
@@ -143,12 +168,15 @@ func (o *ownWrites) ledgerHolds(sku, loc string, holds []ledger.Hold, now time.T
 		return holds
 	}
 	for _, h := range w.holds {
+		if now.After(h.until) {
+			continue
+		}
 		if !slices.ContainsFunc(holds, func(l ledger.Hold) bool { return l.HoldID == h.ID && l.Location == loc }) {
 			holds = append(holds, ledger.Hold{HoldID: h.ID, Location: loc, Quantity: h.Quantity, ExpMillis: h.Expires, Status: ledger.HoldHeld, Channel: h.Channel})
 		}
 	}
 	for i, l := range holds {
-		if l.Location == loc && l.Status == ledger.HoldHeld && slices.Contains(w.released, l.HoldID) {
+		if l.Location == loc && l.Status == ledger.HoldHeld && w.releasedID(l.HoldID) {
 			holds[i].Status = ledger.HoldReleased
 		}
 	}
