@@ -269,7 +269,7 @@ func (c *Console) userOf(r *http.Request) (*user, bool) {
 		return nil, false
 	}
 	k, ok := c.keys[parts[0]]
-	if !ok {
+	if !ok || !canSignIn(k.scopes) {
 		return nil, false
 	}
 	u := &user{key: k, session: ck.Value, Admin: slices.Contains(k.scopes, "admin"), Label: "key " + k.id[:8] + " (" + strings.Join(k.scopes, ", ") + ")"}
@@ -396,7 +396,9 @@ func (c *Console) login(ec echo.Context) error {
 		return c.render(ec, http.StatusTooManyRequests, "login", "Sign in", map[string]any{"Next": safeNext(ec.FormValue("next")),
 			"Error": "Too many failed sign-ins from this address: wait a minute and try again."})
 	}
-	tok := strings.TrimSpace(ec.FormValue("key"))
+	// The key from the form's body only: one in the URL would reach access
+	// logs and browser history.
+	tok := strings.TrimSpace(ec.Request().PostFormValue("key"))
 	d := sha256.Sum256([]byte(tok))
 	var found *key
 	for id, k := range c.keys {
@@ -411,6 +413,11 @@ func (c *Console) login(ec echo.Context) error {
 		c.signIns.fail(ec.RealIP(), c.now())
 		c.log.Warn("console sign-in refused", "client", ec.RealIP())
 		return c.render(ec, http.StatusUnauthorized, "login", "Sign in", map[string]any{"Next": next, "Error": "That key is not one of this deployment's API keys."})
+	}
+	if !canSignIn(found.scopes) {
+		c.log.Warn("console sign-in refused: the key has neither the read nor the admin scope", "client", ec.RealIP(), "key", found.id[:8])
+		return c.render(ec, http.StatusForbidden, "login", "Sign in", map[string]any{"Next": next,
+			"Error": "That key may not read the console: it needs the read or the admin scope."})
 	}
 	exp := c.now().Add(c.cfg.SessionTTL)
 	ec.SetCookie(&http.Cookie{Name: cookieName, Value: c.session(*found, exp), Path: "/console", Expires: exp,
@@ -508,4 +515,11 @@ func (c *Console) recentAudit(ctx context.Context, n int64) []auditEntry {
 		}
 	}
 	return out
+}
+
+// canSignIn says whether a key with scopes may use the console: it shows
+// what the API serves to the read scope, so a key that may only place holds
+// may not.
+func canSignIn(scopes []string) bool {
+	return slices.Contains(scopes, "read") || slices.Contains(scopes, "admin")
 }

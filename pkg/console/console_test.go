@@ -159,3 +159,24 @@ func TestSignInIsThrottled(t *testing.T) {
 		t.Errorf("sign-in from a sandboxed frame: %d, want 403", rec.Code)
 	}
 }
+
+// The console is read or admin only: a key that may only place holds does
+// not sign in, and a key sent in the URL instead of the form's body is not
+// taken (it would reach access logs).
+func TestSignInNeedsReadOrAdminAndAKeyInTheBody(t *testing.T) {
+	const holdOnly = "hold-only-key-0123456789"
+	e := testConsole(t, map[string][]string{testAdmin: {"admin"}, holdOnly: {"hold"}})
+	rec := do(e, "POST", "/console/login", url.Values{"key": {holdOnly}}, nil)
+	if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "read or the admin scope") {
+		t.Fatalf("a hold-only key signing in: %d", rec.Code)
+	}
+	for _, c := range rec.Result().Cookies() {
+		if c.Name == cookieName && c.Value != "" {
+			t.Fatal("a hold-only key got a session")
+		}
+	}
+	if rec := do(e, "POST", "/console/login?key="+testAdmin, url.Values{"next": {"/console"}}, nil); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("a key in the URL: %d, want 401", rec.Code)
+	}
+	signIn(t, e, testAdmin)
+}
