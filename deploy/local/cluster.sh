@@ -550,7 +550,7 @@ redis_converged() {
   [[ "$flags_peer" != *fail* ]] || return 1
   case "$flags_self" in *master*) [[ "$flags_peer" == *master* ]] || return 1 ;; *) [[ "$flags_peer" == *slave* ]] || return 1 ;; esac
   case "$flags_self" in
-    *slave*) rcli "$port" info replication | tr -d '\r' | grep -qx 'master_link_status:up' ;;
+    *slave*) rcli "$port" info replication | tr -d '\r' | grep -x 'master_link_status:up' >/dev/null ;;
   esac
 }
 

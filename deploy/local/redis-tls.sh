@@ -73,7 +73,9 @@ start() {
   command -v redis-server >/dev/null || "$(dirname "${BASH_SOURCE[0]}")/redis.sh" install
   # Debian builds redis-server with TLS; a build without it would refuse
   # tls-port, so say so instead of leaving a puzzling log.
-  if ! ldd "$(command -v redis-server)" 2>/dev/null | grep -q libssl; then
+  # (grep reads all of ldd's output: with -q it could stop early, and under
+  # pipefail ldd's SIGPIPE would read as "no TLS".)
+  if ! ldd "$(command -v redis-server)" 2>/dev/null | grep libssl >/dev/null; then
     log "this redis-server is built without TLS; the TLS tests cannot run"
     return 1
   fi
