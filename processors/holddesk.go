@@ -38,16 +38,16 @@ import (
 // its wait ends; were a newer desk to decide the same request too, the
 // newer epoch's decision stands in the fold.
 type holdDesk struct {
-	p      int32
-	cfg    FolderConfig
-	codec  *avro.Codec
-	store  *ledger.Store
-	app    *applier
-	out    *kgo.Client // dead letters
-	log    *slog.Logger
-	ledger int   // the ledger's partition count, for the key check
-	epoch  int64 // the hold fence's epoch this desk took
-	// partitions receives the ledger's partition count.
+	p     int32
+	cfg   FolderConfig
+	codec *avro.Codec
+	store *ledger.Store
+	app   *applier
+	out   *kgo.Client // dead letters
+	log   *slog.Logger
+	epoch int64 // the hold fence's epoch this desk took
+	// partitions is the ledger's partition count, which the desk reads at
+	// each start and shares with its folder.
 	partitions *atomic.Int32
 }
 
@@ -153,10 +153,7 @@ func (d *holdDesk) catchUp(ctx context.Context, cl *kgo.Client) error {
 	if !ok {
 		return fmt.Errorf("ledger partition %d has no end offset", d.p)
 	}
-	d.ledger = len(ends[d.cfg.Topics.Ledger])
-	if d.partitions != nil {
-		d.partitions.Store(int32(d.ledger))
-	}
+	d.partitions.Store(int32(len(ends[d.cfg.Topics.Ledger])))
 	t := time.NewTicker(2 * time.Millisecond)
 	defer t.Stop()
 	for d.app.folded.Load() < end.Offset-1 {
@@ -286,8 +283,11 @@ func (d *holdDesk) decode(ctx context.Context, r *kgo.Record) (*events.LedgerEnt
 		return nil, reject(ClassInvalid, "hold_id is missing or longer than 200 characters")
 	case en.Status != nil || en.DecidedATP != nil || en.DecidedAt != nil || en.DecidedEpoch != nil:
 		return nil, reject(ClassInvalid, "a hold request carries a decision: only the partition's owner decides")
-	case d.ledger > 0 && ledgerPartition(en.SKU, d.ledger) != d.p:
-		return nil, reject(ClassInvalid, "sku %s belongs to partition %d, not %d: produce hold requests keyed by SKU", en.SKU, ledgerPartition(en.SKU, d.ledger), d.p)
+	}
+	if n := int(d.partitions.Load()); n > 0 {
+		if p := ledgerPartition(en.SKU, n); p != d.p {
+			return nil, reject(ClassInvalid, "sku %s belongs to partition %d, not %d: produce hold requests keyed by SKU", en.SKU, p, d.p)
+		}
 	}
 	if en.EntryType == events.EntryHold {
 		if en.Quantity < 1 || en.Quantity > 1_000_000_000 {
@@ -300,10 +300,13 @@ func (d *holdDesk) decode(ctx context.Context, r *kgo.Record) (*events.LedgerEnt
 	return en, nil
 }
 
-// ledgerPartition is the partition a record keyed sku goes to among n, by
-// the default partitioner every Stockflow producer uses.
+// skuPartitioner is the default partitioner every Stockflow producer uses,
+// for keyed records: a pure function of the key, safe to share.
+var skuPartitioner = kgo.StickyKeyPartitioner(nil).ForTopic("")
+
+// ledgerPartition is the partition a record keyed sku goes to among n.
 func ledgerPartition(sku string, n int) int32 {
-	return int32(kgo.StickyKeyPartitioner(nil).ForTopic("").Partition(&kgo.Record{Key: []byte(sku)}, n))
+	return int32(skuPartitioner.Partition(&kgo.Record{Key: []byte(sku)}, n))
 }
 
 // decide decides the requests in order, under the applier's lock, and

@@ -1141,7 +1141,7 @@ func TestFaults(t *testing.T) {
 			held, requests, stock, unavailable, instanceKills.Load(), brokerKills.Load())
 		s.report("hold-storm-under-kills", requests, rec)
 	})
-	t.Run("holds while the partitions' owners are paused past the session timeout in turn: zombie desks answer nothing", func(t *testing.T) {
+	t.Run("holds while the partitions' owners are paused past the session timeout in turn: never oversold, one answer per hold_id", func(t *testing.T) {
 		stock, requests := soaked(300), soaked(900)
 		s := newScenario(t)
 		a, b := s.start("a"), s.start("b")

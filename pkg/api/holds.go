@@ -360,7 +360,7 @@ func (ch *Checkout) readDecisions(ctx context.Context, internal string, lines []
 			if err != nil || msg == "" {
 				continue
 			}
-			if _, d, ok := cutFields(msg, 3); ok {
+			if d, ok := afterFields(msg, 3); ok {
 				out[i] = d
 			}
 		}
@@ -525,15 +525,15 @@ func (ch *Checkout) releaseRecord(ctx context.Context, id string, rec holdRecord
 	return nil
 }
 
-// cutFields cuts s after its nth '|': the first n fields, and the rest.
-func cutFields(s string, n int) (head, rest string, ok bool) {
+// afterFields is what follows the nth '|' of s.
+func afterFields(s string, n int) (string, bool) {
 	i := 0
 	for range n {
 		j := strings.IndexByte(s[i:], '|')
 		if j < 0 {
-			return "", "", false
+			return "", false
 		}
 		i += j + 1
 	}
-	return s[:i-1], s[i:], true
+	return s[i:], true
 }

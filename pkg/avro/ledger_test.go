@@ -315,33 +315,29 @@ func TestLedgerEntryPathByWriterSchema(t *testing.T) {
 		t.Errorf("older writer: %v allocations per decode: not the goavro path", n)
 	}
 
-	// Entries the ledger log already holds, written before the journaled
-	// hold decisions (schema id 1017): the same body without the last three
-	// fields' nulls; and before channel_rules too (1014): one null fewer.
+	// Entries the ledger log already holds, written with an older schema:
+	// the same body without the nulls of the fields added since.
 	prev := *e.(*events.LedgerEntry)
-	prev.DecidedATP, prev.DecidedAt, prev.DecidedEpoch = nil, nil, nil
-	enc, err = c.Encode(ctx, "t", &prev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got1017, err := c.Decode(ctx, withHeader(1017, enc[5:len(enc)-3]))
-	if err != nil {
-		t.Fatalf("an entry written with schema 1017: %v", err)
-	}
-	if !reflect.DeepEqual(got1017, &prev) {
-		t.Fatalf("schema 1017: got %s\nwant %s", dump(got1017), dump(&prev))
-	}
-	prev.ChannelRules = nil
-	enc, err = c.Encode(ctx, "t", &prev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got1014, err := c.Decode(ctx, withHeader(1014, enc[5:len(enc)-4]))
-	if err != nil {
-		t.Fatalf("an entry written with schema 1014: %v", err)
-	}
-	if !reflect.DeepEqual(got1014, &prev) {
-		t.Fatalf("schema 1014: got %s\nwant %s", dump(got1014), dump(&prev))
+	for _, old := range []struct {
+		id     int
+		drop   int // trailing null fields the older schema lacks
+		before func(*events.LedgerEntry)
+	}{
+		{1017, 3, func(p *events.LedgerEntry) { p.DecidedATP, p.DecidedAt, p.DecidedEpoch = nil, nil, nil }}, // before the journaled hold decisions
+		{1014, 4, func(p *events.LedgerEntry) { p.ChannelRules = nil }},                                      // and before channel_rules
+	} {
+		old.before(&prev)
+		enc, err := c.Encode(ctx, "t", &prev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.Decode(ctx, withHeader(old.id, enc[5:len(enc)-old.drop]))
+		if err != nil {
+			t.Fatalf("an entry written with schema %d: %v", old.id, err)
+		}
+		if !reflect.DeepEqual(got, &prev) {
+			t.Fatalf("schema %d: got %s\nwant %s", old.id, dump(got), dump(&prev))
+		}
 	}
 	buf := make([]byte, 0, 512)
 	if n := testing.AllocsPerRun(20, func() { _, _ = c.AppendEncode(ctx, buf[:0], "t", e) }); n > 0 {
