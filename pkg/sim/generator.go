@@ -56,7 +56,10 @@ type orderLine struct {
 type poLine struct {
 	line     int32
 	sku, loc string
-	qty      int64
+	// cases is the line's quantity in its unit of measure (CS), as the PO
+	// and its acknowledgement carry it; qty is the same in eaches, as ship
+	// notices and receipts carry it.
+	cases, qty int64
 }
 
 type po struct {
@@ -293,11 +296,10 @@ func (g *Generator) releasePO() Message {
 	ev := &events.PurchaseOrderReleased{Meta: g.meta(), PONumber: p.number, SupplierID: p.supplier}
 	day := g.now().UTC().Truncate(24*time.Hour).AddDate(0, 0, 2+g.rnd.IntN(14))
 	for i := 0; i < 1+g.rnd.IntN(4); i++ {
-		l := poLine{line: int32(i + 1), sku: g.sku(), loc: g.loc()}
-		cases := int64(5 + g.rnd.IntN(20))
-		l.qty = cases * caseSize(l.sku)
+		l := poLine{line: int32(i + 1), sku: g.sku(), loc: g.loc(), cases: int64(5 + g.rnd.IntN(20))}
+		l.qty = l.cases * caseSize(l.sku)
 		p.lines = append(p.lines, l)
-		ev.Lines = append(ev.Lines, events.PurchaseOrderLine{POLine: l.line, SKU: l.sku, Location: l.loc, Quantity: cases, UoM: "CS", ExpectedDate: day})
+		ev.Lines = append(ev.Lines, events.PurchaseOrderLine{POLine: l.line, SKU: l.sku, Location: l.loc, Quantity: l.cases, UoM: "CS", ExpectedDate: day})
 	}
 	g.openPOs = append(g.openPOs, p)
 	return Message{Topic: g.topics.Supplier, Key: p.number, Event: ev}
@@ -325,13 +327,15 @@ func (g *Generator) ack() (Message, bool) {
 		status := events.AckAccepted
 		switch r := g.rnd.IntN(20); {
 		case r == 0:
-			status, l.qty = events.AckRejected, 0
+			status, l.cases = events.AckRejected, 0
 		case r < 3:
-			status, l.qty = events.AckChanged, l.qty/2
+			status, l.cases = events.AckChanged, l.cases/2
 		case r < 4:
 			status = events.AckBackordered
 		}
-		ev.Lines = append(ev.Lines, events.AcknowledgedLine{POLine: l.line, Status: status, Quantity: l.qty, ExpectedDate: day})
+		l.qty = l.cases * caseSize(l.sku)
+		// The confirmed quantity is in the PO line's unit, cases.
+		ev.Lines = append(ev.Lines, events.AcknowledgedLine{POLine: l.line, Status: status, Quantity: l.cases, ExpectedDate: day})
 	}
 	return Message{Topic: g.topics.Supplier, Key: p.number, Event: ev}, true
 }

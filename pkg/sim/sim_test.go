@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"reflect"
@@ -172,4 +173,77 @@ func TestSimulatorRoundTripEmbedded(t *testing.T) {
 	}
 	defer c.Close()
 	roundTrip(t, c.ListenAddrs(), config.Default().Topics, 1000)
+}
+
+// An acknowledgement confirms quantities in the PO line's unit of measure
+// (schemas/PurchaseOrderAcknowledged.avsc), and a ship notice ships what
+// was confirmed, in its own unit: so an accepted or backordered line
+// confirms the ordered quantity, a changed one less, a rejected one none,
+// and the notice's eaches are the confirmed quantity times the item's
+// conversion of the line's unit.
+func TestAcknowledgementsAreInThePOLineUnit(t *testing.T) {
+	g := NewGenerator(11, Catalogue{SKUs: 40}, config.Default().Topics, fixed)
+	conv := map[string]map[string]int64{}
+	for _, m := range g.Catalog() {
+		im := m.Event.(*events.ItemMaster)
+		conv[im.SKU] = im.Conversions
+	}
+	type line struct {
+		sku, uom       string
+		ordered, acked int64
+		acknowledged   bool
+	}
+	lines := map[string]*line{} // po|line
+	key := func(po string, l int32) string { return fmt.Sprint(po, "|", l) }
+	var acks, notices int
+	for i := 0; i < 5000; i++ {
+		switch e := g.Next().Event.(type) {
+		case *events.PurchaseOrderReleased:
+			for _, l := range e.Lines {
+				lines[key(e.PONumber, l.POLine)] = &line{sku: l.SKU, uom: l.UoM, ordered: l.Quantity}
+			}
+		case *events.PurchaseOrderAcknowledged:
+			acks++
+			for _, a := range e.Lines {
+				l := lines[key(e.PONumber, a.POLine)]
+				if l == nil {
+					t.Fatalf("%s acknowledges line %d, never released", e.PONumber, a.POLine)
+				}
+				l.acked, l.acknowledged = a.Quantity, true
+				checkAck(t, e.PONumber, a, l.ordered, l.uom)
+			}
+		case *events.AdvanceShipNotice:
+			notices++
+			for _, n := range e.Lines {
+				l := lines[key(e.PONumber, n.POLine)]
+				if l == nil || !l.acknowledged {
+					t.Fatalf("%s line %d shipped before it was acknowledged", e.PONumber, n.POLine)
+				}
+				if n.UoM != "EA" || n.Quantity != l.acked*conv[l.sku][l.uom] {
+					t.Fatalf("%s line %d: notice ships %d %s; acknowledged %d %s of %d EA each",
+						e.PONumber, n.POLine, n.Quantity, n.UoM, l.acked, l.uom, conv[l.sku][l.uom])
+				}
+			}
+		}
+	}
+	if acks == 0 || notices == 0 {
+		t.Fatalf("5000 events gave %d acknowledgements and %d ship notices", acks, notices)
+	}
+}
+
+func checkAck(t *testing.T, po string, a events.AcknowledgedLine, ordered int64, uom string) {
+	t.Helper()
+	ok := false
+	switch a.Status {
+	case events.AckAccepted, events.AckBackordered:
+		ok = a.Quantity == ordered
+	case events.AckChanged:
+		ok = a.Quantity > 0 && a.Quantity < ordered
+	case events.AckRejected:
+		ok = a.Quantity == 0
+	}
+	if !ok {
+		t.Fatalf("%s line %d: %s %d, but the line ordered %d %s (an acknowledgement is in the line's unit)",
+			po, a.POLine, a.Status, a.Quantity, ordered, uom)
+	}
 }
