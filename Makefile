@@ -23,6 +23,8 @@ export STOCKFLOW_TEST_KAFKA_SASL_SSL ?= 127.0.0.1:9094
 export STOCKFLOW_TEST_KAFKA_MTLS ?= 127.0.0.1:9095
 export STOCKFLOW_TEST_KAFKA_TLS_DIR ?= $(CURDIR)/.stack/kafka-tls
 export STOCKFLOW_TEST_JAEGER ?= http://127.0.0.1:16686
+# The local Apicurio Registry's Confluent-compatible API (deploy/local/registry.sh).
+export STOCKFLOW_TEST_SCHEMA_REGISTRY ?= http://127.0.0.1:8095/apis/ccompat/v7
 
 .PHONY: bench bench-full screenshots all build run test test-unit test-deploy test-faults test-soak lint fmt-check vet fuzz stack-up stack-down stack-status cluster-up cluster-down cluster-status clean test-cluster
 

@@ -73,7 +73,7 @@ func dlq(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitFailed
 		}
 		defer cl.Close()
-		codec, err := events.NewCodec(nil, cfg.MaxRecordBytes)
+		codec, err := events.OpenCodec(cfg.SchemaRegistry, cfg.MaxRecordBytes)
 		if err != nil {
 			log.Error("codec", "err", err)
 			return exitFailed

@@ -165,7 +165,7 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		ctx, cancel = context.WithTimeout(ctx, duration)
 		defer cancel()
 	}
-	codec, err := events.NewCodec(nil, cfg.MaxRecordBytes)
+	codec, err := events.OpenCodec(cfg.SchemaRegistry, cfg.MaxRecordBytes)
 	if err != nil {
 		log.Error("codec", "err", err)
 		return exitFailed

@@ -29,7 +29,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	log := telemetry.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	codec, err := events.NewCodec(nil, cfg.MaxRecordBytes)
+	codec, err := events.OpenCodec(cfg.SchemaRegistry, cfg.MaxRecordBytes)
 	if err != nil {
 		log.Error("codec", "err", err)
 		return exitFailed

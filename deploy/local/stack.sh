@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole local stack: Kafka (KRaft; PLAINTEXT, and SASL_SSL and SSL
 # listeners for the secured-connection tests), Redis (plain, and TLS with an
-# ACL user for the secured-connection tests) and Jaeger on 127.0.0.1, and
-# the headless chromium the console's browser tests use.
+# ACL user for the secured-connection tests), Apicurio Registry (a real
+# schema registry) and Jaeger on 127.0.0.1, and the headless chromium the
+# console's browser tests use.
 #   stack.sh up|down|status
 set -euo pipefail
 here=$(dirname "${BASH_SOURCE[0]}")
@@ -16,17 +17,20 @@ case "${1:-up}" in
     # which may hold the package manager's lock).
     "$here/chromium.sh" install >/dev/null
     "$here/kafka.sh" start
+    "$here/registry.sh" start
     wait $jb
     "$here/jaeger.sh" start
     ;;
   down)
     "$here/jaeger.sh" stop
+    "$here/registry.sh" stop
     "$here/kafka.sh" stop
     "$here/redis-tls.sh" stop
     "$here/redis.sh" stop
     ;;
   status)
     "$here/kafka.sh" status
+    "$here/registry.sh" status
     "$here/redis.sh" status
     "$here/redis-tls.sh" status
     "$here/jaeger.sh" status

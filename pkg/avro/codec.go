@@ -192,6 +192,23 @@ func appendHeader(dst []byte, id int) []byte {
 	return binary.BigEndian.AppendUint32(append(dst, 0), uint32(id))
 }
 
+// Register asks the registry, now, for the id rec's type is written with on
+// topic (registering its canonical schema under topic-recordname where the
+// registry allows), so a writer learns of a refused or unreachable registry
+// when it starts rather than at its first record.
+func (c *Codec) Register(ctx context.Context, topic string, rec Record) (int, error) {
+	name := rec.AvroName()
+	cn, ok := c.byName[name]
+	if !ok {
+		return 0, fmt.Errorf("avro: register %s: type not registered with the codec", name)
+	}
+	id, err := c.writeID(ctx, topic, cn)
+	if err != nil {
+		return 0, fmt.Errorf("avro: register %s on %s: %w", name, topic, err)
+	}
+	return id, nil
+}
+
 // writeID is the id to write a record under on topic, asked of the
 // registry once: an id never changes meaning.
 func (c *Codec) writeID(ctx context.Context, topic string, cn *canonical) (int, error) {

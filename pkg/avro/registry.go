@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/sr"
 )
@@ -81,9 +83,26 @@ type SchemaRegistry struct {
 	bySubjSc map[[2]string]int
 }
 
-// NewSchemaRegistry connects to the registry at url (no request is made yet).
-func NewSchemaRegistry(url string, opts ...sr.ClientOpt) (*SchemaRegistry, error) {
-	cl, err := sr.NewClient(append([]sr.ClientOpt{sr.URLs(url)}, opts...)...)
+// registryTimeout bounds one request to the registry, retries included.
+const registryTimeout = 10 * time.Second
+
+// NewSchemaRegistry connects to the registry at rawURL (no request is made
+// yet). rawURL is the Confluent-compatible API's base, e.g.
+// http://registry:8081 or Apicurio's http://registry:8080/apis/ccompat/v7;
+// user:password in it is sent as HTTP basic authentication and never logged.
+func NewSchemaRegistry(rawURL string, opts ...sr.ClientOpt) (*SchemaRegistry, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("schema registry client: %q is not an http(s) URL", Redact(rawURL))
+	}
+	base := []sr.ClientOpt{sr.HTTPClient(&http.Client{Timeout: registryTimeout})}
+	if u.User != nil {
+		pass, _ := u.User.Password()
+		base = append(base, sr.BasicAuth(u.User.Username(), pass))
+		u.User = nil
+	}
+	base = append(base, sr.URLs(u.String()))
+	cl, err := sr.NewClient(append(base, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("schema registry client: %w", err)
 	}
@@ -134,6 +153,15 @@ func (r *SchemaRegistry) IDFor(ctx context.Context, subject, schema string) (int
 	r.byID[ss.ID] = schema
 	r.mu.Unlock()
 	return ss.ID, nil
+}
+
+// Redact is rawURL with any password in it replaced, for logs and errors.
+func Redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 func recordName(schema string) (string, error) {

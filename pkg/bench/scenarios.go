@@ -97,7 +97,7 @@ func NewRun(ctx context.Context, cfg config.Config, opt Options, log *slog.Logge
 	cfg.Kafka.NormalizerGroup += ".bench" + sfx
 	cfg.Kafka.FolderGroup += ".bench" + sfx
 	cfg.Kafka.ReconcilerGroup += ".bench" + sfx
-	codec, err := events.NewCodec(nil, cfg.MaxRecordBytes)
+	codec, err := events.OpenCodec(cfg.SchemaRegistry, cfg.MaxRecordBytes)
 	if err != nil {
 		return nil, err
 	}

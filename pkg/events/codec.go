@@ -42,6 +42,21 @@ func Canonical() (map[string]string, *avro.Builtin, error) {
 	return canon, reg, nil
 }
 
+// OpenCodec builds the codec a process reads and writes with. With no
+// registry URL, ids are the built-in ones of schemas/manifest.json; with one,
+// every id written is the one the registry gives the record's subject
+// (topic-recordname) and every id read is resolved through the registry.
+func OpenCodec(registryURL string, maxRecordBytes int) (*avro.Codec, error) {
+	if registryURL == "" {
+		return NewCodec(nil, maxRecordBytes)
+	}
+	reg, err := avro.NewSchemaRegistry(registryURL)
+	if err != nil {
+		return nil, err
+	}
+	return NewCodec(reg, maxRecordBytes)
+}
+
 // NewCodec builds the codec for every Stockflow record. A nil registry means
 // the built-in one from schemas/manifest.json.
 func NewCodec(reg avro.Registry, maxRecordBytes int) (*avro.Codec, error) {

@@ -32,7 +32,7 @@ type stack struct {
 
 func (s *stack) send(t *testing.T, topic, key string, ev events.Source) {
 	t.Helper()
-	codec, err := events.NewCodec(nil, 0)
+	codec, err := events.OpenCodec(s.cfg.SchemaRegistry, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -122,9 +122,15 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 		log.Info("tracing to OTLP", "endpoint", cfg.OTLPEndpoint, "sample_ratio", cfg.TraceSampleRatio)
 	}
 
-	codec, err := events.NewCodec(nil, cfg.MaxRecordBytes)
+	codec, err := events.OpenCodec(cfg.SchemaRegistry, cfg.MaxRecordBytes)
 	if err != nil {
 		return err
+	}
+	if cfg.SchemaRegistry != "" {
+		if err := registerSchemas(ctx, codec, cfg.Topics); err != nil {
+			return err
+		}
+		log.Info("schema registry: every record written and read goes by its ids", "url", avro.Redact(cfg.SchemaRegistry))
 	}
 	traceOpt, _ := kafka.Tracing(tp, cfg.Kafka.ClientID, "")
 	// No linger: outputs go to the broker at once; records still batch
@@ -293,6 +299,9 @@ func runPipeline(ctx context.Context, cfg config.Config, opts Options, codec *av
 
 	ncfg := opts.Normalizer
 	ncfg.Kafka, ncfg.Topics, ncfg.InstanceID, ncfg.Metrics = cfg.Kafka, cfg.Topics, opts.InstanceID, metrics
+	if ncfg.TxnTimeout == 0 {
+		ncfg.TxnTimeout = cfg.NormalizerTxnTimeout
+	}
 	nopt, ntracer := kafka.Tracing(tp, cfg.Kafka.ClientID, cfg.Kafka.NormalizerGroup)
 	ncfg.ExtraOpts, ncfg.Tracing = append(ncfg.ExtraOpts, nopt, kafka.Logger(log.With("group", cfg.Kafka.NormalizerGroup))), processors.Tracing{Kotel: ntracer}
 	norm := processors.NewNormalizer(ncfg, codec, led, catalog, log.With("component", "normalizer"))
@@ -369,4 +378,30 @@ func (l *localFolder) Lookup(sku, loc string, nowMs int64) (ledger.LookupResult,
 		return f.Lookup(sku, loc, nowMs)
 	}
 	return ledger.LookupResult{}, false
+}
+
+// registerSchemas asks the schema registry, at start, for the id of every
+// record type the service writes on each of its topics, registering the
+// schema where the registry allows. A registry that refuses a schema (an
+// incompatible change under the subject's compatibility rule) or cannot be
+// reached stops the start with its reason, rather than the first produce.
+func registerSchemas(ctx context.Context, codec *avro.Codec, t config.Topics) error {
+	entry := &events.LedgerEntry{}
+	writes := []struct {
+		topic string
+		rec   avro.Record
+	}{
+		{t.Ledger, entry}, {t.Holds, entry},
+		{t.Availability, &events.AvailabilityChanged{}}, {t.Alerts, &events.StockAlert{}},
+		{t.Reconciliation, &events.ReconciliationException{}}, {t.Reconciliation, &events.ReconciliationSummary{}},
+	}
+	for _, w := range writes {
+		if w.topic == "" {
+			continue
+		}
+		if _, err := codec.Register(ctx, w.topic, w.rec); err != nil {
+			return fmt.Errorf("schema registry: %w", err)
+		}
+	}
+	return nil
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/config"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/kafka"
@@ -125,15 +124,7 @@ func New(cfg config.Config, o Options) (*Tail, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	var reg avro.Registry
-	if cfg.SchemaRegistry != "" {
-		sr, err := avro.NewSchemaRegistry(cfg.SchemaRegistry)
-		if err != nil {
-			return nil, err
-		}
-		reg = sr
-	}
-	codec, err := events.NewCodec(reg, cfg.MaxRecordBytes)
+	codec, err := events.OpenCodec(cfg.SchemaRegistry, cfg.MaxRecordBytes)
 	if err != nil {
 		return nil, fmt.Errorf("codec: %w", err)
 	}

@@ -63,6 +63,20 @@ func JaegerURL(t testing.TB) string {
 	return u
 }
 
+// SchemaRegistry returns the base URL of the real schema registry's
+// Confluent-compatible API ($STOCKFLOW_TEST_SCHEMA_REGISTRY; the local
+// stack's Apicurio Registry).
+func SchemaRegistry(t testing.TB) string {
+	t.Helper()
+	u := env("STOCKFLOW_TEST_SCHEMA_REGISTRY", "http://127.0.0.1:8095/apis/ccompat/v7")
+	host := strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://")
+	if i := strings.IndexByte(host, '/'); i >= 0 {
+		host = host[:i]
+	}
+	reachable(t, "the schema registry", host)
+	return u
+}
+
 // Redis returns a client of the real Redis on database db, emptied before
 // and after the test. Tests that share a database must not run in parallel.
 func Redis(t testing.TB, db int) *redis.Client {
