@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -43,6 +44,14 @@ type NormalizerConfig struct {
 	// MaxPollRecords bounds one transaction, so it stays well inside the
 	// transaction timeout however far behind the normalizer is. Default 5000.
 	MaxPollRecords int
+	// TxnTimeout is the Kafka transaction timeout: the broker aborts a
+	// transaction open longer. An instance that dies and never comes back
+	// holds back every read_committed reader of the partitions it wrote
+	// to until then (plus the broker's periodic check for timed-out
+	// transactions). A transaction is open on the broker only while one
+	// poll's records are produced and committed: the poll is normalized
+	// first. Default 10s (config.Config.NormalizerTxnTimeout).
+	TxnTimeout time.Duration
 	// ExtraOpts are appended to the client options (tracing hooks, tests).
 	ExtraOpts []kgo.Opt
 	// Metrics, default unregistered.
@@ -60,6 +69,9 @@ func (c *NormalizerConfig) setDefaults() {
 	}
 	if c.MaxPollRecords <= 0 {
 		c.MaxPollRecords = 5000
+	}
+	if c.TxnTimeout <= 0 {
+		c.TxnTimeout = config.Default().NormalizerTxnTimeout
 	}
 	if c.Metrics == nil {
 		c.Metrics = NewMetrics(nil)
@@ -133,7 +145,7 @@ func (n *Normalizer) session(ctx context.Context) error {
 		// A restarted instance with the same InstanceID fences its
 		// predecessor's open transaction at once; otherwise it holds
 		// back read_committed readers until it times out.
-		kgo.TransactionTimeout(30*time.Second),
+		kgo.TransactionTimeout(n.cfg.TxnTimeout),
 		kgo.ConsumerGroup(n.cfg.Kafka.NormalizerGroup),
 		kgo.SessionTimeout(sessionTimeout(n.cfg.Kafka)),
 		kgo.ConsumeTopics(t.Inventory, t.Orders, t.Supplier, t.Catalog),
@@ -205,38 +217,16 @@ type polled struct {
 // transact processes one poll in one transaction. Every record is decoded
 // first, so that the document index lines the whole poll refers to are read
 // in one round trip; the records are then normalized in order over that
-// read, seeing the index lines recorded by the records before them; and
-// the lines recorded go to Redis in one round trip before the commit.
+// read, seeing the index lines recorded by the records before them; the
+// lines recorded go to Redis in one round trip; and only then is anything
+// produced, so the transaction is open on the broker (and its timeout
+// runs) only while the poll's records are produced and committed, never
+// while the normalizer waits for an item master or retries Redis.
 func (n *Normalizer) transact(ctx context.Context, sess *kgo.GroupTransactSession, fs kgo.Fetches) error {
 	if err := sess.Begin(); err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	var (
-		buf []byte
-		// Promises run on the client's goroutines, some after Produce
-		// returns (a record failed before it was buffered, by a cancelled
-		// context, say): the commit decision waits for every one of them.
-		mu         sync.Mutex
-		produceErr error
-		pending    sync.WaitGroup
-	)
-	promise := func(_ *kgo.Record, err error) {
-		if err != nil {
-			mu.Lock()
-			if produceErr == nil {
-				produceErr = err
-			}
-			mu.Unlock()
-		}
-		pending.Done()
-	}
-	produce := func(r *kgo.Record) {
-		pending.Add(1)
-		sess.Produce(ctx, r, promise)
-	}
-	var entries, dead int64
 	started := time.Now()
-	m := n.cfg.Metrics
 	batch, err := n.decodeBatch(ctx, fs, started)
 	defer func() {
 		for _, p := range batch {
@@ -259,28 +249,75 @@ func (n *Normalizer) transact(ctx context.Context, sess *kgo.GroupTransactSessio
 		n.abort(ctx, sess)
 		return fmt.Errorf("normalize: %w", err)
 	}
-	indexed := 0 // st.index.Pending()[:indexed] are on their way to the index topic
+	out, err := n.normalizeBatch(ctx, batch, &st, started)
+	var miss *indexMiss
+	switch {
+	case errors.As(err, &miss):
+		// Redis may have lost index lines the index topic still has:
+		// write them back and take the batch again, rather than
+		// dead-letter a reference that is good.
+		n.abort(ctx, sess)
+		return n.catchUpIndex(ctx, batch, miss.err)
+	case err != nil:
+		n.abort(ctx, sess)
+		return err
+	}
+	// The index lines go to Redis before the commit: a committed document
+	// is in the index, and in the topic the index is caught up from.
+	err = n.retrying(ctx, started, nil, func() error { return st.index.Flush(ctx) })
+	if err != nil {
+		n.abort(ctx, sess)
+		return fmt.Errorf("normalize: %w", err)
+	}
+	committed, err := n.commit(ctx, sess, out.recs)
+	if err != nil || !committed {
+		return err
+	}
+	n.stats.Transactions++
+	n.stats.Records += int64(len(batch))
+	n.stats.Entries += out.entries
+	n.stats.DeadLetters += out.dead
+	return nil
+}
+
+// normalized is what one poll comes to: the records to produce in its
+// transaction, in order, and how many are entries and dead letters.
+type normalized struct {
+	recs          []*kgo.Record
+	entries, dead int64
+}
+
+// indexMiss is an unknown reference met before the document index was
+// caught up from its topic for the record's partition.
+type indexMiss struct{ err error }
+
+func (m *indexMiss) Error() string { return m.err.Error() }
+
+// normalizeBatch turns the decoded records of a poll into its ledger
+// entries, dead letters and index records, produced nowhere yet. An
+// infrastructure failure that outlasts RetryFor (or ctx) is returned.
+func (n *Normalizer) normalizeBatch(ctx context.Context, batch []polled, st *batchState, started time.Time) (normalized, error) {
+	var out normalized
+	var buf []byte
+	m := n.cfg.Metrics
+	indexed := 0 // st.index.Pending()[:indexed] have their records in out
 	for i := range batch {
 		p := &batch[i]
 		r, span, pctx := p.r, p.span, p.ctx
-		var out []*events.LedgerEntry
+		var entries []*events.LedgerEntry
 		err := p.err
 		if err == nil && p.ev != nil {
 			err = n.retrying(pctx, started, r, func() error {
 				var err error
-				out, err = n.entries(pctx, &st, r, p.ev)
+				entries, err = n.entries(pctx, st, r, p.ev)
 				return err
 			})
 		}
 		if class := deadLetterClass(err); class != "" {
 			if class == ClassUnknownReference && !n.indexCaughtUpFor(r) {
-				// Redis may have lost index lines the index topic still
-				// has: write them back and take the batch again, rather
-				// than dead-letter a reference that is good.
-				n.abort(ctx, sess)
-				return n.catchUpIndex(ctx, batch, err)
+				return out, &indexMiss{err}
 			}
-			dead++
+			out.dead++
 			span.SetStatus(codes.Error, class)
 			span.SetAttributes(attribute.String("stockflow.error_class", class))
 			m.records.WithLabelValues(r.Topic, "dead_letter").Inc()
@@ -288,45 +325,62 @@ func (n *Normalizer) transact(ctx context.Context, sess *kgo.GroupTransactSessio
 			n.log.WarnContext(pctx, "dead letter", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "class", class, "err", err)
 			dl := deadLetter(n.cfg.Topics.DLQ, r, class, err, time.Now())
 			dl.Context = pctx
-			produce(dl)
+			out.recs = append(out.recs, dl)
 			continue
 		}
 		if err != nil {
-			// Stopping, or infrastructure failed for longer than RetryFor:
-			// abort, commit nothing; the batch comes again after a restart.
-			n.abort(ctx, sess)
-			return fmt.Errorf("normalize %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
+			return out, fmt.Errorf("normalize %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
 		}
-		setEntryAttrs(span, out...)
+		setEntryAttrs(span, entries...)
 		m.records.WithLabelValues(r.Topic, "entries").Inc()
-		for _, le := range out {
+		for _, le := range entries {
 			buf, err = n.codec.AppendEncode(ctx, buf[:0], n.cfg.Topics.Ledger, le)
 			if err != nil {
-				n.abort(ctx, sess)
-				return fmt.Errorf("encode ledger entry: %w", err)
+				return out, fmt.Errorf("encode ledger entry: %w", err)
 			}
-			val := make([]byte, len(buf))
-			copy(val, buf)
 			// The process span's context rides in the record's headers (kotel).
-			produce(&kgo.Record{Topic: n.cfg.Topics.Ledger, Key: []byte(le.SKU), Value: val, Context: pctx})
-			entries++
+			out.recs = append(out.recs, &kgo.Record{Topic: n.cfg.Topics.Ledger, Key: []byte(le.SKU), Value: slices.Clone(buf), Context: pctx})
+			out.entries++
 		}
 		// The index lines the record recorded go to the index topic in
-		// this transaction, and to Redis (below) before it commits: a
-		// committed document is in the index, and in the topic the index
-		// is caught up from.
+		// the same transaction.
 		for _, w := range st.index.Pending()[indexed:] {
 			for _, l := range w.Lines {
 				k, v := ledger.IndexRecord(w.Doc, l)
-				produce(&kgo.Record{Topic: n.cfg.Topics.Index, Key: k, Value: v, Context: pctx})
+				out.recs = append(out.recs, &kgo.Record{Topic: n.cfg.Topics.Index, Key: k, Value: v, Context: pctx})
 			}
 		}
 		indexed = len(st.index.Pending())
 	}
-	err = n.retrying(ctx, started, nil, func() error { return st.index.Flush(ctx) })
-	if err != nil {
-		n.abort(ctx, sess)
-		return fmt.Errorf("normalize: %w", err)
+	return out, nil
+}
+
+// commit produces a normalized poll's records and ends its transaction,
+// committing the poll's offsets with them. The broker's transaction, and
+// its timeout, start with the first record.
+func (n *Normalizer) commit(ctx context.Context, sess *kgo.GroupTransactSession, recs []*kgo.Record) (bool, error) {
+	var (
+		// Promises run on the client's goroutines, some after Produce
+		// returns (a record failed before it was buffered, by a cancelled
+		// context, say): the commit decision waits for every one of them.
+		mu         sync.Mutex
+		produceErr error
+		pending    sync.WaitGroup
+	)
+	promise := func(_ *kgo.Record, err error) {
+		if err != nil {
+			mu.Lock()
+			if produceErr == nil {
+				produceErr = err
+			}
+			mu.Unlock()
+		}
+		pending.Done()
+	}
+	opened := time.Now()
+	pending.Add(len(recs))
+	for _, r := range recs {
+		sess.Produce(ctx, r, promise)
 	}
 	// End outlives a stop request: a transaction left open on a cancelled
 	// End holds back every read_committed reader until it times out.
@@ -337,26 +391,24 @@ func (n *Normalizer) transact(ctx context.Context, sess *kgo.GroupTransactSessio
 	// source record whose entries never reached the ledger.
 	if err := waitGroup(ectx, &pending); err != nil {
 		n.abort(ctx, sess)
-		return fmt.Errorf("waiting for the transaction's records: %w", err)
+		return false, fmt.Errorf("waiting for the transaction's records: %w", err)
 	}
 	mu.Lock()
 	perr := produceErr
 	mu.Unlock()
 	committed, err := sess.End(ectx, kgo.TransactionEndTry(perr == nil))
+	if open := time.Since(opened); open > n.cfg.TxnTimeout/2 {
+		n.log.Warn("a transaction was open for more than half its timeout", "open", open, "timeout", n.cfg.TxnTimeout, "records", len(recs))
+	}
 	if err != nil {
-		return fmt.Errorf("end transaction: %w", err)
+		return false, fmt.Errorf("end transaction: %w", err)
 	}
 	if !committed {
 		// A rebalance or a produce failure: the session rewound to the last
 		// committed offsets and the records come again.
 		n.log.Info("transaction aborted; the batch will be reprocessed", "produce_err", perr)
-		return nil
 	}
-	n.stats.Transactions++
-	n.stats.Records += int64(len(batch))
-	n.stats.Entries += entries
-	n.stats.DeadLetters += dead
-	return nil
+	return committed, nil
 }
 
 // decodeBatch starts a process span for every source record of fs and

@@ -51,6 +51,16 @@ type Config struct {
 	FolderInFlight int       `yaml:"folder_in_flight"`
 	API            API       `yaml:"api"`
 	Reconcile      Reconcile `yaml:"reconcile"`
+	// NormalizerTxnTimeout is the normalizers' Kafka transaction timeout:
+	// the broker aborts a transaction left open longer. An instance that
+	// dies and never comes back leaves its transaction open, and every
+	// read_committed reader of the partitions it wrote to (the ledger's
+	// folders) waits for that abort: this long, plus up to the broker's
+	// transaction.abort.timed.out.transaction.cleanup.interval.ms (10s
+	// by default). A transaction is open while one poll's entries are
+	// produced and committed. Default 10s; 5s..15m (the broker's default
+	// transaction.max.timeout.ms).
+	NormalizerTxnTimeout time.Duration `yaml:"normalizer_txn_timeout"`
 	// Embedded runs an in-process Kafka (kfake) and Redis (miniredis). It is
 	// the default when neither Kafka brokers nor a Redis address are set.
 	Embedded bool `yaml:"-"`
@@ -216,6 +226,17 @@ type Redis struct {
 	LookupCacheMaxAge time.Duration `yaml:"lookup_cache_max_age"`
 }
 
+// The bounds of NormalizerTxnTimeout. The broker refuses a timeout above
+// its transaction.max.timeout.ms (15 min by default). A normalizer's
+// transaction is open on the broker only while one poll's entries (of at
+// most 5,000 source records) are produced and committed: the minimum
+// leaves room for a broker that is slow for a moment, rather than abort
+// healthy transactions (which are then redone).
+const (
+	MinNormalizerTxnTimeout = 5 * time.Second
+	MaxNormalizerTxnTimeout = 15 * time.Minute
+)
+
 // Default returns the configuration used when nothing is set.
 func Default() Config {
 	return Config{
@@ -254,6 +275,8 @@ func Default() Config {
 		ShutdownGrace:    20 * time.Second,
 		FolderCacheSKUs:  50000,
 		FolderInFlight:   4,
+		// How long a dead instance's open transaction holds back the ledger's readers.
+		NormalizerTxnTimeout: 10 * time.Second,
 		API: API{
 			Groups:       "DCS=DC-EAST,DC-WEST,DC-CENTRAL;STORES=STORE-NYC,STORE-SFO",
 			SupplyPolicy: "asn,acknowledged,released",
@@ -332,6 +355,7 @@ func (c *Config) options() []option {
 		{"shutdown-grace", "how long a graceful stop may take before in-flight work is abandoned", &c.ShutdownGrace},
 		{"folder-cache-skus", "SKU states each ledger partition keeps in memory between polls", &c.FolderCacheSKUs},
 		{"folder-in-flight", "folded polls that may wait for their outputs and offsets before the folder stops polling", &c.FolderInFlight},
+		{"normalizer-txn-timeout", "the normalizers' Kafka transaction timeout: how long an instance that died holds back readers of what it wrote", &c.NormalizerTxnTimeout},
 		{"groups", "distribution groups: GROUP=LOC,LOC;GROUP=LOC", &c.API.Groups},
 		{"channel-rules", "channel caps and protections: web=cap:50%;stores=protect:20", &c.API.ChannelRules},
 		{"supply-policy", "supply kinds future ATP counts: asn,acknowledged,released", &c.API.SupplyPolicy},
@@ -664,6 +688,10 @@ func (c *Config) Validate() error {
 	}
 	if c.FolderInFlight < 1 || c.FolderInFlight > 64 {
 		bad("folder in flight: %d is outside 1..64", c.FolderInFlight)
+	}
+	if c.NormalizerTxnTimeout < MinNormalizerTxnTimeout || c.NormalizerTxnTimeout > MaxNormalizerTxnTimeout {
+		bad("normalizer txn timeout: %v is outside %v..%v (a transaction must outlast producing and committing one poll; the broker's transaction.max.timeout.ms is 15m by default)",
+			c.NormalizerTxnTimeout, MinNormalizerTxnTimeout, MaxNormalizerTxnTimeout)
 	}
 	if _, err := ParseGroups(c.API.Groups); err != nil {
 		bad("groups: %v", err)
