@@ -47,14 +47,57 @@ type FileInfo struct {
 	SHA256 string
 }
 
-// ScanFile is the first pass over a snapshot file. It fails on a file it
+// Limits of reading a snapshot file: what a reader holds is bounded by
+// them, whatever the file.
+const (
+	// DefaultMaxRecordBytes bounds one record: a line, or the lines a
+	// quoted field spans. A snapshot line is some 50 bytes; a wide export
+	// a few KiB.
+	DefaultMaxRecordBytes = 64 << 10
+	// DefaultMaxFileLocations bounds the distinct locations ScanFile
+	// collects for the start record.
+	DefaultMaxFileLocations = 10_000
+)
+
+// FileLimits bound what reading a snapshot file may hold in memory; zero
+// fields take the defaults.
+type FileLimits struct {
+	// RecordBytes bounds one record (DefaultMaxRecordBytes). A longer
+	// record fails the file, naming its line: encoding/csv would hold it
+	// whole, and a quote left open makes the rest of the file one record.
+	RecordBytes int
+	// Locations bounds the distinct locations ScanFile collects
+	// (DefaultMaxFileLocations).
+	Locations int
+}
+
+func (lim FileLimits) withDefaults() FileLimits {
+	if lim.RecordBytes <= 0 {
+		lim.RecordBytes = DefaultMaxRecordBytes
+	}
+	if lim.Locations <= 0 {
+		lim.Locations = DefaultMaxFileLocations
+	}
+	return lim
+}
+
+// ScanFile is FileLimits{}.Scan: the first pass, with the default limits.
+func ScanFile(r io.Reader) (FileInfo, error) { return FileLimits{}.Scan(r) }
+
+// ReadFile is FileLimits{}.Read: the second pass, with the default limits.
+func ReadFile(r io.Reader, snapshotID string, fn func(*events.SnapshotLine) error) error {
+	return FileLimits{}.Read(r, snapshotID, fn)
+}
+
+// Scan is the first pass over a snapshot file. It fails on a file it
 // cannot read as a whole (no header, a required column missing, a quote
-// left open to the end of the file, an I/O error); malformed records only
-// count as lines.
-func ScanFile(r io.Reader) (FileInfo, error) {
+// left open to the end of the file, a record or a set of locations over
+// the limits, an I/O error); malformed records only count as lines.
+func (lim FileLimits) Scan(r io.Reader) (FileInfo, error) {
+	lim = lim.withDefaults()
 	h := sha256.New()
 	tee := io.TeeReader(r, h)
-	f, err := newFileReader(tee)
+	f, err := newFileReader(tee, lim.RecordBytes)
 	if err != nil {
 		return FileInfo{}, err
 	}
@@ -70,10 +113,15 @@ func ScanFile(r io.Reader) (FileInfo, error) {
 			return FileInfo{}, err
 		}
 		info.Lines++
-		if l.Error == nil && validID(l.Location) {
-			if _, ok := locs[l.Location]; !ok {
-				locs[strings.Clone(l.Location)] = struct{}{}
+		if l.Error != nil || !validID(l.Location) {
+			continue
+		}
+		if _, ok := locs[l.Location]; !ok {
+			if len(locs) == lim.Locations {
+				return FileInfo{}, fmt.Errorf("snapshot file: line %d: more than %d distinct locations (the limit); "+
+					"a snapshot covers fewer: split the file by location", l.Line, lim.Locations)
 			}
+			locs[strings.Clone(l.Location)] = struct{}{}
 		}
 	}
 	// The digest covers every byte, whatever the CSV reader left unread.
@@ -89,13 +137,14 @@ func ScanFile(r io.Reader) (FileInfo, error) {
 	return info, nil
 }
 
-// ReadFile is the second pass: it calls fn with one SnapshotLine per data
+// Read is the second pass: it calls fn with one SnapshotLine per data
 // record, in file order, with snapshotID set. The line passed to fn is
-// reused for the next record: fn must not keep it. ReadFile fails where
-// ScanFile does (after passing fn the record that ran to the end of the
-// file, for an unclosed quote) and with fn's error.
-func ReadFile(r io.Reader, snapshotID string, fn func(*events.SnapshotLine) error) error {
-	f, err := newFileReader(r)
+// reused for the next record: fn must not keep it. Read fails where Scan
+// does (after passing fn the record that ran to the end of the file, for
+// an unclosed quote; before passing a record over the limit) and with
+// fn's error.
+func (lim FileLimits) Read(r io.Reader, snapshotID string, fn func(*events.SnapshotLine) error) error {
+	f, err := newFileReader(r, lim.withDefaults().RecordBytes)
 	if err != nil {
 		return err
 	}
@@ -125,6 +174,7 @@ var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 // fileReader reads a snapshot file's records as lines.
 type fileReader struct {
 	cr    *csv.Reader
+	lim   *recordLimiter
 	width int // fields in the header
 	sku   int
 	loc   int
@@ -136,15 +186,16 @@ type fileReader struct {
 	openQuote *csv.ParseError
 }
 
-func newFileReader(r io.Reader) (*fileReader, error) {
+func newFileReader(r io.Reader, maxRecord int) (*fileReader, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	if b, _ := br.Peek(len(utf8BOM)); bytes.Equal(b, utf8BOM) {
 		_, _ = br.Discard(len(utf8BOM))
 	}
-	cr := csv.NewReader(br)
+	lim := newRecordLimiter(br, maxRecord)
+	cr := csv.NewReader(lim)
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
-	f := &fileReader{cr: cr}
+	f := &fileReader{cr: cr, lim: lim}
 	if err := f.header(); err != nil {
 		return nil, err
 	}
@@ -155,9 +206,13 @@ func newFileReader(r io.Reader) (*fileReader, error) {
 func (f *fileReader) header() error {
 	var hdr []string
 	for {
-		rec, err := f.cr.Read()
+		rec, err := f.read()
 		if errors.Is(err, io.EOF) {
 			return errors.New("snapshot file is empty: it needs a header line naming sku, location, quantity and optionally uom")
+		}
+		var long *RecordTooLongError
+		if errors.As(err, &long) {
+			return fmt.Errorf("snapshot file: header: %w", err)
 		}
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
@@ -213,7 +268,11 @@ func (f *fileReader) header() error {
 // next reads the next data record into l; io.EOF at the end.
 func (f *fileReader) next(l *events.SnapshotLine) error {
 	for {
-		rec, err := f.cr.Read()
+		rec, err := f.read()
+		var long *RecordTooLongError
+		if errors.As(err, &long) {
+			return fmt.Errorf("snapshot file: %w", err)
+		}
 		if errors.Is(err, io.EOF) {
 			if pe := f.openQuote; pe != nil {
 				return fmt.Errorf("snapshot file: line %d: a quoted field opened on this line is never closed; "+
@@ -235,6 +294,18 @@ func (f *fileReader) next(l *events.SnapshotLine) error {
 		f.fill(l, rec, pe)
 		return nil
 	}
+}
+
+// read reads the next record, of at most the limit's bytes. Once over the
+// limit, the reader stays failed: what encoding/csv made of the part it
+// read is not a record.
+func (f *fileReader) read() ([]string, error) {
+	f.lim.reset()
+	rec, err := f.cr.Read()
+	if f.lim.err != nil {
+		return nil, f.lim.err
+	}
+	return rec, err
 }
 
 // fill makes rec, read with parse error pe (or nil), a line.
