@@ -63,6 +63,7 @@ type reconcileFlags struct {
 	api, apiKey                               string
 	wait                                      time.Duration
 	noWait, noProgress                        bool
+	maxLineBytes                              int
 }
 
 // reconcileJob is what the flags ask for, checked.
@@ -94,6 +95,8 @@ func reconcileCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.DurationVar(&f.wait, "wait", 10*time.Minute, "how long to wait for the run to finish")
 	fs.BoolVar(&f.noWait, "no-wait", false, "send the snapshot and return without following its run")
 	fs.BoolVar(&f.noProgress, "no-progress", false, "show no progress")
+	fs.IntVar(&f.maxLineBytes, "max-line-bytes", reconcile.DefaultMaxRecordBytes,
+		"the longest record the file may hold, in bytes (a line, or the lines of a quoted field): a longer one stops the command")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, reconcileUsage)
 		fs.PrintDefaults()
@@ -189,6 +192,9 @@ func checkReconcileFlags(f reconcileFlags, httpAddr string) (reconcileJob, error
 	}
 	if f.wait <= 0 {
 		return j, fmt.Errorf("-wait: %v is not a positive duration", f.wait)
+	}
+	if f.maxLineBytes < 64 || f.maxLineBytes > 64<<20 {
+		return j, fmt.Errorf("-max-line-bytes: %d is outside 64..%d", f.maxLineBytes, 64<<20)
 	}
 	if j.api, err = apiBase(f.api, httpAddr); err != nil {
 		return j, err
@@ -295,7 +301,7 @@ func (r *reconciler) fail(err error) {
 // send reads the file, and sends it unless its run exists. It returns the
 // snapshot id; done says the command is over, with code.
 func (r *reconciler) send(ctx context.Context) (id string, code int, done bool) {
-	info, err := scanSnapshotFile(r.job.file)
+	info, err := scanSnapshotFile(r.job.file, r.limits())
 	if err != nil {
 		r.fail(err)
 		return "", exitFailed, true
@@ -361,17 +367,32 @@ func countedList(what string, xs []string) string {
 	return s + " (" + strings.Join(xs, ", ") + ")"
 }
 
-func scanSnapshotFile(path string) (reconcile.FileInfo, error) {
+// limits are the bounds of reading the file.
+func (r *reconciler) limits() reconcile.FileLimits {
+	return reconcile.FileLimits{RecordBytes: r.job.maxLineBytes}
+}
+
+func scanSnapshotFile(path string, lim reconcile.FileLimits) (reconcile.FileInfo, error) {
 	fh, err := os.Open(path)
 	if err != nil {
 		return reconcile.FileInfo{}, err
 	}
 	defer fh.Close()
-	info, err := reconcile.ScanFile(fh)
+	info, err := lim.Scan(fh)
 	if err != nil {
-		return info, fmt.Errorf("%s: %w", path, err)
+		return info, fmt.Errorf("%s: %w%s", path, err, limitHint(err))
 	}
 	return info, nil
+}
+
+// limitHint says how to read a file whose records are longer than the
+// limit, when that is what err is.
+func limitHint(err error) string {
+	var long *reconcile.RecordTooLongError
+	if !errors.As(err, &long) {
+		return ""
+	}
+	return fmt.Sprintf(" (if its records are that long, raise -max-line-bytes from %d)", long.Limit)
 }
 
 // produce sends the file as snapshot id.
@@ -399,11 +420,11 @@ func (r *reconciler) produce(ctx context.Context, id string, locs []string, line
 	}
 	m := newMeter(r.stderr, !r.job.noProgress, lines, "sending", "lines sent")
 	sent, err := reconcile.Send(ctx, cl, codec, r.cfg.Topics.Snapshots, start, func(emit func(*events.SnapshotLine) error) error {
-		return reconcile.ReadFile(fh, id, emit)
+		return r.limits().Read(fh, id, emit)
 	}, m.set)
 	m.done()
 	if err != nil {
-		return sent, fmt.Errorf("send %s: %w", r.job.file, err)
+		return sent, fmt.Errorf("send %s: %w%s", r.job.file, err, limitHint(err))
 	}
 	return sent, nil
 }
@@ -468,6 +489,9 @@ func (r *reconciler) printSummary(run *reconcile.Run) {
 	if run.Reason != "" {
 		fmt.Fprintf(tw, "reason\t%s\n", run.Reason)
 	}
+	if run.Truncated != "" {
+		fmt.Fprintf(tw, "stored\t%s\n", run.Truncated)
+	}
 	fmt.Fprintf(tw, "source\t%s\n", run.Source)
 	fmt.Fprintf(tw, "as of\t%s\n", run.AsOf.UTC().Format(time.RFC3339))
 	fmt.Fprintf(tw, "locations\t%s\n", strings.Join(run.Locations, ", "))
@@ -527,7 +551,7 @@ func (r *reconciler) writeReport(ctx context.Context, id string) (err error) {
 	}
 	bw := bufio.NewWriterSize(w, 256<<10)
 	rep := newReportWriter(bw, strings.EqualFold(filepath.Ext(path), ".json"))
-	n, err := r.pageExceptions(ctx, id, rep)
+	n, run, err := r.pageExceptions(ctx, id, rep)
 	if err != nil {
 		return err
 	}
@@ -537,11 +561,21 @@ func (r *reconciler) writeReport(ctx context.Context, id string) (err error) {
 	if path != "-" {
 		fmt.Fprintf(r.summary, "\nwrote %d exceptions to %s\n", n, path)
 	}
+	var left int64
+	for _, k := range run.Unstored {
+		left += k
+	}
+	if left > 0 {
+		fmt.Fprintf(r.summary, "the report lacks %d exceptions the run counted but did not store (the cap of a run)\n", left)
+	}
 	return nil
 }
 
-func (r *reconciler) pageExceptions(ctx context.Context, id string, rep reportWriter) (int64, error) {
+// pageExceptions writes every exception of run id to rep; it returns how
+// many, and the run as the first page had it.
+func (r *reconciler) pageExceptions(ctx context.Context, id string, rep reportWriter) (int64, reconcile.Run, error) {
 	var n int64
+	var run reconcile.Run
 	cursor := ""
 	for first := true; ; first = false {
 		q := url.Values{"limit": {"1000"}}
@@ -550,21 +584,22 @@ func (r *reconciler) pageExceptions(ctx context.Context, id string, rep reportWr
 		}
 		p, err := r.api.get(ctx, id, q)
 		if err != nil {
-			return n, err
+			return n, run, err
 		}
 		if first {
+			run = p.Run
 			if err := rep.begin(&p.Run); err != nil {
-				return n, err
+				return n, run, err
 			}
 		}
 		for i := range p.Exceptions {
 			if err := rep.exception(&p.Exceptions[i]); err != nil {
-				return n, err
+				return n, run, err
 			}
 		}
 		n += int64(len(p.Exceptions))
 		if p.NextCursor == "" {
-			return n, rep.end()
+			return n, run, rep.end()
 		}
 		cursor = p.NextCursor
 	}

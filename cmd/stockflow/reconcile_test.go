@@ -46,6 +46,7 @@ func TestReconcileUsageErrors(t *testing.T) {
 		{"argument", with("extra"), `unexpected argument "extra"`},
 		{"wait", with("-wait", "0s"), "-wait: 0s is not a positive duration"},
 		{"api", with("-api", "ftp://host"), `-api: "ftp://host" is not an http or https URL`},
+		{"max line bytes", with("-max-line-bytes", "10"), "-max-line-bytes: 10 is outside 64.."},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -256,6 +257,30 @@ func TestReconcileRunFailures(t *testing.T) {
 	}
 }
 
+// A run that stored only some of its exceptions says so in the summary,
+// and the report says what it lacks.
+func TestReconcileRunTruncated(t *testing.T) {
+	f, srv := newFakeRuns(t)
+	f.set("R3", func() reconcile.Run {
+		r := completedRun("R3")
+		r.Counts[reconcile.Drift] = 4
+		r.Unstored = map[string]int64{reconcile.Drift: 2}
+		r.Truncated = "truncated: 3 of the run's 5 exceptions are stored, the cap of a run"
+		return r
+	})
+	f.exceptions = exceptions
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"reconcile", "-run", "R3", "-api", srv.URL, "-report", filepath.Join(t.TempDir(), "r.csv")}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit code %d; stderr:\n%s", code, stderr.String())
+	}
+	for _, want := range []string{"stored     truncated: 3 of the run's 5 exceptions are stored", "wrote 3 exceptions to",
+		"the report lacks 2 exceptions the run counted but did not store"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("stdout does not say %q:\n%s", want, stdout.String())
+		}
+	}
+}
+
 // TestReconcileFile sends a file to an in-process Kafka, follows its run
 // to completion, and sends it again: the second time it is the same run,
 // and nothing is produced.
@@ -278,7 +303,7 @@ func TestReconcileFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte(file.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	info, err := scanSnapshotFile(path)
+	info, err := scanSnapshotFile(path, reconcile.FileLimits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,6 +373,35 @@ func TestReconcileFile(t *testing.T) {
 	}
 	if n := countRecords(t, broker, topic); n != 1006 {
 		t.Errorf("%d records on the topic, want 1006", n)
+	}
+}
+
+// A file whose record runs past -max-line-bytes (a quote never closed
+// makes the rest of the file one record) stops the command before
+// anything is sent, naming the line.
+func TestReconcileFileRecordLimit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "snap.csv")
+	body := "sku,location,quantity\nA,DC-EAST,1\nB,\"DC-EAST,2\n" + strings.Repeat("C,DC-EAST,3\n", 1000)
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	args := []string{"reconcile", "-file", path, "-source", "ERP", "-as-of", "2026-11-27T06:00:00Z", "-api", "http://127.0.0.1:1",
+		"-kafka-brokers", "127.0.0.1:1", "-no-progress", "-max-line-bytes", "4096"}
+	if code := run(args, &stdout, &stderr); code != exitFailed {
+		t.Fatalf("exit code %d, want %d; stderr:\n%s", code, exitFailed, stderr.String())
+	}
+	for _, want := range []string{"snap.csv: snapshot file: line 3: the record starting on this line runs on past line", "raise -max-line-bytes from 4096"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr does not say %q:\n%s", want, stderr.String())
+		}
+	}
+	// Under a larger limit the same file is read to its end: the quote
+	// left open is then the error it always was.
+	stderr.Reset()
+	args[len(args)-1] = "65536"
+	if code := run(args, &stdout, &stderr); code != exitFailed || !strings.Contains(stderr.String(), "lines 3 to 1003 were read as one field") {
+		t.Errorf("exit code %d; stderr:\n%s", code, stderr.String())
 	}
 }
 

@@ -81,6 +81,14 @@ func (ch *Checkout) getRun(c echo.Context) error {
 		return err
 	}
 	xs, next, err := ch.cfg.Reconciler.Runs().Exceptions(ctx, id, f, cursor, limit)
+	if errors.Is(err, reconcile.ErrFilterTooWide) {
+		classes := len(f.Classes)
+		if classes == 0 {
+			classes = len(reconcile.AllClasses) - 1
+		}
+		return badRequest("location", fmt.Sprintf("%d classes times %d locations: %v; ask for fewer locations at once",
+			classes, len(f.Locations), err))
+	}
 	if err != nil {
 		return err
 	}

@@ -556,3 +556,38 @@ func TestReplayRefusesForgedDeadLetters(t *testing.T) {
 		}
 	}
 }
+
+// A run that stored only some of its exceptions says so on the run's page
+// and in the list of runs, beside its status.
+func TestTruncatedRunSaysSo(t *testing.T) {
+	const note = "truncated: 4 of the run&#39;s 6 exceptions are stored, the cap of a run"
+	run := `{"id":"T","source":"ERP","locations":["L1"],"as_of":"2026-11-27T11:00:00Z","status":"completed","expected_lines":6,"lines":6,` +
+		`"counts":{"drift":6},"started_at":"2026-11-27T12:00:00Z","unstored":{"drift":2},` +
+		`"truncated":"truncated: 4 of the run's 6 exceptions are stored, the cap of a run; the other 2 (drift 2) are counted by class but not listed, published or applied"}`
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/v1/reconciliations":
+			w.Write([]byte(`{"runs":[` + run + `]}`))
+		case "/v1/reconciliations/T":
+			w.Write([]byte(`{"run":` + run + `,"exceptions":[],"next_cursor":""}`))
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	con, err := console.New(console.Config{API: api})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := echo.New()
+	con.Register(e)
+	for _, path := range []string{"/console/reconciliations/T", "/console/reconciliations"} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		req.Host = "localhost"
+		e.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), note) {
+			t.Errorf("%s: %d, does not say the run was truncated:\n%s", path, rec.Code, rec.Body.String())
+		}
+	}
+}

@@ -24,6 +24,11 @@ func (c *Console) runsPage(ec echo.Context) error {
 	if err := c.api(ec, http.MethodGet, "/v1/reconciliations?limit=100", nil, &out); err != nil {
 		return c.apiFailed(ec, "Reconciliation", err)
 	}
+	// Under each status the page shows its reason: with it, whether the
+	// run stored only some of its exceptions.
+	for i := range out.Runs {
+		out.Runs[i].Reason = out.Runs[i].Notes()
+	}
 	return c.render(ec, http.StatusOK, "runs", "Reconciliation runs", runsView{Runs: out.Runs, Classes: reconcile.AllClasses})
 }
 
@@ -61,6 +66,7 @@ func (c *Console) runPage(ec echo.Context) error {
 	}
 	v.Run, v.Exceptions, v.Next = out.Run, out.Exceptions, out.Next
 	v.Applicable = out.Run.Status == reconcile.StatusCompleted && (c.cfg.RunFresh == nil || c.cfg.RunFresh(out.Run))
+	v.Run.Reason = out.Run.Notes()
 	return c.render(ec, http.StatusOK, "run", "Run "+id, v)
 }
 

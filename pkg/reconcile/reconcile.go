@@ -28,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -84,11 +85,64 @@ type Config struct {
 	// FutureSkew is how far in the future a snapshot's as-of time may be
 	// (clocks differ). Default 1 minute.
 	FutureSkew time.Duration
-	Registry   prometheus.Registerer
-	Logger     *slog.Logger
+	// MaxLines caps the lines of a run (default DefaultMaxLines): a
+	// snapshot announcing more is refused; lines past the cap are counted,
+	// not compared, and the run ends incomplete. A run remembers 8 bytes
+	// per line compared.
+	MaxLines int64
+	// MaxStoredExceptions caps the exceptions a run stores (default
+	// DefaultMaxStoredExceptions): past it, exceptions are counted by class
+	// but not stored, so neither listed, published nor applied, and the
+	// run says it was truncated.
+	MaxStoredExceptions int64
+
+	Registry prometheus.Registerer
+	Logger   *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
+
+// Default caps of a run. A stored exception takes about 0.5 KB of Redis
+// for the retention (470 B measured for a drift or an invalid line: its
+// JSON and two index entries), 1.5 KB at most with every text at
+// maxStoredText: the default cap keeps a run's exceptions near 50 MB,
+// 150 MB at worst.
+const (
+	DefaultMaxLines            = 1_000_000
+	DefaultMaxStoredExceptions = 100_000
+)
+
+// maxStoredText bounds each text of a stored exception (sku, location,
+// detail), as JSON encodes it: an invalid line's may be as long as the
+// record it came in, and of characters JSON escapes in 6 bytes.
+const maxStoredText = 256
+
+// clipJSON cuts s, on a character boundary, to what JSON encodes in at
+// most n bytes (counting every escape as 6), and marks the cut.
+func clipJSON(s string, n int) string {
+	size := 0
+	for i, r := range s {
+		w := 1
+		switch {
+		case r < 0x20 || r == '<' || r == '>' || r == '&' || r == 0x2028 || r == 0x2029 || r == utf8.RuneError:
+			w = 6
+		case r == '"' || r == '\\':
+			w = 2
+		case r >= utf8.RuneSelf:
+			w = utf8.RuneLen(r)
+		}
+		if size+w > n {
+			return s[:i] + "…"
+		}
+		size += w
+	}
+	return s
+}
+
+// otherLocation labels the exception metrics of invalid lines at a
+// location the snapshot does not cover: their location may be anything,
+// and each label value is a series.
+const otherLocation = "(other)"
 
 // Reconciler runs reconciliations.
 type Reconciler struct {
@@ -104,6 +158,12 @@ func New(cfg Config) *Reconciler {
 	}
 	if cfg.FutureSkew <= 0 {
 		cfg.FutureSkew = time.Minute
+	}
+	if cfg.MaxLines <= 0 {
+		cfg.MaxLines = DefaultMaxLines
+	}
+	if cfg.MaxStoredExceptions <= 0 {
+		cfg.MaxStoredExceptions = DefaultMaxStoredExceptions
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -134,6 +194,7 @@ type Session struct {
 	seen    map[uint64]int64 // position hash -> the line that listed it
 	pending []events.SnapshotLine
 	byLoc   map[[2]string]int64 // location, class -> exceptions
+	stored  int64               // exceptions stored: the next one's sequence number
 	done    bool
 }
 
@@ -192,6 +253,9 @@ func (r *Reconciler) refusal(st *events.SnapshotStarted, now time.Time) string {
 		return "the snapshot names no locations"
 	case st.ExpectedLines < 0:
 		return fmt.Sprintf("expected_lines %d is negative", st.ExpectedLines)
+	case st.ExpectedLines > r.cfg.MaxLines:
+		return fmt.Sprintf("the snapshot announces %d lines, more than the %d a run compares: send its locations in separate snapshots",
+			st.ExpectedLines, r.cfg.MaxLines)
 	case st.AsOf.Before(now.Add(-window)):
 		return fmt.Sprintf("as_of %s is older than the ledger's journal window (%s, so back to %s): the ledger cannot say what it held then",
 			st.AsOf.UTC().Format(time.RFC3339), window, now.Add(-window).Format(time.RFC3339))
@@ -209,10 +273,21 @@ func (r *Reconciler) refusal(st *events.SnapshotStarted, now time.Time) string {
 // Run is the session's run as it stands.
 func (s *Session) Run() Run { return s.run }
 
-// Line adds one snapshot line; lines are compared a batch at a time.
+// Line adds one snapshot line; lines are compared a batch at a time. A
+// line past the run's cap is only counted. Texts are clipped (an id is at
+// most 64 bytes, so a clipped one is as invalid as the whole): pending
+// lines must not hold whatever a sender put in a record.
 func (s *Session) Line(ctx context.Context, l *events.SnapshotLine) error {
 	s.run.Lines++
-	s.pending = append(s.pending, *l)
+	if s.run.Lines > s.r.cfg.MaxLines {
+		return nil
+	}
+	p := *l
+	p.SKU, p.Location, p.UoM = clip(p.SKU, maxStoredText), clip(p.Location, maxStoredText), clip(p.UoM, maxStoredText)
+	if p.Error != nil {
+		p.Error = ptr(clip(*p.Error, maxStoredText))
+	}
+	s.pending = append(s.pending, p)
 	if len(s.pending) >= s.r.cfg.Batch {
 		return s.flush(ctx)
 	}
@@ -330,13 +405,31 @@ func (s *Session) classify(ref ledger.PositionRef, q int64, p ledger.PastOnHand,
 	return x, true
 }
 
-// record counts and stores exceptions.
+// record counts exceptions and stores them, up to the run's cap; those
+// past it are counted as unstored.
 func (s *Session) record(ctx context.Context, xs []Exception) error {
 	for i := range xs {
-		s.run.Counts[xs[i].Class]++
-		s.byLoc[[2]string{xs[i].Location, xs[i].Class}]++
+		x := &xs[i]
+		s.run.Counts[x.Class]++
+		loc := x.Location
+		if !s.covered[loc] {
+			loc = otherLocation
+		}
+		s.byLoc[[2]string{loc, x.Class}]++
+		x.SKU, x.Location, x.Detail = clipJSON(x.SKU, maxStoredText), clipJSON(x.Location, maxStoredText), clipJSON(x.Detail, maxStoredText)
 	}
-	return s.r.cfg.Runs.appendExceptions(ctx, s.run.ID, xs)
+	keep := xs[:min(int64(len(xs)), max(s.r.cfg.MaxStoredExceptions-s.stored, 0))]
+	for i := len(keep); i < len(xs); i++ {
+		if s.run.Unstored == nil {
+			s.run.Unstored = map[string]int64{}
+		}
+		s.run.Unstored[xs[i].Class]++
+	}
+	if err := s.r.cfg.Runs.appendExceptions(ctx, s.run.ID, s.stored, keep); err != nil {
+		return err
+	}
+	s.stored += int64(len(keep))
+	return nil
 }
 
 // End closes the snapshot with its end record: a run whose line counts
@@ -347,6 +440,8 @@ func (s *Session) End(ctx context.Context, e *events.SnapshotEnded) (Run, error)
 		return Run{}, err
 	}
 	switch {
+	case s.run.Lines > s.r.cfg.MaxLines:
+		return s.Abandon(ctx, s.overLines())
 	case e.LineCount != s.run.Lines:
 		return s.Abandon(ctx, fmt.Sprintf("the end record says %d lines were sent, %d arrived", e.LineCount, s.run.Lines))
 	case e.LineCount != s.run.ExpectedLines:
@@ -364,13 +459,40 @@ func (s *Session) Abandon(ctx context.Context, reason string) (Run, error) {
 	if err := s.flush(ctx); err != nil {
 		return Run{}, err
 	}
+	if s.run.Lines > s.r.cfg.MaxLines && !strings.Contains(reason, s.overLines()) {
+		reason = s.overLines() + "; " + reason
+	}
 	s.run.Status, s.run.Reason = StatusIncomplete, reason
 	return s.close(ctx)
+}
+
+// overLines says the run had more lines than its cap.
+func (s *Session) overLines() string {
+	return fmt.Sprintf("%d lines arrived, more than the %d a run compares: only the first %d were compared",
+		s.run.Lines, s.r.cfg.MaxLines, s.r.cfg.MaxLines)
+}
+
+// truncation says which exceptions the run did not store, or "".
+func (s *Session) truncation() string {
+	if len(s.run.Unstored) == 0 {
+		return ""
+	}
+	var n int64
+	parts := make([]string, 0, len(s.run.Unstored))
+	for _, c := range AllClasses {
+		if k := s.run.Unstored[c]; k > 0 {
+			n += k
+			parts = append(parts, fmt.Sprintf("%s %d", c, k))
+		}
+	}
+	return fmt.Sprintf("truncated: %d of the run's %d exceptions are stored, the cap of a run; the other %d (%s) are counted by class "+
+		"but not listed, published or applied", s.stored, s.stored+n, n, strings.Join(parts, ", "))
 }
 
 func (s *Session) close(ctx context.Context) (Run, error) {
 	now := s.r.cfg.Now().UTC()
 	s.run.FinishedAt = &now
+	s.run.Truncated = s.truncation()
 	s.seen, s.pending = nil, nil
 	if err := s.r.finish(ctx, &s.run, s.byLoc); err != nil {
 		return Run{}, err
@@ -491,8 +613,8 @@ func (r *Reconciler) publish(ctx context.Context, run *Run) error {
 	if sum.Counts == nil {
 		sum.Counts = map[string]int64{}
 	}
-	if run.Reason != "" {
-		sum.Reason = &run.Reason
+	if notes := run.Notes(); notes != "" {
+		sum.Reason = &notes
 	}
 	b, err := r.cfg.Codec.Encode(ctx, topic, sum)
 	if err != nil {
@@ -538,21 +660,9 @@ func (r *Reconciler) Apply(ctx context.Context, id string, req ApplyRequest) (Ap
 		return Applied{}, fmt.Errorf("%w: run %s is as of %s, older than the ledger's journal window (%s): a count that old would drop the movements since then; reconcile a newer snapshot",
 			ErrNotApplicable, id, run.AsOf.Format(time.RFC3339), r.cfg.Ledger.JournalWindow())
 	}
-	if len(req.Classes) == 0 {
-		req.Classes = []string{Drift}
-	}
-	f := Filter{Classes: map[string]bool{}}
-	for _, c := range req.Classes {
-		if !slices.Contains(Correctable, c) {
-			return Applied{}, fmt.Errorf("%w: %q (correctable: %s)", ErrBadClass, c, strings.Join(Correctable, ", "))
-		}
-		f.Classes[c] = true
-	}
-	if len(req.Locations) > 0 {
-		f.Locations = map[string]bool{}
-		for _, l := range req.Locations {
-			f.Locations[l] = true
-		}
+	f, err := applyFilter(&run, req)
+	if err != nil {
+		return Applied{}, err
 	}
 	now := r.cfg.Now().UTC()
 	a := Applied{At: now, By: req.By, Classes: slices.Sorted(maps.Keys(f.Classes)), Locations: req.Locations, MaxUnits: req.MaxUnits}
@@ -604,6 +714,33 @@ func (r *Reconciler) Apply(ctx context.Context, id string, req ApplyRequest) (Ap
 	}
 	r.log.Info("reconciliation applied", "run", id, "by", a.By, "classes", a.Classes, "locations", a.Locations, "entries", a.Entries)
 	return a, nil
+}
+
+// applyFilter selects the exceptions req applies of run: correctable
+// classes only (drift by default), and none a class of which the run did
+// not store every exception, as applying it would correct only some.
+func applyFilter(run *Run, req ApplyRequest) (Filter, error) {
+	if len(req.Classes) == 0 {
+		req.Classes = []string{Drift}
+	}
+	f := Filter{Classes: map[string]bool{}}
+	for _, c := range req.Classes {
+		if !slices.Contains(Correctable, c) {
+			return f, fmt.Errorf("%w: %q (correctable: %s)", ErrBadClass, c, strings.Join(Correctable, ", "))
+		}
+		if n := run.Unstored[c]; n > 0 {
+			return f, fmt.Errorf("%w: run %s did not store %d of its %s exceptions (it reached the cap of stored exceptions): "+
+				"applying would correct only some; reconcile its locations in separate snapshots", ErrNotApplicable, run.ID, n, c)
+		}
+		f.Classes[c] = true
+	}
+	if len(req.Locations) > 0 {
+		f.Locations = map[string]bool{}
+		for _, l := range req.Locations {
+			f.Locations[l] = true
+		}
+	}
+	return f, nil
 }
 
 // applyMargin keeps a correction clear of the journal window's edge: it is

@@ -40,6 +40,11 @@ type Run struct {
 	FinishedAt    *time.Time       `json:"finished_at,omitempty"`
 	CorrelationID string           `json:"correlation_id,omitempty"`
 	Applies       []Applied        `json:"applies,omitempty"`
+	// Unstored counts by class the exceptions past the run's cap on stored
+	// exceptions: in Counts, but not listed, published or applied.
+	Unstored map[string]int64 `json:"unstored,omitempty"`
+	// Truncated says so, in words, when some exceptions were not stored.
+	Truncated string `json:"truncated,omitempty"`
 }
 
 // Exceptions is how many positions of the run are not a match.
@@ -51,6 +56,18 @@ func (r *Run) Exceptions() int64 {
 		}
 	}
 	return n
+}
+
+// Notes say what a reader of the run should know beside its counts: why
+// it is not completed, and whether it stored only some exceptions.
+func (r *Run) Notes() string {
+	switch {
+	case r.Truncated == "":
+		return r.Reason
+	case r.Reason == "":
+		return r.Truncated
+	}
+	return r.Reason + "; " + r.Truncated
 }
 
 // Applied records one application of a run's corrections.
@@ -79,10 +96,19 @@ type Exception struct {
 // ErrNotFound says no run has the id.
 var ErrNotFound = errors.New("no such reconciliation run")
 
-// Runs keeps runs and their exceptions in Redis: a run as a JSON value, its
-// exceptions as a list in arrival order, both under the run's hash tag,
-// and an index of runs by start time. Everything expires after the
-// retention.
+// Runs keeps runs and their exceptions in Redis, all of a run under its
+// hash tag: the run as a JSON value; its exceptions in a hash by sequence
+// number (their order of arrival, from 0); and an index of them, a sorted
+// set of members compared bytewise: "c:<class>:<seq>" for each exception
+// and "p:<class>:<location>:<seq>" for one at a valid location id, the
+// sequence number 12 digits wide. A page of a class, or of a class at a
+// location, is then a range of the index, and a page of everything a
+// range of sequence numbers: filtering reads the page, not the run.
+// A separate sorted set indexes runs by start time. Everything expires
+// after the retention.
+//
+// Runs recorded before the index kept their exceptions in one list, in
+// arrival order; they are still read, and filtered by reading the list.
 type Runs struct {
 	rdb       redis.UniversalClient
 	prefix    string
@@ -97,9 +123,17 @@ func NewRuns(rdb redis.UniversalClient, prefix string, retention time.Duration) 
 	return &Runs{rdb: rdb, prefix: prefix, retention: retention}
 }
 
-func (s *Runs) indexKey() string               { return s.prefix + ":recon:runs" }
-func (s *Runs) runKey(id string) string        { return s.prefix + ":{recon:" + id + "}" }
-func (s *Runs) exceptionsKey(id string) string { return s.runKey(id) + ":x" }
+func (s *Runs) indexKey() string        { return s.prefix + ":recon:runs" }
+func (s *Runs) runKey(id string) string { return s.prefix + ":{recon:" + id + "}" }
+
+// listKey is the list of a run recorded before the index.
+func (s *Runs) listKey(id string) string { return s.runKey(id) + ":x" }
+
+// storeKey is the hash of a run's exceptions by sequence number.
+func (s *Runs) storeKey(id string) string { return s.runKey(id) + ":xs" }
+
+// xindexKey is the index of a run's exceptions.
+func (s *Runs) xindexKey(id string) string { return s.runKey(id) + ":xi" }
 
 // Get returns the run id.
 func (s *Runs) Get(ctx context.Context, id string) (Run, error) {
@@ -128,7 +162,9 @@ func (s *Runs) Save(ctx context.Context, r *Run) error {
 	// run whose key is gone.
 	pipe := s.rdb.Pipeline()
 	pipe.Set(ctx, s.runKey(r.ID), b, s.retention)
-	pipe.Expire(ctx, s.exceptionsKey(r.ID), s.retention)
+	for _, k := range []string{s.listKey(r.ID), s.storeKey(r.ID), s.xindexKey(r.ID)} {
+		pipe.Expire(ctx, k, s.retention)
+	}
 	pipe.ZAdd(ctx, s.indexKey(), redis.Z{Score: float64(r.StartedAt.UnixMilli()), Member: r.ID})
 	pipe.ZRemRangeByScore(ctx, s.indexKey(), "-inf", "("+strconv.FormatInt(time.Now().Add(-s.retention).UnixMilli(), 10))
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -139,7 +175,7 @@ func (s *Runs) Save(ctx context.Context, r *Run) error {
 
 // Reset forgets whatever a run had recorded, to start it again.
 func (s *Runs) Reset(ctx context.Context, id string) error {
-	if err := s.rdb.Del(ctx, s.runKey(id), s.exceptionsKey(id)).Err(); err != nil {
+	if err := s.rdb.Del(ctx, s.runKey(id), s.listKey(id), s.storeKey(id), s.xindexKey(id)).Err(); err != nil {
 		return fmt.Errorf("reset run %s: %w", id, err)
 	}
 	return nil
@@ -168,92 +204,4 @@ func (s *Runs) List(ctx context.Context, limit int, before time.Time) ([]Run, er
 		out = append(out, r)
 	}
 	return out, nil
-}
-
-// appendExceptions adds xs to the run's list, in one round trip.
-func (s *Runs) appendExceptions(ctx context.Context, id string, xs []Exception) error {
-	if len(xs) == 0 {
-		return nil
-	}
-	vals := make([]any, len(xs))
-	for i := range xs {
-		b, err := json.Marshal(&xs[i])
-		if err != nil {
-			return err
-		}
-		vals[i] = b
-	}
-	pipe := s.rdb.Pipeline()
-	pipe.RPush(ctx, s.exceptionsKey(id), vals...)
-	pipe.Expire(ctx, s.exceptionsKey(id), s.retention)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("record exceptions of run %s: %w", id, err)
-	}
-	return nil
-}
-
-// Filter selects exceptions; empty fields select all.
-type Filter struct {
-	Classes   map[string]bool
-	Locations map[string]bool
-}
-
-func (f Filter) match(x *Exception) bool {
-	return (len(f.Classes) == 0 || f.Classes[x.Class]) && (len(f.Locations) == 0 || f.Locations[x.Location])
-}
-
-// Exceptions returns up to limit exceptions of run id that pass f, from
-// position cursor of the run's list on, and the cursor to continue from
-// (0 when there are no more).
-func (s *Runs) Exceptions(ctx context.Context, id string, f Filter, cursor int64, limit int) ([]Exception, int64, error) {
-	out := []Exception{}
-	const chunk = 1000
-	for {
-		raw, err := s.rdb.LRange(ctx, s.exceptionsKey(id), cursor, cursor+chunk-1).Result()
-		if err != nil {
-			return nil, 0, fmt.Errorf("read exceptions of run %s: %w", id, err)
-		}
-		for i, b := range raw {
-			var x Exception
-			if err := json.Unmarshal([]byte(b), &x); err != nil {
-				return nil, 0, fmt.Errorf("exception %d of run %s: %w", cursor+int64(i), id, err)
-			}
-			if !f.match(&x) {
-				continue
-			}
-			out = append(out, x)
-			if len(out) == limit {
-				next := cursor + int64(i) + 1
-				if i == len(raw)-1 && len(raw) < chunk {
-					next = 0 // that was the last one
-				}
-				return out, next, nil
-			}
-		}
-		if len(raw) < chunk {
-			return out, 0, nil
-		}
-		cursor += chunk
-	}
-}
-
-// each calls fn with every exception of run id that passes f, a chunk at
-// a time, in list order.
-func (s *Runs) each(ctx context.Context, id string, f Filter, fn func([]Exception) error) error {
-	var cursor int64
-	for {
-		xs, next, err := s.Exceptions(ctx, id, f, cursor, 1000)
-		if err != nil {
-			return err
-		}
-		if len(xs) > 0 {
-			if err := fn(xs); err != nil {
-				return err
-			}
-		}
-		if next == 0 {
-			return nil
-		}
-		cursor = next
-	}
 }
