@@ -6,8 +6,17 @@
 // the console calls the API's handler in process, with the signed-in key,
 // so a page and the API cannot disagree. Sign-in takes an API key (read
 // scope sees, admin acts) and keeps, in an HttpOnly SameSite=Strict cookie,
-// only the key's id signed by the server, never the key; every form carries
-// a CSRF token bound to that cookie.
+// only a random session id, never the key; every form carries a CSRF token
+// bound to that session.
+//
+// Sessions are kept in the memory of the instance that signed the user in
+// (see sessions): signing out ends one at once, and so do 30 minutes
+// unused or 12 hours in all. Several instances behind a load balancer each
+// have their own: route a user's requests to one instance (session
+// affinity), or the user signs in at each. A restart signs everyone out.
+//
+// Without API keys nobody signs in and everyone may act, so the console
+// then answers only requests addressed to a loopback name (onlyLoopback).
 package console
 
 import (
@@ -30,7 +39,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -84,10 +92,20 @@ type Config struct {
 	Codec    *avro.Codec
 	// Replay says where dead letters may be replayed to.
 	Replay processors.ReplayTargets
-	// SessionTTL is how long a sign-in lasts. Default 12h.
-	SessionTTL time.Duration
-	Logger     *slog.Logger
-	Now        func() time.Time
+	// SessionTTL is how long a sign-in lasts however busy, SessionIdle how
+	// long it lasts unused, and MaxSessions how many this instance keeps
+	// (past it, the least recently used end). Defaults 12h, 30m, 10,000.
+	SessionTTL  time.Duration
+	SessionIdle time.Duration
+	MaxSessions int
+	// ScanTimeout bounds a dead-letter listing's read of the topic, well
+	// inside the HTTP server's write timeout; a listing that runs out says
+	// so and shows what it read. Default 10s.
+	ScanTimeout time.Duration
+	// PageSize is how many dead letters a page lists. Default 50.
+	PageSize int
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // Console serves the console's pages.
@@ -95,11 +113,13 @@ type Console struct {
 	cfg    Config
 	log    *slog.Logger
 	now    func() time.Time
-	secret []byte
+	secret []byte         // signs CSRF tokens
 	keys   map[string]key // by id
-	pages  map[string]*template.Template
-	nav    []navItem
-	hist   *history // the overview's short history of the process's metrics
+	// sessions are the sign-ins this instance made.
+	sessions *sessions
+	pages    map[string]*template.Template
+	nav      []navItem
+	hist     *history // the overview's short history of the process's metrics
 	// signIns throttles failed sign-ins per client address.
 	signIns *failures
 	// scans bounds how many dead-letter listings read the topic at once.
@@ -116,8 +136,44 @@ type navItem struct{ Path, Title string }
 
 // New returns the console.
 func New(cfg Config) (*Console, error) {
+	setDefaults(&cfg)
+	c := &Console{cfg: cfg, log: cfg.Logger, now: cfg.Now, keys: map[string]key{}}
+	c.hist = newHistory(cfg.Metrics, cfg.Logger)
+	c.signIns = newFailures(10, time.Minute, 10000)
+	c.sessions = newSessions(cfg.SessionTTL, cfg.SessionIdle, cfg.MaxSessions)
+	c.scans = make(chan struct{}, 2)
+	for tok, scopes := range cfg.Keys {
+		d := sha256.Sum256([]byte(tok))
+		id := hex.EncodeToString(d[:16])
+		c.keys[id] = key{id: id, token: tok, scopes: scopes}
+	}
+	c.secret = make([]byte, 32)
+	if _, err := rand.Read(c.secret); err != nil {
+		return nil, err
+	}
+	c.nav = []navItem{{"/console", "Overview"}, {"/console/sku", "SKU"}, {"/console/exceptions", "Exceptions"},
+		{"/console/holds", "Holds"}, {"/console/reconciliations", "Reconciliation"}}
+	if err := c.parseTemplates(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func setDefaults(cfg *Config) {
 	if cfg.SessionTTL <= 0 {
-		cfg.SessionTTL = 12 * time.Hour
+		cfg.SessionTTL = defaultSessionTTL
+	}
+	if cfg.SessionIdle <= 0 {
+		cfg.SessionIdle = defaultSessionIdle
+	}
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = defaultMaxSessions
+	}
+	if cfg.ScanTimeout <= 0 {
+		cfg.ScanTimeout = defaultScanTimeout
+	}
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = defaultPageSize
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -128,40 +184,6 @@ func New(cfg Config) (*Console, error) {
 	if cfg.Prefix == "" {
 		cfg.Prefix = "sf"
 	}
-	c := &Console{cfg: cfg, log: cfg.Logger, now: cfg.Now, keys: map[string]key{}}
-	c.hist = newHistory(cfg.Metrics, cfg.Logger)
-	c.signIns = newFailures(10, time.Minute, 10000)
-	c.scans = make(chan struct{}, 2)
-	// The signing secret follows from the keys, so that every instance
-	// configured with the same keys accepts the others' sessions, and a
-	// change of keys signs everyone out. Without keys there is nothing to
-	// sign in with; CSRF tokens then use a secret of this process.
-	h := sha256.New()
-	h.Write([]byte("stockflow console sessions\x00"))
-	ids := make([]string, 0, len(cfg.Keys))
-	for tok, scopes := range cfg.Keys {
-		d := sha256.Sum256([]byte(tok))
-		id := hex.EncodeToString(d[:16])
-		c.keys[id] = key{id: id, token: tok, scopes: scopes}
-		ids = append(ids, hex.EncodeToString(d[:]))
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		h.Write([]byte(id))
-	}
-	c.secret = h.Sum(nil)
-	if len(cfg.Keys) == 0 {
-		c.secret = make([]byte, 32)
-		if _, err := rand.Read(c.secret); err != nil {
-			return nil, err
-		}
-	}
-	c.nav = []navItem{{"/console", "Overview"}, {"/console/sku", "SKU"}, {"/console/exceptions", "Exceptions"},
-		{"/console/holds", "Holds"}, {"/console/reconciliations", "Reconciliation"}}
-	if err := c.parseTemplates(); err != nil {
-		return nil, err
-	}
-	return c, nil
 }
 
 func (c *Console) parseTemplates() error {
@@ -197,21 +219,26 @@ func (c *Console) parseTemplates() error {
 
 // Register adds the console's routes to e.
 func (c *Console) Register(e *echo.Echo) {
+	add := func(method, path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
+		e.Add(method, path, h, append([]echo.MiddlewareFunc{c.onlyLoopback}, m...)...)
+	}
 	static, _ := fs.Sub(staticFS, "static")
-	e.GET("/console/static/*", echo.WrapHandler(http.StripPrefix("/console/static/", staticHandler(static))))
-	e.GET("/console/login", c.loginPage)
-	e.POST("/console/login", c.login)
-	e.POST("/console/logout", c.logout, c.needUser)
-	e.GET("/console", c.overview, c.needUser)
-	e.GET("/console/sku", c.skuPage, c.needUser)
-	e.GET("/console/holds", c.holdsPage, c.needUser)
-	e.POST("/console/holds/release", c.releaseHold, c.needUser, c.needAdmin)
-	e.GET("/console/reconciliations", c.runsPage, c.needUser)
-	e.GET("/console/reconciliations/:id", c.runPage, c.needUser)
-	e.POST("/console/reconciliations/:id/apply", c.applyRun, c.needUser, c.needAdmin)
-	e.GET("/console/exceptions", c.exceptionsPage, c.needUser)
-	e.POST("/console/exceptions/replay", c.replay, c.needUser, c.needAdmin)
-	e.POST("/console/exceptions/discard", c.discard, c.needUser, c.needAdmin)
+	add(http.MethodGet, "/console/static/*", echo.WrapHandler(http.StripPrefix("/console/static/", staticHandler(static))))
+	add(http.MethodGet, "/console/login", c.loginPage)
+	add(http.MethodPost, "/console/login", c.login)
+	add(http.MethodPost, "/console/logout", c.logout, c.needUser)
+	add(http.MethodGet, "/console", c.overview, c.needUser)
+	add(http.MethodGet, "/console/sku", c.skuPage, c.needUser)
+	add(http.MethodGet, "/console/holds", c.holdsPage, c.needUser)
+	add(http.MethodPost, "/console/holds/release", c.releaseHold, c.needUser, c.needAdmin)
+	add(http.MethodGet, "/console/reconciliations", c.runsPage, c.needUser)
+	add(http.MethodGet, "/console/reconciliations/:id", c.runPage, c.needUser)
+	add(http.MethodPost, "/console/reconciliations/:id/apply", c.applyRun, c.needUser, c.needAdmin)
+	add(http.MethodGet, "/console/exceptions", c.exceptionsPage, c.needUser)
+	// A class-wide replay goes through a confirmation of its targets
+	// (replayClassSteps); one dead letter goes at once.
+	add(http.MethodPost, "/console/exceptions/replay", c.replay, c.needUser, c.needAdmin, c.replayClassSteps)
+	add(http.MethodPost, "/console/exceptions/discard", c.discard, c.needUser, c.needAdmin)
 }
 
 func staticHandler(f fs.FS) http.Handler {
@@ -234,6 +261,8 @@ type user struct {
 const (
 	cookieName = "stockflow_console"
 	ctxUser    = "console.user"
+	// anonSession is everyone's session when authentication is off.
+	anonSession = "anon"
 )
 
 func (c *Console) sign(payload string) string {
@@ -242,33 +271,19 @@ func (c *Console) sign(payload string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// session is "keyid.expiry.signature".
-func (c *Console) session(k key, exp time.Time) string {
-	p := k.id + "." + strconv.FormatInt(exp.Unix(), 10)
-	return p + "." + c.sign("session|"+p)
-}
-
 func (c *Console) userOf(r *http.Request) (*user, bool) {
 	if len(c.keys) == 0 {
-		return &user{Admin: true, Anon: true, Label: "everyone (authentication is off)", session: "anon"}, true
+		return &user{Admin: true, Anon: true, Label: "everyone (authentication is off)", session: anonSession}, true
 	}
 	ck, err := r.Cookie(cookieName)
-	if err != nil {
+	if err != nil || ck.Value == "" {
 		return nil, false
 	}
-	parts := strings.Split(ck.Value, ".")
-	if len(parts) != 3 {
+	id, ok := c.sessions.use(ck.Value, c.now())
+	if !ok {
 		return nil, false
 	}
-	p := parts[0] + "." + parts[1]
-	if subtle.ConstantTimeCompare([]byte(c.sign("session|"+p)), []byte(parts[2])) != 1 {
-		return nil, false
-	}
-	exp, err := strconv.ParseInt(parts[1], 10, 64)
-	if err != nil || c.now().Unix() > exp {
-		return nil, false
-	}
-	k, ok := c.keys[parts[0]]
+	k, ok := c.keys[id]
 	if !ok || !canSignIn(k.scopes) {
 		return nil, false
 	}
@@ -349,7 +364,7 @@ func (c *Console) render(ec echo.Context, status int, name, title string, data a
 		return fmt.Errorf("no template %s", name)
 	}
 	p := page{Title: title, Path: ec.Request().URL.Path, Nav: c.nav, Data: data, Jaeger: c.cfg.JaegerURL, Now: c.now().UTC(),
-		AuthOff: len(c.keys) == 0, Flash: ec.QueryParam("done")}
+		AuthOff: len(c.keys) == 0, Flash: c.flash(ec)}
 	if u, ok := ec.Get(ctxUser).(*user); ok {
 		p.User, p.CSRF = u, c.csrf(u)
 	}
@@ -419,16 +434,27 @@ func (c *Console) login(ec echo.Context) error {
 		return c.render(ec, http.StatusForbidden, "login", "Sign in", map[string]any{"Next": next,
 			"Error": "That key may not read the console: it needs the read or the admin scope."})
 	}
-	exp := c.now().Add(c.cfg.SessionTTL)
-	ec.SetCookie(&http.Cookie{Name: cookieName, Value: c.session(*found, exp), Path: "/console", Expires: exp,
+	id, err := c.sessions.start(found.id, c.now())
+	if err != nil {
+		return err
+	}
+	ec.SetCookie(&http.Cookie{Name: cookieName, Value: id, Path: "/console", Expires: c.now().Add(c.cfg.SessionTTL),
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: ec.Scheme() == "https"})
 	c.audit(ec.Request().Context(), &user{key: *found, Label: "key " + found.id[:8]}, "sign-in", "")
 	return ec.Redirect(http.StatusSeeOther, next)
 }
 
+// logout ends the session here, on the server, and clears the cookie: the
+// cookie's value no longer signs anyone in, wherever it was copied to.
 func (c *Console) logout(ec echo.Context) error {
-	ec.SetCookie(&http.Cookie{Name: cookieName, Value: "", Path: "/console", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
-	return ec.Redirect(http.StatusSeeOther, "/console/login")
+	u := ec.Get(ctxUser).(*user)
+	if !u.Anon {
+		c.sessions.end(u.session)
+		c.audit(ec.Request().Context(), u, "sign-out", "")
+	}
+	ec.SetCookie(&http.Cookie{Name: cookieName, Value: "", Path: "/console", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		Secure: ec.Scheme() == "https"})
+	return redirectDone(ec, "/console/login", nil, "signed-out")
 }
 
 // apiErr is an API answer that was not a success.

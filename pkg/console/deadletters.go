@@ -7,8 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -32,15 +32,17 @@ const (
 // dlqStates are the state filter's choices, the default first.
 var dlqStates = []string{stateOpen, stateReplayed, stateDiscarded, stateAll}
 
-// maxListed bounds the dead letters one page lists, the newest, so that a
-// flood of them neither exhausts memory nor makes a page nobody can read;
-// the counts still cover them all.
-const maxListed = 500
-
-// Bounds on what a dead letter's details show of raw bytes and headers.
+// Bounds on what a listed dead letter keeps and shows: the raw bytes of a
+// value that is not shown decoded, each header, how many headers, the
+// value it decodes (a larger one shows only its first bytes), the decoded
+// JSON, and how many class and source topic pairs are counted apart.
 const (
 	maxRawBytes    = 512
 	maxHeaderChars = 1024
+	maxHeaders     = 32
+	maxDecodeBytes = 32 << 10
+	maxJSONChars   = 32 << 10
+	maxGroups      = 500
 )
 
 // dlqID names a dead letter by its place in the dead-letter topic.
@@ -85,27 +87,6 @@ type dlqMark struct {
 var errNoStateStore = errors.New("no Redis is configured to keep the dead letters' states")
 
 func (c *Console) dlqStateKey() string { return c.cfg.Prefix + ":dlq:state" }
-
-// loadMarks reads every recorded state in one HGETALL: the hash holds only
-// the dead letters someone acted on, far fewer than the topic holds.
-func (c *Console) loadMarks(ctx context.Context) (map[dlqID]dlqMark, error) {
-	if c.cfg.Redis == nil {
-		return nil, errNoStateStore
-	}
-	raw, err := c.cfg.Redis.HGetAll(ctx, c.dlqStateKey()).Result()
-	if err != nil {
-		return nil, fmt.Errorf("read dead-letter states: %w", err)
-	}
-	out := make(map[dlqID]dlqMark, len(raw))
-	for f, v := range raw {
-		if id, ok := parseDLQID(f); ok {
-			if m, ok := parseMark(v); ok {
-				out[id] = m
-			}
-		}
-	}
-	return out, nil
-}
 
 // marksOf reads the states of ids in one HMGET; ids without one are open
 // and absent from the map.
@@ -191,6 +172,9 @@ type dlqFilter struct {
 	SourceTopic string
 	State       string
 	Q           string
+	// Before is the page's place: it lists the dead letters after this
+	// one, newest first (see dlqCursor); "" lists from the newest.
+	Before string
 }
 
 // filterFrom reads a filter from query or form values, normalizing what a
@@ -206,6 +190,9 @@ func filterFrom(v url.Values) dlqFilter {
 	case stateOpen, stateReplayed, stateDiscarded, stateAll:
 	default:
 		f.State = stateOpen
+	}
+	if _, ok := parseCursor(v.Get("before")); ok {
+		f.Before = v.Get("before")
 	}
 	return f
 }
@@ -226,7 +213,21 @@ func (f dlqFilter) Encode() string {
 	if f.Q != "" {
 		v.Set("q", f.Q)
 	}
+	if f.Before != "" {
+		v.Set("before", f.Before)
+	}
 	return v.Encode()
+}
+
+// pageURL is the page of the filter's dead letters after before ("": the
+// first page).
+func (f dlqFilter) pageURL(before string) template.URL {
+	f.Before = before
+	q := f.Encode()
+	if q == "" {
+		return "/console/exceptions"
+	}
+	return template.URL("/console/exceptions?" + q)
 }
 
 // Narrowed says whether anything but the default state filter is set.
@@ -252,7 +253,9 @@ func clip(s string, n int) string {
 	return s[:n]
 }
 
-// deadLetter is one dead letter as the page shows it.
+// deadLetter is one dead letter as the page shows it. A listed one is a
+// summary (summarize): it keeps no reference to the record, only its
+// fields clipped to their bounds.
 type deadLetter struct {
 	processors.DeadLetter
 	ID    dlqID
@@ -273,7 +276,11 @@ type deadLetter struct {
 	RawLen       int
 	RawTruncated bool
 
-	decoded bool
+	summarized, decoded bool
+	hasValue            bool
+	// value is a copy of a value of up to maxDecodeBytes, to decode;
+	// preview the first maxRawBytes of a larger one. Both go once decoded.
+	value, preview []byte
 }
 
 type dlqHeader struct{ Key, Value string }
@@ -292,58 +299,106 @@ func describe(d processors.DeadLetter, marks map[dlqID]dlqMark) *deadLetter {
 }
 
 // printable shows bytes as text when they are printable UTF-8, else as
-// hex, in at most n characters.
+// hex, in at most n characters; it looks at no more bytes than it shows.
 func printable(b []byte, n int) string {
+	more := len(b) > n
+	if more {
+		b = b[:n]
+		for i := 0; i < utf8.UTFMax && len(b) > 0 && !utf8.Valid(b); i++ {
+			b = b[:len(b)-1] // a character cut in two
+		}
+	}
 	s := string(b)
 	if !utf8.ValidString(s) || strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) && r != '\t' }) >= 0 {
-		s = "0x" + hex.EncodeToString(b)
+		k := min(len(b), max(n-2, 0)/2)
+		more = more || k < len(b)
+		s = "0x" + hex.EncodeToString(b[:k])
 	}
-	if len(s) > n {
-		return clip(s, n) + "…"
+	if more {
+		return s + "…"
 	}
 	return s
 }
 
-// decode fills in the dead letter's headers and its record, decoded to
-// JSON where the codec can, else its raw bytes and why. It decodes once.
+// summarize makes d a summary that keeps nothing of its record but its
+// fields, clipped, each a copy: a string cut from a longer one would keep
+// the longer one in memory.
+func summarize(d *deadLetter) {
+	if d.summarized {
+		return
+	}
+	d.summarized = true
+	r := d.Record
+	d.Class, d.SourceTopic = strings.Clone(clip(d.Class, 200)), strings.Clone(clip(d.SourceTopic, 249))
+	d.Message, d.ReplayOf = strings.Clone(clip(d.Message, maxHeaderChars)), strings.Clone(clip(d.ReplayOf, 200))
+	for i, h := range r.Headers {
+		if i == maxHeaders {
+			d.Headers = append(d.Headers, dlqHeader{"…", fmt.Sprintf("%d more headers", len(r.Headers)-maxHeaders)})
+			break
+		}
+		d.Headers = append(d.Headers, dlqHeader{printable([]byte(h.Key), 200), printable(h.Value, maxHeaderChars)})
+	}
+	d.hasValue, d.RawLen = r.Value != nil, len(r.Value)
+	if len(r.Value) <= maxDecodeBytes {
+		d.value = bytes.Clone(r.Value)
+	} else {
+		d.preview = bytes.Clone(r.Value[:maxRawBytes])
+	}
+	d.Record, d.DeadLetter.Record = nil, nil
+}
+
+// decode fills in a summary's record, decoded to JSON where the codec
+// can, else its first raw bytes and why. It decodes once.
 func (c *Console) decode(ctx context.Context, d *deadLetter) {
 	if d.decoded {
 		return
 	}
+	summarize(d)
 	d.decoded = true
-	for _, h := range d.Record.Headers {
-		d.Headers = append(d.Headers, dlqHeader{h.Key, printable(h.Value, maxHeaderChars)})
-	}
-	v := d.Record.Value
+	raw := d.preview
 	switch {
-	case v == nil:
+	case !d.hasValue:
 		d.DecodeError = "the record has no value"
 		return
+	case d.value == nil:
+		d.DecodeError = fmt.Sprintf("its %s bytes are more than the %s this page decodes", formatNumber(d.RawLen), formatNumber(maxDecodeBytes))
 	case c.cfg.Codec == nil:
 		d.DecodeError = "the console has no codec to decode records with"
 	default:
-		rec, err := c.cfg.Codec.Decode(ctx, v)
-		if err != nil {
-			d.DecodeError = err.Error()
-			break
+		if c.decodeJSON(ctx, d) {
+			d.value = nil
+			return
 		}
-		b, err := recordJSON(rec)
-		if err != nil {
-			d.DecodeError = "decoded as " + rec.AvroName() + " but not shown as JSON: " + err.Error()
-			break
-		}
-		d.Type, d.JSON = rec.AvroName(), string(b)
-		return
 	}
-	d.RawLen = len(v)
-	raw := v
-	if len(raw) > maxRawBytes {
-		raw, d.RawTruncated = raw[:maxRawBytes], true
+	if raw == nil {
+		raw = d.value[:min(len(d.value), maxRawBytes)]
 	}
+	d.RawTruncated = d.RawLen > len(raw)
 	d.RawHex = hex.EncodeToString(raw)
 	if utf8.Valid(raw) && bytes.IndexFunc(raw, func(r rune) bool { return !unicode.IsPrint(r) && !unicode.IsSpace(r) }) < 0 {
 		d.RawText = string(raw)
 	}
+	d.value, d.preview = nil, nil
+}
+
+// decodeJSON decodes d's value to JSON, clipped to maxJSONChars, or says
+// why not.
+func (c *Console) decodeJSON(ctx context.Context, d *deadLetter) bool {
+	rec, err := c.cfg.Codec.Decode(ctx, d.value)
+	if err != nil {
+		d.DecodeError = err.Error()
+		return false
+	}
+	b, err := recordJSON(rec)
+	if err != nil {
+		d.DecodeError = "decoded as " + rec.AvroName() + " but not shown as JSON: " + err.Error()
+		return false
+	}
+	d.Type, d.JSON = rec.AvroName(), string(b)
+	if len(d.JSON) > maxJSONChars {
+		d.JSON = strings.Clone(clip(d.JSON, maxJSONChars)) + "\n…"
+	}
+	return true
 }
 
 // search reports whether the dead letter's key, error or decoded record
@@ -380,169 +435,6 @@ func (g *dlqGroup) count(d *deadLetter) {
 	if d.Time.After(g.Newest) {
 		g.Newest = d.Time
 	}
-}
-
-// dlqListing is what the exception queue page shows.
-type dlqListing struct {
-	// Groups are every class and source topic in the topic, newest first,
-	// with their counts per state whatever the filter.
-	Groups []*dlqGroup
-	// Sections are the groups of the listed dead letters, in the order of
-	// their newest.
-	Sections []*dlqGroup
-	Total    int // dead letters in the topic
-	Matched  int // of which match the filter
-	Listed   int // of which are listed: the newest maxListed
-	Classes  []string
-	Topics   []string
-}
-
-// listDeadLetters reads the dead-letter topic as it stands and lists the
-// newest dead letters that match f, grouped by class and source topic.
-// The topic is read whole, as the counts per group must cover it; only the
-// listed dead letters are decoded, unless the search needs every record's.
-func (c *Console) listDeadLetters(ctx context.Context, f dlqFilter) (*dlqListing, error) {
-	if err := c.dlqConfigured(); err != nil {
-		return nil, err
-	}
-	// A listing reads the whole dead-letter topic: two at a time, the
-	// others wait their turn (or for their viewer to give up).
-	select {
-	case c.scans <- struct{}{}:
-		defer func() { <-c.scans }()
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	marks, err := c.loadMarks(ctx)
-	if err != nil {
-		return nil, err
-	}
-	l := &dlqListing{}
-	groups := map[[2]string]*dlqGroup{}
-	q := strings.ToLower(f.Q)
-	var kept []*deadLetter
-	err = processors.ScanDeadLetters(ctx, c.cfg.Kafka, c.cfg.DLQTopic, processors.ReplayFilter{}, func(d processors.DeadLetter) error {
-		dl := describe(d, marks)
-		l.Total++
-		k := [2]string{dl.Class, dl.SourceTopic}
-		if groups[k] == nil {
-			groups[k] = &dlqGroup{Class: dl.Class, SourceTopic: dl.SourceTopic}
-		}
-		groups[k].count(dl)
-		if !f.matches(dl) || (q != "" && !c.search(ctx, dl, q)) {
-			return nil
-		}
-		l.Matched++
-		if kept = append(kept, dl); len(kept) >= 2*maxListed {
-			kept = newest(kept, maxListed)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read the dead-letter topic %s: %w", c.cfg.DLQTopic, err)
-	}
-	kept = newest(kept, maxListed)
-	l.Listed = len(kept)
-	l.Groups, l.Classes, l.Topics = sortGroups(groups)
-	sections := map[[2]string]*dlqGroup{}
-	for _, d := range kept {
-		c.decode(ctx, d)
-		k := [2]string{d.Class, d.SourceTopic}
-		s := sections[k]
-		if s == nil {
-			g := groups[k]
-			s = &dlqGroup{Class: g.Class, SourceTopic: g.SourceTopic, Open: g.Open, Replayed: g.Replayed, Discarded: g.Discarded, Newest: g.Newest}
-			sections[k] = s
-			l.Sections = append(l.Sections, s)
-		}
-		s.Listed = append(s.Listed, d)
-	}
-	return l, nil
-}
-
-func (c *Console) dlqConfigured() error {
-	if c.cfg.DLQTopic == "" || len(c.cfg.Kafka) == 0 {
-		return errors.New("the console is not configured with the brokers and dead-letter topic to read")
-	}
-	return nil
-}
-
-// newest sorts dead letters newest first and keeps the first n. Dead
-// letters of the same time keep the topic's order, latest first.
-func newest(ds []*deadLetter, n int) []*deadLetter {
-	sort.SliceStable(ds, func(i, j int) bool {
-		a, b := ds[i], ds[j]
-		if !a.Time.Equal(b.Time) {
-			return a.Time.After(b.Time)
-		}
-		if a.Offset != b.Offset {
-			return a.Offset > b.Offset
-		}
-		return a.Partition < b.Partition
-	})
-	if len(ds) > n {
-		clear(ds[n:]) // let the records go
-		ds = ds[:n]
-	}
-	return ds
-}
-
-// sortGroups orders the groups newest first and lists the classes and
-// source topics present, sorted.
-func sortGroups(m map[[2]string]*dlqGroup) (groups []*dlqGroup, classes, topics []string) {
-	seenC, seenT := map[string]bool{}, map[string]bool{}
-	for _, g := range m {
-		groups = append(groups, g)
-		if !seenC[g.Class] {
-			seenC[g.Class] = true
-			classes = append(classes, g.Class)
-		}
-		if !seenT[g.SourceTopic] {
-			seenT[g.SourceTopic] = true
-			topics = append(topics, g.SourceTopic)
-		}
-	}
-	sort.Slice(groups, func(i, j int) bool {
-		if !groups[i].Newest.Equal(groups[j].Newest) {
-			return groups[i].Newest.After(groups[j].Newest)
-		}
-		if groups[i].Class != groups[j].Class {
-			return groups[i].Class < groups[j].Class
-		}
-		return groups[i].SourceTopic < groups[j].SourceTopic
-	})
-	sort.Strings(classes)
-	sort.Strings(topics)
-	return groups, classes, topics
-}
-
-// findDeadLetters reads the dead letters that f selects, in the states
-// marks give them.
-func (c *Console) findDeadLetters(ctx context.Context, f processors.ReplayFilter) ([]*deadLetter, error) {
-	if err := c.dlqConfigured(); err != nil {
-		return nil, err
-	}
-	var ds []processors.DeadLetter
-	err := processors.ScanDeadLetters(ctx, c.cfg.Kafka, c.cfg.DLQTopic, f, func(d processors.DeadLetter) error {
-		ds = append(ds, d)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read the dead-letter topic %s: %w", c.cfg.DLQTopic, err)
-	}
-	ids := make([]dlqID, len(ds))
-	for i, d := range ds {
-		ids[i] = dlqID{d.Partition, d.Offset}
-	}
-	marks, err := c.marksOf(ctx, ids)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*deadLetter, len(ds))
-	for i, d := range ds {
-		out[i] = describe(d, marks)
-	}
-	return out, nil
 }
 
 // recordJSON is a decoded record as indented JSON, as stockflow tail shows

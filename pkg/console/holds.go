@@ -62,12 +62,12 @@ func (c *Console) releaseHold(ec echo.Context) error {
 		return err
 	}
 	u := ec.Get(ctxUser).(*user)
-	msg := "Hold " + id + " released."
+	code := "hold-released"
 	if !ok {
-		msg = "Hold " + id + " was not found (already released or expired)."
+		code = "hold-not-found"
 	}
 	c.audit(ec.Request().Context(), u, "release-hold", id)
-	return ec.Redirect(http.StatusSeeOther, "/console/holds?sku="+url.QueryEscape(sku)+"&done="+url.QueryEscape(msg))
+	return redirectDone(ec, "/console/holds", url.Values{"sku": {sku}}, code)
 }
 
 func validID(s string) bool { return events.ValidID(s) }
