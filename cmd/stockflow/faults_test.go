@@ -1232,6 +1232,252 @@ func TestFaults(t *testing.T) {
 		t.Logf("%d of %d holds accepted on %d units; %d answers were 503 (the owner died before answering, then retried)", held, requests, stock, unavailable)
 		s.report("owner-dies-between-decision-and-answer", requests, rec)
 	})
+
+	t.Run("kill -9 one of two instances for good: the survivor's stall is bounded by the normalizer's transaction timeout", func(t *testing.T) {
+		s := newScenario(t)
+		timeout := normalizerTxnTimeout(t)
+		s.start("survivor")
+		doomed := s.start("doomed")
+		watch := s.watchLedger()
+		// The stream outlasts the stall, so the survivor's own partitions
+		// are busy when the dead instance's come to it.
+		count := n * 3 / 2
+		done := s.generateAsync(s.newGen(16), count, 150)
+		time.Sleep(6 * time.Second) // both instances own partitions and are normalizing
+		dead := s.killWithTxnOpen(doomed, "doomed")
+		if dead.timeout != timeout {
+			t.Fatalf("the dead instance's transaction has a timeout of %v, configured %v", dead.timeout, timeout)
+		}
+		aborted := s.abortedAfter(dead)
+		<-done
+		rec := s.caughtUp(3 * time.Minute)
+		s.verify()
+		s.equalsReference(16, count)
+		s.outputsMatchLedger()
+		watch.stop()
+		sources, moved, held := watch.stalls(t, dead)
+		stall := max(sources, held)
+		// The broker aborts a timed-out transaction at its next check (every
+		// 10 s by default); the survivor takes the dead instance's source
+		// partitions once its session (6 s) has timed out. The margin is
+		// generous: this is a bound, not a benchmark.
+		if bound := timeout + 10*time.Second + 6*time.Second + 30*time.Second; stall > bound {
+			t.Fatalf("the dead instance's partitions stalled for %v, more than %v", stall, bound)
+		}
+		t.Logf("RESULT dead-instance-stall: %d source events, caught up %v after the stream ended; stall %v with a %v transaction timeout: "+
+			"%d of the dead instance's %d source partitions (those with records after the kill) normalized again after %v, the %d ledger partitions its open transaction held readable again after %v; the broker aborted it after %v",
+			count, rec.Round(100*time.Millisecond), stall.Round(100*time.Millisecond), timeout, moved, len(dead.sources), sources.Round(100*time.Millisecond),
+			len(dead.held), held.Round(100*time.Millisecond), (<-aborted).Round(100*time.Millisecond))
+	})
+}
+
+// normalizerTxnTimeout is the normalizers' transaction timeout in the
+// scenario's processes: STOCKFLOW_NORMALIZER_TXN_TIMEOUT, which they
+// inherit, or the default.
+func normalizerTxnTimeout(t *testing.T) time.Duration {
+	v := os.Getenv("STOCKFLOW_NORMALIZER_TXN_TIMEOUT")
+	if v == "" {
+		return config.Default().NormalizerTxnTimeout
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		t.Fatalf("STOCKFLOW_NORMALIZER_TXN_TIMEOUT: %v", err)
+	}
+	return d
+}
+
+// deadInstance is an instance killed with its normalizer's transaction
+// open: its transactional producer, the transaction's timeout, the source
+// partitions it was normalizing and the ledger partitions the transaction
+// held, each with the offset the transaction starts at.
+type deadInstance struct {
+	txnID    string
+	killed   time.Time
+	producer int64
+	timeout  time.Duration
+	sources  map[string]bool
+	held     map[int32]int64
+}
+
+// killWithTxnOpen kills p (instance id instance) with kill -9 while its
+// normalizer has a transaction open on the ledger: p is stopped (SIGSTOP)
+// until the broker shows one ongoing, and let go again between tries.
+func (s *scenario) killWithTxnOpen(p *proc, instance string) deadInstance {
+	t := s.t
+	t.Helper()
+	d := deadInstance{txnID: config.Default().Kafka.ClientID + "-normalizer-" + instance}
+	deadline := time.Now().Add(time.Minute)
+	for tries := 1; ; tries++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("in %d tries, %s never had a transaction open on the ledger", tries, instance)
+		}
+		p.signal(syscall.SIGSTOP)
+		if s.openTxn(&d, instance) {
+			d.killed = time.Now()
+			p.kill()
+			t.Logf("%s killed with its transaction open (try %d): producer %d, ledger partitions %v, source partitions %d",
+				instance, tries, d.producer, d.held, len(d.sources))
+			return d
+		}
+		p.signal(syscall.SIGCONT)
+		time.Sleep(time.Duration(rand.IntN(50)) * time.Millisecond)
+	}
+}
+
+// openTxn fills d if instance's normalizer transaction is ongoing and
+// holds ledger partitions, with the source partitions the instance owns.
+func (s *scenario) openTxn(d *deadInstance, instance string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	txns, err := s.adm.DescribeTransactions(ctx, d.txnID)
+	if err != nil {
+		return false
+	}
+	txn, ok := txns[d.txnID]
+	if !ok || txn.Err != nil || txn.State != "Ongoing" || len(txn.Topics[s.cfg.Topics.Ledger]) == 0 {
+		return false
+	}
+	d.producer, d.timeout = txn.ProducerID, time.Duration(txn.TimeoutMillis)*time.Millisecond
+	producers, err := s.adm.DescribeProducers(ctx, kadm.TopicsSet{s.cfg.Topics.Ledger: txn.Topics[s.cfg.Topics.Ledger]})
+	if err != nil {
+		return false
+	}
+	d.held = map[int32]int64{}
+	producers.EachProducer(func(p kadm.DescribedProducer) {
+		if p.ProducerID == d.producer && p.CurrentTxnStartOffset >= 0 {
+			d.held[p.Partition] = p.CurrentTxnStartOffset
+		}
+	})
+	groups, err := s.adm.DescribeGroups(ctx, s.cfg.Kafka.NormalizerGroup)
+	if err != nil {
+		return false
+	}
+	d.sources = map[string]bool{}
+	for _, m := range groups[s.cfg.Kafka.NormalizerGroup].Members {
+		c, ok := m.Assigned.AsConsumer()
+		if m.InstanceID == nil || *m.InstanceID != instance || !ok {
+			continue
+		}
+		for _, tp := range c.Topics {
+			for _, p := range tp.Partitions {
+				d.sources[fmt.Sprint(tp.Topic, "/", p)] = true
+			}
+		}
+	}
+	return len(d.held) > 0 && len(d.sources) > 0
+}
+
+// abortedAfter yields how long after the kill the broker ended the dead
+// instance's transaction (it aborts it once it has timed out).
+func (s *scenario) abortedAfter(d deadInstance) <-chan time.Duration {
+	out := make(chan time.Duration, 1)
+	over, end := context.WithCancel(context.Background())
+	s.t.Cleanup(end)
+	go func() {
+		for over.Err() == nil && time.Since(d.killed) < 5*time.Minute {
+			ctx, cancel := context.WithTimeout(over, 10*time.Second)
+			txns, err := s.adm.DescribeTransactions(ctx, d.txnID)
+			cancel()
+			if txn := txns[d.txnID]; err == nil && txn.Err == nil && (txn.State != "Ongoing" || txn.ProducerID != d.producer) {
+				out <- time.Since(d.killed)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		out <- -1
+	}()
+	return out
+}
+
+// ledgerWatch reads the ledger read_committed, as the folders do, and
+// notes when each record became readable.
+type ledgerWatch struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	seen   []seenEntry
+	err    error
+}
+
+type seenEntry struct {
+	at        time.Time
+	partition int32
+	offset    int64
+	producer  int64
+	source    string // topic/partition of the source record
+}
+
+func (s *scenario) watchLedger() *ledgerWatch {
+	s.t.Helper()
+	cl, err := kgo.NewClient(append(kafka.Conn(s.cfg.Kafka), kgo.ConsumeTopics(s.cfg.Topics.Ledger),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &ledgerWatch{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		defer cl.Close()
+		for ctx.Err() == nil {
+			fs := cl.PollFetches(ctx)
+			at := time.Now()
+			for _, r := range fs.Records() {
+				v, err := s.codec.Decode(ctx, r.Value)
+				le, ok := v.(*events.LedgerEntry)
+				if err != nil || !ok {
+					w.err = fmt.Errorf("ledger %d@%d: %v", r.Partition, r.Offset, err)
+					return
+				}
+				e := seenEntry{at: at, partition: r.Partition, offset: r.Offset, producer: r.ProducerID}
+				if le.SourceTopic != nil && le.SourcePartition != nil {
+					e.source = fmt.Sprint(*le.SourceTopic, "/", *le.SourcePartition)
+				}
+				w.seen = append(w.seen, e)
+			}
+		}
+	}()
+	s.t.Cleanup(w.stop)
+	return w
+}
+
+func (w *ledgerWatch) stop() { w.cancel(); <-w.done }
+
+// stalls returns, after the watch stopped, how long after the kill the
+// ledger had entries again, written by the survivor, from every source
+// partition the dead instance owned that had any (and from how many), and
+// records past the dead transaction's start on every ledger partition it
+// held.
+func (w *ledgerWatch) stalls(t *testing.T, d deadInstance) (sources time.Duration, moved int, held time.Duration) {
+	t.Helper()
+	if w.err != nil {
+		t.Fatal(w.err)
+	}
+	srcFirst, heldFirst := map[string]time.Duration{}, map[int32]time.Duration{}
+	for _, e := range w.seen {
+		if !e.at.After(d.killed) || e.producer == d.producer {
+			continue
+		}
+		after := e.at.Sub(d.killed)
+		if _, ok := srcFirst[e.source]; !ok && d.sources[e.source] {
+			srcFirst[e.source] = after
+		}
+		if start, ok := d.held[e.partition]; ok && e.offset > start {
+			if _, ok := heldFirst[e.partition]; !ok {
+				heldFirst[e.partition] = after
+			}
+		}
+	}
+	if len(srcFirst) == 0 || len(heldFirst) < len(d.held) {
+		t.Fatalf("after the kill: entries from %d of the dead instance's %d source partitions, records on %d of the %d ledger partitions its transaction held",
+			len(srcFirst), len(d.sources), len(heldFirst), len(d.held))
+	}
+	for _, v := range srcFirst {
+		sources = max(sources, v)
+	}
+	for _, v := range heldFirst {
+		held = max(held, v)
+	}
+	return sources, len(srcFirst), held
 }
 
 // checkHoldAttempts fails the test unless every hold_id of the storm holds
