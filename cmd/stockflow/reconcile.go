@@ -397,7 +397,7 @@ func limitHint(err error) string {
 
 // produce sends the file as snapshot id.
 func (r *reconciler) produce(ctx context.Context, id string, locs []string, lines int64) (int64, error) {
-	codec, err := events.NewCodec(nil, r.cfg.MaxRecordBytes)
+	codec, err := events.OpenCodec(r.cfg.SchemaRegistry, r.cfg.MaxRecordBytes)
 	if err != nil {
 		return 0, fmt.Errorf("codec: %w", err)
 	}

@@ -153,6 +153,13 @@ type Reconcile struct {
 	AutoApplyUnits int `yaml:"auto_apply_units"`
 	// Retention is how long runs and their exceptions are kept. Default 30 days.
 	Retention time.Duration `yaml:"retention"`
+	// MaxLines is the most lines one snapshot may carry: one announcing
+	// more is refused, one sending more ends incomplete. Default 1,000,000.
+	MaxLines int `yaml:"max_lines"`
+	// MaxExceptions is the most exceptions one run stores (about 0.5 KB
+	// each in Redis for the retention); past it they are counted by class
+	// only and the run says it is truncated. Default 100,000.
+	MaxExceptions int `yaml:"max_exceptions"`
 }
 
 // API configures the checkout-facing HTTP API.
@@ -264,7 +271,7 @@ func Default() Config {
 			Snapshots:      "wms.snapshots.v1",
 			Reconciliation: "stockflow.reconciliation.v1",
 		},
-		Reconcile:        Reconcile{EndTimeout: 10 * time.Minute, Retention: 30 * 24 * time.Hour},
+		Reconcile:        Reconcile{EndTimeout: 10 * time.Minute, Retention: 30 * 24 * time.Hour, MaxLines: 1_000_000, MaxExceptions: 100_000},
 		Redis:            Redis{KeyPrefix: "sf", LookupCache: true, LookupCacheEntries: 200_000, LookupCacheMaxAge: 5 * time.Second},
 		HTTPAddr:         "127.0.0.1:8080",
 		LogLevel:         "info",
@@ -366,6 +373,8 @@ func (c *Config) options() []option {
 		{"reconcile-end-timeout", "a snapshot silent this long without its end record is incomplete", &c.Reconcile.EndTimeout},
 		{"reconcile-auto-apply-units", "apply drifts of at most this many units as a snapshot's run completes (0: report only)", &c.Reconcile.AutoApplyUnits},
 		{"reconcile-retention", "how long reconciliation runs and their exceptions are kept", &c.Reconcile.Retention},
+		{"reconcile-max-lines", "the most lines one snapshot may carry", &c.Reconcile.MaxLines},
+		{"reconcile-max-exceptions", "the most exceptions one reconciliation run stores; past it they are only counted", &c.Reconcile.MaxExceptions},
 		{"trusted-proxies", "proxies whose X-Forwarded-For is believed: addresses or CIDR blocks, comma-separated (empty: none)", &c.API.TrustedProxies},
 	}
 }
@@ -725,6 +734,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Reconcile.Retention < time.Hour {
 		bad("reconcile retention: %v is shorter than 1h", c.Reconcile.Retention)
+	}
+	if c.Reconcile.MaxLines < 1 || c.Reconcile.MaxLines > 100_000_000 {
+		bad("reconcile max lines: %d is outside 1..100000000", c.Reconcile.MaxLines)
+	}
+	if c.Reconcile.MaxExceptions < 1 || c.Reconcile.MaxExceptions > 10_000_000 {
+		bad("reconcile max exceptions: %d is outside 1..10000000", c.Reconcile.MaxExceptions)
 	}
 	return errors.Join(errs...)
 }

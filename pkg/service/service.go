@@ -240,7 +240,8 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 	rec := reconcile.New(reconcile.Config{
 		Ledger: led, Runs: reconcile.NewRuns(rdb, cfg.Redis.KeyPrefix, cfg.Reconcile.Retention), Units: catalog.ToBase,
 		Tolerances: tolerances, Producer: hcl, Codec: codec, ReconciliationTopic: cfg.Topics.Reconciliation, LedgerTopic: cfg.Topics.Ledger,
-		AutoApplyUnits: int64(cfg.Reconcile.AutoApplyUnits), Registry: reg, Logger: log.With("component", "reconciler"),
+		AutoApplyUnits: int64(cfg.Reconcile.AutoApplyUnits), MaxLines: int64(cfg.Reconcile.MaxLines), MaxStoredExceptions: int64(cfg.Reconcile.MaxExceptions),
+		Registry: reg, Logger: log.With("component", "reconciler"),
 	})
 	// Lookups of the partitions this process folds are answered from the
 	// folder's memory, once the pipeline has started it.
