@@ -268,22 +268,33 @@ func detach(d processors.DeadLetter) processors.DeadLetter {
 	return d
 }
 
-// replayAndMark writes ds to their source topics, as processors.Replay
-// does, and then marks them replayed. The caller has checked them with
-// ReplayTargets.
+// replayAndMark writes ds to their source topics and then marks them
+// replayed. The caller has checked them with ReplayTargets.
 func (c *Console) replayAndMark(ctx context.Context, u *user, ds []processors.DeadLetter) error {
-	recs := make([]*kgo.Record, len(ds))
+	if err := c.produceReplays(ctx, ds); err != nil {
+		return err
+	}
 	ids := make([]dlqID, len(ds))
 	stamps := map[dlqID]int64{}
 	for i, d := range ds {
-		recs[i] = replayRecord(c.cfg.DLQTopic, d)
 		ids[i] = dlqID{d.Partition, d.Offset}
 		stamps[ids[i]] = d.Record.Timestamp.UnixMilli()
+	}
+	return c.setMarks(ctx, ids, stamps, dlqMark{State: stateReplayed, At: c.now().UTC(), By: u.Label})
+}
+
+// produceReplays writes ds, read whole (findDeadLetters with offsets), to
+// their source topics, as processors.Replay does but without reading the
+// topic again. The caller has checked them with ReplayTargets.
+func (c *Console) produceReplays(ctx context.Context, ds []processors.DeadLetter) error {
+	recs := make([]*kgo.Record, len(ds))
+	for i, d := range ds {
+		recs[i] = replayRecord(c.cfg.DLQTopic, d)
 	}
 	if err := c.cfg.Producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
-	return c.setMarks(ctx, ids, stamps, dlqMark{State: stateReplayed, At: c.now().UTC(), By: u.Label})
+	return nil
 }
 
 // replayRecord is d as it goes back to its source topic: its key, value
