@@ -144,6 +144,10 @@ func (f *fixture) do(t *testing.T, method, path, body string, hdr ...string) (in
 	}
 	// hdr is name, value, ...; an empty value removes the header.
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "Host" {
+			req.Host = hdr[i+1]
+			continue
+		}
 		if hdr[i+1] == "" {
 			req.Header.Del(hdr[i])
 			continue
@@ -210,12 +214,19 @@ func TestAvailabilityByGroup(t *testing.T) {
 	if code != 200 || body["atp"] != 65.0 {
 		t.Fatalf("%d %v", code, body)
 	}
-	locs := body["locations"].([]any)
-	want := map[string]float64{"L1": 50, "L2": 0, "L3": 20}
-	for _, l := range locs {
-		m := l.(map[string]any)
-		if m["atp"] != want[m["location"].(string)] {
-			t.Fatalf("locations %v", locs)
+	// Every member of G1, in the group's order, each with its own ATP.
+	locs, _ := body["locations"].([]any)
+	want := []struct {
+		location string
+		atp      float64
+	}{{"L1", 50}, {"L2", 0}, {"L3", 20}}
+	if len(locs) != len(want) {
+		t.Fatalf("locations %v, want %v", body["locations"], want)
+	}
+	for i, w := range want {
+		m, _ := locs[i].(map[string]any)
+		if m["location"] != w.location || m["atp"] != w.atp {
+			t.Fatalf("locations[%d] = %v, want %s with atp %v (all: %v)", i, locs[i], w.location, w.atp, locs)
 		}
 	}
 	for ch, w := range map[string]float64{"web": 32, "stores": 65, "": 55} {

@@ -50,8 +50,11 @@ func burst(perSecond float64) int { return int(math.Max(1, 2*perSecond)) }
 
 // guard decides who a /v1 request comes from and whether it may go on.
 //
-// With no keys configured every request has every scope, and each client
-// address gets RateLimit requests/s. With keys, the key is checked before
+// With no keys configured every request addressed to a loopback name
+// (LoopbackHost) has every scope, and each client address gets RateLimit
+// requests/s; a request addressed to any other name is refused (421): a
+// page of another site whose name is made to resolve to this machine (DNS
+// rebinding) would otherwise act with every scope. With keys, the key is checked before
 // anything is kept for the request: a known key gets its scopes and its own
 // rate limit, kept per configured key; an unknown or missing key costs its
 // client address one of FailedAuthLimit failures, and an address out of
@@ -63,6 +66,9 @@ func (ch *Checkout) guard() echo.MiddlewareFunc {
 			now := ch.now()
 			who := clientOf(c)
 			if len(ch.keys) == 0 {
+				if !LoopbackHost(c.Request().Host) {
+					return notLoopback()
+				}
 				c.Set(ctxScopes, allScopes)
 				if ch.perClient != nil {
 					if d := ch.perClient.take(who, now); d > 0 {

@@ -158,7 +158,7 @@ func TestSlowBodyIs408(t *testing.T) {
 			// Only a guard against hanging the test: the server answers
 			// once its read timeout cuts the body off.
 			_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-			_, err = conn.Write([]byte(tc.method + " " + tc.path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n" + tc.partial))
+			_, err = conn.Write([]byte(tc.method + " " + tc.path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n" + tc.partial))
 			if err != nil {
 				t.Fatal(err)
 			}

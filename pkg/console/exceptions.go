@@ -14,10 +14,11 @@ import (
 	"github.com/stockflow/stockflow/processors"
 )
 
-// How long a page may take to read the dead-letter topic, and an action to
-// read it, replay and record the outcome.
+// How long a page may take (its listing stops reading the dead-letter
+// topic at Config.ScanTimeout, 10 s by default), and an action to read what
+// it acts on, replay and record the outcome.
 const (
-	scanTimeout   = 30 * time.Second
+	scanTimeout   = 20 * time.Second
 	actionTimeout = 2 * time.Minute
 )
 
@@ -108,13 +109,11 @@ func returnFilter(ec echo.Context) dlqFilter {
 	return filterFrom(v)
 }
 
-// done redirects to the page, as filtered before, saying what was done.
-func done(ec echo.Context, f dlqFilter, msg string) error {
-	q := f.Encode()
-	if q != "" {
-		q += "&"
-	}
-	return ec.Redirect(http.StatusSeeOther, "/console/exceptions?"+q+"done="+url.QueryEscape(msg))
+// done redirects to the page, as filtered before, with the banner code
+// of what was done (flashes).
+func done(ec echo.Context, f dlqFilter, code string) error {
+	q, _ := url.ParseQuery(f.Encode())
+	return redirectDone(ec, "/console/exceptions", q, code)
 }
 
 // actionContext outlives the request: once a replay has begun, the viewer
@@ -141,11 +140,11 @@ func (c *Console) replay(ec echo.Context) error {
 		}
 		return c.replayOne(ec, f, id)
 	}
-	class := strings.TrimSpace(ec.FormValue("class"))
-	if class == "" {
+	if strings.TrimSpace(ec.FormValue("class")) == "" {
 		return c.showExceptions(ec, http.StatusBadRequest, f, "Choose a dead letter or a class to replay.")
 	}
-	return c.replayClass(ec, f, class, strings.TrimSpace(ec.FormValue("source_topic")))
+	// A class goes through its confirmation first (replayClassSteps).
+	return c.confirmReplayClass(ec)
 }
 
 func (c *Console) replayOne(ec echo.Context, f dlqFilter, id dlqID) error {
@@ -158,13 +157,8 @@ func (c *Console) replayOne(ec echo.Context, f dlqFilter, id dlqID) error {
 	if err := c.cfg.Replay.Check(ctx, d.DeadLetter); err != nil {
 		return c.showExceptions(ec, http.StatusConflict, f, "Dead letter "+id.String()+" cannot be replayed: "+err.Error()+". Discard it with a reason instead.")
 	}
-	res, err := processors.Replay(ctx, c.cfg.Producer, c.cfg.DLQTopic, c.cfg.Replay,
-		processors.ReplayFilter{Offsets: map[int32][]int64{id.Partition: {id.Offset}}}, c.log)
-	if err != nil {
+	if err := c.produceReplays(ctx, []processors.DeadLetter{d.DeadLetter}); err != nil {
 		return c.replayFailed(ec, f, err)
-	}
-	if res.Replayed != 1 {
-		return c.showExceptions(ec, http.StatusConflict, f, "Dead letter "+id.String()+" was not replayed: it is no longer in the dead-letter topic.")
 	}
 	u := ec.Get(ctxUser).(*user)
 	c.audit(ctx, u, auditReplay, fmt.Sprintf("dead letter %s (%s from %s %d:%d)",
@@ -173,7 +167,7 @@ func (c *Console) replayOne(ec echo.Context, f dlqFilter, id dlqID) error {
 	if err := c.setMarks(ctx, []dlqID{id}, map[dlqID]int64{id: d.Record.Timestamp.UnixMilli()}, mark); err != nil {
 		return c.markFailed(ec, f, 1, err)
 	}
-	return done(ec, f, fmt.Sprintf("Dead letter %s replayed to %s. If it fails again, it comes back as a new dead letter.", id, d.SourceTopic))
+	return done(ec, f, "dlq-replayed")
 }
 
 // openDeadLetter reads dead letter id and checks that it is open; else it
@@ -193,77 +187,6 @@ func (c *Console) openDeadLetter(ctx context.Context, id dlqID) (*deadLetter, in
 			id, d.State, d.Mark.At.UTC().Format("2006-01-02 15:04:05 UTC"), d.Mark.By)
 	}
 	return d, 0, ""
-}
-
-// replayClass replays every open dead letter of class (from sourceTopic,
-// when set), naming exactly those by offset, so that none already replayed
-// or discarded goes again.
-func (c *Console) replayClass(ec echo.Context, f dlqFilter, class, sourceTopic string) error {
-	ctx, cancel := actionContext(ec)
-	defer cancel()
-	sel := processors.ReplayFilter{Class: class, SourceTopic: sourceTopic}
-	ds, err := c.findDeadLetters(ctx, sel)
-	if err != nil {
-		c.log.Warn("console: read dead letters", "class", class, "err", err)
-		return c.showExceptions(ec, http.StatusServiceUnavailable, f, "The dead letters could not be read: "+err.Error()+". Nothing was done; try again.")
-	}
-	what := "class " + class
-	if sourceTopic != "" {
-		what += " from " + sourceTopic
-	}
-	sel.Offsets = map[int32][]int64{}
-	var ids []dlqID
-	stamps := map[dlqID]int64{}
-	skipped := 0
-	for _, d := range ds {
-		switch {
-		case d.State != stateOpen:
-		case c.cfg.Replay.Check(ctx, d.DeadLetter) != nil: // Replay would refuse it; it stays open for a discard
-			skipped++
-		default:
-			sel.Offsets[d.Partition] = append(sel.Offsets[d.Partition], d.Offset)
-			ids = append(ids, d.ID)
-			stamps[d.ID] = d.Record.Timestamp.UnixMilli()
-		}
-	}
-	if len(ids) == 0 {
-		return done(ec, f, "No open dead letters of "+what+" to replay.")
-	}
-	res, err := processors.Replay(ctx, c.cfg.Producer, c.cfg.DLQTopic, c.cfg.Replay, sel, c.log)
-	if err != nil {
-		return c.replayFailed(ec, f, err)
-	}
-	n := res.Replayed
-	u := ec.Get(ctxUser).(*user)
-	c.audit(ctx, u, auditReplayClass, fmt.Sprintf("%s: %d replayed (%s)", what, n, listIDs(ids, 20)))
-	if err := c.setMarks(ctx, ids, stamps, dlqMark{State: stateReplayed, At: c.now().UTC(), By: u.Label}); err != nil {
-		return c.markFailed(ec, f, n, err)
-	}
-	msg := fmt.Sprintf("Replayed %s of %s.", count(n, "open dead letter"), what)
-	if n != len(ids) {
-		msg = fmt.Sprintf("Replayed %s of the %s of %s; the others had left the dead-letter topic.",
-			formatNumber(n), count(len(ids), "open dead letter"), what)
-	}
-	if skipped > 0 {
-		msg += fmt.Sprintf(" %s could not be replayed: they do not name the source topic their record belongs on.", count(skipped, "open dead letter"))
-	}
-	return done(ec, f, msg+" Those that fail again come back as new dead letters.")
-}
-
-// listIDs names up to n dead letters, for the audit log.
-func listIDs(ids []dlqID, n int) string {
-	var b strings.Builder
-	for i, id := range ids {
-		if i == n {
-			fmt.Fprintf(&b, " and %d more", len(ids)-n)
-			break
-		}
-		if i > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(id.String())
-	}
-	return b.String()
 }
 
 func (c *Console) replayFailed(ec echo.Context, f dlqFilter, err error) error {
@@ -318,5 +241,5 @@ func (c *Console) discard(ec echo.Context) error {
 		return c.showExceptions(ec, http.StatusConflict, f, "Dead letter "+id.String()+" was acted on by someone else a moment ago. Nothing was done.")
 	}
 	c.audit(ctx, u, auditDiscard, fmt.Sprintf("dead letter %s (%s from %s %d:%d): %s", id, d.Class, d.SourceTopic, d.SourcePartition, d.SourceOffset, reason))
-	return done(ec, f, "Dead letter "+id.String()+" discarded.")
+	return done(ec, f, "dlq-discarded")
 }

@@ -204,6 +204,29 @@ func (s *session) action(path string, form url.Values) string {
 	return loc
 }
 
+var hiddenRe = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+
+// confirmClass asks to replay a class and returns the confirmation's form
+// (without its token), and the page as "page".
+func (s *session) confirmClass(form url.Values) url.Values {
+	s.h.t.Helper()
+	form.Set("step", "confirm")
+	form.Set("csrf", s.csrf())
+	code, body, _ := s.post("/console/exceptions/replay", form)
+	if code != http.StatusOK {
+		s.h.t.Fatalf("confirmation of %v: %d %s", form, code, errorOf(body))
+	}
+	out := url.Values{"page": {html.UnescapeString(body)}}
+	if i := strings.Index(body, `class="replay-class-confirm`); i >= 0 {
+		for _, m := range hiddenRe.FindAllStringSubmatch(body[i:], -1) {
+			if m[1] != "csrf" {
+				out.Set(m[1], html.UnescapeString(m[2]))
+			}
+		}
+	}
+	return out
+}
+
 var stateRe = regexp.MustCompile(`data-dlq="([^"]+)" data-state="([^"]+)" data-class="([^"]*)"`)
 
 // states are the dead letters a page lists, in order, as "id state".
@@ -330,7 +353,7 @@ func TestReplayOneReplaysItAndMarksItReplayed(t *testing.T) {
 		t.Error("the page does not say when and by whom it was replayed")
 	}
 	_, flash := admin.get(loc)
-	if !strings.Contains(flash, `<p class="flash" role="status">Dead letter 0:1 replayed to `+sourceTopic) {
+	if !strings.Contains(flash, `<p class="flash" role="status">Dead letter replayed to its source topic.`) {
 		t.Error("the page does not say what was done")
 	}
 	var m struct{ State, By string }
@@ -360,13 +383,21 @@ func TestReplayClassReplaysOnlyTheOpenOnes(t *testing.T) {
 	admin := h.signIn(adminKey)
 	admin.action("/console/exceptions/discard", url.Values{"dlq": {"0:0"}, "reason": {"test record from staging"}})
 	admin.action("/console/exceptions/replay", url.Values{"dlq": {"0:1"}})
-	loc := admin.action("/console/exceptions/replay", url.Values{"class": {"unknown_uom"}, "source_topic": {sourceTopic}})
+	confirm := admin.confirmClass(url.Values{"class": {"unknown_uom"}, "source_topic": {sourceTopic}})
+	if !strings.Contains(confirm.Get("page"), "1 dead letter to <code>"+sourceTopic+"</code>") {
+		t.Errorf("the confirmation does not say that 1 goes to %s", sourceTopic)
+	}
+	if n := len(h.replayed()); n != 1 {
+		t.Fatalf("%d records on the source topic before the class replay was confirmed, want 1", n)
+	}
+	confirm.Del("page")
+	loc := admin.action("/console/exceptions/replay", confirm)
 	want := []string{"SKU-2 " + dlqTopic + "/0@1", "SKU-3 " + dlqTopic + "/1@0"}
 	if got := h.replayed(); !slices.Equal(got, want) {
 		t.Fatalf("source topic has %v, want %v: the discarded one must not go, the replayed one not again", got, want)
 	}
 	_, body := admin.get(loc)
-	if !strings.Contains(body, "Replayed 1 open dead letter of class unknown_uom") {
+	if !strings.Contains(loc, "done=dlq-replayed-class") || !strings.Contains(body, `<p class="flash" role="status">The open dead letters were replayed`) {
 		t.Errorf("flash: %s", regexp.MustCompile(`<p class="flash"[^>]*>[^<]*`).FindString(body))
 	}
 	_, body = admin.get("/console/exceptions?state=all")
@@ -378,9 +409,8 @@ func TestReplayClassReplaysOnlyTheOpenOnes(t *testing.T) {
 		t.Error("the class replay is not in the recent actions")
 	}
 	// Nothing open is left of the class: nothing more goes.
-	loc = admin.action("/console/exceptions/replay", url.Values{"class": {"unknown_uom"}})
-	if !strings.Contains(loc, url.QueryEscape("No open dead letters of class unknown_uom")) {
-		t.Errorf("redirected to %s", loc)
+	if page := admin.confirmClass(url.Values{"class": {"unknown_uom"}}).Get("page"); !strings.Contains(page, `id="replay-nothing"`) {
+		t.Error("the confirmation of a class with nothing open offers a replay")
 	}
 	if n := len(h.replayed()); n != 2 {
 		t.Errorf("%d records replayed, want 2", n)
@@ -535,7 +565,12 @@ func TestReplayRefusesForgedDeadLetters(t *testing.T) {
 		}
 	}
 	// A class-wide replay leaves them too, and replays the genuine ones.
-	admin.action("/console/exceptions/replay", url.Values{"class": {processors.ClassUnknownUoM}})
+	confirm := admin.confirmClass(url.Values{"class": {processors.ClassUnknownUoM}})
+	if !strings.Contains(confirm.Get("page"), "2 open dead letters of this class cannot be replayed") {
+		t.Error("the confirmation does not say that the forged ones stay")
+	}
+	confirm.Del("page")
+	admin.action("/console/exceptions/replay", confirm)
 	_, body := admin.get("/console/exceptions?state=all")
 	if got := states(body); !slices.Contains(got, "1:2 open") || !slices.Contains(got, "1:3 open") {
 		t.Fatalf("states %v: the forged dead letters should stay open", got)

@@ -22,30 +22,10 @@ var flashes = map[string]string{
 	"run-applied":        "Applied: the run's correction entries were written to the ledger.",
 }
 
-// legacyFlash are the routes whose actions still redirect with their own
-// words in ?done= rather than a code. Those words are shown only to a
-// browser that came from the console itself (or says nothing of where it
-// came from), never to one that followed a link from another site or an
-// address typed in. Once those actions send codes, this goes.
-var legacyFlash = map[string]bool{
-	"/console/exceptions":          true,
-	"/console/reconciliations/:id": true,
-}
-
 // flash is the banner for this request: the message of its ?done= code,
 // or nothing.
 func (c *Console) flash(ec echo.Context) string {
-	v := ec.QueryParam("done")
-	if m, ok := flashes[v]; ok || v == "" {
-		return m
-	}
-	if legacyFlash[ec.Path()] {
-		switch ec.Request().Header.Get("Sec-Fetch-Site") {
-		case "", "same-origin":
-			return clip(v, 400)
-		}
-	}
-	return ""
+	return flashes[ec.QueryParam("done")]
 }
 
 // redirectDone redirects to path with query q and the banner code.

@@ -9,24 +9,9 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
-)
 
-// LoopbackHost says whether host, a request's Host (a name or an address,
-// with or without a port), names this machine's loopback: localhost,
-// 127.0.0.1 or [::1].
-func LoopbackHost(host string) bool {
-	h := host
-	if hh, _, err := net.SplitHostPort(host); err == nil {
-		h = hh
-	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
-		h = host[1 : len(host)-1]
-	}
-	switch strings.ToLower(h) {
-	case "localhost", "127.0.0.1", "::1":
-		return true
-	}
-	return false
-}
+	"github.com/stockflow/stockflow/pkg/api"
+)
 
 // ExposedWithoutKeys says whether a server listening at addr (host:port)
 // with these API keys lets anyone beyond this machine in: no keys, and an
@@ -52,8 +37,8 @@ func ExposedWithoutKeys(addr string, keys map[string][]string) bool {
 func WarnIfExposed(log *slog.Logger, addr string, keys map[string][]string) {
 	if ExposedWithoutKeys(addr, keys) {
 		log.Warn("authentication is off (no -api-keys) and the HTTP server listens beyond loopback: "+
-			"the API is open to anyone who reaches it, and the console answers only requests addressed to localhost, 127.0.0.1 or [::1]; "+
-			"set -api-keys, or listen on 127.0.0.1", "addr", addr)
+			"the API and the console answer only requests addressed to localhost, 127.0.0.1 or [::1] (421 for any other name); "+
+			"set -api-keys to serve other names, or listen on 127.0.0.1", "addr", addr)
 	}
 }
 
@@ -64,7 +49,7 @@ func WarnIfExposed(log *slog.Logger, addr string, keys map[string][]string) {
 // with its own name as the Host and would otherwise read and act.
 func (c *Console) onlyLoopback(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(ec echo.Context) error {
-		if len(c.keys) > 0 || LoopbackHost(ec.Request().Host) {
+		if len(c.keys) > 0 || api.LoopbackHost(ec.Request().Host) {
 			return next(ec)
 		}
 		c.log.Warn("console request to a name other than loopback refused: authentication is off", "host", clip(ec.Request().Host, 100), "client", ec.RealIP())

@@ -97,6 +97,5 @@ func (c *Console) applyRun(ec echo.Context) error {
 	u := ec.Get(ctxUser).(*user)
 	c.audit(ec.Request().Context(), u, "apply-reconciliation", fmt.Sprintf("%s classes=%s locations=%s entries=%d", id,
 		strings.Join(out.Applied.Classes, ","), strings.Join(out.Applied.Locations, ","), out.Applied.Entries))
-	msg := fmt.Sprintf("Applied: %d correction entries written to the ledger.", out.Applied.Entries)
-	return ec.Redirect(http.StatusSeeOther, "/console/reconciliations/"+url.PathEscape(id)+"?done="+url.QueryEscape(msg))
+	return redirectDone(ec, "/console/reconciliations/"+url.PathEscape(id), nil, "run-applied")
 }

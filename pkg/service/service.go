@@ -225,6 +225,7 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 	rules, _ := atp.ParseChannelRules(cfg.API.ChannelRules)
 	supply, _ := config.ParseSupplyPolicy(cfg.API.SupplyPolicy)
 	keys, _ := config.ParseAPIKeys(cfg.API.Keys)
+	console.WarnIfExposed(log, cfg.HTTPAddr, keys)
 	// The API produces hold and policy entries through a client of its own,
 	// so a hold never queues behind the folder's outputs.
 	hcl, err := kgo.NewClient(kafka.ClientOpts(cfg.Kafka, traceOpt, kgo.ProducerLinger(0))...)
