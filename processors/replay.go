@@ -89,13 +89,44 @@ func (f ReplayFilter) match(d DeadLetter) bool {
 // ScanDeadLetters reads the whole dead-letter topic as it stands now, with a
 // client of its own made from conn (kafka.Conn), and calls fn for each
 // record that matches.
+//
+// It stops at the last stable offsets the topic has when the call starts:
+// anyone who may write the dead-letter topic can leave a transaction open
+// on it, and reading up to the high watermark would wait for that
+// transaction.
 func ScanDeadLetters(ctx context.Context, conn []kgo.Opt, topic string, f ReplayFilter, fn func(DeadLetter) error) error {
-	return ReadTopic(ctx, conn, topic, nil, func(r *kgo.Record) error {
+	until, err := stableEnds(ctx, conn, topic)
+	if err != nil {
+		return err
+	}
+	return ReadTopic(ctx, conn, topic, until, func(r *kgo.Record) error {
 		if d := DescribeDeadLetter(r); f.match(d) {
 			return fn(d)
 		}
 		return nil
 	})
+}
+
+// stableEnds is each partition's last stable offset, where it holds any
+// data: what a read_committed reader can reach without waiting for an open
+// transaction.
+func stableEnds(ctx context.Context, conn []kgo.Opt, topic string) (map[int32]int64, error) {
+	cl, err := kgo.NewClient(slices.Clip(conn)...)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", topic, err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("last stable offsets of %s: %w", topic, err)
+	}
+	until := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil && o.Offset > 0 {
+			until[o.Partition] = o.Offset
+		}
+	})
+	return until, nil
 }
 
 // ReadTopic reads topic from the start (read_committed), with a client of
@@ -220,12 +251,20 @@ func (t ReplayTargets) Check(ctx context.Context, d DeadLetter) error {
 	return nil
 }
 
+// replayBatch is how many dead letters a replay produces at a time.
+const replayBatch = 100
+
+// maxRefusedListed bounds what a replay keeps of the dead letters it refused.
+const maxRefusedListed = 1000
+
 // ReplayResult is what a replay did.
 type ReplayResult struct {
 	Replayed int
 	// Refused are the matching dead letters that were not replayed, with
-	// why (ReplayTargets.Check), by their place in the dead-letter topic.
-	Refused map[string]string
+	// why (ReplayTargets.Check), by their place in the dead-letter topic:
+	// the first maxRefusedListed of them; RefusedMore counts the rest.
+	Refused     map[string]string
+	RefusedMore int
 }
 
 // Replay re-produces the matching dead letters to their source topics with
@@ -235,9 +274,27 @@ type ReplayResult struct {
 func Replay(ctx context.Context, prod *kgo.Client, dlqTopic string, targets ReplayTargets, f ReplayFilter, log *slog.Logger) (ReplayResult, error) {
 	var recs []*kgo.Record
 	res := ReplayResult{Refused: map[string]string{}}
+	// Records go out a batch at a time, so a replay holds at most one
+	// batch of dead letters whatever the topic holds.
+	flush := func() error {
+		if len(recs) == 0 {
+			return nil
+		}
+		if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+		res.Replayed += len(recs)
+		clear(recs)
+		recs = recs[:0]
+		return nil
+	}
 	// Read as the producer connects: the same brokers, TLS and SASL.
 	err := ScanDeadLetters(ctx, kafka.ConnOf(prod), dlqTopic, f, func(d DeadLetter) error {
 		if err := targets.Check(ctx, d); err != nil {
+			if len(res.Refused) == maxRefusedListed {
+				res.RefusedMore++
+				return nil
+			}
 			res.Refused[fmt.Sprintf("%d:%d", d.Partition, d.Offset)] = err.Error()
 			log.Warn("dead letter not replayed", "partition", d.Partition, "offset", d.Offset, "source_topic", d.SourceTopic, "why", err)
 			return nil
@@ -252,18 +309,19 @@ func Replay(ctx context.Context, prod *kgo.Client, dlqTopic string, targets Repl
 		}
 		h = append(h, kgo.RecordHeader{Key: HeaderReplay, Value: []byte(fmt.Sprintf("%s/%d@%d", dlqTopic, d.Partition, d.Offset))})
 		recs = append(recs, &kgo.Record{Topic: d.SourceTopic, Key: d.Record.Key, Value: d.Record.Value, Headers: h})
-		return nil
+		if len(recs) < replayBatch {
+			return nil
+		}
+		return flush()
 	})
+	if err == nil {
+		err = flush()
+	}
 	if err != nil {
 		return res, err
 	}
-	if len(recs) == 0 {
-		return res, nil
+	if res.Replayed > 0 {
+		log.Info("replayed dead letters", "count", res.Replayed, "refused", len(res.Refused))
 	}
-	if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return res, fmt.Errorf("replay: %w", err)
-	}
-	log.Info("replayed dead letters", "count", len(recs), "refused", len(res.Refused))
-	res.Replayed = len(recs)
 	return res, nil
 }

@@ -87,6 +87,9 @@ func dlq(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		for at, why := range res.Refused {
 			fmt.Fprintf(stdout, "not replayed %s: %s\n", at, why)
 		}
+		if res.RefusedMore > 0 {
+			fmt.Fprintf(stdout, "not replayed: %d more, not listed\n", res.RefusedMore)
+		}
 		return exitOK
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
