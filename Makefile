@@ -105,6 +105,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzPolicyBody$$' -fuzztime $(FUZZTIME) ./pkg/api/
 	$(GO) test -run '^$$' -fuzz '^FuzzTokenizer$$' -fuzztime $(FUZZTIME) ./pkg/api/
 	$(GO) test -run '^$$' -fuzz '^FuzzRESPMap$$' -fuzztime $(FUZZTIME) ./pkg/ledger/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseIndexRecord$$' -fuzztime $(FUZZTIME) ./pkg/ledger/
 	$(GO) test -run '^$$' -fuzz '^FuzzInvariants$$' -fuzztime $(FUZZTIME) ./atp/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseChannelRules$$' -fuzztime $(FUZZTIME) ./atp/
 

@@ -42,12 +42,13 @@ func cachedStores(tb testing.TB, maxAge time.Duration) (writer, reader *Store, c
 
 // What lookups through the cache promise (README, "The read path"): a write
 // is seen within the cache's max age whatever happens to invalidations, and
-// in practice within milliseconds, by invalidation. The max age is set to a
-// minute here, so only an invalidation can make the reader see each write
-// within a second, a fifth of the default max age.
+// in practice within milliseconds, by invalidation. The max age is set to an
+// hour here, far beyond the bound on each wait below, so only an
+// invalidation can make the reader see each write. How fast it does is
+// logged, for reading; the benchmarks measure it.
 func TestCachedLookupSeesEachWriteByInvalidation(t *testing.T) {
 	ctx := context.Background()
-	writer, reader, cache := cachedStores(t, time.Minute)
+	writer, reader, cache := cachedStores(t, time.Hour)
 	h := newHarness(t, writer)
 	h.apply(le(events.EntryReceipt, "DC1", 100, 0, "r0"))
 
@@ -62,7 +63,7 @@ func TestCachedLookupSeesEachWriteByInvalidation(t *testing.T) {
 	first := read()
 	// Both reads missed and went to Redis in one pipeline; the cache's
 	// background reader brings them in.
-	for deadline := time.Now().Add(2 * time.Second); cache.Stats().Entries < 2; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); cache.Stats().Entries < 2; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the missed reads were not brought into the cache: %+v", cache.Stats())
 		}
@@ -75,7 +76,9 @@ func TestCachedLookupSeesEachWriteByInvalidation(t *testing.T) {
 		t.Fatalf("a second read of the same keys was not served from memory: %+v then %+v", before, st)
 	}
 
-	const bound = time.Second
+	// A bound on the test, not a speed claim: a write not seen by then was
+	// never invalidated.
+	const bound = 30 * time.Second
 	var slowest time.Duration
 	for i := 1; i <= 50; i++ {
 		h.apply(le(events.EntryAdjustment, "DC1", -1, 1, fmt.Sprint("a", i)))
@@ -86,7 +89,7 @@ func TestCachedLookupSeesEachWriteByInvalidation(t *testing.T) {
 				break
 			}
 			if waited := time.Since(written); waited > bound {
-				t.Fatalf("write %d not seen through the cache after %v: still version %d on hand %d", i, waited, p.Version, p.OnHand)
+				t.Fatalf("write %d never seen through the cache (waited %v): still version %d on hand %d; cache %+v", i, waited, p.Version, p.OnHand, cache.Stats())
 			}
 			time.Sleep(200 * time.Microsecond)
 		}

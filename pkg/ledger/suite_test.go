@@ -346,14 +346,14 @@ func runSuite(t *testing.T, newStore func(t *testing.T) *Store) {
 		o := le(events.EntryOrderLine, "", 5, 1, "o1")
 		o.Group, o.OrderID, o.LineID = sp("EU"), sp("SO-1"), sp("1")
 		h.apply(o)
-		if d, _ := s.GroupDemand(context.Background(), "SKU-1", "EU"); d != 5 {
-			t.Fatalf("group demand %d, want 5", d)
+		if d, err := s.GroupDemand(context.Background(), "SKU-1", "EU"); err != nil || d != 5 {
+			t.Fatalf("group demand %d (%v), want 5", d, err)
 		}
 		a := le(events.EntryOrderAllocate, "DC2", 0, 2, "a1")
 		a.OrderID, a.LineID = sp("SO-1"), sp("1")
 		h.apply(a)
-		if d, _ := s.GroupDemand(context.Background(), "SKU-1", "EU"); d != 0 {
-			t.Fatalf("group demand %d after allocation", d)
+		if d, err := s.GroupDemand(context.Background(), "SKU-1", "EU"); err != nil || d != 0 {
+			t.Fatalf("group demand %d (%v) after allocation, want 0", d, err)
 		}
 		want(t, h.pos("DC2"), Components{Reserved: 5})
 	})

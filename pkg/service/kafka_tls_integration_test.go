@@ -52,18 +52,19 @@ func TestServeStopsOnWrongKafkaCredentials(t *testing.T) {
 			testenv.KafkaSASL(t, &cfg.Kafka, config.SASLScramSHA512)
 			tc.wrong(&cfg.Kafka)
 			cfg.HTTPAddr = freeAddr(t)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			// A bound on the test only: serve must stop by itself, for
+			// the cause, long before it.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			start := time.Now()
 			err := Serve(ctx, cfg, Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if ctx.Err() != nil {
+				t.Fatalf("serve kept waiting for a misconfigured Kafka until stopped after a minute (returned %v)", err)
+			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("serve returned %v, want an error containing %q", err, tc.want)
 			}
 			if strings.Contains(err.Error(), cfg.Kafka.SASLPassword) {
 				t.Fatalf("the error shows the password: %v", err)
-			}
-			if time.Since(start) > 15*time.Second {
-				t.Fatalf("serve took %v to give up", time.Since(start))
 			}
 			t.Log(err)
 		})

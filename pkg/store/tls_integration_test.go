@@ -40,6 +40,9 @@ func TestTLSRedisACLUserRunsTheLedger(t *testing.T) {
 		"-redis-username=stockflow", "-redis-password-file=" + filepath.Join(dir, "password"),
 		"-redis-tls-ca=" + sec.TLSCA, "-redis-tls-cert=" + sec.TLSCert, "-redis-tls-key=" + sec.TLSKey,
 		"-redis-key-prefix=" + sec.KeyPrefix,
+		// Far longer than the wait for a write below: only an invalidation
+		// can bring the new value in time, never the entry's age.
+		"-lookup-cache-max-age=1m",
 	}, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
@@ -82,27 +85,40 @@ func TestTLSRedisACLUserRunsTheLedger(t *testing.T) {
 
 	// The lookup cache's connections turn on CLIENT TRACKING as the same
 	// user: a write must still invalidate what it has read.
+	if cfg.Redis.LookupCacheMaxAge != time.Minute {
+		t.Fatalf("lookup cache max age %v, want the 1m configured", cfg.Redis.LookupCacheMaxAge)
+	}
 	cache := store.OpenCache(cfg.Redis)
 	if cache == nil {
 		t.Fatal("lookup cache off")
 	}
 	defer cache.Close()
 	h := cfg.Redis.KeyPrefix + ":{SKU-1}:pos:DC1"
-	rdb.HSet(ctx, h, "on_hand", 5)
+	if err := rdb.HSet(ctx, h, "on_hand", 5).Err(); err != nil {
+		t.Fatal(err)
+	}
 	if v, err := cache.HGet(ctx, h, "on_hand").Result(); err != nil || v != "5" {
 		t.Fatalf("cached read: %q, %v", v, err)
 	}
-	rdb.HSet(ctx, h, "on_hand", 6)
-	deadline := time.Now().Add(5 * time.Second)
+	before := cache.Stats()
+	if err := rdb.HSet(ctx, h, "on_hand", 6).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Bounded well inside the max age, so an entry that is never
+	// invalidated keeps answering 5 and fails this.
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		v, err := cache.HGet(ctx, h, "on_hand").Result()
 		if err == nil && v == "6" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("cached read after a write: %q, %v; want 6 through invalidation", v, err)
+			t.Fatalf("cached read after a write: %q, %v; want 6 through invalidation (cache %+v)", v, err, cache.Stats())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	if st := cache.Stats(); st.Invalidations <= before.Invalidations {
+		t.Fatalf("the new value came without an invalidation: %+v then %+v", before, st)
 	}
 }
 
