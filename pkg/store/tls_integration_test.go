@@ -100,6 +100,11 @@ func TestTLSRedisACLUserRunsTheLedger(t *testing.T) {
 	if v, err := cache.HGet(ctx, h, "on_hand").Result(); err != nil || v != "5" {
 		t.Fatalf("cached read: %q, %v", v, err)
 	}
+	// The read is now in process memory: a look that never goes to Redis
+	// finds it.
+	if _, ok := cache.Cached(ctx, "hget", h, "on_hand"); !ok {
+		t.Fatal("the read was not cached")
+	}
 	before := cache.Stats()
 	if err := rdb.HSet(ctx, h, "on_hand", 6).Err(); err != nil {
 		t.Fatal(err)
