@@ -27,6 +27,7 @@ type Cache struct {
 	misses atomic.Uint64
 	warm   chan warmRead
 	warmed atomic.Uint64 // reads Warm dropped: the warmers were busy
+	user   string        // the ACL user, part of go-redis' cache entry names
 
 	mu      sync.Mutex
 	evicted uint64 // highest count of entries dropped other than by invalidation
@@ -53,7 +54,7 @@ func OpenCache(cfg config.Redis) *Cache {
 	if !cfg.LookupCache || cfg.DB != 0 || cfg.Cluster() {
 		return nil
 	}
-	c := &Cache{}
+	c := &Cache{user: cfg.Username}
 	c.local = redis.NewLocalCache(redis.CacheConfig{
 		MaxEntries:   cfg.LookupCacheEntries,
 		MaxStaleness: cfg.LookupCacheMaxAge,
@@ -118,12 +119,16 @@ func (c *Cache) Run(ctx context.Context) error {
 // caller can gather the misses of many reads into one pipeline.
 //
 // It relies on how go-redis names its cache entries: the connection's
-// namespace (database 0, no user name) and the command as written on the
-// wire. Should that change, every look misses and lookups read Redis, still
+// namespace (database 0 and the ACL user name, empty without one) and the
+// command as written on the wire. Should that change, every look misses and lookups read Redis, still
 // correct; the store's integration test fails first.
 func (c *Cache) Cached(ctx context.Context, args ...string) ([]byte, bool) {
 	b := make([]byte, 0, 64)
-	b = append(b, "0\x000:\x00*"...)
+	b = append(b, "0\x00"...)
+	b = strconv.AppendInt(b, int64(len(c.user)), 10)
+	b = append(b, ':')
+	b = append(b, c.user...)
+	b = append(b, "\x00*"...)
 	b = strconv.AppendInt(b, int64(len(args)), 10)
 	b = append(b, '\r', '\n')
 	for _, a := range args {
