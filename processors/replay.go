@@ -251,8 +251,23 @@ func (t ReplayTargets) Check(ctx context.Context, d DeadLetter) error {
 	return nil
 }
 
-// replayBatch is how many dead letters a replay produces at a time.
-const replayBatch = 100
+// ReplayBatch is how many dead letters a replay produces at a time.
+const ReplayBatch = 100
+
+// ReplayRecord is d as it goes back to its source topic: its key, value and
+// headers but the dead-letter ones, and a replay header naming it.
+func ReplayRecord(dlqTopic string, d DeadLetter) *kgo.Record {
+	var h []kgo.RecordHeader
+	for _, x := range d.Record.Headers {
+		switch x.Key {
+		case HeaderSourceTopic, HeaderSourcePartition, HeaderSourceOffset, HeaderErrorClass, HeaderErrorMessage, HeaderErrorTime, HeaderReplay:
+			continue
+		}
+		h = append(h, x)
+	}
+	h = append(h, kgo.RecordHeader{Key: HeaderReplay, Value: fmt.Appendf(nil, "%s/%d@%d", dlqTopic, d.Partition, d.Offset)})
+	return &kgo.Record{Topic: d.SourceTopic, Key: d.Record.Key, Value: d.Record.Value, Headers: h}
+}
 
 // maxRefusedListed bounds what a replay keeps of the dead letters it refused.
 const maxRefusedListed = 1000
@@ -299,17 +314,8 @@ func Replay(ctx context.Context, prod *kgo.Client, dlqTopic string, targets Repl
 			log.Warn("dead letter not replayed", "partition", d.Partition, "offset", d.Offset, "source_topic", d.SourceTopic, "why", err)
 			return nil
 		}
-		var h []kgo.RecordHeader
-		for _, x := range d.Record.Headers {
-			switch x.Key {
-			case HeaderSourceTopic, HeaderSourcePartition, HeaderSourceOffset, HeaderErrorClass, HeaderErrorMessage, HeaderErrorTime, HeaderReplay:
-				continue
-			}
-			h = append(h, x)
-		}
-		h = append(h, kgo.RecordHeader{Key: HeaderReplay, Value: []byte(fmt.Sprintf("%s/%d@%d", dlqTopic, d.Partition, d.Offset))})
-		recs = append(recs, &kgo.Record{Topic: d.SourceTopic, Key: d.Record.Key, Value: d.Record.Value, Headers: h})
-		if len(recs) < replayBatch {
+		recs = append(recs, ReplayRecord(dlqTopic, d))
+		if len(recs) < ReplayBatch {
 			return nil
 		}
 		return flush()

@@ -47,7 +47,7 @@ func TestDeadLetterScanStopsAtTheLastStableOffset(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer prod.Close()
-	const committed = 2*replayBatch + 7
+	const committed = 2*ReplayBatch + 7
 	for i := range committed {
 		if err := prod.ProduceSync(ctx, deadLetter(i)).FirstErr(); err != nil {
 			t.Fatal(err)
