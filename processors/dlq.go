@@ -1,6 +1,7 @@
 package processors
 
 import (
+	"slices"
 	"strconv"
 	"time"
 
@@ -17,7 +18,22 @@ const (
 	HeaderErrorTime       = "stockflow.error.time"
 	// HeaderReplay marks a record re-produced from the dead-letter topic.
 	HeaderReplay = "stockflow.replay"
+	// HeaderTruncated is set, to the original record's size in bytes, on a
+	// dead letter whose record was too large to keep whole: its original
+	// headers are dropped and its key and value cut. It cannot be replayed;
+	// the original stays at its source topic, partition and offset.
+	HeaderTruncated = "stockflow.error.truncated"
 )
+
+// maxDeadLetterBytes bounds a dead letter's key, value and headers together,
+// whatever the bad record was: a dead letter must fit one produce request
+// (franz-go's default batch limit is 1,000,012 bytes) and the broker's
+// default message size, or it could never be written and its partition
+// would never move on.
+const maxDeadLetterBytes = 900 << 10
+
+// maxTruncatedKey is what a truncated dead letter keeps of the key.
+const maxTruncatedKey = 1 << 10
 
 // deadLetter builds the dead-letter record for r: the original key, value
 // and headers, plus headers that say where it came from and why it failed.
@@ -36,7 +52,27 @@ func deadLetter(topic string, r *kgo.Record, class string, err error, now time.T
 		kgo.RecordHeader{Key: HeaderErrorMessage, Value: []byte(msg)},
 		kgo.RecordHeader{Key: HeaderErrorTime, Value: []byte(now.UTC().Format(time.RFC3339Nano))},
 	)
-	return &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value, Headers: h}
+	key, value := r.Key, r.Value
+	if size := recordSize(key, value, h); size > maxDeadLetterBytes {
+		h = slices.Clone(h[len(r.Headers):]) // only the dead letter's own
+		h = append(h, kgo.RecordHeader{Key: HeaderTruncated, Value: []byte(strconv.Itoa(size))})
+		if len(key) > maxTruncatedKey {
+			key = key[:maxTruncatedKey]
+		}
+		if room := maxDeadLetterBytes - recordSize(key, nil, h); len(value) > room {
+			value = value[:max(room, 0)]
+		}
+	}
+	return &kgo.Record{Topic: topic, Key: key, Value: value, Headers: h}
+}
+
+// recordSize is the bytes of a record's key, value and headers.
+func recordSize(key, value []byte, h []kgo.RecordHeader) int {
+	n := len(key) + len(value)
+	for _, x := range h {
+		n += len(x.Key) + len(x.Value)
+	}
+	return n
 }
 
 // Header returns the value of the last header named key.

@@ -140,7 +140,7 @@ func (n *Normalizer) catchUp(ctx context.Context) (int, error) {
 		writes = writes[:0]
 		return n.store.RecordIndexCaughtUp(ctx, topic, pos)
 	}
-	err = readRange(ctx, cl, topic, until, pos, func(r *kgo.Record) error {
+	err = readRange(ctx, cl, topic, until, pos, 0, func(r *kgo.Record) error {
 		d, l, err := ledger.ParseIndexRecord(r.Key, r.Value)
 		if err != nil {
 			skipped++

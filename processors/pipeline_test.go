@@ -1,6 +1,7 @@
 package processors
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -51,6 +52,18 @@ func (e *env) startCrashingAfterApply(t *testing.T) (crashed chan struct{}, p *p
 }
 
 // runPipelineSuite runs the ledger pipeline scenarios against one kind of env.
+// dlqHeaderBytes is the bytes of the headers a dead letter adds, but the
+// truncation mark: what the original record's size was measured with.
+func dlqHeaderBytes(r *kgo.Record) int {
+	n := 0
+	for _, h := range r.Headers {
+		if h.Key != HeaderTruncated && strings.HasPrefix(h.Key, "stockflow.") {
+			n += len(h.Key) + len(h.Value)
+		}
+	}
+	return n
+}
+
 func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 	t.Run("golden folds", func(t *testing.T) {
 		for name, g := range loadGolden(t) {
@@ -139,6 +152,44 @@ func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 			if _, ok := classes[c]; !ok {
 				t.Errorf("no dead letter of class %s (have %v)", c, classes)
 			}
+		}
+	})
+
+	t.Run("a record too large for a dead letter whole: kept in part, not replayable, and the partition moves on", func(t *testing.T) {
+		e := mkEnv(t)
+		e.start(t, pipelineOpts{})
+		// As large as the broker takes (1 MiB less its overheads), sent by a
+		// producer allowed batches that large; the dead letter's headers
+		// would take it past what the normalizer may produce.
+		big, err := kgo.NewClient(append(kafka.Conn(e.cfg.Kafka), kgo.ProducerBatchMaxBytes(1<<20))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer big.Close()
+		value := bytes.Repeat([]byte{7}, 1_040_000)
+		headers := []kgo.RecordHeader{{Key: "trace", Value: bytes.Repeat([]byte{'h'}, 4000)}}
+		if err := big.ProduceSync(context.Background(), &kgo.Record{Topic: e.cfg.Topics.Inventory, Key: []byte("SKU-BIG"),
+			Value: value, Headers: headers}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		e.send(t, e.cfg.Topics.Inventory, receipt("after-big", "SKU-BIG", "DC1", 3, "EA"))
+		eventually(t, settle, func() error {
+			return e.checkPositions([]expectedPos{{SKU: "SKU-BIG", Location: "DC1", OnHand: 3}})
+		})
+		dead := e.dlq(t, 1)[0]
+		size, cut := Header(dead, HeaderTruncated)
+		if !cut || size != fmt.Sprint(len(value)+len("SKU-BIG")+len("trace")+4000+dlqHeaderBytes(dead)) {
+			t.Errorf("truncated header %q (%v), want the original size", size, cut)
+		}
+		if n := recordSize(dead.Key, dead.Value, dead.Headers); n > maxDeadLetterBytes {
+			t.Errorf("dead letter of %d bytes, more than %d", n, maxDeadLetterBytes)
+		}
+		if _, ok := Header(dead, "trace"); ok || !bytes.Equal(dead.Value, value[:len(dead.Value)]) || string(dead.Key) != "SKU-BIG" {
+			t.Error("the dead letter does not keep the start of the value and the key, without the original headers")
+		}
+		res, err := Replay(context.Background(), e.prod, e.cfg.Topics.DLQ, ReplayTargets{Topics: e.cfg.Topics, Codec: e.codec}, ReplayFilter{}, e.log)
+		if err != nil || res.Replayed != 0 || len(res.Refused) != 1 {
+			t.Fatalf("replay of a cut dead letter: %+v, %v; want it refused", res, err)
 		}
 	})
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -99,7 +100,7 @@ func ScanDeadLetters(ctx context.Context, conn []kgo.Opt, topic string, f Replay
 	if err != nil {
 		return err
 	}
-	return ReadTopic(ctx, conn, topic, until, func(r *kgo.Record) error {
+	return readTopic(ctx, conn, topic, until, deadLetterQuiet, func(r *kgo.Record) error {
 		if d := DescribeDeadLetter(r); f.match(d) {
 			return fn(d)
 		}
@@ -120,13 +121,35 @@ func stableEnds(ctx context.Context, conn []kgo.Opt, topic string) (map[int32]in
 	if err != nil {
 		return nil, fmt.Errorf("last stable offsets of %s: %w", topic, err)
 	}
+	if err := ends.Error(); err != nil {
+		return nil, fmt.Errorf("last stable offsets of %s: %w", topic, err)
+	}
 	until := map[int32]int64{}
 	ends.Each(func(o kadm.ListedOffset) {
-		if o.Err == nil && o.Offset > 0 {
+		if o.Offset > 0 {
 			until[o.Partition] = o.Offset
 		}
 	})
 	return until, nil
+}
+
+// deadLetterQuiet is how long a dead-letter scan waits for a record short
+// of the last stable offset before it stops with a ShortRead. Records of a
+// transaction aborted just before one still open are dropped by the reader,
+// and their abort marker lies past that offset, so a partition can end
+// there without the reader ever seeing its end.
+const deadLetterQuiet = 5 * time.Second
+
+// ShortRead is a read that stopped short of where it meant to: no record
+// came for a while (deadLetterQuiet). What it read was delivered.
+type ShortRead struct {
+	Topic      string
+	Pos, Until map[int32]int64
+}
+
+func (e *ShortRead) Error() string {
+	return fmt.Sprintf("read %s: stopped at %v short of %v: nothing more came (records of aborted transactions, or a partition not answering)",
+		e.Topic, e.Pos, e.Until)
 }
 
 // ReadTopic reads topic from the start (read_committed), with a client of
@@ -134,6 +157,12 @@ func stableEnds(ctx context.Context, conn []kgo.Opt, topic string) (map[int32]in
 // below until[partition] (exclusive), or, with until nil, below the end
 // offsets the topic has when the call starts.
 func ReadTopic(ctx context.Context, conn []kgo.Opt, topic string, until map[int32]int64, fn func(*kgo.Record) error) error {
+	return readTopic(ctx, conn, topic, until, 0, fn)
+}
+
+// readTopic is ReadTopic; with quiet > 0, a read that gets no record for
+// that long stops with a *ShortRead instead of waiting a minute to fail.
+func readTopic(ctx context.Context, conn []kgo.Opt, topic string, until map[int32]int64, quiet time.Duration, fn func(*kgo.Record) error) error {
 	cl, err := kgo.NewClient(append(slices.Clip(conn), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords())...) // markers take offsets too: the ends are reached exactly
@@ -153,16 +182,17 @@ func ReadTopic(ctx context.Context, conn []kgo.Opt, topic string, until map[int3
 			}
 		})
 	}
-	return readRange(ctx, cl, topic, until, map[int32]int64{}, fn, nil)
+	return readRange(ctx, cl, topic, until, map[int32]int64{}, quiet, fn, nil)
 }
 
 // readRange polls cl, which consumes topic, until every partition in until
 // has been read up to its offset there (exclusive), calling each for every
 // data record below it and afterPoll, when set, after every poll. pos says
 // where each partition's reading stands and is kept up to date. A minute
-// without a record short of until is an error: the reader is stuck.
+// without a record short of until is an error: the reader is stuck; with
+// quiet > 0, that long without a record ends the read with a *ShortRead.
 func readRange(ctx context.Context, cl *kgo.Client, topic string, until, pos map[int32]int64,
-	each func(*kgo.Record) error, afterPoll func() error) error {
+	quiet time.Duration, each func(*kgo.Record) error, afterPoll func() error) error {
 	done := func() bool {
 		for p, end := range until {
 			if pos[p] < end {
@@ -172,7 +202,11 @@ func readRange(ctx context.Context, cl *kgo.Client, topic string, until, pos map
 		return true
 	}
 	for !done() {
-		pctx, cancel := context.WithTimeout(ctx, time.Minute)
+		wait := time.Minute
+		if quiet > 0 {
+			wait = quiet
+		}
+		pctx, cancel := context.WithTimeout(ctx, wait)
 		fs := cl.PollFetches(pctx)
 		cancel()
 		if ctx.Err() != nil {
@@ -186,6 +220,9 @@ func readRange(ctx context.Context, cl *kgo.Client, topic string, until, pos map
 		})
 		if ferr != nil {
 			return fmt.Errorf("read %s: %w", topic, ferr)
+		}
+		if fs.NumRecords() == 0 && quiet > 0 {
+			return &ShortRead{Topic: topic, Pos: maps.Clone(pos), Until: until}
 		}
 		if fs.NumRecords() == 0 {
 			return fmt.Errorf("read %s: no progress for a minute at %v, reading up to %v", topic, pos, until)
@@ -232,6 +269,10 @@ func (t ReplayTargets) Check(ctx context.Context, d DeadLetter) error {
 	default:
 		return fmt.Errorf("it names %s, which is not a source topic: only records of the source topics are replayed", d.SourceTopic)
 	}
+	if size, cut := Header(d.Record, HeaderTruncated); cut {
+		return fmt.Errorf("its record (%s bytes) was too large to keep whole, so only part of it is here: the original is at %s/%d@%d",
+			clipHeader(size), d.SourceTopic, d.SourcePartition, d.SourceOffset)
+	}
 	if t.Codec == nil {
 		return errors.New("no codec to check its record with")
 	}
@@ -260,7 +301,7 @@ func ReplayRecord(dlqTopic string, d DeadLetter) *kgo.Record {
 	var h []kgo.RecordHeader
 	for _, x := range d.Record.Headers {
 		switch x.Key {
-		case HeaderSourceTopic, HeaderSourcePartition, HeaderSourceOffset, HeaderErrorClass, HeaderErrorMessage, HeaderErrorTime, HeaderReplay:
+		case HeaderSourceTopic, HeaderSourcePartition, HeaderSourceOffset, HeaderErrorClass, HeaderErrorMessage, HeaderErrorTime, HeaderReplay, HeaderTruncated:
 			continue
 		}
 		h = append(h, x)
@@ -271,6 +312,14 @@ func ReplayRecord(dlqTopic string, d DeadLetter) *kgo.Record {
 
 // maxRefusedListed bounds what a replay keeps of the dead letters it refused.
 const maxRefusedListed = 1000
+
+// clipHeader is a header's text cut for a message.
+func clipHeader(s string) string {
+	if len(s) > 20 {
+		return s[:20] + "…"
+	}
+	return s
+}
 
 // ReplayResult is what a replay did.
 type ReplayResult struct {
@@ -320,8 +369,11 @@ func Replay(ctx context.Context, prod *kgo.Client, dlqTopic string, targets Repl
 		}
 		return flush()
 	})
-	if err == nil {
-		err = flush()
+	var short *ShortRead
+	if err == nil || errors.As(err, &short) {
+		if ferr := flush(); ferr != nil {
+			err = ferr
+		}
 	}
 	if err != nil {
 		return res, err

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -79,10 +81,7 @@ func dlq(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitFailed
 		}
 		res, err := processors.Replay(ctx, cl, cfg.Topics.DLQ, processors.ReplayTargets{Topics: cfg.Topics, Codec: codec}, f, log)
-		if err != nil {
-			log.Error("replay", "err", err)
-			return exitFailed
-		}
+		// What was replayed before a failure went out: say so either way.
 		fmt.Fprintf(stdout, "replayed %d dead letters\n", res.Replayed)
 		for at, why := range res.Refused {
 			fmt.Fprintf(stdout, "not replayed %s: %s\n", at, why)
@@ -90,21 +89,49 @@ func dlq(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if res.RefusedMore > 0 {
 			fmt.Fprintf(stdout, "not replayed: %d more, not listed\n", res.RefusedMore)
 		}
+		if err != nil {
+			log.Error("replay", "err", err)
+			return exitFailed
+		}
 		return exitOK
 	}
+	return listDeadLetters(ctx, cfg, f, stdout, log)
+}
+
+// Bounds on what `dlq list` holds, whatever the topic holds: a line's
+// class, topic and message are clipped, rows are written a page at a time,
+// and counts are kept for this many classes (the rest as "(other)").
+const (
+	dlqListClip    = 200
+	dlqListPage    = 100
+	dlqListClasses = 1000
+)
+
+// listDeadLetters prints the matching dead letters, then their counts by
+// class.
+func listDeadLetters(ctx context.Context, cfg config.Config, f processors.ReplayFilter, stdout io.Writer, log *slog.Logger) int {
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DLQ\tTIME\tCLASS\tSOURCE\tREPLAYED\tMESSAGE")
 	byClass := map[string]int{}
-	err = processors.ScanDeadLetters(ctx, kafka.Conn(cfg.Kafka), cfg.Topics.DLQ, f, func(d processors.DeadLetter) error {
-		byClass[d.Class]++
+	rows := 0
+	err := processors.ScanDeadLetters(ctx, kafka.Conn(cfg.Kafka), cfg.Topics.DLQ, f, func(d processors.DeadLetter) error {
+		class := clipText(d.Class, dlqListClip)
+		if _, ok := byClass[class]; !ok && len(byClass) >= dlqListClasses {
+			class = "(other)"
+		}
+		byClass[class]++
 		fmt.Fprintf(tw, "%d:%d\t%s\t%s\t%s/%d@%d\t%v\t%s\n", d.Partition, d.Offset, d.Time.Format(time.RFC3339),
-			d.Class, d.SourceTopic, d.SourcePartition, d.SourceOffset, d.Replayed, d.Message)
+			clipText(d.Class, dlqListClip), clipText(d.SourceTopic, dlqListClip), d.SourcePartition, d.SourceOffset, d.Replayed,
+			clipText(d.Message, dlqListClip))
+		if rows++; rows%dlqListPage == 0 {
+			tw.Flush()
+		}
 		return nil
 	})
 	tw.Flush()
 	if err != nil {
+		// What was read is listed above; the counts below cover it.
 		log.Error("list", "err", err)
-		return exitFailed
 	}
 	classes := make([]string, 0, len(byClass))
 	for c := range byClass {
@@ -115,7 +142,28 @@ func dlq(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, c := range classes {
 		fmt.Fprintf(stdout, "%-20s %d\n", c, byClass[c])
 	}
+	if err != nil {
+		return exitFailed
+	}
 	return exitOK
+}
+
+// clipText is s cut to at most n bytes on a rune boundary, with the tabs
+// and line breaks that would break the table's layout replaced.
+func clipText(s string, n int) string {
+	if len(s) > n {
+		cut := n
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '\t' || r == '\n' || r == '\r' {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 func parseWhen(s string) (time.Time, error) {
