@@ -654,7 +654,7 @@ func (c *Config) Validate() error {
 	}
 	if c.SchemaRegistry != "" {
 		if u, err := url.Parse(c.SchemaRegistry); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("schema registry url: %q is not an http(s) URL", c.SchemaRegistry)
+			bad("schema registry url: %q is not an http(s) URL", redactURL(c.SchemaRegistry))
 		}
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
@@ -735,8 +735,9 @@ func (c *Config) Validate() error {
 	if c.Reconcile.Retention < time.Hour {
 		bad("reconcile retention: %v is shorter than 1h", c.Reconcile.Retention)
 	}
-	if c.Reconcile.MaxLines < 1 || c.Reconcile.MaxLines > 100_000_000 {
-		bad("reconcile max lines: %d is outside 1..100000000", c.Reconcile.MaxLines)
+	// A running snapshot holds about 40 bytes per line in memory.
+	if c.Reconcile.MaxLines < 1 || c.Reconcile.MaxLines > 10_000_000 {
+		bad("reconcile max lines: %d is outside 1..10000000", c.Reconcile.MaxLines)
 	}
 	if c.Reconcile.MaxExceptions < 1 || c.Reconcile.MaxExceptions > 10_000_000 {
 		bad("reconcile max exceptions: %d is outside 1..10000000", c.Reconcile.MaxExceptions)
@@ -852,4 +853,14 @@ func ParseTrustedProxies(list []string) ([]netip.Prefix, error) {
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return out, errors.Join(errs...)
+}
+
+// redactURL is a URL for a message, its password (if any) replaced. An
+// unparsable one is not quoted at all: it may hold a secret.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return u.Redacted()
 }

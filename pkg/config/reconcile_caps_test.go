@@ -20,6 +20,7 @@ func TestReconcileCaps(t *testing.T) {
 		{name: "defaults", lines: 1_000_000, excepted: 100_000},
 		{name: "flags", args: []string{"-reconcile-max-lines", "5000", "-reconcile-max-exceptions", "200"}, lines: 5000, excepted: 200},
 		{name: "env", env: map[string]string{"STOCKFLOW_RECONCILE_MAX_EXCEPTIONS": "7"}, lines: 1_000_000, excepted: 7},
+		{name: "a line cap a run could not hold in memory", args: []string{"-reconcile-max-lines", "20000000"}, bad: "reconcile max lines"},
 		{name: "no line cap", args: []string{"-reconcile-max-lines", "0"}, bad: "reconcile max lines"},
 		{name: "no exception cap", args: []string{"-reconcile-max-exceptions", "-1"}, bad: "reconcile max exceptions"},
 		{name: "an exception cap Redis would not hold", args: []string{"-reconcile-max-exceptions", "50000000"}, bad: "reconcile max exceptions"},

@@ -8,8 +8,8 @@
 // position counted after T is superseded rather than drifted; a snapshot
 // older than the journal window is refused. Lines are compared as they
 // arrive, a batch per round trip, so a snapshot is never held whole: what
-// a run keeps in memory is 8 bytes per line (to find duplicate lines and
-// the ledger positions the snapshot leaves out).
+// a run keeps in memory is one map entry per line, about 40 bytes (to find
+// duplicate lines and the ledger positions the snapshot leaves out).
 //
 // A correction is a count at T with reason RECONCILIATION: later movements
 // stay on top of it, exactly as with a cycle count, and applying the same
@@ -87,8 +87,8 @@ type Config struct {
 	FutureSkew time.Duration
 	// MaxLines caps the lines of a run (default DefaultMaxLines): a
 	// snapshot announcing more is refused; lines past the cap are counted,
-	// not compared, and the run ends incomplete. A run remembers 8 bytes
-	// per line compared.
+	// not compared, and the run ends incomplete. A run remembers about 40
+	// bytes per line compared (40 MB at the default).
 	MaxLines int64
 	// MaxStoredExceptions caps the exceptions a run stores (default
 	// DefaultMaxStoredExceptions): past it, exceptions are counted by class
