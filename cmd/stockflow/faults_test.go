@@ -1250,12 +1250,21 @@ func TestFaults(t *testing.T) {
 		}
 		aborted := s.abortedAfter(dead)
 		<-done
+		// The dead instance's source partitions that had records after the
+		// kill: the survivor must have normalized each of them.
+		active := map[string]bool{}
+		for k, end := range s.sourceEnds(dead.sources) {
+			// Item masters become no ledger entry: the catalog is left out.
+			if end > dead.ends[k] && !strings.HasPrefix(k, s.cfg.Topics.Catalog+"/") {
+				active[k] = true
+			}
+		}
 		rec := s.caughtUp(3 * time.Minute)
 		s.verify()
 		s.equalsReference(16, count)
 		s.outputsMatchLedger()
 		watch.stop()
-		sources, moved, held := watch.stalls(t, dead)
+		sources, moved, held := watch.stalls(t, dead, active)
 		stall := max(sources, held)
 		// The broker aborts a timed-out transaction at its next check (every
 		// 10 s by default); the survivor takes the dead instance's source
@@ -1297,6 +1306,8 @@ type deadInstance struct {
 	timeout  time.Duration
 	sources  map[string]bool
 	held     map[int32]int64
+	// ends are the end offsets of sources when it was killed.
+	ends map[string]int64
 }
 
 // killWithTxnOpen kills p (instance id instance) with kill -9 while its
@@ -1314,6 +1325,7 @@ func (s *scenario) killWithTxnOpen(p *proc, instance string) deadInstance {
 		p.signal(syscall.SIGSTOP)
 		if s.openTxn(&d, instance) {
 			d.killed = time.Now()
+			d.ends = s.sourceEnds(d.sources)
 			p.kill()
 			t.Logf("%s killed with its transaction open (try %d): producer %d, ledger partitions %v, source partitions %d",
 				instance, tries, d.producer, d.held, len(d.sources))
@@ -1365,6 +1377,26 @@ func (s *scenario) openTxn(d *deadInstance, instance string) bool {
 		}
 	}
 	return len(d.held) > 0 && len(d.sources) > 0
+}
+
+// sourceEnds lists the end offsets of the source partitions named in keys
+// ("topic/partition").
+func (s *scenario) sourceEnds(keys map[string]bool) map[string]int64 {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tp := s.cfg.Topics
+	ends, err := s.adm.ListEndOffsets(ctx, tp.Inventory, tp.Orders, tp.Supplier, tp.Catalog)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	out := map[string]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if k := fmt.Sprint(o.Topic, "/", o.Partition); keys[k] {
+			out[k] = o.Offset
+		}
+	})
+	return out
 }
 
 // abortedAfter yields how long after the kill the broker ended the dead
@@ -1446,8 +1478,9 @@ func (w *ledgerWatch) stop() { w.cancel(); <-w.done }
 // ledger had entries again, written by the survivor, from every source
 // partition the dead instance owned that had any (and from how many), and
 // records past the dead transaction's start on every ledger partition it
-// held.
-func (w *ledgerWatch) stalls(t *testing.T, d deadInstance) (sources time.Duration, moved int, held time.Duration) {
+// held. Every partition in active (those with records after the kill) must
+// be among them.
+func (w *ledgerWatch) stalls(t *testing.T, d deadInstance, active map[string]bool) (sources time.Duration, moved int, held time.Duration) {
 	t.Helper()
 	if w.err != nil {
 		t.Fatal(w.err)
@@ -1465,6 +1498,11 @@ func (w *ledgerWatch) stalls(t *testing.T, d deadInstance) (sources time.Duratio
 			if _, ok := heldFirst[e.partition]; !ok {
 				heldFirst[e.partition] = after
 			}
+		}
+	}
+	for k := range active {
+		if _, ok := srcFirst[k]; !ok {
+			t.Errorf("source partition %s had records after the kill, and the survivor normalized none of them", k)
 		}
 	}
 	if len(srcFirst) == 0 || len(heldFirst) < len(d.held) {
