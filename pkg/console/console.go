@@ -95,6 +95,8 @@ type Config struct {
 	// SessionTTL is how long a sign-in lasts however busy, SessionIdle how
 	// long it lasts unused, and MaxSessions how many this instance keeps
 	// (past it, the least recently used end). Defaults 12h, 30m, 10,000.
+	// A key has at most 20 of them: past that, its own least recently used
+	// end, not another key's.
 	SessionTTL  time.Duration
 	SessionIdle time.Duration
 	MaxSessions int
@@ -102,6 +104,11 @@ type Config struct {
 	// inside the HTTP server's write timeout; a listing that runs out says
 	// so and shows what it read. Default 10s.
 	ScanTimeout time.Duration
+	// ReplayBudget bounds a confirmed class replay's work, well inside the
+	// HTTP server's write timeout: past it, the replay stops between
+	// batches, each written and marked, and the page says how many remain,
+	// to confirm again. Default 20s.
+	ReplayBudget time.Duration
 	// PageSize is how many dead letters a page lists. Default 50.
 	PageSize int
 	Logger   *slog.Logger
@@ -171,6 +178,9 @@ func setDefaults(cfg *Config) {
 	}
 	if cfg.ScanTimeout <= 0 {
 		cfg.ScanTimeout = defaultScanTimeout
+	}
+	if cfg.ReplayBudget <= 0 {
+		cfg.ReplayBudget = defaultReplayBudget
 	}
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = defaultPageSize
@@ -478,6 +488,10 @@ func (c *Console) api(ec echo.Context, method, path string, body, out any) error
 		rd = bytes.NewReader(b)
 	}
 	req := httptest.NewRequestWithContext(ec.Request().Context(), method, path, rd)
+	// The request is addressed as the console's was: without keys the API
+	// answers only loopback names, as onlyLoopback has checked this one is,
+	// and httptest's own (example.com) is not one.
+	req.Host = ec.Request().Host
 	req.RemoteAddr = ec.Request().RemoteAddr
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")

@@ -163,8 +163,8 @@ func TestClassReplayIsConfirmedThenBatched(t *testing.T) {
 	total := 0
 	for _, b := range batches {
 		total += b
-		if b > replayBatch {
-			t.Errorf("a produced batch of %d records: more than %d", b, replayBatch)
+		if b > processors.ReplayBatch {
+			t.Errorf("a produced batch of %d records: more than %d", b, processors.ReplayBatch)
 		}
 	}
 	if total != 250 {

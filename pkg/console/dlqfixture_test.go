@@ -47,8 +47,9 @@ type dlqFixture struct {
 	n       int // dead letters written
 
 	mu      sync.Mutex
-	fetches []int64 // fetch offsets asked for, while watching
-	batches []int   // records per produced batch to the source topic, while watching
+	fetches []int64         // fetch offsets asked for, while watching
+	lowest  map[int32]int64 // the lowest of them by partition
+	batches []int           // records per produced batch to the source topic, while watching
 	watch   bool
 }
 
@@ -100,6 +101,9 @@ func (f *dlqFixture) observe() {
 			for _, tp := range req.(*kmsg.FetchRequest).Topics {
 				for _, p := range tp.Partitions {
 					f.fetches = append(f.fetches, p.FetchOffset)
+					if o, ok := f.lowest[p.Partition]; !ok || p.FetchOffset < o {
+						f.lowest[p.Partition] = p.FetchOffset
+					}
 				}
 			}
 		}
@@ -127,7 +131,7 @@ func (f *dlqFixture) observe() {
 func (f *dlqFixture) watching(on bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.watch, f.fetches, f.batches = on, nil, nil
+	f.watch, f.fetches, f.batches, f.lowest = on, nil, nil, map[int32]int64{}
 }
 
 // receipt is an inventory receipt in an unknown unit, as Avro.

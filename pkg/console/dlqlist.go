@@ -130,6 +130,9 @@ func (c *Console) listDeadLetters(ctx context.Context, f dlqFilter) (*dlqListing
 	return pg.finish(ctx), nil
 }
 
+// errScansBusy is scanSlot's answer when no slot came free in time.
+var errScansBusy = errors.New("two other views are reading the dead-letter topic: reload in a moment")
+
 // scanSlot waits for one of the two reads of the whole topic that may run
 // at once, and returns its release.
 func (c *Console) scanSlot(ctx context.Context) (func(), error) {
@@ -137,7 +140,7 @@ func (c *Console) scanSlot(ctx context.Context) (func(), error) {
 	case c.scans <- struct{}{}:
 		return func() { <-c.scans }, nil
 	case <-ctx.Done():
-		return nil, errors.New("two other views are reading the dead-letter topic: reload in a moment")
+		return nil, errScansBusy
 	}
 }
 
@@ -161,11 +164,12 @@ func (pg *dlqPage) take(ctx context.Context, recs []*kgo.Record) error {
 
 func (pg *dlqPage) offer(ctx context.Context, dl *deadLetter) {
 	pg.l.Total++
-	k := [2]string{dl.Class, dl.SourceTopic}
-	g := pg.groups[k]
+	// Groups go by the names as the page shows them, clipped, and keep
+	// copies: not the headers, which may be large, nor their record.
+	g := pg.groups[groupKey(dl)]
 	if g == nil && len(pg.groups) < maxGroups {
 		g = &dlqGroup{Class: strings.Clone(clip(dl.Class, 200)), SourceTopic: strings.Clone(clip(dl.SourceTopic, 249))}
-		pg.groups[k] = g
+		pg.groups[[2]string{g.Class, g.SourceTopic}] = g
 	}
 	if g != nil {
 		g.count(dl)
@@ -194,6 +198,12 @@ func (pg *dlqPage) offer(ctx context.Context, dl *deadLetter) {
 	}
 }
 
+// groupKey is d's class and source topic as its group has them, clipped
+// as a summary's are.
+func groupKey(d *deadLetter) [2]string {
+	return [2]string{clip(d.Class, 200), clip(d.SourceTopic, 249)}
+}
+
 // finish decodes the page's dead letters and groups them.
 func (pg *dlqPage) finish(ctx context.Context) *dlqListing {
 	l := pg.l
@@ -208,7 +218,7 @@ func (pg *dlqPage) finish(ctx context.Context) *dlqListing {
 	sections := map[[2]string]*dlqGroup{}
 	for _, d := range pg.kept {
 		pg.c.decode(ctx, d)
-		k := [2]string{d.Class, d.SourceTopic}
+		k := groupKey(d)
 		s := sections[k]
 		if s == nil {
 			s = &dlqGroup{Class: d.Class, SourceTopic: d.SourceTopic}
@@ -259,40 +269,18 @@ func sortGroups(m map[[2]string]*dlqGroup) (groups []*dlqGroup, classes, topics 
 	return groups, classes, topics
 }
 
-// findDeadLetters reads the dead letters that f selects, whole, in the
-// states Redis gives them. With f.Offsets it reads only those (see
-// readOffsets), so an action on a few dead letters costs what they do.
-// Without, it reads the topic up to its last stable offset and keeps
-// every match whole: a class-wide replay goes by replayClassInBatches
-// instead, which keeps a batch at a time.
-func (c *Console) findDeadLetters(ctx context.Context, f processors.ReplayFilter) ([]*deadLetter, error) {
+// findDeadLetters reads the dead letters ids, whole, in the states Redis
+// gives them: only those (see readOffsets), so an action on a few dead
+// letters costs what they do. Those no longer in the topic are left out.
+func (c *Console) findDeadLetters(ctx context.Context, ids []dlqID) ([]*deadLetter, error) {
 	if err := c.dlqConfigured(); err != nil {
 		return nil, err
 	}
 	var ds []processors.DeadLetter
-	keep := func(r *kgo.Record) error {
-		if d := processors.DescribeDeadLetter(r); matchReplay(f, d) {
-			ds = append(ds, d)
-		}
+	err := c.readOffsets(ctx, ids, func(r *kgo.Record) error {
+		ds = append(ds, processors.DescribeDeadLetter(r))
 		return nil
-	}
-	var err error
-	if f.Offsets != nil {
-		var ids []dlqID
-		for p, offs := range f.Offsets {
-			for _, o := range offs {
-				ids = append(ids, dlqID{p, o})
-			}
-		}
-		err = c.readOffsets(ctx, ids, keep)
-	} else {
-		_, err = c.readDLQ(ctx, nil, nil, func(recs []*kgo.Record) error {
-			for _, r := range recs {
-				keep(r)
-			}
-			return nil
-		})
-	}
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read the dead-letter topic %s: %w", c.cfg.DLQTopic, err)
 	}
@@ -314,18 +302,4 @@ func (c *Console) described(ctx context.Context, ds []processors.DeadLetter) ([]
 		out[i] = describe(d, marks)
 	}
 	return out, nil
-}
-
-// matchReplay is f's selection, as processors.ScanDeadLetters makes it.
-func matchReplay(f processors.ReplayFilter, d processors.DeadLetter) bool {
-	switch {
-	case f.Class != "" && d.Class != f.Class,
-		f.SourceTopic != "" && d.SourceTopic != f.SourceTopic,
-		!f.Since.IsZero() && d.Time.Before(f.Since),
-		!f.Until.IsZero() && d.Time.After(f.Until):
-		return false
-	case f.Offsets != nil:
-		return slices.Contains(f.Offsets[d.Partition], d.Offset)
-	}
-	return true
 }

@@ -63,7 +63,11 @@ func (c *Console) readDLQ(ctx context.Context, from, until map[int32]int64, fn f
 }
 
 // dlqBounds are where a read begins and ends in each partition: from, or
-// the log's start, to the last stable offset, or until when lower.
+// the log's start when later (retention removed what came before it), to
+// the last stable offset, or until when lower. A partition whose log
+// starts at or past its end has nothing to read: its start is its end.
+// Beginning before the log's start would have the consumer reset to it
+// and wait, for records that do not come, when retention emptied it.
 func (c *Console) dlqBounds(ctx context.Context, from, until map[int32]int64) (start, end map[int32]int64, err error) {
 	cl, err := kgo.NewClient(c.cfg.Kafka...)
 	if err != nil {
@@ -80,27 +84,29 @@ func (c *Console) dlqBounds(ctx context.Context, from, until map[int32]int64) (s
 	if err != nil {
 		return nil, nil, fmt.Errorf("end offsets of %s: %w", c.cfg.DLQTopic, err)
 	}
-	start, end = maps.Clone(from), map[int32]int64{}
-	if start == nil {
-		los, err := adm.ListStartOffsets(ctx, c.cfg.DLQTopic)
-		if err == nil {
-			err = los.Error()
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("start offsets of %s: %w", c.cfg.DLQTopic, err)
-		}
-		start = map[int32]int64{}
-		los.Each(func(o kadm.ListedOffset) { start[o.Partition] = o.Offset })
+	los, err := adm.ListStartOffsets(ctx, c.cfg.DLQTopic)
+	if err == nil {
+		err = los.Error()
 	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("start offsets of %s: %w", c.cfg.DLQTopic, err)
+	}
+	start, end = map[int32]int64{}, map[int32]int64{}
 	lso.Each(func(o kadm.ListedOffset) {
-		u, ok := until[o.Partition]
-		if _, known := start[o.Partition]; !known || (until != nil && !ok) {
+		f, asked := from[o.Partition]
+		u, bounded := until[o.Partition]
+		if (from != nil && !asked) || (until != nil && !bounded) {
 			return // a partition not asked for
 		}
-		end[o.Partition] = o.Offset
-		if ok && u < o.Offset {
-			end[o.Partition] = u
+		e := o.Offset
+		if bounded && u < e {
+			e = u
 		}
+		logStart, ok := los.Lookup(c.cfg.DLQTopic, o.Partition)
+		if !ok {
+			return
+		}
+		start[o.Partition], end[o.Partition] = min(max(f, logStart.Offset), e), e
 	})
 	return start, end, nil
 }

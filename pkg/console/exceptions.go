@@ -173,7 +173,7 @@ func (c *Console) replayOne(ec echo.Context, f dlqFilter, id dlqID) error {
 // openDeadLetter reads dead letter id and checks that it is open; else it
 // says why not, and with which status.
 func (c *Console) openDeadLetter(ctx context.Context, id dlqID) (*deadLetter, int, string) {
-	ds, err := c.findDeadLetters(ctx, processors.ReplayFilter{Offsets: map[int32][]int64{id.Partition: {id.Offset}}})
+	ds, err := c.findDeadLetters(ctx, []dlqID{id})
 	if err != nil {
 		c.log.Warn("console: read dead letter", "dlq", id.String(), "err", err)
 		return nil, http.StatusServiceUnavailable, "Dead letter " + id.String() + " could not be read: " + err.Error() + ". Nothing was done; try again."

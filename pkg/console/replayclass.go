@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,13 +19,16 @@ import (
 	"github.com/stockflow/stockflow/processors"
 )
 
-// A class-wide replay produces replayBatch dead letters at a time (fewer
-// when they pass replayBatchBytes), marking each batch replayed once it is
-// written, and holds no more than a batch.
+// A class-wide replay produces processors.ReplayBatch dead letters at a
+// time (fewer when they pass replayBatchBytes), marking each batch
+// replayed once it is written, and holds no more than a batch. A confirmed
+// one works for Config.ReplayBudget (default 20 s), then stops between
+// batches, so that its page is answered inside the HTTP server's 30 s
+// write timeout; the batch being written then is written and marked
+// whether or not the viewer waits, within actionTimeout.
 const (
-	replayBatch      = 100
-	replayBatchBytes = 8 << 20
-	replayTimeout    = 2 * time.Minute
+	replayBatchBytes    = 8 << 20
+	defaultReplayBudget = 20 * time.Second
 )
 
 // replayClassSteps puts a confirmation before a class-wide replay: the
@@ -67,6 +71,12 @@ type replayPlan struct {
 	Budget time.Duration
 	Return string
 	Back   template.URL
+	// After a replay that stopped at its budget: Replayed were replayed
+	// and marked, Total of those the confirmation counted remain open,
+	// and From is where the next replay goes on reading ("p:o,p:o").
+	Stopped  bool
+	Replayed int
+	From     string
 }
 
 type replayTarget struct {
@@ -99,7 +109,7 @@ func (c *Console) planClassReplay(ctx context.Context, class, topic string) (*re
 		return nil, err
 	}
 	defer release()
-	p := &replayPlan{Class: class, SourceTopic: topic, Batch: replayBatch, Budget: c.cfg.ScanTimeout}
+	p := &replayPlan{Class: class, SourceTopic: topic, Batch: processors.ReplayBatch, Budget: c.cfg.ScanTimeout}
 	counts := map[string]int{}
 	ends, err := c.readDLQ(sctx, nil, nil, func(recs []*kgo.Record) error {
 		return c.eachOpen(sctx, recs, class, topic, func(d processors.DeadLetter) error {
@@ -151,38 +161,45 @@ func (c *Console) eachOpen(ctx context.Context, recs []*kgo.Record, class, topic
 	return nil
 }
 
-// replayClassConfirmed replays what a confirmation showed.
+// replayClassConfirmed replays what a confirmation showed, from where a
+// replay that stopped at its budget left off (form field from), for at
+// most the replay budget: one that stops says how many it replayed and
+// how many remain, to confirm again.
 func (c *Console) replayClassConfirmed(ec echo.Context) error {
 	f := filterFrom(formQuery(ec.FormValue("return")))
 	class, topic := strings.TrimSpace(ec.FormValue("class")), strings.TrimSpace(ec.FormValue("source_topic"))
 	until, ok := parseOffsets(ec.FormValue("until"))
+	var from map[int32]int64 // nil: each partition from its start
+	if s := ec.FormValue("from"); s != "" && ok {
+		from, ok = parseOffsets(s)
+	}
+	open, err := strconv.Atoi(ec.FormValue("open"))
 	switch {
-	case !ok:
+	case !ok || err != nil || open < 0:
 		return c.showExceptions(ec, http.StatusBadRequest, f, "The replay's confirmation is not one the console made: start again from the class. Nothing was done.")
 	case c.cfg.Producer == nil:
 		return c.showExceptions(ec, http.StatusServiceUnavailable, f, "Replay is not available: the console has no Kafka producer.")
 	}
-	// Once begun, the replay and its marks go on if the viewer leaves.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ec.Request().Context()), replayTimeout)
-	defer cancel()
-	release, err := c.scanSlot(ctx)
-	if err != nil {
-		return c.showExceptions(ec, http.StatusServiceUnavailable, f, err.Error()+" Nothing was done.")
-	}
-	defer release()
 	u := ec.Get(ctxUser).(*user)
-	res, err := c.replayClassInBatches(ctx, u, class, topic, until)
 	what := "class " + class
 	if topic != "" {
 		what += " from " + topic
 	}
-	if res.Replayed > 0 {
-		c.audit(ctx, u, auditReplayClass, fmt.Sprintf("%s: %d replayed (%s)", what, res.Replayed, res.named()))
-	}
-	if err != nil {
+	// The slot is given back before any page is shown: the exception
+	// queue reads the topic with one of its own.
+	res, err := c.replayClassWithin(ec.Request().Context(), u, what, class, topic, from, until)
+	switch {
+	case errors.Is(err, errScansBusy):
+		return c.showExceptions(ec, http.StatusServiceUnavailable, f, err.Error()+" Nothing was done.")
+	case err != nil:
 		c.log.Error("console: class replay", "class", class, "replayed", res.Replayed, "err", err)
 		return c.showExceptions(ec, http.StatusBadGateway, f, fmt.Sprintf("The replay of %s stopped: %v. %d were replayed and marked before it stopped; "+
 			"the others stay open. Replaying again is safe: an event is applied once.", what, err, res.Replayed))
+	case res.Stopped:
+		p := &replayPlan{Class: class, SourceTopic: topic, Batch: processors.ReplayBatch, Budget: c.cfg.ReplayBudget, Until: formatOffsets(until),
+			Stopped: true, Replayed: res.Replayed, Total: max(0, open-res.Replayed), From: formatOffsets(res.next(from, until))}
+		p.Return, p.Back = f.Encode(), f.pageURL(f.Before)
+		return c.render(ec, http.StatusOK, "replayclass", "Replay class "+clip(class, 100), p)
 	}
 	q, _ := url.ParseQuery(f.Encode())
 	if res.Replayed == 0 {
@@ -191,10 +208,36 @@ func (c *Console) replayClassConfirmed(ec echo.Context) error {
 	return redirectDone(ec, "/console/exceptions", q, "dlq-replayed-class")
 }
 
+// replayClassWithin runs replayClassInBatches with a scan slot, for at
+// most the replay budget, and records what it replayed in the audit log.
+// Once begun, the batch being written and its marks go on if the viewer
+// leaves.
+func (c *Console) replayClassWithin(rctx context.Context, u *user, what, class, topic string, from, until map[int32]int64) (classReplay, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(rctx), actionTimeout)
+	defer cancel()
+	budget, stop := context.WithTimeout(ctx, c.cfg.ReplayBudget)
+	defer stop()
+	release, err := c.scanSlot(budget)
+	if err != nil {
+		return classReplay{}, err
+	}
+	defer release()
+	res, err := c.replayClassInBatches(ctx, budget, u, class, topic, from, until)
+	if res.Replayed > 0 {
+		c.audit(ctx, u, auditReplayClass, fmt.Sprintf("%s: %d replayed (%s)", what, res.Replayed, res.named()))
+	}
+	return res, err
+}
+
 // classReplay is what a class-wide replay did.
 type classReplay struct {
 	Replayed, Refused int
 	first             []dlqID // the first few, for the audit log
+	// Stopped says that the replay stopped at its budget; reached is
+	// where it had read each partition to, every dead letter before
+	// replayed or left alone.
+	Stopped bool
+	reached map[int32]int64
 }
 
 func (r classReplay) named() string {
@@ -211,12 +254,24 @@ func (r classReplay) named() string {
 	return b.String()
 }
 
+// next is where a replay that began at from and stopped goes on: where it
+// reached, else where it began, in each partition of until.
+func (r classReplay) next(from, until map[int32]int64) map[int32]int64 {
+	out := map[int32]int64{}
+	for p := range until {
+		out[p] = max(from[p], r.reached[p])
+	}
+	return out
+}
+
 // replayClassInBatches replays the open dead letters of class (from topic,
-// when set) below until, in batches: each is written to its source topics
-// and then marked replayed before the next is read. Those ReplayTargets
-// refuses stay open.
-func (c *Console) replayClassInBatches(ctx context.Context, u *user, class, topic string, until map[int32]int64) (classReplay, error) {
-	var res classReplay
+// when set) from from (nil: the start) below until, in batches: each is
+// written to its source topics and then marked replayed before the next is
+// read. Those ReplayTargets refuses stay open. It reads until budget ends,
+// then writes the batch it holds and stops, saying so (Stopped); writing
+// and marking go by ctx.
+func (c *Console) replayClassInBatches(ctx, budget context.Context, u *user, class, topic string, from, until map[int32]int64) (classReplay, error) {
+	res := classReplay{reached: map[int32]int64{}}
 	var batch []processors.DeadLetter
 	size := 0
 	flush := func() error {
@@ -236,19 +291,26 @@ func (c *Console) replayClassInBatches(ctx context.Context, u *user, class, topi
 		batch, size = batch[:0], 0
 		return nil
 	}
-	_, err := c.readDLQ(ctx, nil, until, func(recs []*kgo.Record) error {
-		return c.eachOpen(ctx, recs, class, topic, func(d processors.DeadLetter) error {
+	_, err := c.readDLQ(budget, from, until, func(recs []*kgo.Record) error {
+		err := c.eachOpen(ctx, recs, class, topic, func(d processors.DeadLetter) error {
 			if c.cfg.Replay.Check(ctx, d) != nil {
 				res.Refused++
 				return nil
 			}
 			batch = append(batch, detach(d))
-			if size += len(d.Record.Value) + len(d.Record.Key); len(batch) >= replayBatch || size >= replayBatchBytes {
+			if size += len(d.Record.Value) + len(d.Record.Key); len(batch) >= processors.ReplayBatch || size >= replayBatchBytes {
 				return flush()
 			}
 			return nil
 		})
+		for _, r := range recs {
+			res.reached[r.Partition] = max(res.reached[r.Partition], r.Offset+1)
+		}
+		return err
 	})
+	if err != nil && budget.Err() != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		res.Stopped, err = true, nil
+	}
 	if err == nil {
 		err = flush()
 	}
@@ -289,28 +351,12 @@ func (c *Console) replayAndMark(ctx context.Context, u *user, ds []processors.De
 func (c *Console) produceReplays(ctx context.Context, ds []processors.DeadLetter) error {
 	recs := make([]*kgo.Record, len(ds))
 	for i, d := range ds {
-		recs[i] = replayRecord(c.cfg.DLQTopic, d)
+		recs[i] = processors.ReplayRecord(c.cfg.DLQTopic, d)
 	}
 	if err := c.cfg.Producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
 	return nil
-}
-
-// replayRecord is d as it goes back to its source topic: its key, value
-// and headers but the dead-letter ones, and a replay header naming it.
-func replayRecord(dlqTopic string, d processors.DeadLetter) *kgo.Record {
-	var h []kgo.RecordHeader
-	for _, x := range d.Record.Headers {
-		switch x.Key {
-		case processors.HeaderSourceTopic, processors.HeaderSourcePartition, processors.HeaderSourceOffset, processors.HeaderErrorClass,
-			processors.HeaderErrorMessage, processors.HeaderErrorTime, processors.HeaderReplay:
-			continue
-		}
-		h = append(h, x)
-	}
-	h = append(h, kgo.RecordHeader{Key: processors.HeaderReplay, Value: fmt.Appendf(nil, "%s/%d@%d", dlqTopic, d.Partition, d.Offset)})
-	return &kgo.Record{Topic: d.SourceTopic, Key: d.Record.Key, Value: d.Record.Value, Headers: h}
 }
 
 // formatOffsets writes offsets per partition as "p:o,p:o", by partition.

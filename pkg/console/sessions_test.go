@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"sync"
@@ -99,7 +100,14 @@ func TestSessionsEndWhenIdleAndAfterTwelveHours(t *testing.T) {
 // ones end first.
 func TestSessionsAreBounded(t *testing.T) {
 	const bound = 100
-	c, err := New(Config{Keys: map[string][]string{testAdmin: {"admin"}}, API: http.NotFoundHandler(), MaxSessions: bound})
+	// Enough keys that their own bounds together pass the global one.
+	keys := map[string][]string{testAdmin: {"admin"}}
+	var others []string
+	for i := range 2 * bound / maxSessionsPerKey {
+		k := fmt.Sprintf("read-key-%02d-0123456789abcdef", i)
+		keys[k], others = []string{"read"}, append(others, k)
+	}
+	c, err := New(Config{Keys: keys, API: http.NotFoundHandler(), MaxSessions: bound})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,11 +115,11 @@ func TestSessionsAreBounded(t *testing.T) {
 	c.Register(e)
 	first := signIn(t, e, testAdmin)
 	kept := signIn(t, e, testAdmin)
-	for range bound {
+	for i := range bound {
 		if !signedIn(e, kept) { // kept stays the most recently used
 			t.Fatal("the most recently used session ended")
 		}
-		do(e, "POST", "/console/login", url.Values{"key": {testAdmin}}, nil)
+		do(e, "POST", "/console/login", url.Values{"key": {others[i%len(others)]}}, nil)
 	}
 	if signedIn(e, first) {
 		t.Fatalf("%d sign-ins later, the oldest session still works", bound)
@@ -124,5 +132,31 @@ func TestSessionsAreBounded(t *testing.T) {
 	}
 	if d, _ := New(Config{}); d.sessions.max != defaultMaxSessions {
 		t.Errorf("default bound %d, want %d", d.sessions.max, defaultMaxSessions)
+	}
+}
+
+// Sign-ins with one key end that key's own least recently used sessions
+// past maxSessionsPerKey, never another key's: a read key signing in over
+// and over does not sign the admins out.
+func TestSessionsAreBoundedPerKey(t *testing.T) {
+	e := testConsole(t, map[string][]string{testAdmin: {"admin"}, testRead: {"read"}})
+	admin := signIn(t, e, testAdmin)
+	readers := []*http.Cookie{signIn(t, e, testRead)}
+	for range defaultMaxSessions + 10 {
+		do(e, "POST", "/console/login", url.Values{"key": {testRead}}, nil)
+	}
+	if !signedIn(e, admin) {
+		t.Fatal("another key's sign-ins ended the admin's session")
+	}
+	if signedIn(e, readers[0]) {
+		t.Fatal("the read key keeps its oldest session past its bound")
+	}
+	for range maxSessionsPerKey {
+		readers = append(readers, signIn(t, e, testRead))
+	}
+	for i, ck := range readers[1:] {
+		if !signedIn(e, ck) {
+			t.Errorf("the read key's session %d of its last %d ended", i+1, maxSessionsPerKey)
+		}
 	}
 }
