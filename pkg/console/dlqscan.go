@@ -16,7 +16,10 @@ import (
 // that its counts cover it, but keeps of each record only what the counts
 // need; of the page's few, a short summary (see deadLetter). What is held
 // at once is the client's fetches (fetchBytes, for one partition at a
-// time) and one poll's records (scanPoll).
+// time) and one poll's records (scanPoll). A fetch's bytes are compressed:
+// decompressed, its records take up to the compression's ratio more (zstd
+// on a run of zeros: a thousand times), which is why the fetch is small and
+// why only Stockflow should write the dead-letter topic.
 const (
 	// defaultScanTimeout bounds a listing's read, well inside the HTTP
 	// server's 30 s write timeout, so that a slow read is answered, with
@@ -24,7 +27,7 @@ const (
 	defaultScanTimeout = 10 * time.Second
 	defaultPageSize    = 50
 	scanPoll           = 200
-	fetchBytes         = 4 << 20
+	fetchBytes         = 1 << 20
 )
 
 // readDLQ reads the dead-letter topic's committed records from from (each

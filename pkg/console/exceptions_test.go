@@ -626,3 +626,18 @@ func TestTruncatedRunSaysSo(t *testing.T) {
 		}
 	}
 }
+
+// Signing in is not an action: a read key signing in over and over leaves
+// the recent actions, the audit list in Redis, as they were.
+func TestSignInsDoNotPushActionsOutOfTheAudit(t *testing.T) {
+	h := newHarness(t)
+	admin := h.signIn(adminKey)
+	admin.action("/console/exceptions/discard", url.Values{"dlq": {"1:1"}, "reason": {"staging record"}})
+	for range 10_001 {
+		h.signIn(readKey)
+	}
+	_, body := admin.get("/console/exceptions?state=all")
+	if !strings.Contains(body, "<td>discard</td><td>dead letter 1:1 (") {
+		t.Error("the discard is no longer in the recent actions after the read key's sign-ins")
+	}
+}
