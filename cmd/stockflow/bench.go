@@ -64,9 +64,17 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			log.Error("cpuprofile", "err", err)
 			return exitFailed
 		}
-		defer f.Close()
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Error("cpuprofile", "err", err)
+			_ = f.Close() // nothing was written; the start's error is the one to report
+			return exitFailed
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			if err := f.Close(); err != nil {
+				log.Error("cpuprofile", "err", err)
+			}
+		}()
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Hour)
 	defer cancel()
@@ -95,7 +103,12 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if !chosen(s.name) && (s.name != "ingest" || !needIngest) {
 			continue
 		}
-		if err := s.fn(ctx); err != nil {
+		err := s.fn(ctx)
+		if err == nil {
+			// A component the step ran in the background failed under it.
+			err = r.Err()
+		}
+		if err != nil {
 			fmt.Fprintf(stderr, "bench %s: %v\n", s.name, err)
 			failed = true
 			break
@@ -103,9 +116,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	bench.Print(stdout, r.Rows())
 	if *mem != "" {
-		if f, err := os.Create(*mem); err == nil {
-			pprof.Lookup("allocs").WriteTo(f, 0)
-			f.Close()
+		if err := writeProfile(*mem, "allocs"); err != nil {
+			log.Error("memprofile", "err", err)
+			failed = true
 		}
 	}
 	if failed {
@@ -125,4 +138,18 @@ func parseRates(v string) ([]float64, error) {
 		rates = append(rates, x)
 	}
 	return rates, nil
+}
+
+// writeProfile writes the named runtime profile to the file path.
+func writeProfile(path, name string) (err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	return pprof.Lookup(name).WriteTo(f, 0)
 }

@@ -100,15 +100,14 @@ func freePort(t *testing.T) int {
 // scenario is one fault scenario's world: fresh topics and groups on the
 // shared broker, a redis-server of its own, and stockflow processes.
 type scenario struct {
-	t        *testing.T
-	cfg      config.Config
-	dir      string
-	redis    *exec.Cmd
-	procs    []*proc
-	codec    *avro.Codec
-	prod     *kgo.Client
-	adm      *kadm.Client
-	produced atomic.Int64
+	t     *testing.T
+	cfg   config.Config
+	dir   string
+	redis *exec.Cmd
+	procs []*proc
+	codec *avro.Codec
+	prod  *kgo.Client
+	adm   *kadm.Client
 }
 
 type proc struct {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
@@ -377,7 +378,7 @@ func scanSnapshotFile(path string, lim reconcile.FileLimits) (reconcile.FileInfo
 	if err != nil {
 		return reconcile.FileInfo{}, err
 	}
-	defer fh.Close()
+	defer func() { _ = fh.Close() }() // only read: its Scan says how the reading went
 	info, err := lim.Scan(fh)
 	if err != nil {
 		return info, fmt.Errorf("%s: %w%s", path, err, limitHint(err))
@@ -413,7 +414,7 @@ func (r *reconciler) produce(ctx context.Context, id string, locs []string, line
 	if err != nil {
 		return 0, err
 	}
-	defer fh.Close()
+	defer func() { _ = fh.Close() }() // only read: Send reports any read error
 	start := &events.SnapshotStarted{
 		Meta:       events.Meta{EventID: "snapshot:" + id, EventTime: time.Now().UTC(), Source: r.job.source},
 		SnapshotID: id, Locations: locs, AsOf: r.job.asOfTime.UTC(), ExpectedLines: lines,
@@ -532,19 +533,22 @@ func (r *reconciler) applyRun(ctx context.Context, id string) error {
 
 // writeReport pages through the run's exceptions into the report file.
 func (r *reconciler) writeReport(ctx context.Context, id string) (err error) {
-	var w io.Writer = r.stdout
+	w := r.stdout
 	path := r.job.report
 	if path != "-" {
-		fh, err := os.Create(path)
-		if err != nil {
-			return err
+		fh, cerr := os.Create(path)
+		if cerr != nil {
+			return cerr
 		}
 		defer func() {
-			if cerr := fh.Close(); err == nil {
-				err = cerr
+			if cerr := fh.Close(); err == nil && cerr != nil {
+				err = fmt.Errorf("report %s: %w", path, cerr)
 			}
 			if err != nil {
-				os.Remove(path) // a partial report would pass for a whole one
+				// a partial report would pass for a whole one
+				if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+					err = errors.Join(err, fmt.Errorf("removing the partial report: %w", rerr))
+				}
 			}
 		}()
 		w = fh
@@ -826,7 +830,7 @@ func (a *reconAPI) call(ctx context.Context, method, path string, body, out any)
 		}
 		return fmt.Errorf("API %s is not reachable: %w", a.base, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read to its end or given up on: nothing to do on failure
 	if resp.StatusCode != http.StatusOK {
 		return problemOf(resp)
 	}

@@ -35,7 +35,11 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	rdb := store.Open(cfg.Redis)
-	defer rdb.Close()
+	defer func() {
+		if err := rdb.Close(); err != nil {
+			log.Warn("redis close", "err", err)
+		}
+	}()
 	start := time.Now()
 	rep, err := processors.Verify(ctx, cfg.Kafka, cfg.Topics, ledger.New(rdb, ledger.Config{KeyPrefix: cfg.Redis.KeyPrefix}), codec, stdout)
 	if err != nil {

@@ -60,7 +60,9 @@ func do(cl *http.Client, req *http.Request, body *bytes.Buffer) bool {
 	} else {
 		_, err = io.Copy(io.Discard, resp.Body)
 	}
-	resp.Body.Close()
+	if cerr := resp.Body.Close(); err == nil {
+		err = cerr
+	}
 	return err == nil && (resp.StatusCode < 400 || resp.StatusCode == http.StatusConflict)
 }
 

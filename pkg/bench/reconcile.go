@@ -50,9 +50,9 @@ func (r *Run) Reconcile(ctx context.Context) error {
 	snaps := processors.NewSnapshots(processors.SnapshotsConfig{Kafka: r.cfg.Kafka, Topics: r.cfg.Topics, InstanceID: "bench-reconciler"},
 		r.codec, rec, r.cl, r.log)
 	sctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { snaps.Run(sctx); close(done) }()
-	defer func() { stop(); <-done }()
+	var wg sync.WaitGroup
+	r.background(&wg, "snapshot reconciler", func() error { return snaps.Run(sctx) })
+	defer func() { stop(); wg.Wait() }()
 
 	// The sender as `stockflow reconcile` runs it, its own client.
 	prod, err := kgo.NewClient(r.opts(kgo.ProducerLinger(5 * time.Millisecond))...)
@@ -196,7 +196,7 @@ func (r *Run) reconcilePassThrough(ctx context.Context, n int) (time.Duration, e
 	if err := kafka.EnsureTopics(ctx, r.adm, int32(r.cfg.Kafka.Partitions), int16(r.cfg.Kafka.Replication), []kafka.TopicSpec{{Name: topic}}); err != nil {
 		return 0, err
 	}
-	defer r.adm.DeleteTopics(context.WithoutCancel(ctx), topic)
+	defer r.deleteTopics(context.WithoutCancel(ctx), topic)
 	prod, err := kgo.NewClient(r.opts(kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(50_000))...)
 	if err != nil {
 		return 0, err
@@ -278,7 +278,7 @@ func peakRSS() int64 {
 	if err != nil {
 		return 0
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // only read; the figure is best effort
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {

@@ -85,6 +85,10 @@ type Run struct {
 	// saidUncached is set once the progress has said the API's lookups
 	// read Redis without the lookup cache.
 	saidUncached bool
+	// bgErr is what the components run in the background returned; bgMu
+	// guards it.
+	bgMu  sync.Mutex
+	bgErr error
 }
 
 // NewRun prepares a run.
@@ -127,16 +131,63 @@ func NewRun(ctx context.Context, cfg config.Config, opt Options, log *slog.Logge
 // Close deletes the run's topics and Redis keys and closes its clients.
 func (r *Run) Close(ctx context.Context) {
 	r.stopLive()
-	if _, err := r.deleteKeys(ctx, r.cfg.Redis.KeyPrefix+":*"); err != nil {
-		r.progress("delete the run's keys: %v", err)
-	}
+	r.dropKeys(ctx, r.cfg.Redis.KeyPrefix+":*")
 	t := r.cfg.Topics
-	r.adm.DeleteTopics(ctx, t.Inventory, t.Orders, t.Supplier, t.Catalog, t.Ledger, t.Holds, t.Availability, t.Alerts, t.DLQ, t.Index, t.Ledger+".scratch",
+	r.deleteTopics(ctx, t.Inventory, t.Orders, t.Supplier, t.Catalog, t.Ledger, t.Holds, t.Availability, t.Alerts, t.DLQ, t.Index, t.Ledger+".scratch",
 		t.Snapshots, t.Reconciliation)
-	r.adm.DeleteGroups(ctx, r.cfg.Kafka.NormalizerGroup, r.cfg.Kafka.FolderGroup, r.cfg.Kafka.FolderGroup+".rebuild", r.cfg.Kafka.NormalizerGroup+".passthrough",
+	r.deleteGroups(ctx, r.cfg.Kafka.NormalizerGroup, r.cfg.Kafka.FolderGroup, r.cfg.Kafka.FolderGroup+".rebuild", r.cfg.Kafka.NormalizerGroup+".passthrough",
 		r.cfg.Kafka.ReconcilerGroup)
 	r.cl.Close()
-	r.rdb.Close()
+	if err := r.rdb.Close(); err != nil {
+		r.progress("close redis: %v", err)
+	}
+}
+
+// dropKeys deletes the keys matching pattern, best effort: a failure is
+// only said.
+func (r *Run) dropKeys(ctx context.Context, pattern string) {
+	if _, err := r.deleteKeys(ctx, pattern); err != nil {
+		r.progress("delete keys %s: %v", pattern, err)
+	}
+}
+
+// deleteTopics deletes topics of the run, best effort: a failure is
+// only said.
+func (r *Run) deleteTopics(ctx context.Context, topics ...string) {
+	if _, err := r.adm.DeleteTopics(ctx, topics...); err != nil {
+		r.progress("delete topics %v: %v", topics, err)
+	}
+}
+
+// deleteGroups deletes consumer groups of the run, best effort: a failure is
+// only said.
+func (r *Run) deleteGroups(ctx context.Context, groups ...string) {
+	if _, err := r.adm.DeleteGroups(ctx, groups...); err != nil {
+		r.progress("delete groups %v: %v", groups, err)
+	}
+}
+
+// background runs a component's run in wg; an error it returns, other than
+// its stop, is logged and kept for Err.
+func (r *Run) background(wg *sync.WaitGroup, name string, run func() error) {
+	wg.Go(func() {
+		err := run()
+		if err == nil || errors.Is(err, context.Canceled) {
+			return
+		}
+		r.log.Error("bench: a component stopped", "component", name, "err", err)
+		r.bgMu.Lock()
+		defer r.bgMu.Unlock()
+		r.bgErr = errors.Join(r.bgErr, fmt.Errorf("%s: %w", name, err))
+	})
+}
+
+// Err is what the components the run started in the background returned
+// so far, nil if they have not failed.
+func (r *Run) Err() error {
+	r.bgMu.Lock()
+	defer r.bgMu.Unlock()
+	return r.bgErr
 }
 
 // deleteKeys unlinks every key matching pattern, a thousand at a time as
@@ -225,8 +276,7 @@ func (r *Run) pipeline(ctx context.Context, folderGroup string, normalize bool) 
 	catalog, _ := processors.NewCatalog(kafka.ClientOpts(r.cfg.Kafka), r.cfg.Topics.Catalog, r.codec, r.log)
 	k := r.cfg.Kafka
 	k.FolderGroup = folderGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); catalog.Run(ctx) }()
+	r.background(&wg, "catalog", func() error { return catalog.Run(ctx) })
 	topics := r.cfg.Topics
 	if !normalize {
 		// A rebuild folds the log into a ledger of its own; the live
@@ -239,16 +289,10 @@ func (r *Run) pipeline(ctx context.Context, folderGroup string, normalize bool) 
 		// folds, as in stockflow serve.
 		r.liveFolder.Store(folder)
 	}
-	go func() {
-		defer wg.Done()
-		folder.Run(ctx)
-	}()
+	r.background(&wg, "folder", func() error { return folder.Run(ctx) })
 	if normalize {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			processors.NewNormalizer(processors.NormalizerConfig{Kafka: k, Topics: r.cfg.Topics, InstanceID: "bench"}, r.codec, r.store, catalog, r.log).Run(ctx)
-		}()
+		norm := processors.NewNormalizer(processors.NormalizerConfig{Kafka: k, Topics: r.cfg.Topics, InstanceID: "bench"}, r.codec, r.store, catalog, r.log)
+		r.background(&wg, "normalizer", func() error { return norm.Run(ctx) })
 	}
 	return func() { cancel(); wg.Wait() }
 }
@@ -309,18 +353,18 @@ func (r *Run) ioFloor(ctx context.Context) (float64, error) {
 	if err := kafka.EnsureTopics(ctx, r.adm, int32(r.cfg.Kafka.Partitions), 1, []kafka.TopicSpec{{Name: scratch}}); err != nil {
 		return 0, err
 	}
-	defer r.adm.DeleteTopics(context.WithoutCancel(ctx), scratch)
+	defer r.deleteTopics(context.WithoutCancel(ctx), scratch)
 	// The floor's hashes sit below the run's prefix, apart from the ledger's
 	// keys, and go when the floor is measured.
 	floorKey := r.cfg.Redis.KeyPrefix + ":floor:"
-	defer r.deleteKeys(context.WithoutCancel(ctx), floorKey+"*")
+	defer r.dropKeys(context.WithoutCancel(ctx), floorKey+"*")
 	rdb := r.rdb
 	t := r.cfg.Topics
 	group := r.cfg.Kafka.NormalizerGroup + ".floor"
-	defer r.adm.DeleteGroups(context.WithoutCancel(ctx), group, group+".out")
+	defer r.deleteGroups(context.WithoutCancel(ctx), group, group+".out")
 	sess, err := kgo.NewGroupTransactSession(r.opts(kgo.TransactionalID("bench-floor-"+t.Ledger),
 		kgo.ConsumerGroup(group), kgo.ConsumeTopics(t.Inventory, t.Orders, t.Supplier, t.Catalog),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.RequireStableFetchOffsets(),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.ProducerLinger(0))...)
 	if err != nil {
 		return 0, err
@@ -396,7 +440,7 @@ func (r *Run) passThrough(ctx context.Context) (float64, error) {
 	t := r.cfg.Topics
 	sess, err := kgo.NewGroupTransactSession(r.opts(kgo.TransactionalID("bench-pass-"+t.Ledger),
 		kgo.ConsumerGroup(r.cfg.Kafka.NormalizerGroup+".passthrough"), kgo.ConsumeTopics(t.Inventory, t.Orders, t.Supplier, t.Catalog),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.RequireStableFetchOffsets(),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.ProducerLinger(0))...)
 	if err != nil {
 		return 0, err
@@ -542,18 +586,20 @@ func (r *Run) servers(ctx context.Context, bodyLen, queryLen int) (*endpoints, e
 		return c.Blob(http.StatusOK, "application/json", queryBody)
 	})
 	var wg sync.WaitGroup
-	wg.Go(func() { s.Run(ctx) })
-	wg.Go(func() { ch.Run(ctx) })
-	wg.Go(func() { bare.Run(ctx) })
+	r.background(&wg, "API server", func() error { return s.Run(ctx) })
+	r.background(&wg, "checkout", func() error { return ch.Run(ctx) })
+	r.background(&wg, "bare server", func() error { return bare.Run(ctx) })
 	if cache != nil {
-		wg.Go(func() { cache.Run(ctx) })
+		r.background(&wg, "lookup cache", func() error { return cache.Run(ctx) })
 	}
 	stop := func() {
 		cancel()
 		wg.Wait()
 		hcl.Close()
 		if cache != nil {
-			cache.Close()
+			if err := cache.Close(); err != nil {
+				r.progress("close the lookup cache: %v", err)
+			}
 		}
 	}
 	for deadline := time.Now().Add(10 * time.Second); s.Addr() == nil || bare.Addr() == nil; time.Sleep(10 * time.Millisecond) {

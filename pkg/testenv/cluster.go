@@ -33,24 +33,30 @@ func RedisCluster(t testing.TB) (*redis.ClusterClient, string) {
 	}
 	prefix := "t" + Suffix()
 	t.Cleanup(func() {
-		DeleteClusterKeys(rdb, prefix)
-		rdb.Close()
+		if err := DeleteClusterKeys(rdb, prefix); err != nil {
+			t.Logf("delete the test's cluster keys: %v", err)
+		}
+		if err := rdb.Close(); err != nil {
+			t.Logf("close redis cluster client: %v", err)
+		}
 	})
 	return rdb, prefix
 }
 
 // DeleteClusterKeys deletes the keys under prefix on every master.
-func DeleteClusterKeys(rdb *redis.ClusterClient, prefix string) {
+func DeleteClusterKeys(rdb *redis.ClusterClient, prefix string) error {
 	ctx := context.Background()
 	var mu sync.Mutex
-	rdb.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+	return rdb.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
 		mu.Lock()
 		defer mu.Unlock()
 		iter := node.Scan(ctx, 0, prefix+":*", 1000).Iterator()
 		for iter.Next(ctx) {
-			node.Unlink(ctx, iter.Val())
+			if err := node.Unlink(ctx, iter.Val()).Err(); err != nil {
+				return err
+			}
 		}
-		return nil
+		return iter.Err()
 	})
 }
 

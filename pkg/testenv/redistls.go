@@ -48,7 +48,7 @@ func RedisTLS(t testing.TB) config.Redis {
 	if err != nil {
 		t.Fatalf("Redis (TLS) is not reachable at %s (%v): start it with `deploy/local/redis-tls.sh start` or `make stack-up`", addr, err)
 	}
-	conn.Close()
+	_ = conn.Close() // only dialled to see that the port answers
 	dir := RedisTLSDir(t)
 	pw, err := os.ReadFile(filepath.Join(dir, "password"))
 	if err != nil {
@@ -64,7 +64,11 @@ func RedisTLS(t testing.TB) config.Redis {
 	cfg.KeyPrefix = "t" + Suffix()
 	t.Cleanup(func() {
 		rdb := store.Open(cfg)
-		defer rdb.Close()
+		defer func() {
+			if err := rdb.Close(); err != nil {
+				t.Logf("close redis client: %v", err)
+			}
+		}()
 		ctx := context.Background()
 		iter := rdb.Scan(ctx, 0, cfg.KeyPrefix+":*", 1000).Iterator()
 		for iter.Next(ctx) {
