@@ -215,7 +215,9 @@ func (a *applier) fold(ctx context.Context, order []*skuEntries) (foldResult, er
 		}
 	}
 	a.mu.Unlock()
-	ctx = tctx
+	// The chosen entry's span, under this attempt's context: cancelling
+	// ctx still stops the Redis calls.
+	ctx = trace.ContextWithSpan(ctx, trace.SpanFromContext(tctx))
 	if len(missing) > 0 {
 		states, err := a.store.Load(ctx, missing)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -458,8 +459,14 @@ func (n *Normalizer) poClosed(st *batchState, r *kgo.Record, e *events.PurchaseO
 	}
 	out := make([]*events.LedgerEntry, 0, len(lines))
 	for _, l := range lines {
-		var pl int32
-		fmt.Sscan(l.Line, &pl)
+		// poReleased indexes a PO's lines by their numbers; anything else
+		// means the index is damaged, not the record: retry, never emit a
+		// close for a line the PO does not have.
+		n64, err := strconv.ParseInt(l.Line, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("index of purchase order %q: line %q is not a PO line number: %w", e.PONumber, l.Line, err)
+		}
+		pl := int32(n64)
 		le := newEntry(events.EntryPOClose, l.SKU, &e.Meta, r)
 		le.PONumber, le.POLine, le.Location, le.Reason = str(e.PONumber), &pl, str(l.Location), str(e.Reason)
 		out = append(out, le)

@@ -150,7 +150,6 @@ func (n *Normalizer) session(ctx context.Context) error {
 		kgo.SessionTimeout(sessionTimeout(n.cfg.Kafka)),
 		kgo.ConsumeTopics(t.Inventory, t.Orders, t.Supplier, t.Catalog),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.RequireStableFetchOffsets(),
 		// Transaction markers come back too, so committed offsets reach the
 		// end of a partition and lag reads 0 when everything is processed.
 		kgo.KeepControlRecords(),

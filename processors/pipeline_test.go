@@ -18,8 +18,6 @@ import (
 	"github.com/stockflow/stockflow/pkg/kafka"
 )
 
-func sp(s string) *string { return &s }
-
 var t0 = time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
 
 func meta(id string, min int) events.Meta {

@@ -68,7 +68,6 @@ func (ch *Checkout) holdKey(id string) string     { return ch.cfg.Store.KeyPrefi
 func (ch *Checkout) holdLockKey(id string) string { return ch.holdKey(id) + ":lock" }
 func (ch *Checkout) holdTryKey(id string) string  { return ch.holdKey(id) + ":try" }
 func (ch *Checkout) holdOpenKey(id string) string { return ch.holdKey(id) + ":open" }
-func decisionField(id, loc string) string         { return id + "|" + loc }
 
 func (ch *Checkout) parseHold(c echo.Context) (holdRequest, error) {
 	var req holdRequest

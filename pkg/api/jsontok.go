@@ -68,6 +68,9 @@ func (t *tokenizer) valueAllowed() bool {
 	switch t.state {
 	case tokTop, tokArrayStart, tokArrayValue, tokObjectValue:
 		return true
+	case tokArrayComma, tokObjectStart, tokObjectKey, tokObjectColon, tokObjectComma:
+		// A comma, key or colon is due, or a key where an object starts.
+		return false
 	}
 	return false
 }

@@ -34,7 +34,7 @@ func (w *waiter) run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		sub := w.rdb.Subscribe(ctx, w.channel)
 		if _, err := sub.Receive(ctx); err != nil {
-			sub.Close()
+			w.closeSub(sub)
 			w.log.Warn("subscribe to hold decisions", "err", err, "retry_in", backoff)
 			select {
 			case <-ctx.Done():
@@ -57,9 +57,17 @@ func (w *waiter) run(ctx context.Context) error {
 				w.deliver(m.Payload)
 			}
 		}
-		sub.Close()
+		w.closeSub(sub)
 	}
 	return nil
+}
+
+// closeSub closes a subscription that is done with; a failure only
+// concerns its connection, which the client discards.
+func (w *waiter) closeSub(sub *redis.PubSub) {
+	if err := sub.Close(); err != nil {
+		w.log.Debug("close hold decisions subscription", "err", err)
+	}
 }
 
 // deliver routes "hold|sku|location|status:atp:version" to its waiter, if

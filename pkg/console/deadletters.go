@@ -344,7 +344,7 @@ func summarize(d *deadLetter) {
 	} else {
 		d.preview = bytes.Clone(r.Value[:maxRawBytes])
 	}
-	d.Record, d.DeadLetter.Record = nil, nil
+	d.Record = nil
 }
 
 // decode fills in a summary's record, decoded to JSON where the codec

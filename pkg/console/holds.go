@@ -41,9 +41,7 @@ func (c *Console) holdsPage(ec echo.Context) error {
 			return c.apiFailed(ec, v.SKU, err)
 		}
 		h := holdsAt{Location: loc}
-		for _, x := range p.Holds {
-			h.Holds = append(h.Holds, x)
-		}
+		h.Holds = append(h.Holds, p.Holds...)
 		v.Positions = append(v.Positions, h)
 	}
 	if len(locs) == 0 {

@@ -48,7 +48,7 @@ func (*InventoryReceived) AvroFingerprint() string { return inventoryReceivedFin
 // AppendAvro implements avro.BinaryRecord: it appends e's Avro body, in the
 // schema's field order.
 func (e *InventoryReceived) AppendAvro(dst []byte) ([]byte, error) {
-	dst = e.Meta.appendAvro(dst)
+	dst = e.appendAvro(dst)
 	dst = avro.AppendString(dst, e.SKU)
 	dst = avro.AppendString(dst, e.Location)
 	dst = avro.AppendLong(dst, e.Quantity)
@@ -90,7 +90,7 @@ func (*InventoryPicked) AvroFingerprint() string { return inventoryPickedFingerp
 // AppendAvro implements avro.BinaryRecord: it appends e's Avro body, in the
 // schema's field order.
 func (e *InventoryPicked) AppendAvro(dst []byte) ([]byte, error) {
-	dst = e.Meta.appendAvro(dst)
+	dst = e.appendAvro(dst)
 	dst = avro.AppendString(dst, e.SKU)
 	dst = avro.AppendString(dst, e.Location)
 	dst = avro.AppendLong(dst, e.Quantity)
@@ -126,7 +126,7 @@ func (*InventoryCounted) AvroFingerprint() string { return inventoryCountedFinge
 // AppendAvro implements avro.BinaryRecord: it appends e's Avro body, in the
 // schema's field order.
 func (e *InventoryCounted) AppendAvro(dst []byte) ([]byte, error) {
-	dst = e.Meta.appendAvro(dst)
+	dst = e.appendAvro(dst)
 	dst = avro.AppendString(dst, e.SKU)
 	dst = avro.AppendString(dst, e.Location)
 	dst = avro.AppendLong(dst, e.CountedQuantity)
@@ -160,7 +160,7 @@ func (*InventoryAdjusted) AvroFingerprint() string { return inventoryAdjustedFin
 // AppendAvro implements avro.BinaryRecord: it appends e's Avro body, in the
 // schema's field order.
 func (e *InventoryAdjusted) AppendAvro(dst []byte) ([]byte, error) {
-	dst = e.Meta.appendAvro(dst)
+	dst = e.appendAvro(dst)
 	dst = avro.AppendString(dst, e.SKU)
 	dst = avro.AppendString(dst, e.Location)
 	dst = avro.AppendLong(dst, e.Quantity)
@@ -194,7 +194,7 @@ func (*InventoryShipped) AvroFingerprint() string { return inventoryShippedFinge
 // AppendAvro implements avro.BinaryRecord: it appends e's Avro body, in the
 // schema's field order.
 func (e *InventoryShipped) AppendAvro(dst []byte) ([]byte, error) {
-	dst = e.Meta.appendAvro(dst)
+	dst = e.appendAvro(dst)
 	dst = avro.AppendString(dst, e.SKU)
 	dst = avro.AppendString(dst, e.Location)
 	dst = avro.AppendLong(dst, e.Quantity)

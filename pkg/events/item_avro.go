@@ -17,7 +17,7 @@ func (*ItemMaster) AvroFingerprint() string { return itemMasterFingerprint }
 // AppendAvro implements avro.BinaryRecord: it appends m's Avro body, in the
 // schema's field order.
 func (m *ItemMaster) AppendAvro(dst []byte) ([]byte, error) {
-	dst = m.Meta.appendAvro(dst)
+	dst = m.appendAvro(dst)
 	dst = avro.AppendString(dst, m.SKU)
 	dst = avro.AppendString(dst, m.BaseUoM)
 	dst = avro.AppendMap(dst, m.Conversions, avro.AppendLong)

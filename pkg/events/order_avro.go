@@ -21,7 +21,7 @@ func (*OrderAccepted) AvroFingerprint() string { return orderAcceptedFingerprint
 // AppendAvro implements avro.BinaryRecord: it appends o's Avro body, in the
 // schema's field order.
 func (o *OrderAccepted) AppendAvro(dst []byte) ([]byte, error) {
-	dst = o.Meta.appendAvro(dst)
+	dst = o.appendAvro(dst)
 	dst = avro.AppendString(dst, o.OrderID)
 	dst = avro.AppendString(dst, o.Channel)
 	dst = avro.AppendOptional(dst, o.HoldID, avro.AppendString)
@@ -82,7 +82,7 @@ func (*OrderCancelled) AvroFingerprint() string { return orderCancelledFingerpri
 // AppendAvro implements avro.BinaryRecord: it appends o's Avro body, in the
 // schema's field order.
 func (o *OrderCancelled) AppendAvro(dst []byte) ([]byte, error) {
-	dst = o.Meta.appendAvro(dst)
+	dst = o.appendAvro(dst)
 	dst = avro.AppendString(dst, o.OrderID)
 	return avro.AppendArray(dst, o.LineIDs, appendStringItem)
 }
@@ -113,7 +113,7 @@ func (*OrderAllocated) AvroFingerprint() string { return orderAllocatedFingerpri
 // AppendAvro implements avro.BinaryRecord: it appends o's Avro body, in the
 // schema's field order.
 func (o *OrderAllocated) AppendAvro(dst []byte) ([]byte, error) {
-	dst = o.Meta.appendAvro(dst)
+	dst = o.appendAvro(dst)
 	dst = avro.AppendString(dst, o.OrderID)
 	dst = avro.AppendString(dst, o.LineID)
 	dst = avro.AppendString(dst, o.SKU)

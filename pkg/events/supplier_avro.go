@@ -30,7 +30,7 @@ func (*PurchaseOrderReleased) AvroFingerprint() string { return purchaseOrderRel
 // AppendAvro implements avro.BinaryRecord: it appends p's Avro body, in the
 // schema's field order.
 func (p *PurchaseOrderReleased) AppendAvro(dst []byte) ([]byte, error) {
-	dst = p.Meta.appendAvro(dst)
+	dst = p.appendAvro(dst)
 	dst = avro.AppendString(dst, p.PONumber)
 	dst = avro.AppendString(dst, p.SupplierID)
 	dst, err := avro.AppendArray(dst, p.Lines, appendPurchaseOrderLine)
@@ -89,7 +89,7 @@ func (*PurchaseOrderAcknowledged) AvroFingerprint() string {
 // AppendAvro implements avro.BinaryRecord: it appends p's Avro body, in the
 // schema's field order.
 func (p *PurchaseOrderAcknowledged) AppendAvro(dst []byte) ([]byte, error) {
-	dst = p.Meta.appendAvro(dst)
+	dst = p.appendAvro(dst)
 	dst = avro.AppendString(dst, p.PONumber)
 	dst = avro.AppendString(dst, p.SupplierID)
 	dst, err := avro.AppendArray(dst, p.Lines, appendAcknowledgedLine)
@@ -144,7 +144,7 @@ func (*AdvanceShipNotice) AvroFingerprint() string { return advanceShipNoticeFin
 // AppendAvro implements avro.BinaryRecord: it appends a's Avro body, in the
 // schema's field order.
 func (a *AdvanceShipNotice) AppendAvro(dst []byte) ([]byte, error) {
-	dst = a.Meta.appendAvro(dst)
+	dst = a.appendAvro(dst)
 	dst = avro.AppendString(dst, a.ASNID)
 	dst = avro.AppendString(dst, a.PONumber)
 	dst = avro.AppendString(dst, a.SupplierID)
@@ -194,7 +194,7 @@ func (*PurchaseOrderClosed) AvroFingerprint() string { return purchaseOrderClose
 // AppendAvro implements avro.BinaryRecord: it appends p's Avro body, in the
 // schema's field order.
 func (p *PurchaseOrderClosed) AppendAvro(dst []byte) ([]byte, error) {
-	dst = p.Meta.appendAvro(dst)
+	dst = p.appendAvro(dst)
 	dst = avro.AppendString(dst, p.PONumber)
 	dst = avro.AppendString(dst, p.Reason)
 	return dst, nil

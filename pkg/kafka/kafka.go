@@ -209,6 +209,12 @@ func (l *clientLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 		lvl = slog.LevelError
 	case kgo.LogLevelWarn:
 		lvl = slog.LevelWarn
+	case kgo.LogLevelInfo, kgo.LogLevelDebug:
+		// The client's routine chatter: connections, metadata, rebalances.
+		lvl = slog.LevelDebug
+	case kgo.LogLevelNone:
+		// Not a level the client logs at; debug should it ever.
+		lvl = slog.LevelDebug
 	}
 	l.log.Log(context.Background(), lvl, msg, keyvals...)
 }

@@ -294,7 +294,11 @@ func (s *Store) UncoveredMasters(ctx context.Context) ([]string, error) {
 	if !ok {
 		return nil, nil
 	}
-	ranges, err := cc.ClusterSlots(ctx).Result()
+	// CLUSTER SLOTS, as go-redis reads the topology it routes by: its
+	// addresses are the ones the client dials. CLUSTER SHARDS would leave
+	// choosing between a node's port and TLS port, and its master among
+	// failed ones, to us.
+	ranges, err := cc.ClusterSlots(ctx).Result() //nolint:staticcheck // addresses as the client routes, see above
 	if err != nil {
 		return nil, fmt.Errorf("read the cluster's slots: %w", err)
 	}

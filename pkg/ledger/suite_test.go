@@ -77,8 +77,10 @@ func describe(o Outcome) string {
 		return "dup"
 	case Held, Rejected:
 		return fmt.Sprintf("%s:%d", o.Hold.Status, o.Hold.ATP)
+	default:
+		// Every other status by its name.
+		return o.Status.String()
 	}
-	return o.Status.String()
 }
 
 func (h *harness) pos(loc string) Position {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strconv"
@@ -143,7 +144,7 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 	adm := kadm.NewClient(kcl)
 	store.Logger(log)
 	rdb := store.Open(cfg.Redis)
-	defer rdb.Close()
+	defer closeLogged(log, "redis client", rdb)
 	if err := redisotel.InstrumentTracing(rdb, redisotel.WithTracerProvider(tp)); err != nil {
 		return fmt.Errorf("redis tracing: %w", err)
 	}
@@ -184,7 +185,7 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 	cache := store.OpenCache(cfg.Redis)
 	switch {
 	case cache != nil:
-		defer cache.Close()
+		defer closeLogged(log, "lookup cache", cache)
 		led.UseCache(cache)
 		cache.Register(reg)
 		log.Info("lookup cache on", "entries", cfg.Redis.LookupCacheEntries, "max_age", cfg.Redis.LookupCacheMaxAge)
@@ -406,4 +407,12 @@ func registerSchemas(ctx context.Context, codec *avro.Codec, t config.Topics) er
 		}
 	}
 	return nil
+}
+
+// closeLogged closes c at shutdown; a failure is logged, there being
+// nothing more to do about it.
+func closeLogged(log *slog.Logger, what string, c io.Closer) {
+	if err := c.Close(); err != nil {
+		log.Warn("close "+what, "err", err)
+	}
 }

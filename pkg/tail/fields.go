@@ -56,8 +56,10 @@ func walk(v reflect.Value) any {
 			out[it.Key().String()] = walk(it.Value())
 		}
 		return out
+	default:
+		// Scalars (strings, numbers, booleans) are their JSON selves.
+		return v.Interface()
 	}
-	return v.Interface()
 }
 
 // skus lists the SKUs a decoded value names: its own and its lines'.
@@ -90,6 +92,9 @@ func skus(x any) []string {
 			for i := range v.Len() {
 				visit(v.Index(i))
 			}
+		default:
+			// Scalars and maps name no SKU: a SKU is a string field
+			// tagged sku, found above.
 		}
 	}
 	visit(reflect.ValueOf(x))

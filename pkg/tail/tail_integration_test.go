@@ -61,9 +61,9 @@ func TestTailRealKafka(t *testing.T) {
 	produce(666, kgo.TryAbort)
 	produce(17, kgo.TryCommit)
 
-	lines := tg.waitLines(t, 2)
+	tg.waitLines(t, 2)
 	tg.stop(t)
-	lines = tg.out.lines()
+	lines := tg.out.lines()
 	if len(lines) != 2 || !strings.Contains(lines[1], "SKU-1|DC-EAST") || !strings.Contains(lines[1], "AvailabilityChanged") ||
 		!strings.Contains(lines[1], "SKU-1 at DC-EAST v3: atp 17,") {
 		t.Fatalf("want the header and the committed record only, got:\n%s", strings.Join(lines, "\n"))

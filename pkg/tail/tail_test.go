@@ -240,9 +240,9 @@ func TestTailTable(t *testing.T) {
 			tc.opts.FromBeginning = true
 			tc.opts.Format = tail.FormatTable
 			tg := start(t, cfg, tc.opts)
-			got := tg.waitLines(t, len(tc.want))
+			tg.waitLines(t, len(tc.want))
 			tg.stop(t)
-			got = tg.out.lines() // nothing more once stopped
+			got := tg.out.lines() // nothing more once stopped
 			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
 				t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
 			}
