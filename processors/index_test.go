@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -226,4 +227,36 @@ func TestIndexReads(t *testing.T) {
 	if got := indexReads([]polled{{err: errors.New("bad record")}}); len(got) != 0 {
 		t.Errorf("a record that did not decode is read for: %v", got)
 	}
+}
+
+// A purchase order close whose document index holds a line that is not a PO
+// line number (the index damaged) is dead-lettered, naming the line, and the
+// partition moves on: no close is emitted for a line the PO does not have,
+// and the record is not retried for ever.
+func TestPOCloseWithADamagedIndexIsDeadLettered(t *testing.T) {
+	e := embeddedEnv(t)
+	e.start(t, pipelineOpts{})
+	e.send(t, e.cfg.Topics.Supplier, &events.PurchaseOrderReleased{Meta: meta("rel-dmg", 1), PONumber: "PO-DMG", SupplierID: "SUP",
+		Lines: []events.PurchaseOrderLine{{POLine: 1, SKU: "SKU-D", Location: "DC1", Quantity: 3, UoM: "EA", ExpectedDate: t0}}})
+	eventually(t, settle, func() error {
+		return e.checkPositions([]expectedPos{{SKU: "SKU-D", Location: "DC1", Inbound: 3}})
+	})
+	err := e.store.WriteIndex(context.Background(), []ledger.IndexWrite{{Doc: ledger.Doc{Kind: ledger.PODoc, ID: "PO-DMG"},
+		Lines: []ledger.IndexedLine{{Line: "one", SKU: "SKU-D", Location: "DC1", UoM: "EA", Released: t0}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.send(t, e.cfg.Topics.Supplier, &events.PurchaseOrderClosed{Meta: meta("cls-dmg", 2), PONumber: "PO-DMG", Reason: "done"})
+	e.send(t, e.cfg.Topics.Supplier, &events.PurchaseOrderReleased{Meta: meta("rel-after", 3), PONumber: "PO-AFTER", SupplierID: "SUP",
+		Lines: []events.PurchaseOrderLine{{POLine: 1, SKU: "SKU-D", Location: "DC1", Quantity: 2, UoM: "EA", ExpectedDate: t0}}})
+	dead := e.dlq(t, 1)
+	if class, _ := Header(dead[0], HeaderErrorClass); class != ClassInvalid {
+		t.Fatalf("dead letter of class %q, want %s", class, ClassInvalid)
+	}
+	if msg, _ := Header(dead[0], HeaderErrorMessage); !strings.Contains(msg, `line "one"`) {
+		t.Errorf("the dead letter does not name the damaged line: %s", msg)
+	}
+	eventually(t, settle, func() error {
+		return e.checkPositions([]expectedPos{{SKU: "SKU-D", Location: "DC1", Inbound: 5}})
+	})
 }

@@ -460,11 +460,13 @@ func (n *Normalizer) poClosed(st *batchState, r *kgo.Record, e *events.PurchaseO
 	out := make([]*events.LedgerEntry, 0, len(lines))
 	for _, l := range lines {
 		// poReleased indexes a PO's lines by their numbers; anything else
-		// means the index is damaged, not the record: retry, never emit a
-		// close for a line the PO does not have.
+		// means the index entry is damaged. Waiting would not mend it, and
+		// a close for a line the PO does not have must not be emitted: the
+		// close goes to the dead-letter topic, to be replayed once the
+		// index is right.
 		n64, err := strconv.ParseInt(l.Line, 10, 32)
 		if err != nil {
-			return nil, fmt.Errorf("index of purchase order %q: line %q is not a PO line number: %w", e.PONumber, l.Line, err)
+			return nil, reject(ClassInvalid, "the document index holds line %q for purchase order %q, which is not a PO line number", clipHeader(l.Line), e.PONumber)
 		}
 		pl := int32(n64)
 		le := newEntry(events.EntryPOClose, l.SKU, &e.Meta, r)
