@@ -75,7 +75,9 @@ lint: fmt-check vet $(GOLANGCI_LINT)
 	$(GOLANGCI_LINT) run ./...
 
 $(GOLANGCI_LINT):
-	cd deploy/lint && $(GO) build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+	mkdir -p $(dir $@)
+	cd deploy/lint && $(GO) build -o $@.tmp github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+	mv $@.tmp $@
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
