@@ -564,11 +564,26 @@ var (
 	keyPrefix = regexp.MustCompile(`^[A-Za-z0-9._-]{1,32}$`)
 )
 
-// Validate reports every problem with c at once.
+// Validate reports every problem with c at once, each naming its setting.
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	c.validateAddrsAndRedis(bad)
+	errs = append(errs, c.Kafka.securityProblems()...)
+	c.validateKafka(bad)
+	c.validateTopics(bad)
+	c.validateEndpoints(bad)
+	c.validateProcess(bad)
+	c.validateAPI(bad)
+	c.validateReconcile(bad)
+	return errors.Join(errs...)
+}
 
+// complaint records one thing wrong with the configuration.
+type complaint func(format string, a ...any)
+
+// validateAddrsAndRedis checks the Kafka and Redis addresses and the Redis settings.
+func (c *Config) validateAddrsAndRedis(bad complaint) {
 	for _, b := range c.Kafka.Brokers {
 		if _, _, err := net.SplitHostPort(b); err != nil {
 			bad("kafka brokers: %q is not host:port", b)
@@ -615,7 +630,10 @@ func (c *Config) Validate() error {
 	if c.Redis.LookupCacheMaxAge < 10*time.Millisecond || c.Redis.LookupCacheMaxAge > time.Hour {
 		bad("lookup cache max age: %v is outside 10ms..1h", c.Redis.LookupCacheMaxAge)
 	}
-	errs = append(errs, c.Kafka.securityProblems()...)
+}
+
+// validateKafka checks the Kafka client, group and topic-creation settings.
+func (c *Config) validateKafka(bad complaint) {
 	if c.Kafka.ClientID == "" {
 		bad("kafka client id: must not be empty")
 	}
@@ -636,6 +654,10 @@ func (c *Config) Validate() error {
 	if c.Kafka.MinInsyncReplicas < 0 || c.Kafka.MinInsyncReplicas > c.Kafka.Replication {
 		bad("kafka min insync replicas: %d is outside 0..%d (the replication)", c.Kafka.MinInsyncReplicas, c.Kafka.Replication)
 	}
+}
+
+// validateTopics checks that every topic name is valid and used once.
+func (c *Config) validateTopics(bad complaint) {
 	seen := map[string]string{}
 	for _, t := range []struct{ name, value string }{
 		{"inventory", c.Topics.Inventory}, {"orders", c.Topics.Orders}, {"supplier", c.Topics.Supplier},
@@ -652,6 +674,10 @@ func (c *Config) Validate() error {
 		}
 		seen[t.value] = t.name
 	}
+}
+
+// validateEndpoints checks the schema registry, HTTP, OTLP and Jaeger addresses.
+func (c *Config) validateEndpoints(bad complaint) {
 	if c.SchemaRegistry != "" {
 		if u, err := url.Parse(c.SchemaRegistry); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad("schema registry url: %q is not an http(s) URL", redactURL(c.SchemaRegistry))
@@ -670,6 +696,10 @@ func (c *Config) Validate() error {
 			bad("jaeger ui url: %q is not an http(s) URL such as http://127.0.0.1:16686", c.JaegerUIURL)
 		}
 	}
+}
+
+// validateProcess checks logging, tracing, readiness and the processors' bounds.
+func (c *Config) validateProcess(bad complaint) {
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -702,6 +732,10 @@ func (c *Config) Validate() error {
 		bad("normalizer txn timeout: %v is outside %v..%v (a transaction must outlast producing and committing one poll; the broker's transaction.max.timeout.ms is 15m by default)",
 			c.NormalizerTxnTimeout, MinNormalizerTxnTimeout, MaxNormalizerTxnTimeout)
 	}
+}
+
+// validateAPI checks the API's groups, rules, policy, keys and limits.
+func (c *Config) validateAPI(bad complaint) {
 	if _, err := ParseGroups(c.API.Groups); err != nil {
 		bad("groups: %v", err)
 	}
@@ -723,6 +757,10 @@ func (c *Config) Validate() error {
 	if _, err := ParseTrustedProxies(c.API.TrustedProxies); err != nil {
 		bad("trusted proxies: %v", err)
 	}
+}
+
+// validateReconcile checks reconciliation's tolerance, timeouts and caps.
+func (c *Config) validateReconcile(bad complaint) {
 	if _, err := ParseTolerances(c.Reconcile.Tolerance); err != nil {
 		bad("reconcile tolerance: %v", err)
 	}
@@ -742,7 +780,6 @@ func (c *Config) Validate() error {
 	if c.Reconcile.MaxExceptions < 1 || c.Reconcile.MaxExceptions > 10_000_000 {
 		bad("reconcile max exceptions: %d is outside 1..10000000", c.Reconcile.MaxExceptions)
 	}
-	return errors.Join(errs...)
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)

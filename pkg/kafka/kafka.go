@@ -40,7 +40,8 @@ type TopicSpec struct {
 
 func str(s string) *string { return &s }
 
-// Topics lists Stockflow's topics with the settings DESIGN §7 gives them.
+// Topics lists Stockflow's topics with their settings (docs/production.md,
+// "Kafka topics", explains each).
 func Topics(t config.Topics) []TopicSpec {
 	compacted := map[string]*string{"cleanup.policy": str("compact")}
 	forever := map[string]*string{"retention.ms": str("-1"), "retention.bytes": str("-1")}

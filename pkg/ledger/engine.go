@@ -13,7 +13,7 @@ import (
 )
 
 // The ledger engine: the one implementation of the ledger's semantics
-// (DESIGN §5). It folds entries into a SKU's State in memory; the folder
+// (README.md, "The ledger"). It folds entries into a SKU's State in memory; the folder
 // keeps states cached per partition and stores them in Redis with guarded
 // writes (store.go), verify and the tests fold whole logs with it (Fold).
 // It reads no clock: only entry times, so a replay decides the same.

@@ -13,7 +13,7 @@ import (
 // Reading the ledger as it stood at an earlier time, for reconciliation:
 // a position's on hand at T is its on hand now minus the movements its
 // journal holds with event time after T. That journal is the count rule's
-// (DESIGN §5), so it answers for T within the journal window and after the
+// (README.md, "The ledger", Counts), so it answers for T within the journal window and after the
 // position's last applied count.
 
 // pastScript reads a position's version, on hand and count time (KEYS[1])
