@@ -106,16 +106,11 @@ type dlqPage struct {
 // source topic. The read is bounded by the scan timeout: one that runs out
 // lists what it read, saying so.
 func (c *Console) listDeadLetters(ctx context.Context, f dlqFilter) (*dlqListing, error) {
-	if err := c.dlqConfigured(); err != nil {
-		return nil, err
-	}
-	sctx, cancel := context.WithTimeout(ctx, c.cfg.ScanTimeout)
-	defer cancel()
-	release, err := c.scanSlot(sctx)
+	sctx, done, err := c.startScan(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
+	defer done()
 	pg := &dlqPage{c: c, f: f, q: strings.ToLower(f.Q), size: c.cfg.PageSize, l: &dlqListing{Budget: c.cfg.ScanTimeout},
 		groups: map[[2]string]*dlqGroup{}}
 	pg.before, pg.paged = parseCursor(f.Before)
@@ -132,6 +127,21 @@ func (c *Console) listDeadLetters(ctx context.Context, f dlqFilter) (*dlqListing
 
 // errScansBusy is scanSlot's answer when no slot came free in time.
 var errScansBusy = errors.New("two other views are reading the dead-letter topic: reload in a moment")
+
+// startScan begins a read of the whole dead-letter topic: under the scan
+// timeout, holding a scan slot until done is called.
+func (c *Console) startScan(ctx context.Context) (context.Context, func(), error) {
+	if err := c.dlqConfigured(); err != nil {
+		return nil, nil, err
+	}
+	sctx, cancel := context.WithTimeout(ctx, c.cfg.ScanTimeout)
+	release, err := c.scanSlot(sctx)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	return sctx, func() { release(); cancel() }, nil
+}
 
 // scanSlot waits for one of the two reads of the whole topic that may run
 // at once, and returns its release.

@@ -99,16 +99,11 @@ func (c *Console) confirmReplayClass(ec echo.Context) error {
 // planClassReplay counts the open dead letters of class (from topic, when
 // set) by the topic each would be replayed to, within the scan timeout.
 func (c *Console) planClassReplay(ctx context.Context, class, topic string) (*replayPlan, error) {
-	if err := c.dlqConfigured(); err != nil {
-		return nil, err
-	}
-	sctx, cancel := context.WithTimeout(ctx, c.cfg.ScanTimeout)
-	defer cancel()
-	release, err := c.scanSlot(sctx)
+	sctx, done, err := c.startScan(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
+	defer done()
 	p := &replayPlan{Class: class, SourceTopic: topic, Batch: processors.ReplayBatch, Budget: c.cfg.ScanTimeout}
 	counts := map[string]int{}
 	ends, err := c.readDLQ(sctx, nil, nil, func(recs []*kgo.Record) error {
