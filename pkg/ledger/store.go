@@ -77,11 +77,14 @@ func (s *Store) Client() redis.UniversalClient { return s.rdb }
 // Engine is the engine states of this store are folded with.
 func (s *Store) Engine() *Engine { return s.eng }
 
+// Keys names the store's keys, and those kept beside them.
+func (s *Store) Keys() Keys { return NewKeys(s.prefix) }
+
 // SKUKey is the prefix of every key of sku, with its hash tag.
-func (s *Store) SKUKey(sku string) string { return s.prefix + ":{" + sku + "}" }
+func (s *Store) SKUKey(sku string) string { return s.Keys().SKU(sku) }
 
 // key is a key of the store outside any SKU.
-func (s *Store) key(name string) string { return s.prefix + ":" + name }
+func (s *Store) key(name string) string { return s.Keys().name(name) }
 
 // Batch is one SKU's entries from one poll, in log order.
 type Batch struct {
