@@ -31,7 +31,7 @@ type applier struct {
 	codec     *avro.Codec
 	store     *ledger.Store
 	topics    config.Topics
-	metrics   *Metrics
+	hooks     *hooks
 	tracing   Tracing
 	log       *slog.Logger
 	capacity  int
@@ -110,7 +110,7 @@ func (a *applier) apply(ctx context.Context, recs []*kgo.Record) applied {
 		if bad != nil {
 			class := deadLetterClass(bad)
 			span.SetStatus(codes.Error, class)
-			a.metrics.deadLetters.WithLabelValues(class, "folder").Inc()
+			a.hooks.onDeadLetter(StageFolder, class)
 			res.dead = append(res.dead, deadLetter(a.topics.DLQ, r, class, bad, time.Now()))
 			res.stats.DeadLetters++
 			continue
@@ -132,7 +132,7 @@ func (a *applier) apply(ctx context.Context, recs []*kgo.Record) applied {
 		g.hold = g.hold || le.ReplyTo != nil
 		n++
 	}
-	a.metrics.batchEntries.Observe(float64(n))
+	a.hooks.onFoldBatch(n)
 	if len(order) == 0 {
 		return res
 	}
@@ -264,7 +264,7 @@ func (a *applier) fold(ctx context.Context, order []*skuEntries) (foldResult, er
 	a.mu.Unlock()
 	t0 := time.Now()
 	stored, err := a.store.Save(ctx, states)
-	a.metrics.applySeconds.Observe(time.Since(t0).Seconds())
+	a.hooks.onStored(time.Since(t0))
 	if err != nil {
 		return res, err
 	}
@@ -350,29 +350,20 @@ func touched(cs []ledger.Changed, loc string) bool {
 	return false
 }
 
-// count records an entry's outcome in the stats and metrics.
+// count records an entry's outcome in the stats and tells the hooks.
 func (a *applier) count(st *FolderStats, e *events.LedgerEntry, out ledger.Outcome, now time.Time) {
-	src := "api"
-	if e.SourceTopic != nil {
-		src = *e.SourceTopic
-	}
-	m := a.metrics
 	switch out.Status {
 	case ledger.Duplicate:
 		st.Duplicates++
-		m.entries.WithLabelValues("duplicate", src).Inc()
 	case ledger.Stale:
 		st.Stale++
-		m.entries.WithLabelValues("stale", src).Inc()
 	case ledger.Absorbed:
 		st.Absorbed++
 		st.Applied++
-		m.entries.WithLabelValues("absorbed", src).Inc()
 	default:
 		st.Applied++
-		m.entries.WithLabelValues("applied", src).Inc()
-		observeKPIs(m, e, out, now)
 	}
+	a.hooks.onFolded(e, out, now)
 }
 
 // evict keeps the cache within capacity, keeping the SKUs of the last poll.
@@ -392,34 +383,5 @@ func (a *applier) evict(keep map[string]*skuEntries) {
 			delete(a.cache, sku)
 			over--
 		}
-	}
-}
-
-// observeKPIs records the business measures an applied entry gives.
-func observeKPIs(m *Metrics, e *events.LedgerEntry, out ledger.Outcome, now time.Time) {
-	since := now.Sub(e.EventTime).Seconds()
-	loc := ""
-	if e.Location != nil {
-		loc = *e.Location
-	}
-	switch e.EntryType {
-	case events.EntryOrderLine:
-		ch := ""
-		if e.Channel != nil {
-			ch = *e.Channel
-		}
-		m.reservation.WithLabelValues(m.channels.value(ch)).Observe(since)
-	case events.EntryReceipt, events.EntryPick, events.EntryShipment, events.EntryAdjustment, events.EntryCount:
-		m.inventoryLag.WithLabelValues(m.locations.value(loc)).Observe(since)
-	case events.EntryASNLine:
-		sup := ""
-		if e.SupplierID != nil {
-			sup = *e.SupplierID
-		}
-		m.asnProcessing.WithLabelValues(m.suppliers.value(sup)).Observe(since)
-	}
-	if out.Status == ledger.Counted && out.CountDelta != 0 {
-		m.reconciliation.WithLabelValues(m.locations.value(loc)).Inc()
-		m.countDelta.Observe(float64(max(out.CountDelta, -out.CountDelta)))
 	}
 }

@@ -35,8 +35,8 @@ type FolderConfig struct {
 	// outputs are produced and its applied offsets recorded; an error
 	// abandons the poll there, as a crash would (failure injection in tests).
 	AfterRedisApply func(partitions map[int32]int64) error
-	// Metrics, default unregistered.
-	Metrics *Metrics
+	// Hooks observe the folder and its hold desks (metrics); default none.
+	Hooks []Hook
 	// Tracing, default off (no process span per record).
 	Tracing Tracing
 	// Grace is how long a stop lets the work in hand finish (the poll being
@@ -79,9 +79,6 @@ func (c *FolderConfig) setDefaults() {
 	if c.InFlight <= 0 {
 		c.InFlight = 4
 	}
-	if c.Metrics == nil {
-		c.Metrics = NewMetrics(nil)
-	}
 	if c.Grace <= 0 {
 		c.Grace = 20 * time.Second
 	}
@@ -118,6 +115,7 @@ type Folder struct {
 	store  *ledger.Store
 	out    *kgo.Client // availability, alerts and dead letters
 	log    *slog.Logger
+	hooks  *hooks
 	keeper *offsetKeeper
 
 	cl       *kgo.Client
@@ -137,7 +135,7 @@ type Folder struct {
 // NewFolder returns a folder producing its outputs through out.
 func NewFolder(cfg FolderConfig, codec *avro.Codec, store *ledger.Store, out *kgo.Client, log *slog.Logger) *Folder {
 	cfg.setDefaults()
-	return &Folder{cfg: cfg, codec: codec, store: store, out: out, log: log,
+	return &Folder{cfg: cfg, codec: codec, store: store, out: out, log: log, hooks: newHooks(cfg.Hooks),
 		keeper: newOffsetKeeper(store, cfg.Topics.Ledger, log), appliers: map[int32]*partitionWorker{}}
 }
 
@@ -304,7 +302,7 @@ func (f *Folder) workerFor(ctx context.Context, p int32) *partitionWorker {
 		return w
 	}
 	w := &partitionWorker{
-		app: &applier{partition: p, codec: f.codec, store: f.store, topics: f.cfg.Topics, metrics: f.cfg.Metrics,
+		app: &applier{partition: p, codec: f.codec, store: f.store, topics: f.cfg.Topics, hooks: f.hooks,
 			tracing: f.cfg.Tracing, log: f.log, capacity: f.cfg.CacheSKUs, cache: map[string]*ledger.State{}},
 		in: make(chan []*kgo.Record), done: make(chan applied), quit: make(chan struct{}), stopped: make(chan struct{}),
 		closeDesk: func() {},
@@ -314,7 +312,7 @@ func (f *Folder) workerFor(ctx context.Context, p int32) *partitionWorker {
 	f.owned.Store(p, w.app)
 	if f.cfg.Topics.Holds != "" {
 		dctx, cancel := context.WithCancel(ctx)
-		desk := &holdDesk{p: p, cfg: f.cfg, codec: f.codec, store: f.store, app: w.app, out: f.out, log: f.log, partitions: &f.partitions}
+		desk := &holdDesk{p: p, cfg: f.cfg, hooks: f.hooks, codec: f.codec, store: f.store, app: w.app, out: f.out, log: f.log, partitions: &f.partitions}
 		deskDone := make(chan struct{})
 		go func() {
 			defer close(deskDone)

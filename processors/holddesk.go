@@ -40,6 +40,7 @@ import (
 type holdDesk struct {
 	p     int32
 	cfg   FolderConfig
+	hooks *hooks
 	codec *avro.Codec
 	store *ledger.Store
 	app   *applier
@@ -207,7 +208,7 @@ func (d *holdDesk) batch(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 				return err
 			}
 			span.SetStatus(codes.Error, class)
-			d.cfg.Metrics.deadLetters.WithLabelValues(class, "holds").Inc()
+			d.hooks.onDeadLetter(StageHolds, class)
 			dead = append(dead, deadLetter(d.cfg.Topics.DLQ, r, class, err, time.Now()))
 			continue
 		}

@@ -69,8 +69,7 @@ func (n *Normalizer) catchUpIndex(ctx context.Context, batch []polled, miss erro
 	}
 	n.stats.IndexCatchUps++
 	n.stats.IndexLines += int64(lines)
-	n.cfg.Metrics.indexCatchUps.Inc()
-	n.cfg.Metrics.indexLines.Add(float64(lines))
+	n.hooks.onIndexCatchUp(lines)
 	n.log.Info("document index caught up", "lines_written", lines, "took", time.Since(started).Round(time.Millisecond))
 	return nil
 }

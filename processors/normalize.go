@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -400,10 +401,11 @@ func (n *Normalizer) poAcknowledged(ctx context.Context, st *batchState, r *kgo.
 		if err != nil {
 			return nil, err
 		}
-		n.cfg.Metrics.poAcks.WithLabelValues(n.cfg.Metrics.suppliers.value(e.SupplierID), a.Status).Inc()
+		var turnaround time.Duration
 		if !l.Released.IsZero() && e.EventTime.After(l.Released) {
-			n.cfg.Metrics.ackTurnaround.WithLabelValues(n.cfg.Metrics.suppliers.value(e.SupplierID)).Observe(e.EventTime.Sub(l.Released).Seconds())
+			turnaround = e.EventTime.Sub(l.Released)
 		}
+		n.hooks.onPOAcknowledged(e.SupplierID, a.Status, turnaround)
 		le := newEntry(events.EntryPOAck, l.SKU, &e.Meta, r)
 		pl, d := a.POLine, a.ExpectedDate
 		le.PONumber, le.POLine, le.SupplierID, le.Location = str(e.PONumber), &pl, str(e.SupplierID), str(l.Location)

@@ -54,8 +54,8 @@ type NormalizerConfig struct {
 	TxnTimeout time.Duration
 	// ExtraOpts are appended to the client options (tracing hooks, tests).
 	ExtraOpts []kgo.Opt
-	// Metrics, default unregistered.
-	Metrics *Metrics
+	// Hooks observe the normalizer (metrics); default none.
+	Hooks []Hook
 	// Tracing, default off.
 	Tracing Tracing
 }
@@ -73,9 +73,6 @@ func (c *NormalizerConfig) setDefaults() {
 	if c.TxnTimeout <= 0 {
 		c.TxnTimeout = config.Default().NormalizerTxnTimeout
 	}
-	if c.Metrics == nil {
-		c.Metrics = NewMetrics(nil)
-	}
 	if c.Tracing.Kotel == nil {
 		c.Tracing.Kotel = kotel.NewTracer(kotel.TracerProvider(noop.NewTracerProvider()))
 	}
@@ -90,6 +87,7 @@ type Normalizer struct {
 	store   *ledger.Store
 	catalog *Catalog
 	log     *slog.Logger
+	hooks   *hooks
 	stats   NormalizerStats
 	// indexCaughtUp holds, per source partition, the highest offset of a
 	// batch whose poll came before a catch-up of the document index (see
@@ -113,7 +111,7 @@ type NormalizerStats struct {
 // NewNormalizer returns a normalizer. The catalog must be running.
 func NewNormalizer(cfg NormalizerConfig, codec *avro.Codec, store *ledger.Store, catalog *Catalog, log *slog.Logger) *Normalizer {
 	cfg.setDefaults()
-	return &Normalizer{cfg: cfg, codec: codec, store: store, catalog: catalog, log: log, indexCaughtUp: map[topicPartition]int64{}}
+	return &Normalizer{cfg: cfg, codec: codec, store: store, catalog: catalog, log: log, hooks: newHooks(cfg.Hooks), indexCaughtUp: map[topicPartition]int64{}}
 }
 
 // Run consumes until ctx ends. A transactional session that can no longer
@@ -298,7 +296,6 @@ func (m *indexMiss) Error() string { return m.err.Error() }
 func (n *Normalizer) normalizeBatch(ctx context.Context, batch []polled, st *batchState, started time.Time) (normalized, error) {
 	var out normalized
 	var buf []byte
-	m := n.cfg.Metrics
 	indexed := 0 // st.index.Pending()[:indexed] have their records in out
 	for i := range batch {
 		p := &batch[i]
@@ -319,8 +316,8 @@ func (n *Normalizer) normalizeBatch(ctx context.Context, batch []polled, st *bat
 			out.dead++
 			span.SetStatus(codes.Error, class)
 			span.SetAttributes(attribute.String("stockflow.error_class", class))
-			m.records.WithLabelValues(r.Topic, "dead_letter").Inc()
-			m.deadLetters.WithLabelValues(class, "normalizer").Inc()
+			n.hooks.onSourceRecord(r.Topic, OutcomeDeadLetter)
+			n.hooks.onDeadLetter(StageNormalizer, class)
 			n.log.WarnContext(pctx, "dead letter", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "class", class, "err", err)
 			dl := deadLetter(n.cfg.Topics.DLQ, r, class, err, time.Now())
 			dl.Context = pctx
@@ -331,7 +328,7 @@ func (n *Normalizer) normalizeBatch(ctx context.Context, batch []polled, st *bat
 			return out, fmt.Errorf("normalize %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
 		}
 		setEntryAttrs(span, entries...)
-		m.records.WithLabelValues(r.Topic, "entries").Inc()
+		n.hooks.onSourceRecord(r.Topic, OutcomeEntries)
 		for _, le := range entries {
 			buf, err = n.codec.AppendEncode(ctx, buf[:0], n.cfg.Topics.Ledger, le)
 			if err != nil {
@@ -546,7 +543,7 @@ func (n *Normalizer) decode(ctx context.Context, r *kgo.Record) (events.Source, 
 		return nil, reject(ClassWrongTopic, "%s is not a source event", rec.AvroName())
 	}
 	if et := ev.Metadata().EventTime; !et.IsZero() {
-		n.cfg.Metrics.eventLag.WithLabelValues(r.Topic).Observe(time.Since(et).Seconds())
+		n.hooks.onSourceLag(r.Topic, time.Since(et))
 	}
 	return ev, nil
 }

@@ -31,7 +31,8 @@ type SnapshotsConfig struct {
 	// partition is read to the end is incomplete.
 	EndTimeout time.Duration
 	ExtraOpts  []kgo.Opt
-	Metrics    *Metrics
+	// Hooks observe the reconciler (metrics); default none.
+	Hooks []Hook
 }
 
 // Snapshots reconciles each snapshot on the snapshot topic as it arrives:
@@ -49,6 +50,7 @@ type Snapshots struct {
 	rec   *reconcile.Reconciler
 	out   *kgo.Client // dead letters
 	log   *slog.Logger
+	hooks *hooks
 }
 
 // NewSnapshots returns the snapshot reconciler; out produces dead letters.
@@ -56,7 +58,7 @@ func NewSnapshots(cfg SnapshotsConfig, codec *avro.Codec, rec *reconcile.Reconci
 	if cfg.EndTimeout <= 0 {
 		cfg.EndTimeout = 10 * time.Minute
 	}
-	return &Snapshots{cfg: cfg, codec: codec, rec: rec, out: out, log: log}
+	return &Snapshots{cfg: cfg, codec: codec, rec: rec, out: out, log: log, hooks: newHooks(cfg.Hooks)}
 }
 
 // Run reconciles snapshots until ctx ends, starting over (from the
@@ -328,9 +330,7 @@ func (s *Snapshots) deadLetter(ctx context.Context, r *kgo.Record, class string,
 	if perr := s.out.ProduceSync(ctx, deadLetter(s.cfg.Topics.DLQ, r, class, err, time.Now())).FirstErr(); perr != nil {
 		return fmt.Errorf("produce dead letter: %w", perr)
 	}
-	if s.cfg.Metrics != nil {
-		s.cfg.Metrics.deadLetters.WithLabelValues(class, "reconciler").Inc()
-	}
+	s.hooks.onDeadLetter(StageReconciler, class)
 	return nil
 }
 

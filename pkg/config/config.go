@@ -160,6 +160,9 @@ type Reconcile struct {
 	// each in Redis for the retention); past it they are counted by class
 	// only and the run says it is truncated. Default 100,000.
 	MaxExceptions int `yaml:"max_exceptions"`
+
+	// Tolerances is Tolerance parsed, filled by Validate.
+	Tolerances Tolerances `yaml:"-"`
 }
 
 // API configures the checkout-facing HTTP API.
@@ -187,6 +190,19 @@ type API struct {
 	// limits, failed authentications). Default none: the client is the
 	// connection's remote address.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+
+	// Parsed holds the settings above in the form the service uses,
+	// filled by Validate: they are parsed once, where they are checked.
+	Parsed ParsedAPI `yaml:"-"`
+}
+
+// ParsedAPI are the API's settings that are written as text, parsed.
+type ParsedAPI struct {
+	Groups         map[string][]string
+	ChannelRules   atp.ChannelRules
+	Supply         atp.SupplyPolicy
+	Keys           map[string][]string
+	TrustedProxies []netip.Prefix
 }
 
 // Redis is the Redis client configuration.
@@ -736,16 +752,18 @@ func (c *Config) validateProcess(bad complaint) {
 
 // validateAPI checks the API's groups, rules, policy, keys and limits.
 func (c *Config) validateAPI(bad complaint) {
-	if _, err := ParseGroups(c.API.Groups); err != nil {
+	p := &c.API.Parsed
+	var err error
+	if p.Groups, err = ParseGroups(c.API.Groups); err != nil {
 		bad("groups: %v", err)
 	}
-	if _, err := atp.ParseChannelRules(c.API.ChannelRules); err != nil {
+	if p.ChannelRules, err = atp.ParseChannelRules(c.API.ChannelRules); err != nil {
 		bad("channel rules: %v", err)
 	}
-	if _, err := ParseSupplyPolicy(c.API.SupplyPolicy); err != nil {
+	if p.Supply, err = ParseSupplyPolicy(c.API.SupplyPolicy); err != nil {
 		bad("supply policy: %v", err)
 	}
-	if _, err := ParseAPIKeys(c.API.Keys); err != nil {
+	if p.Keys, err = ParseAPIKeys(c.API.Keys); err != nil {
 		bad("api keys: %v", err)
 	}
 	if c.API.RateLimit < 0 {
@@ -754,14 +772,15 @@ func (c *Config) validateAPI(bad complaint) {
 	if c.API.HoldTimeout < 100*time.Millisecond || c.API.HoldTimeout > time.Minute {
 		bad("hold timeout: %v is outside 100ms..1m", c.API.HoldTimeout)
 	}
-	if _, err := ParseTrustedProxies(c.API.TrustedProxies); err != nil {
+	if p.TrustedProxies, err = ParseTrustedProxies(c.API.TrustedProxies); err != nil {
 		bad("trusted proxies: %v", err)
 	}
 }
 
 // validateReconcile checks reconciliation's tolerance, timeouts and caps.
 func (c *Config) validateReconcile(bad complaint) {
-	if _, err := ParseTolerances(c.Reconcile.Tolerance); err != nil {
+	var err error
+	if c.Reconcile.Tolerances, err = ParseTolerances(c.Reconcile.Tolerance); err != nil {
 		bad("reconcile tolerance: %v", err)
 	}
 	if c.Reconcile.EndTimeout < time.Second || c.Reconcile.EndTimeout > 24*time.Hour {
