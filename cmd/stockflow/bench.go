@@ -48,6 +48,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return code
 	}
 	if cfg.Embedded {
+		// The benchmark measures the real stack: the local one by default.
+		cfg.Embedded = false
 		cfg.Kafka.Brokers = []string{"127.0.0.1:9092"}
 		cfg.Redis.Addr = "127.0.0.1:6379"
 		cfg.Redis.DB = 0 // the lookup cache works on database 0 only

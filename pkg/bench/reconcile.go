@@ -16,7 +16,7 @@ import (
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/kafka"
 	"github.com/stockflow/stockflow/pkg/reconcile"
-	"github.com/stockflow/stockflow/processors"
+	"github.com/stockflow/stockflow/pkg/service"
 )
 
 // The reconciliation step: a snapshot of ReconcileLines lines compared with
@@ -43,16 +43,16 @@ func (r *Run) Reconcile(ctx context.Context) error {
 		return err
 	}
 
-	// The reconciler as serve runs it.
+	// The reconciler as serve runs it: an instance that reconciles only,
+	// built by service.Build.
+	cfg := r.cfg
+	cfg.Reconcile.MaxLines = max(cfg.Reconcile.MaxLines, n)
+	_, stop, err := r.startService(ctx, cfg, service.Options{InstanceID: "bench-reconciler", NoNormalizer: true, NoFolder: true})
+	if err != nil {
+		return err
+	}
+	defer stop()
 	runs := reconcile.NewRuns(r.rdb, r.cfg.Redis.KeyPrefix, time.Hour)
-	rec := reconcile.New(reconcile.Config{Ledger: r.store, Runs: runs, Producer: r.cl, Codec: r.codec,
-		ReconciliationTopic: r.cfg.Topics.Reconciliation, LedgerTopic: r.cfg.Topics.Ledger, Logger: r.log})
-	snaps := processors.NewSnapshots(processors.SnapshotsConfig{Kafka: r.cfg.Kafka, Topics: r.cfg.Topics, InstanceID: "bench-reconciler"},
-		r.codec, rec, r.cl, r.log)
-	sctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	r.background(&wg, "snapshot reconciler", func() error { return snaps.Run(sctx) })
-	defer func() { stop(); wg.Wait() }()
 
 	// The sender as `stockflow reconcile` runs it, its own client.
 	prod, err := kgo.NewClient(r.opts(kgo.ProducerLinger(5 * time.Millisecond))...)

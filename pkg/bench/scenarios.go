@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -24,13 +23,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/stockflow/stockflow/atp"
 	"github.com/stockflow/stockflow/pkg/api"
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/config"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/kafka"
 	"github.com/stockflow/stockflow/pkg/ledger"
+	"github.com/stockflow/stockflow/pkg/service"
 	"github.com/stockflow/stockflow/pkg/sim"
 	"github.com/stockflow/stockflow/pkg/store"
 	"github.com/stockflow/stockflow/processors"
@@ -75,13 +74,12 @@ type Run struct {
 	// filled by Ingest, used by the later scenarios
 	sourceEvents int
 	entries      int64
-	// live is the pipeline Ingest started, kept running for the holds and
-	// freshness runs as a deployed service keeps running: its folder's
-	// cache is warm.
-	live func()
-	// liveFolder is the live pipeline's folder, whose memory answers the
-	// API's lookups of what it folds.
-	liveFolder atomic.Pointer[processors.Folder]
+	// live is the service Ingest started, kept running for the lookup,
+	// holds and freshness runs as a deployed service keeps running: its
+	// folder's cache is warm, and its memory answers the API's lookups of
+	// what it folds. stopLive stops it.
+	live     *service.Service
+	stopLive func()
 	// saidUncached is set once the progress has said the API's lookups
 	// read Redis without the lookup cache.
 	saidUncached bool
@@ -93,6 +91,9 @@ type Run struct {
 
 // NewRun prepares a run.
 func NewRun(ctx context.Context, cfg config.Config, opt Options, log *slog.Logger) (*Run, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
 	sfx := "." + strconv.FormatInt(time.Now().Unix(), 36)
 	t := &cfg.Topics
 	for _, p := range []*string{&t.Inventory, &t.Orders, &t.Supplier, &t.Catalog, &t.Ledger, &t.Holds, &t.Availability, &t.Alerts, &t.DLQ, &t.Index, &t.Snapshots, &t.Reconciliation} {
@@ -130,7 +131,7 @@ func NewRun(ctx context.Context, cfg config.Config, opt Options, log *slog.Logge
 
 // Close deletes the run's topics and Redis keys and closes its clients.
 func (r *Run) Close(ctx context.Context) {
-	r.stopLive()
+	r.stopService()
 	r.dropKeys(ctx, r.cfg.Redis.KeyPrefix+":*")
 	t := r.cfg.Topics
 	r.deleteTopics(ctx, t.Inventory, t.Orders, t.Supplier, t.Catalog, t.Ledger, t.Holds, t.Availability, t.Alerts, t.DLQ, t.Index, t.Ledger+".scratch",
@@ -255,46 +256,58 @@ func (r *Run) lagZero(ctx context.Context, within time.Duration, groups ...strin
 	return false
 }
 
-// running returns the live pipeline, starting one when there is none.
-func (r *Run) running(ctx context.Context) {
-	if r.live == nil {
-		r.live = r.pipeline(ctx, r.cfg.Kafka.FolderGroup, true)
-	}
-}
-
-func (r *Run) stopLive() {
+// running starts the live service when there is none.
+func (r *Run) running(ctx context.Context) error {
 	if r.live != nil {
-		r.live()
-		r.live = nil
+		return nil
+	}
+	svc, stop, err := r.startService(ctx, r.cfg, service.Options{InstanceID: "bench"})
+	if err != nil {
+		return err
+	}
+	r.live = svc
+	r.stopLive = func() {
+		stop()
+		r.live, r.stopLive = nil, nil
+	}
+	return nil
+}
+
+// stopService stops the live service, if one runs.
+func (r *Run) stopService() {
+	if r.stopLive != nil {
+		r.stopLive()
 	}
 }
 
-// pipeline runs catalog, normalizer and folder until stop is called.
-func (r *Run) pipeline(ctx context.Context, folderGroup string, normalize bool) (stop func()) {
+// startService builds the service with service.Build, exactly as
+// stockflow serve does, and runs it until stop is called. Its API listens
+// on a free loopback port; the run's topics exist already; the API's rate
+// limit is off, the load coming from one client address.
+func (r *Run) startService(ctx context.Context, cfg config.Config, opts service.Options) (_ *service.Service, stop func(), _ error) {
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.Kafka.CreateTopics = false
+	cfg.API.RateLimit = 0
+	opts.Logger = r.log
+	svc, err := service.Build(ctx, cfg, opts)
+	if err != nil {
+		return nil, nil, err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	catalog, _ := processors.NewCatalog(kafka.ClientOpts(r.cfg.Kafka), r.cfg.Topics.Catalog, r.codec, r.log)
-	k := r.cfg.Kafka
-	k.FolderGroup = folderGroup
-	r.background(&wg, "catalog", func() error { return catalog.Run(ctx) })
-	topics := r.cfg.Topics
-	if !normalize {
-		// A rebuild folds the log into a ledger of its own; the live
-		// pipeline's hold desks decide the holds.
-		topics.Holds = ""
+	r.background(&wg, "service "+opts.InstanceID, func() error { return svc.Run(ctx) })
+	stop = func() {
+		cancel()
+		wg.Wait()
+		svc.Close()
 	}
-	folder := processors.NewFolder(processors.FolderConfig{Kafka: k, Topics: topics, HoldTimeout: r.cfg.API.HoldTimeout}, r.codec, r.store, r.cl, r.log)
-	if normalize {
-		// The live pipeline's folder answers the API's lookups of what it
-		// folds, as in stockflow serve.
-		r.liveFolder.Store(folder)
+	for deadline := time.Now().Add(10 * time.Second); svc.Addr() == ""; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) || r.Err() != nil {
+			stop()
+			return nil, nil, errors.Join(errors.New("the service's API did not start listening"), r.Err())
+		}
 	}
-	r.background(&wg, "folder", func() error { return folder.Run(ctx) })
-	if normalize {
-		norm := processors.NewNormalizer(processors.NormalizerConfig{Kafka: k, Topics: r.cfg.Topics, InstanceID: "bench"}, r.codec, r.store, catalog, r.log)
-		r.background(&wg, "normalizer", func() error { return norm.Run(ctx) })
-	}
-	return func() { cancel(); wg.Wait() }
+	return svc, stop, nil
 }
 
 // Ingest pre-produces the stream, then times the pipeline from start to
@@ -321,7 +334,9 @@ func (r *Run) Ingest(ctx context.Context) error {
 		return err
 	}
 	start := time.Now()
-	r.live = r.pipeline(ctx, r.cfg.Kafka.FolderGroup, true)
+	if err := r.running(ctx); err != nil {
+		return err
+	}
 	if !r.lagZero(ctx, 30*time.Minute, r.cfg.Kafka.NormalizerGroup, r.cfg.Kafka.FolderGroup) {
 		return fmt.Errorf("ingest did not finish")
 	}
@@ -538,23 +553,22 @@ func (e *endpoints) cacheStats() store.CacheStats {
 	return e.cache.Stats()
 }
 
-// servers starts the checkout API and a bare handler answering a
-// constant body of the same size. The API reads the run's ledger through a
-// store of its own whose lookups go through the lookup cache, as stockflow
-// serve's do; everything else in the run reads Redis directly.
+// servers gives the API to load, and starts a bare handler answering a
+// constant body of the same size. The API is the live service's, whose
+// folder's memory answers the lookups of what it folds, as stockflow
+// serve's does; without a live service, or with Options.RedisLookups, it is
+// an instance that folds nothing, built alike, reading every lookup from
+// Redis through its lookup cache.
 func (r *Run) servers(ctx context.Context, bodyLen, queryLen int) (*endpoints, error) {
-	groups, _ := config.ParseGroups(r.cfg.API.Groups)
-	s := api.New(api.Config{Addr: "127.0.0.1:0", Logger: r.log})
-	// A producer of the API's own, as stockflow serve has.
-	hcl, err := kgo.NewClient(kafka.ClientOpts(r.cfg.Kafka, kgo.ProducerLinger(0))...)
-	if err != nil {
-		return nil, err
+	svc, stopSvc := r.live, func() {}
+	if svc == nil || r.opt.RedisLookups {
+		var err error
+		svc, stopSvc, err = r.startService(ctx, r.cfg, service.Options{InstanceID: "bench-api", NoNormalizer: true, NoFolder: true, NoReconciler: true})
+		if err != nil {
+			return nil, err
+		}
 	}
-	led := ledger.New(r.rdb, ledger.Config{KeyPrefix: r.cfg.Redis.KeyPrefix})
-	cache := store.OpenCache(r.cfg.Redis)
-	if cache != nil {
-		led.UseCache(cache)
-	} else if !r.saidUncached {
+	if svc.LookupCache() == nil && !r.saidUncached {
 		r.saidUncached = true
 		why := "turned off"
 		if r.cfg.Redis.LookupCache {
@@ -562,16 +576,6 @@ func (r *Run) servers(ctx context.Context, bodyLen, queryLen int) (*endpoints, e
 		}
 		r.progress("lookup cache off (%s): the API's lookups read Redis", why)
 	}
-	reg := prometheus.NewRegistry()
-	var local api.LocalLookup
-	if f := r.liveFolder.Load(); f != nil && !r.opt.RedisLookups {
-		local = f
-	}
-	ch := api.NewCheckout(api.CheckoutConfig{Store: led, Producer: hcl, Codec: r.codec, LedgerTopic: r.cfg.Topics.Ledger, Local: local,
-		HoldsTopic: r.cfg.Topics.Holds, Groups: groups, Supply: atp.AllSupply, InstanceID: "bench", HoldTimeout: r.cfg.API.HoldTimeout, OwnHoldsFor: r.cfg.Redis.LookupCacheMaxAge,
-		Logger: r.log, Registry: reg})
-	ch.Register(s)
-	ctx, cancel := context.WithCancel(ctx)
 	// The ceiling: the API's server, with its middleware (tracing, metrics,
 	// recovery, limits), answering a constant body of the same size: the
 	// same chain minus the read. A POST still receives its body.
@@ -585,31 +589,22 @@ func (r *Run) servers(ctx context.Context, bodyLen, queryLen int) (*endpoints, e
 		}
 		return c.Blob(http.StatusOK, "application/json", queryBody)
 	})
+	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	r.background(&wg, "API server", func() error { return s.Run(ctx) })
-	r.background(&wg, "checkout", func() error { return ch.Run(ctx) })
 	r.background(&wg, "bare server", func() error { return bare.Run(ctx) })
-	if cache != nil {
-		r.background(&wg, "lookup cache", func() error { return cache.Run(ctx) })
-	}
 	stop := func() {
 		cancel()
 		wg.Wait()
-		hcl.Close()
-		if cache != nil {
-			if err := cache.Close(); err != nil {
-				r.progress("close the lookup cache: %v", err)
-			}
-		}
+		stopSvc()
 	}
-	for deadline := time.Now().Add(10 * time.Second); s.Addr() == nil || bare.Addr() == nil; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); bare.Addr() == nil; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			stop()
-			return nil, fmt.Errorf("the API did not start listening")
+			return nil, fmt.Errorf("the bare server did not start listening")
 		}
 	}
 	time.Sleep(200 * time.Millisecond) // the hold decision subscription
-	return &endpoints{api: "http://" + s.Addr().String(), bare: "http://" + bare.Addr().String(), cache: cache, reg: reg, stop: stop}, nil
+	return &endpoints{api: "http://" + svc.Addr(), bare: "http://" + bare.Addr().String(), cache: svc.LookupCache(), reg: svc.Registry(), stop: stop}, nil
 }
 
 var locations = []string{"DC-EAST", "DC-WEST", "DC-CENTRAL", "STORE-NYC", "STORE-SFO"}
@@ -760,9 +755,9 @@ func getBody(ctx context.Context, r *Run, sku, loc string) ([]byte, error) {
 
 // probe is the API's answer to req, served in process.
 func (r *Run) probe(req *http.Request) []byte {
-	groups, _ := config.ParseGroups(r.cfg.API.Groups)
+	p := r.cfg.API.Parsed
 	s := api.New(api.Config{Addr: "127.0.0.1:0"})
-	api.NewCheckout(api.CheckoutConfig{Store: r.store, Groups: groups, Supply: atp.AllSupply, InstanceID: "probe"}).Register(s)
+	api.NewCheckout(api.CheckoutConfig{Store: r.store, Groups: p.Groups, Rules: p.ChannelRules, Supply: p.Supply, InstanceID: "probe"}).Register(s)
 	rec := &bodyRecorder{h: http.Header{}}
 	s.Echo().ServeHTTP(rec, req)
 	return rec.b.Bytes()
@@ -784,7 +779,9 @@ func (w *bodyRecorder) WriteHeader(int)             {}
 // three at once, then GET availability beside the bare handler. It prints
 // one row per rate for each of the three, grouped by kind.
 func (r *Run) Holds(ctx context.Context) error {
-	r.running(ctx)
+	if err := r.running(ctx); err != nil {
+		return err
+	}
 	sku, loc := r.lookupKey(0)
 	sample, err := getBody(ctx, r, sku, loc)
 	if err != nil {
@@ -1065,7 +1062,9 @@ func pollFor(ctx context.Context, cl *kgo.Client, d time.Duration) kgo.Fetches {
 // Freshness produces receipts at a constant rate and measures, for each,
 // the time from produce to its AvailabilityChanged on the output topic.
 func (r *Run) Freshness(ctx context.Context) error {
-	r.running(ctx)
+	if err := r.running(ctx); err != nil {
+		return err
+	}
 	lat, n, err := r.fresh(ctx, r.opt.FreshRPS, r.opt.Duration, strconv.FormatInt(time.Now().UnixNano(), 36))
 	if err != nil {
 		return err
@@ -1156,14 +1155,20 @@ func (r *Run) fresh(ctx context.Context, rate float64, d time.Duration, tag stri
 // Rebuild deletes the run's Redis keys and folds the whole ledger log again
 // from offset 0.
 func (r *Run) Rebuild(ctx context.Context) error {
-	r.stopLive() // it would take the deletion for Redis going back in time
+	r.stopService() // it would take the deletion for Redis going back in time
 	if _, err := r.deleteKeys(ctx, r.cfg.Redis.KeyPrefix+":*"); err != nil {
 		return err
 	}
-	group := r.cfg.Kafka.FolderGroup + ".rebuild"
+	// A folder alone, as a new deployment's, its own consumer group
+	// folding the log from offset 0.
+	cfg := r.cfg
+	cfg.Kafka.FolderGroup += ".rebuild"
 	start := time.Now()
-	stop := r.pipeline(ctx, group, false)
-	ok := r.lagZero(ctx, 30*time.Minute, group)
+	_, stop, err := r.startService(ctx, cfg, service.Options{InstanceID: "bench-rebuild", NoNormalizer: true, NoReconciler: true})
+	if err != nil {
+		return err
+	}
+	ok := r.lagZero(ctx, 30*time.Minute, cfg.Kafka.FolderGroup)
 	elapsed := time.Since(start)
 	stop()
 	if !ok {
