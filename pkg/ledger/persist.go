@@ -65,6 +65,9 @@ func strs(v any) []string {
 	return out
 }
 
+// decodeState builds a SKU's state from the load script's reply: the
+// locations, watermarks, order lines, PO lines, holds, dedupe ids and
+// outbox, then each location's position hash and journal.
 func decodeState(sku string, v any) (*State, error) {
 	top, ok := v.([]any)
 	const fixed = 7
@@ -73,56 +76,103 @@ func decodeState(sku string, v any) (*State, error) {
 	}
 	s := NewState(sku)
 	locs := strs(top[0])
-	kv := strs(top[1])
-	for i := 0; i+1 < len(kv); i += 2 {
-		p, err1 := strconv.ParseInt(kv[i], 10, 32)
-		o, err2 := strconv.ParseInt(kv[i+1], 10, 64)
-		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("watermark %s=%s", kv[i], kv[i+1])
-		}
-		s.marks[int32(p)], s.stored[int32(p)] = o, o
+	if err := s.decodeMarks(strs(top[1])); err != nil {
+		return nil, err
 	}
 	if len(top) != fixed+2*len(locs) {
 		return nil, fmt.Errorf("reply has %d parts for %d locations", len(top), len(locs))
 	}
 	for i, loc := range locs {
 		p := &position{}
-		h := strs(top[fixed+2*i])
-		for j := 0; j+1 < len(h); j += 2 {
-			if !totalField(h[j]) {
-				continue // supply and holds come from the PO lines and holds
-			}
-			n, err := strconv.ParseInt(h[j+1], 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("position %s field %s=%q", loc, h[j], h[j+1])
-			}
-			switch h[j] {
-			case "hd":
-				p.Held = n // lookups count the hold fields instead, by their clock
-			case "v":
-				p.version = n
-			case "ct":
-				p.counted, p.countAt = true, n
-			default:
-				setComponent(&p.Components, h[j], n)
-			}
+		if err := p.decodeTotals(loc, strs(top[fixed+2*i])); err != nil {
+			return nil, err
 		}
-		j := strs(top[fixed+1+2*i])
-		for k := 0; k+1 < len(j); k += 2 {
-			et, err := parseScore(j[k+1])
-			d, ok := movementDelta(j[k])
-			if err != nil || !ok {
-				return nil, fmt.Errorf("journal %s member %q score %q", loc, j[k], j[k+1])
-			}
-			p.journal = append(p.journal, journalEntry{et: et, member: j[k], delta: d})
+		if err := p.decodeJournal(loc, strs(top[fixed+1+2*i])); err != nil {
+			return nil, err
 		}
 		s.pos[loc] = p
 	}
-	kv = strs(top[2])
+	if err := s.decodeLines(strs(top[2])); err != nil {
+		return nil, err
+	}
+	if err := s.decodePOLines(strs(top[3])); err != nil {
+		return nil, err
+	}
+	if err := s.decodeHolds(strs(top[4])); err != nil {
+		return nil, err
+	}
+	if err := s.decodeSeen(strs(top[5])); err != nil {
+		return nil, err
+	}
+	if kv := strs(top[6]); len(kv) > 0 {
+		s.outbox = make(map[string][]byte, len(kv)/2)
+		for i := 0; i+1 < len(kv); i += 2 {
+			s.outbox[kv[i]] = []byte(kv[i+1])
+		}
+	}
+	return s, nil
+}
+
+// decodeMarks reads the watermarks, partition and offset pairs; they are
+// both what the state has folded and what Redis has stored.
+func (s *State) decodeMarks(kv []string) error {
+	for i := 0; i+1 < len(kv); i += 2 {
+		p, err1 := strconv.ParseInt(kv[i], 10, 32)
+		o, err2 := strconv.ParseInt(kv[i+1], 10, 64)
+		if err1 != nil || err2 != nil {
+			return fmt.Errorf("watermark %s=%s", kv[i], kv[i+1])
+		}
+		s.marks[int32(p)], s.stored[int32(p)] = o, o
+	}
+	return nil
+}
+
+// decodeTotals reads the numbers of loc's position hash, field and value
+// pairs.
+func (p *position) decodeTotals(loc string, h []string) error {
+	for j := 0; j+1 < len(h); j += 2 {
+		if !totalField(h[j]) {
+			continue // supply and holds come from the PO lines and holds
+		}
+		n, err := strconv.ParseInt(h[j+1], 10, 64)
+		if err != nil {
+			return fmt.Errorf("position %s field %s=%q", loc, h[j], h[j+1])
+		}
+		switch h[j] {
+		case "hd":
+			p.Held = n // lookups count the hold fields instead, by their clock
+		case "v":
+			p.version = n
+		case "ct":
+			p.counted, p.countAt = true, n
+		default:
+			setComponent(&p.Components, h[j], n)
+		}
+	}
+	return nil
+}
+
+// decodeJournal reads loc's movement journal, member and score pairs,
+// oldest first.
+func (p *position) decodeJournal(loc string, j []string) error {
+	for k := 0; k+1 < len(j); k += 2 {
+		et, err := parseScore(j[k+1])
+		d, ok := movementDelta(j[k])
+		if err != nil || !ok {
+			return fmt.Errorf("journal %s member %q score %q", loc, j[k], j[k+1])
+		}
+		p.journal = append(p.journal, journalEntry{et: et, member: j[k], delta: d})
+	}
+	return nil
+}
+
+// decodeLines reads the order lines, and adds what the lines without a
+// location reserve to their group's demand.
+func (s *State) decodeLines(kv []string) error {
 	for i := 0; i+1 < len(kv); i += 2 {
 		l := &OrderLine{}
 		if err := json.Unmarshal([]byte(kv[i+1]), l); err != nil {
-			return nil, fmt.Errorf("order line %s: %w", kv[i], err)
+			return fmt.Errorf("order line %s: %w", kv[i], err)
 		}
 		l.OrderID, l.LineID, _ = strings.Cut(kv[i], "|")
 		s.lines[kv[i]] = l
@@ -131,11 +181,17 @@ func decodeState(sku string, v any) (*State, error) {
 			s.group[l.Group] += res
 		}
 	}
-	kv = strs(top[3])
+	return nil
+}
+
+// decodePOLines reads the PO lines, and rebuilds from them the open supply
+// of their locations' positions, which the position hashes hold only for
+// lookups.
+func (s *State) decodePOLines(kv []string) error {
 	for i := 0; i+1 < len(kv); i += 2 {
 		l, err := decodePOLine(kv[i], kv[i+1])
 		if err != nil {
-			return nil, err
+			return err
 		}
 		s.po[kv[i]] = &l
 		if q := l.Open(); q > 0 && l.Location != "" {
@@ -150,11 +206,16 @@ func decodeState(sku string, v any) (*State, error) {
 			p.supply[l.bucket()] += q
 		}
 	}
-	kv = strs(top[4])
+	return nil
+}
+
+// decodeHolds reads the hold decisions, and keeps the active ones apart
+// with the earliest expiry among them.
+func (s *State) decodeHolds(kv []string) error {
 	for i := 0; i+1 < len(kv); i += 2 {
 		h := &Hold{}
 		if err := json.Unmarshal([]byte(kv[i+1]), h); err != nil {
-			return nil, fmt.Errorf("hold %s: %w", kv[i], err)
+			return fmt.Errorf("hold %s: %w", kv[i], err)
 		}
 		h.HoldID, _, _ = strings.Cut(kv[i], "|")
 		s.holds[kv[i]] = h
@@ -163,23 +224,22 @@ func decodeState(sku string, v any) (*State, error) {
 			s.nextExp = min(s.nextExp, h.ExpMillis)
 		}
 	}
-	kv = strs(top[5]) // ZRANGE: oldest first
+	return nil
+}
+
+// decodeSeen reads the dedupe ids, id and event time pairs as ZRANGE
+// gives them: oldest first.
+func (s *State) decodeSeen(kv []string) error {
 	s.byTime = make([]seenID, 0, len(kv)/2)
 	for i := 0; i+1 < len(kv); i += 2 {
 		et, err := parseScore(kv[i+1])
 		if err != nil {
-			return nil, fmt.Errorf("dedupe id %q score %q", kv[i], kv[i+1])
+			return fmt.Errorf("dedupe id %q score %q", kv[i], kv[i+1])
 		}
 		s.seen[kv[i]] = et
 		s.byTime = append(s.byTime, seenID{et, kv[i]})
 	}
-	if kv = strs(top[6]); len(kv) > 0 {
-		s.outbox = make(map[string][]byte, len(kv)/2)
-		for i := 0; i+1 < len(kv); i += 2 {
-			s.outbox[kv[i]] = []byte(kv[i+1])
-		}
-	}
-	return s, nil
+	return nil
 }
 
 // The prefixes of the position hash's supply and hold fields.
