@@ -309,7 +309,8 @@ const maxArgs = 1000
 // the commands that store what the fold changed as absolute values.
 type saveArgs struct {
 	args []any
-	cmd  int // index of the current command's argument count
+	cmd  int    // index of the current command's argument count
+	buf  []byte // one buffer for the written values of this state
 }
 
 // begin starts a command on the key below the SKU's prefix named by suffix.
@@ -334,8 +335,56 @@ func (a *saveArgs) pairs(name, suffix string, kv []any) {
 	}
 }
 
+// value writes one value at the end of the state's buffer with appendTo
+// and returns it.
+func (a *saveArgs) value(appendTo func([]byte) []byte) []byte {
+	start := len(a.buf)
+	a.buf = appendTo(a.buf)
+	return a.buf[start:len(a.buf):len(a.buf)]
+}
+
+// saveArgs lists the save script's arguments for what st changed since it
+// was loaded or last stored.
 func (s *Store) saveArgs(st *State) []any {
 	var a saveArgs
+	a.guard(st)
+	d := &st.d
+	a.positions(st)
+	a.supply(st)
+	for _, g := range sortedKeys(d.groups) {
+		a.begin("HSET", ":g:"+g)
+		a.add("rs", st.group[g])
+	}
+	a.orderLines(st)
+	if len(d.po) > 0 {
+		kv := make([]any, 0, 2*len(d.po))
+		for k := range d.po {
+			b, _ := json.Marshal(st.po[k])
+			kv = append(kv, k, b)
+		}
+		a.pairs("HSET", ":po", kv)
+	}
+	a.holds(st)
+	a.dedupe(d)
+	a.journals(d)
+	a.lineage(d.lineage, s.eng.cfg.LineageLen)
+	if len(d.outbox) > 0 {
+		kv := make([]any, 0, 2*len(d.outbox))
+		for id, v := range d.outbox {
+			kv = append(kv, id, v)
+		}
+		a.pairs("HSET", ":ob", kv)
+	}
+	for _, p := range d.publishes {
+		a.begin("PUBLISH", p.channel)
+		a.add(p.message)
+	}
+	return a.args
+}
+
+// guard starts the arguments with the watermarks the write moves: for each
+// partition, the one Redis should still have (-1: none) and the new one.
+func (a *saveArgs) guard(st *State) {
 	var guard []any
 	for p, o := range st.marks {
 		if prev, ok := st.stored[p]; !ok || prev != o {
@@ -347,6 +396,11 @@ func (s *Store) saveArgs(st *State) []any {
 	}
 	a.args = append(make([]any, 0, 64), len(guard)/3)
 	a.args = append(a.args, guard...)
+}
+
+// positions adds the new locations to the SKU's set, and writes the totals,
+// version and count time of every position the fold touched.
+func (a *saveArgs) positions(st *State) {
 	d := &st.d
 	if len(d.newLocs) > 0 {
 		locs := make([]any, len(d.newLocs))
@@ -355,35 +409,40 @@ func (s *Store) saveArgs(st *State) []any {
 		}
 		a.pairs("SADD", ":locs", locs)
 	}
-	if len(d.touched) > 0 {
-		at := time.Now().UnixMilli()
-		for _, loc := range d.touched {
-			p, was := st.pos[loc], d.before[loc]
-			a.begin("HSET", ":p:"+loc)
-			a.add("v", p.version+1, "at", at)
-			// A total that is 0 and was 0 is left out: an absent field reads 0,
-			// and a bare position stays small.
-			for _, f := range [...]struct {
-				name      string
-				now, then int64
-			}{{"oh", p.OnHand, was.OnHand}, {"rs", p.Reserved, was.Reserved}, {"pk", p.Picked, was.Picked},
-				{"hd", p.Held, was.Held}, {"ib", p.Inbound, was.Inbound}, {"ss", p.SafetyStock, was.SafetyStock},
-				{"rop", p.ReorderPoint, was.ReorderPoint}} {
-				if f.now != 0 || f.then != 0 {
-					a.add(f.name, f.now)
-				}
-			}
-			if p.counted {
-				a.add("ct", p.countAt)
+	if len(d.touched) == 0 {
+		return
+	}
+	at := time.Now().UnixMilli()
+	for _, loc := range d.touched {
+		p, was := st.pos[loc], d.before[loc]
+		a.begin("HSET", ":p:"+loc)
+		a.add("v", p.version+1, "at", at)
+		// A total that is 0 and was 0 is left out: an absent field reads 0,
+		// and a bare position stays small.
+		for _, f := range [...]struct {
+			name      string
+			now, then int64
+		}{{"oh", p.OnHand, was.OnHand}, {"rs", p.Reserved, was.Reserved}, {"pk", p.Picked, was.Picked},
+			{"hd", p.Held, was.Held}, {"ib", p.Inbound, was.Inbound}, {"ss", p.SafetyStock, was.SafetyStock},
+			{"rop", p.ReorderPoint, was.ReorderPoint}} {
+			if f.now != 0 || f.then != 0 {
+				a.add(f.name, f.now)
 			}
 		}
+		if p.counted {
+			a.add("ct", p.countAt)
+		}
 	}
-	// The position's open supply by bucket and its active holds live in the
-	// position hash too, so that a lookup is one plain read of one key.
-	for _, loc := range sortedKeys(d.supply) {
+}
+
+// supply rewrites the open supply buckets of the positions whose supply
+// moved. The position's open supply by bucket and its active holds live in
+// the position hash too, so that a lookup is one plain read of one key.
+func (a *saveArgs) supply(st *State) {
+	for _, loc := range sortedKeys(st.d.supply) {
 		now := st.pos[loc].supply
 		var gone []any
-		for b := range d.supply[loc] {
+		for b := range st.d.supply[loc] {
 			if _, ok := now[b]; !ok {
 				gone = append(gone, supplyField+b)
 			}
@@ -395,52 +454,49 @@ func (s *Store) saveArgs(st *State) []any {
 		}
 		a.pairs("HSET", ":p:"+loc, kv)
 	}
-	for _, g := range sortedKeys(d.groups) {
-		a.begin("HSET", ":g:"+g)
-		a.add("rs", st.group[g])
+}
+
+func (a *saveArgs) orderLines(st *State) {
+	if len(st.d.lines) == 0 {
+		return
 	}
-	var buf []byte // one buffer for the values of this state
-	value := func(appendTo func([]byte) []byte) []byte {
-		start := len(buf)
-		buf = appendTo(buf)
-		return buf[start:len(buf):len(buf)]
+	kv := make([]any, 0, 2*len(st.d.lines))
+	for k := range st.d.lines {
+		l := st.lines[k]
+		kv = append(kv, k, a.value(func(b []byte) []byte { return appendOrderLine(b, l) }))
 	}
-	if len(d.lines) > 0 {
-		kv := make([]any, 0, 2*len(d.lines))
-		for k := range d.lines {
-			l := st.lines[k]
-			kv = append(kv, k, value(func(b []byte) []byte { return appendOrderLine(b, l) }))
+	a.pairs("HSET", ":ol", kv)
+}
+
+// holds writes the changed hold decisions, keeps the active ones in the
+// expiry set and their positions' hashes, and takes the ended ones out of
+// both.
+func (a *saveArgs) holds(st *State) {
+	if len(st.d.holds) == 0 {
+		return
+	}
+	kv := make([]any, 0, 2*len(st.d.holds))
+	var expiring, ended []any
+	for k := range st.d.holds {
+		h := st.holds[k]
+		kv = append(kv, k, a.value(func(b []byte) []byte { return appendHold(b, h) }))
+		if h.Status == HoldHeld {
+			expiring = append(expiring, h.ExpMillis, k)
+			a.begin("HSET", ":p:"+h.Location)
+			a.add(holdField+h.HoldID, a.value(func(b []byte) []byte { return appendHoldField(b, h) }))
+		} else {
+			ended = append(ended, k)
+			a.begin("HDEL", ":p:"+h.Location)
+			a.add(holdField + h.HoldID)
 		}
-		a.pairs("HSET", ":ol", kv)
 	}
-	if len(d.po) > 0 {
-		kv := make([]any, 0, 2*len(d.po))
-		for k := range d.po {
-			b, _ := json.Marshal(st.po[k])
-			kv = append(kv, k, b)
-		}
-		a.pairs("HSET", ":po", kv)
-	}
-	if len(d.holds) > 0 {
-		kv := make([]any, 0, 2*len(d.holds))
-		var expiring, ended []any
-		for k := range d.holds {
-			h := st.holds[k]
-			kv = append(kv, k, value(func(b []byte) []byte { return appendHold(b, h) }))
-			if h.Status == HoldHeld {
-				expiring = append(expiring, h.ExpMillis, k)
-				a.begin("HSET", ":p:"+h.Location)
-				a.add(holdField+h.HoldID, value(func(b []byte) []byte { return appendHoldField(b, h) }))
-			} else {
-				ended = append(ended, k)
-				a.begin("HDEL", ":p:"+h.Location)
-				a.add(holdField + h.HoldID)
-			}
-		}
-		a.pairs("HSET", ":h", kv)
-		a.pairs("ZADD", ":hx", expiring)
-		a.pairs("ZREM", ":hx", ended)
-	}
+	a.pairs("HSET", ":h", kv)
+	a.pairs("ZADD", ":hx", expiring)
+	a.pairs("ZREM", ":hx", ended)
+}
+
+// dedupe removes the dedupe ids that left the window and adds the new ones.
+func (a *saveArgs) dedupe(d *dirty) {
 	if len(d.seenDel) > 0 {
 		a.pairs("ZREM", ":e", keysAny(d.seenDel))
 	}
@@ -451,6 +507,11 @@ func (s *Store) saveArgs(st *State) []any {
 		}
 		a.pairs("ZADD", ":e", kv)
 	}
+}
+
+// journals removes the movements the positions' journals dropped and adds
+// the new ones.
+func (a *saveArgs) journals(d *dirty) {
 	for loc, del := range d.jDel {
 		if len(del) > 0 {
 			a.pairs("ZREM", ":j:"+loc, keysAny(del))
@@ -465,29 +526,23 @@ func (s *Store) saveArgs(st *State) []any {
 			a.pairs("ZADD", ":j:"+loc, kv)
 		}
 	}
-	if n := len(d.lineage); n > 0 {
-		keep := s.eng.cfg.LineageLen
-		from := max(0, n-keep)
-		kv := make([]any, 0, n-from)
-		for _, le := range d.lineage[from:] {
-			kv = append(kv, value(func(b []byte) []byte { return appendLineage(b, le) }))
-		}
-		a.pairs("LPUSH", ":log", kv)
-		a.begin("LTRIM", ":log")
-		a.add(0, keep-1)
+}
+
+// lineage pushes the newest keep entries of the fold's lineage and trims
+// the stored list to keep.
+func (a *saveArgs) lineage(lineage []LineageEntry, keep int) {
+	n := len(lineage)
+	if n == 0 {
+		return
 	}
-	if len(d.outbox) > 0 {
-		kv := make([]any, 0, 2*len(d.outbox))
-		for id, v := range d.outbox {
-			kv = append(kv, id, v)
-		}
-		a.pairs("HSET", ":ob", kv)
+	from := max(0, n-keep)
+	kv := make([]any, 0, n-from)
+	for _, le := range lineage[from:] {
+		kv = append(kv, a.value(func(b []byte) []byte { return appendLineage(b, le) }))
 	}
-	for _, p := range d.publishes {
-		a.begin("PUBLISH", p.channel)
-		a.add(p.message)
-	}
-	return a.args
+	a.pairs("LPUSH", ":log", kv)
+	a.begin("LTRIM", ":log")
+	a.add(0, keep-1)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
