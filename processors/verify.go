@@ -40,105 +40,159 @@ func Verify(ctx context.Context, kcfg config.Kafka, topics config.Topics, store 
 	if err != nil {
 		return rep, err
 	}
-	fold := NewVerifyFold()
-	if len(applied) > 0 {
-		until := make(map[int32]int64, len(applied))
-		for p, o := range applied {
-			until[p] = o + 1
-		}
-		if err := ReadTopic(ctx, kafka.Conn(kcfg), topics.Ledger, until, func(r *kgo.Record) error {
-			rec, err := codec.Decode(ctx, r.Value)
-			if err != nil {
-				return nil // dead-lettered by the folder too; it never reached Redis
-			}
-			le, ok := rec.(*events.LedgerEntry)
-			if !ok || !ValidID(le.SKU) {
-				return nil
-			}
-			fold.Apply(le, r.Partition, r.Offset)
-			rep.Entries++
-			if rep.Entries%100000 == 0 {
-				fmt.Fprintf(out, "folded %d entries\n", rep.Entries)
-			}
-			return nil
-		}); err != nil {
-			return rep, err
-		}
+	v := &verification{store: store, fold: NewVerifyFold(), applied: applied, rep: &rep}
+	if err := v.foldLog(ctx, kcfg, topics.Ledger, codec, out); err != nil {
+		return rep, err
 	}
-	diff := func(format string, a ...any) {
-		rep.Differences = append(rep.Differences, fmt.Sprintf(format, a...))
-	}
-	for _, sku := range fold.SKUs() {
+	for _, sku := range v.fold.SKUs() {
 		rep.SKUs++
-		// Every location of the SKU in one round trip.
-		positions := fold.Positions(sku)
-		locs := make([]string, 0, len(positions))
-		reqs := make([]ledger.LookupReq, 0, len(positions))
-		for loc := range positions {
-			locs = append(locs, loc)
-			reqs = append(reqs, ledger.LookupReq{SKU: sku, Location: loc})
-		}
-		res, err := store.Lookup(ctx, reqs, time.Time{})
-		if err != nil {
+		if err := v.checkSKU(ctx, sku); err != nil {
 			return rep, err
-		}
-		for i, loc := range locs {
-			rep.Positions++
-			want, got := positions[loc], res[i]
-			for _, f := range []struct {
-				name      string
-				want, got int64
-			}{
-				{"on_hand", want.OnHand, got.OnHand}, {"reserved", want.Reserved, got.Reserved}, {"picked", want.Picked, got.Picked},
-				{"held", want.Held, got.Held}, {"inbound", want.Inbound, got.Inbound}, {"safety_stock", want.SafetyStock, got.SafetyStock},
-				{"reorder_point", want.ReorderPoint, got.ReorderPoint},
-			} {
-				if f.want != f.got {
-					diff("%s %s %s: expected %d, actual %d", sku, loc, f.name, f.want, f.got)
-				}
-			}
-		}
-		w, err := store.Watermarks(ctx, sku)
-		if err != nil {
-			return rep, err
-		}
-		for p, off := range fold.Watermarks(sku) {
-			got := w[p]
-			if got != off {
-				diff("%s watermark of partition %d: expected %d, actual %d", sku, p, off, got)
-			}
-			if a, ok := applied[p]; ok && got > a {
-				diff("%s watermark of partition %d is %d, past the applied offset %d", sku, p, got, a)
-			}
-		}
-		_, _, holds, err := store.Lines(ctx, sku)
-		if err != nil {
-			return rep, err
-		}
-		fh := fold.Holds(sku)
-		for _, h := range holds {
-			if wh, ok := fh[h.HoldID+"|"+h.Location]; !ok || wh.Status != h.Status {
-				diff("%s hold %s at %s: expected %q, actual %q", sku, h.HoldID, h.Location, wh.Status, h.Status)
-			}
 		}
 	}
-	for _, k := range fold.Oversold {
-		diff("hold %s was accepted beyond ATP", k)
+	for _, k := range v.fold.Oversold {
+		v.diff("hold %s was accepted beyond ATP", k)
 	}
-	err = ScanDeadLetters(ctx, kafka.Conn(kcfg), topics.DLQ, ReplayFilter{}, func(d DeadLetter) error {
-		rep.DeadLetters++
-		for _, h := range []string{HeaderSourceTopic, HeaderSourcePartition, HeaderSourceOffset, HeaderErrorClass, HeaderErrorMessage, HeaderErrorTime} {
-			if v, ok := Header(d.Record, h); !ok || v == "" {
-				diff("dead letter %d:%d lacks header %s", d.Partition, d.Offset, h)
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := v.checkDeadLetters(ctx, kcfg, topics.DLQ); err != nil {
 		return rep, err
 	}
 	sort.Strings(rep.Differences)
 	return rep, nil
+}
+
+// verification is one run of Verify: the store it checks, the fold of the
+// log it checks it against, and the report it fills in.
+type verification struct {
+	store   *ledger.Store
+	fold    *ledger.Fold
+	applied map[int32]int64 // per partition: the last offset Redis applied
+	rep     *VerifyReport
+}
+
+func (v *verification) diff(format string, a ...any) {
+	v.rep.Differences = append(v.rep.Differences, fmt.Sprintf(format, a...))
+}
+
+// foldLog folds the ledger log up to the applied offsets. An entry that
+// does not decode, or names no valid SKU, is skipped: the folder
+// dead-lettered it too, so it never reached Redis.
+func (v *verification) foldLog(ctx context.Context, kcfg config.Kafka, topic string, codec *avro.Codec, out io.Writer) error {
+	if len(v.applied) == 0 {
+		return nil
+	}
+	until := make(map[int32]int64, len(v.applied))
+	for p, o := range v.applied {
+		until[p] = o + 1
+	}
+	return ReadTopic(ctx, kafka.Conn(kcfg), topic, until, func(r *kgo.Record) error {
+		rec, err := codec.Decode(ctx, r.Value)
+		if err != nil {
+			return nil // dead-lettered by the folder too; it never reached Redis
+		}
+		le, ok := rec.(*events.LedgerEntry)
+		if !ok || !ValidID(le.SKU) {
+			return nil
+		}
+		v.fold.Apply(le, r.Partition, r.Offset)
+		v.rep.Entries++
+		if v.rep.Entries%100000 == 0 {
+			fmt.Fprintf(out, "folded %d entries\n", v.rep.Entries)
+		}
+		return nil
+	})
+}
+
+// checkSKU compares one SKU in Redis with its fold: its positions, its
+// watermarks and its hold decisions.
+func (v *verification) checkSKU(ctx context.Context, sku string) error {
+	if err := v.checkPositions(ctx, sku); err != nil {
+		return err
+	}
+	if err := v.checkWatermarks(ctx, sku); err != nil {
+		return err
+	}
+	return v.checkHolds(ctx, sku)
+}
+
+// checkPositions compares the totals of every location of the SKU, read in
+// one round trip.
+func (v *verification) checkPositions(ctx context.Context, sku string) error {
+	positions := v.fold.Positions(sku)
+	locs := make([]string, 0, len(positions))
+	reqs := make([]ledger.LookupReq, 0, len(positions))
+	for loc := range positions {
+		locs = append(locs, loc)
+		reqs = append(reqs, ledger.LookupReq{SKU: sku, Location: loc})
+	}
+	res, err := v.store.Lookup(ctx, reqs, time.Time{})
+	if err != nil {
+		return err
+	}
+	for i, loc := range locs {
+		v.rep.Positions++
+		want, got := positions[loc], res[i]
+		for _, f := range []struct {
+			name      string
+			want, got int64
+		}{
+			{"on_hand", want.OnHand, got.OnHand}, {"reserved", want.Reserved, got.Reserved}, {"picked", want.Picked, got.Picked},
+			{"held", want.Held, got.Held}, {"inbound", want.Inbound, got.Inbound}, {"safety_stock", want.SafetyStock, got.SafetyStock},
+			{"reorder_point", want.ReorderPoint, got.ReorderPoint},
+		} {
+			if f.want != f.got {
+				v.diff("%s %s %s: expected %d, actual %d", sku, loc, f.name, f.want, f.got)
+			}
+		}
+	}
+	return nil
+}
+
+// checkWatermarks compares the SKU's watermarks with the fold's, and checks
+// that none is past the offset Redis says it applied.
+func (v *verification) checkWatermarks(ctx context.Context, sku string) error {
+	w, err := v.store.Watermarks(ctx, sku)
+	if err != nil {
+		return err
+	}
+	for p, off := range v.fold.Watermarks(sku) {
+		got := w[p]
+		if got != off {
+			v.diff("%s watermark of partition %d: expected %d, actual %d", sku, p, off, got)
+		}
+		if a, ok := v.applied[p]; ok && got > a {
+			v.diff("%s watermark of partition %d is %d, past the applied offset %d", sku, p, got, a)
+		}
+	}
+	return nil
+}
+
+// checkHolds compares the SKU's hold decisions in Redis with the fold's.
+func (v *verification) checkHolds(ctx context.Context, sku string) error {
+	_, _, holds, err := v.store.Lines(ctx, sku)
+	if err != nil {
+		return err
+	}
+	fh := v.fold.Holds(sku)
+	for _, h := range holds {
+		if wh, ok := fh[h.HoldID+"|"+h.Location]; !ok || wh.Status != h.Status {
+			v.diff("%s hold %s at %s: expected %q, actual %q", sku, h.HoldID, h.Location, wh.Status, h.Status)
+		}
+	}
+	return nil
+}
+
+// checkDeadLetters counts the dead letters and checks that each carries
+// every header that says where it came from and why.
+func (v *verification) checkDeadLetters(ctx context.Context, kcfg config.Kafka, topic string) error {
+	return ScanDeadLetters(ctx, kafka.Conn(kcfg), topic, ReplayFilter{}, func(d DeadLetter) error {
+		v.rep.DeadLetters++
+		for _, h := range []string{HeaderSourceTopic, HeaderSourcePartition, HeaderSourceOffset, HeaderErrorClass, HeaderErrorMessage, HeaderErrorTime} {
+			if val, ok := Header(d.Record, h); !ok || val == "" {
+				v.diff("dead letter %d:%d lacks header %s", d.Partition, d.Offset, h)
+			}
+		}
+		return nil
+	})
 }
 
 // NewVerifyFold is the fold verify uses, with the store's default windows.

@@ -89,93 +89,124 @@ func nonNull(u *node) *node {
 	return u.branches[0]
 }
 
+// fromNative stores x, in goavro's native form for schema n, into dst.
 func (b *binder) fromNative(dst reflect.Value, n *node, x any) error {
-	if n.kind == "union" {
-		if x == nil {
-			dst.SetZero()
-			return nil
-		}
-		m, ok := x.(map[string]any)
-		if !ok || len(m) != 1 {
-			return fmt.Errorf("union value %T", x)
-		}
-		var val any
-		for _, v := range m {
-			val = v
-		}
-		br := nonNull(n)
-		if dst.Kind() == reflect.Pointer {
-			p := reflect.New(dst.Type().Elem())
-			if err := b.fromNative(p.Elem(), br, val); err != nil {
-				return err
-			}
-			dst.Set(p)
-			return nil
-		}
-		return b.fromNative(dst, br, val)
-	}
 	switch n.kind {
+	case "union":
+		return b.unionFromNative(dst, n, x)
 	case "record":
-		m, ok := x.(map[string]any)
-		if !ok {
-			return fmt.Errorf("%s: record value %T", n.fullName, x)
-		}
-		idx := b.fieldIndex(dst.Type())
-		for _, f := range n.fields {
-			i, ok := idx[f.name]
-			if !ok {
-				continue
-			}
-			v, present := m[f.name]
-			if !present {
-				if !f.hasDefault {
-					return fmt.Errorf("%w: field %s.%s is missing and has no default", ErrSchemaMismatch, n.fullName, f.name)
-				}
-				d, err := defaultNative(f.typ, f.def)
-				if err != nil {
-					return fmt.Errorf("default of %s.%s: %w", n.fullName, f.name, err)
-				}
-				v = d
-			}
-			if err := b.fromNative(dst.FieldByIndex(i), f.typ, v); err != nil {
-				return fmt.Errorf("%s: %w", f.name, err)
-			}
-		}
-		return nil
+		return b.recordFromNative(dst, n, x)
 	case "array":
-		arr, ok := x.([]any)
-		if !ok {
-			return fmt.Errorf("array value %T", x)
-		}
-		if len(arr) == 0 {
-			dst.SetZero() // nil, the Go way to say empty
-			return nil
-		}
-		s := reflect.MakeSlice(dst.Type(), len(arr), len(arr))
-		for i, e := range arr {
-			if err := b.fromNative(s.Index(i), n.items, e); err != nil {
-				return err
-			}
-		}
-		dst.Set(s)
-		return nil
+		return b.arrayFromNative(dst, n, x)
 	case "map":
-		m, ok := x.(map[string]any)
-		if !ok {
-			return fmt.Errorf("map value %T", x)
-		}
-		out := reflect.MakeMapWithSize(dst.Type(), len(m))
-		for k, e := range m {
-			ev := reflect.New(dst.Type().Elem()).Elem()
-			if err := b.fromNative(ev, n.values, e); err != nil {
-				return err
-			}
-			out.SetMapIndex(reflect.ValueOf(k), ev)
-		}
-		dst.Set(out)
-		return nil
+		return b.mapFromNative(dst, n, x)
 	}
 	return setScalar(dst, x)
+}
+
+// unionFromNative unwraps goavro's single-entry union map. A null leaves
+// dst at its zero value; a pointer field gets a freshly allocated value.
+func (b *binder) unionFromNative(dst reflect.Value, n *node, x any) error {
+	if x == nil {
+		dst.SetZero()
+		return nil
+	}
+	m, ok := x.(map[string]any)
+	if !ok || len(m) != 1 {
+		return fmt.Errorf("union value %T", x)
+	}
+	var val any
+	for _, v := range m {
+		val = v
+	}
+	br := nonNull(n)
+	if dst.Kind() == reflect.Pointer {
+		p := reflect.New(dst.Type().Elem())
+		if err := b.fromNative(p.Elem(), br, val); err != nil {
+			return err
+		}
+		dst.Set(p)
+		return nil
+	}
+	return b.fromNative(dst, br, val)
+}
+
+// recordFromNative fills the tagged fields of dst from the record's map,
+// taking the canonical default for a field the writer did not send. Fields
+// the Go type does not tag are skipped.
+func (b *binder) recordFromNative(dst reflect.Value, n *node, x any) error {
+	m, ok := x.(map[string]any)
+	if !ok {
+		return fmt.Errorf("%s: record value %T", n.fullName, x)
+	}
+	idx := b.fieldIndex(dst.Type())
+	for _, f := range n.fields {
+		i, ok := idx[f.name]
+		if !ok {
+			continue
+		}
+		v, present := m[f.name]
+		if !present {
+			d, err := fieldDefault(n, f)
+			if err != nil {
+				return err
+			}
+			v = d
+		}
+		if err := b.fromNative(dst.FieldByIndex(i), f.typ, v); err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+	}
+	return nil
+}
+
+// fieldDefault is the native value of field f of record n when a writer's
+// data lacks it.
+func fieldDefault(n *node, f field) (any, error) {
+	if !f.hasDefault {
+		return nil, fmt.Errorf("%w: field %s.%s is missing and has no default", ErrSchemaMismatch, n.fullName, f.name)
+	}
+	d, err := defaultNative(f.typ, f.def)
+	if err != nil {
+		return nil, fmt.Errorf("default of %s.%s: %w", n.fullName, f.name, err)
+	}
+	return d, nil
+}
+
+func (b *binder) arrayFromNative(dst reflect.Value, n *node, x any) error {
+	arr, ok := x.([]any)
+	if !ok {
+		return fmt.Errorf("array value %T", x)
+	}
+	if len(arr) == 0 {
+		dst.SetZero() // nil, the Go way to say empty
+		return nil
+	}
+	s := reflect.MakeSlice(dst.Type(), len(arr), len(arr))
+	for i, e := range arr {
+		if err := b.fromNative(s.Index(i), n.items, e); err != nil {
+			return err
+		}
+	}
+	dst.Set(s)
+	return nil
+}
+
+func (b *binder) mapFromNative(dst reflect.Value, n *node, x any) error {
+	m, ok := x.(map[string]any)
+	if !ok {
+		return fmt.Errorf("map value %T", x)
+	}
+	out := reflect.MakeMapWithSize(dst.Type(), len(m))
+	for k, e := range m {
+		ev := reflect.New(dst.Type().Elem()).Elem()
+		if err := b.fromNative(ev, n.values, e); err != nil {
+			return err
+		}
+		out.SetMapIndex(reflect.ValueOf(k), ev)
+	}
+	dst.Set(out)
+	return nil
 }
 
 func setScalar(dst reflect.Value, x any) error {

@@ -67,96 +67,18 @@ func Explain(cfg config.Kafka, err error) error {
 	if at == "" {
 		at = "the brokers"
 	}
-	mech := strings.ToUpper(cfg.Mechanism())
 	e := &ConnError{err: err}
 	text := err.Error()
-	var (
-		settings  *settingsError
-		token     *tokenError
-		unknownCA x509.UnknownAuthorityError
-		badHost   x509.HostnameError
-		invalid   x509.CertificateInvalidError
-		verify    *tls.CertificateVerificationError
-		header    tls.RecordHeaderError
-		firstEOF  *kgo.ErrFirstReadEOF
-		dnsErr    *net.DNSError
-		opErr     *net.OpError
-	)
-	switch {
-	case errors.As(err, &settings):
-		e.Misconfigured = true
-		e.msg = settings.Error() + " (it was usable at start: has it changed since?)"
-	case errors.As(err, &token):
-		e.msg = "kafka: no oauthbearer token for " + at + ": " + token.Error()
-	case errors.Is(err, kerr.SaslAuthenticationFailed):
-		e.Misconfigured = true
-		e.msg = "kafka: SASL authentication failed for " + principal(cfg) + " with mechanism " + mech + " at " + at
-		if said := brokerSaid(text, kerr.SaslAuthenticationFailed); said != "" {
-			e.msg += ": the broker said " + said
-		}
-	case errors.Is(err, kerr.UnsupportedSaslMechanism):
-		e.Misconfigured = true
-		e.msg = "kafka: the listener at " + at + " does not enable SASL mechanism " + mech + " (check -kafka-sasl-mechanism against the listener's sasl.enabled.mechanisms)"
-	case errors.Is(err, kerr.IllegalSaslState):
-		e.Misconfigured = true
-		e.msg = "kafka: the listener at " + at + " does not use SASL (" + mech + " was tried): use the port of its SASL listener, or leave -kafka-sasl-mechanism empty"
-	case errors.As(err, &unknownCA):
-		e.Misconfigured = true
-		if cfg.TLSCA != "" {
-			e.msg = "kafka: TLS handshake with " + at + " failed: the broker's certificate is signed by an unknown authority, not by a CA in " + cfg.TLSCA + " (set -kafka-tls-ca to the CA that signed it)"
-		} else {
-			e.msg = "kafka: TLS handshake with " + at + " failed: the broker's certificate is signed by an unknown authority, none of the system's roots (set -kafka-tls-ca to the CA that signed it)"
-		}
-	case errors.As(err, &badHost):
-		e.Misconfigured = true
-		e.msg = "kafka: TLS handshake with " + at + " failed: " + badHost.Error() + " (set -kafka-tls-server-name to a name the certificate carries)"
-	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
-		e.Misconfigured = true
-		when := "has expired"
-		if !strings.Contains(invalid.Detail, " is after ") {
-			when = "is not valid yet"
-		}
-		e.msg = "kafka: TLS handshake with " + at + " failed: the broker's certificate " + when + ": " + invalid.Detail + " (renew the broker's certificate, or check this machine's clock)"
-	case errors.As(err, &invalid), errors.As(err, &verify):
-		e.Misconfigured = true
-		e.msg = "kafka: TLS handshake with " + at + " failed: the broker's certificate was refused: " + text
-	case errors.As(err, &header):
-		e.Misconfigured = true
-		e.msg = "kafka: TLS to a plaintext port: the broker at " + at + " does not speak TLS there (use the port of its TLS listener, or leave TLS off)"
-	case strings.Contains(text, "remote error: tls: "):
-		// The broker refused the handshake, most often for a client
-		// certificate it wanted and did not get, or does not trust. Under
-		// TLS 1.3 that arrives after the handshake as a "remote error"
-		// whose alert type crypto/tls does not export, hence the text.
-		e.Misconfigured = true
-		alert := text[strings.Index(text, "remote error: tls: ")+len("remote error: "):]
-		e.msg = "kafka: TLS handshake with " + at + " failed: the broker refused it (" + alert + "): " + clientCertProblem(cfg)
-	case strings.Contains(text, "plaintext connection speaking to a tls endpoint"):
-		// franz-go read a TLS alert where a Kafka response should be.
-		e.Misconfigured = true
-		e.msg = plaintextToTLS(at)
-	case errors.As(err, &firstEOF):
-		// The broker hung up on the first exchange: the two ends do not
-		// speak the same protocol on this port.
-		e.Misconfigured = true
-		switch {
-		case cfg.UsesTLS():
-			e.msg = "kafka: TLS to a plaintext port: the broker at " + at + " closed the connection during the TLS handshake (use the port of its TLS listener, or leave TLS off)"
-		case strings.Contains(text, "requires TLS"):
-			e.msg = plaintextToTLS(at)
-		default:
-			e.msg = "kafka: the broker at " + at + " closed the connection after the first request: the listener requires SASL or TLS (set -kafka-sasl-mechanism, -kafka-tls)"
-		}
-	case errors.Is(err, syscall.ECONNREFUSED):
-		e.msg = "kafka: connection refused at " + at + " (no broker listening there, or not yet)"
-	case errors.As(err, &dnsErr):
-		e.msg = "kafka: cannot resolve " + dnsErr.Name + " (a broker of " + at + "): " + dnsErr.Err
-	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
-		e.msg = "kafka: " + at + " is unreachable from here: " + text
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &opErr) && opErr.Timeout():
-		e.msg = "kafka: no answer from " + at + " in time: " + text
-	default:
-		e.msg = "kafka: " + at + ": " + text
+	// The first explanation that matches wins, so the order matters: the
+	// network checks, the least specific, come last.
+	if msg, misconfigured, ok := explainSettings(cfg, at, text, err); ok {
+		e.msg, e.Misconfigured = msg, misconfigured
+	} else if msg, ok := explainCertificate(cfg, at, text, err); ok {
+		e.msg, e.Misconfigured = msg, true
+	} else if msg, ok := explainMismatch(cfg, at, text, err); ok {
+		e.msg, e.Misconfigured = msg, true
+	} else {
+		e.msg = explainNetwork(at, text, err)
 	}
 	if pw, _ := cfg.Password(); pw != "" {
 		// Neither franz-go nor the broker put the password in errors;
@@ -164,6 +86,119 @@ func Explain(cfg config.Kafka, err error) error {
 		e.msg = strings.ReplaceAll(e.msg, pw, "[redacted]")
 	}
 	return e
+}
+
+// explainSettings explains a setting gone bad since start, a token that
+// could not be had, and the SASL handshake failures. It reports whether err
+// was one of those, and whether retrying cannot help.
+func explainSettings(cfg config.Kafka, at, text string, err error) (msg string, misconfigured, ok bool) {
+	mech := strings.ToUpper(cfg.Mechanism())
+	var (
+		settings *settingsError
+		token    *tokenError
+	)
+	switch {
+	case errors.As(err, &settings):
+		return settings.Error() + " (it was usable at start: has it changed since?)", true, true
+	case errors.As(err, &token):
+		return "kafka: no oauthbearer token for " + at + ": " + token.Error(), false, true
+	case errors.Is(err, kerr.SaslAuthenticationFailed):
+		msg = "kafka: SASL authentication failed for " + principal(cfg) + " with mechanism " + mech + " at " + at
+		if said := brokerSaid(text, kerr.SaslAuthenticationFailed); said != "" {
+			msg += ": the broker said " + said
+		}
+		return msg, true, true
+	case errors.Is(err, kerr.UnsupportedSaslMechanism):
+		return "kafka: the listener at " + at + " does not enable SASL mechanism " + mech + " (check -kafka-sasl-mechanism against the listener's sasl.enabled.mechanisms)", true, true
+	case errors.Is(err, kerr.IllegalSaslState):
+		return "kafka: the listener at " + at + " does not use SASL (" + mech + " was tried): use the port of its SASL listener, or leave -kafka-sasl-mechanism empty", true, true
+	}
+	return "", false, false
+}
+
+// explainCertificate explains a broker certificate this client refused,
+// and reports whether err was one.
+func explainCertificate(cfg config.Kafka, at, text string, err error) (string, bool) {
+	var (
+		unknownCA x509.UnknownAuthorityError
+		badHost   x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		verify    *tls.CertificateVerificationError
+	)
+	switch {
+	case errors.As(err, &unknownCA):
+		if cfg.TLSCA != "" {
+			return "kafka: TLS handshake with " + at + " failed: the broker's certificate is signed by an unknown authority, not by a CA in " + cfg.TLSCA + " (set -kafka-tls-ca to the CA that signed it)", true
+		}
+		return "kafka: TLS handshake with " + at + " failed: the broker's certificate is signed by an unknown authority, none of the system's roots (set -kafka-tls-ca to the CA that signed it)", true
+	case errors.As(err, &badHost):
+		return "kafka: TLS handshake with " + at + " failed: " + badHost.Error() + " (set -kafka-tls-server-name to a name the certificate carries)", true
+	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+		when := "has expired"
+		if !strings.Contains(invalid.Detail, " is after ") {
+			when = "is not valid yet"
+		}
+		return "kafka: TLS handshake with " + at + " failed: the broker's certificate " + when + ": " + invalid.Detail + " (renew the broker's certificate, or check this machine's clock)", true
+	case errors.As(err, &invalid), errors.As(err, &verify):
+		return "kafka: TLS handshake with " + at + " failed: the broker's certificate was refused: " + text, true
+	}
+	return "", false
+}
+
+// explainMismatch explains a handshake the broker refused or a first
+// exchange it could not make sense of: the two ends disagree on TLS, on
+// SASL, or on the client certificate. It reports whether err was one.
+func explainMismatch(cfg config.Kafka, at, text string, err error) (string, bool) {
+	var (
+		header   tls.RecordHeaderError
+		firstEOF *kgo.ErrFirstReadEOF
+	)
+	switch {
+	case errors.As(err, &header):
+		return "kafka: TLS to a plaintext port: the broker at " + at + " does not speak TLS there (use the port of its TLS listener, or leave TLS off)", true
+	case strings.Contains(text, "remote error: tls: "):
+		// The broker refused the handshake, most often for a client
+		// certificate it wanted and did not get, or does not trust. Under
+		// TLS 1.3 that arrives after the handshake as a "remote error"
+		// whose alert type crypto/tls does not export, hence the text.
+		alert := text[strings.Index(text, "remote error: tls: ")+len("remote error: "):]
+		return "kafka: TLS handshake with " + at + " failed: the broker refused it (" + alert + "): " + clientCertProblem(cfg), true
+	case strings.Contains(text, "plaintext connection speaking to a tls endpoint"):
+		// franz-go read a TLS alert where a Kafka response should be.
+		return plaintextToTLS(at), true
+	case errors.As(err, &firstEOF):
+		// The broker hung up on the first exchange: the two ends do not
+		// speak the same protocol on this port.
+		switch {
+		case cfg.UsesTLS():
+			return "kafka: TLS to a plaintext port: the broker at " + at + " closed the connection during the TLS handshake (use the port of its TLS listener, or leave TLS off)", true
+		case strings.Contains(text, "requires TLS"):
+			return plaintextToTLS(at), true
+		default:
+			return "kafka: the broker at " + at + " closed the connection after the first request: the listener requires SASL or TLS (set -kafka-sasl-mechanism, -kafka-tls)", true
+		}
+	}
+	return "", false
+}
+
+// explainNetwork explains the rest: brokers not there, not found, out of
+// reach or too slow, all of which a retry may cure.
+func explainNetwork(at, text string, err error) string {
+	var (
+		dnsErr *net.DNSError
+		opErr  *net.OpError
+	)
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "kafka: connection refused at " + at + " (no broker listening there, or not yet)"
+	case errors.As(err, &dnsErr):
+		return "kafka: cannot resolve " + dnsErr.Name + " (a broker of " + at + "): " + dnsErr.Err
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return "kafka: " + at + " is unreachable from here: " + text
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &opErr) && opErr.Timeout():
+		return "kafka: no answer from " + at + " in time: " + text
+	}
+	return "kafka: " + at + ": " + text
 }
 
 func plaintextToTLS(at string) string {

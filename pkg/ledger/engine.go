@@ -373,105 +373,166 @@ func (e *Engine) Apply(s *State, en *events.LedgerEntry, partition int32, offset
 	s.addSeen(id, et)
 	s.pruneSeen(et - e.cfg.DedupeWindow.Milliseconds())
 	s.purgeHolds(et)
+	out := e.applyEntry(s, en, et, partition, offset)
+	e.addLineage(s, en, partition, offset)
+	return out
+}
+
+// applyEntry folds a new entry (not stale, not a duplicate) by its type.
+func (e *Engine) applyEntry(s *State, en *events.LedgerEntry, et int64, partition int32, offset int64) Outcome {
 	loc := deref(en.Location)
-	out := Outcome{Status: Applied}
 	switch en.EntryType {
 	case events.EntryReceipt:
-		out.Status = e.movement(s, loc, en.Quantity, et, partition, offset)
-		if en.PONumber != nil && en.POLine != nil {
-			s.updatePO(en, func(l *POLine) {
-				if l.Location == "" {
-					l.Location = loc
-				}
-				l.Received += en.Quantity
-			})
-		}
+		return Outcome{Status: e.applyReceipt(s, en, loc, et, partition, offset)}
 	case events.EntryAdjustment:
-		out.Status = e.movement(s, loc, en.Quantity, et, partition, offset)
+		return Outcome{Status: e.movement(s, loc, en.Quantity, et, partition, offset)}
 	case events.EntryShipment:
-		out.Status = e.movement(s, loc, -en.Quantity, et, partition, offset)
-		s.updateLine(en, func(l *OrderLine) {
-			if l.Location == "" {
-				l.Location = loc
-			}
-			l.Shipped += en.Quantity
-		})
+		return Outcome{Status: e.applyShipment(s, en, loc, et, partition, offset)}
 	case events.EntryPick:
-		s.touch(loc)
-		s.updateLine(en, func(l *OrderLine) {
-			if l.Location == "" {
-				l.Location = loc
-			}
-			l.Picked += en.Quantity
-		})
+		s.applyPick(en, loc)
 	case events.EntryCount:
-		out = e.count(s, loc, en.Quantity, en.AsOf)
+		return e.count(s, loc, en.Quantity, en.AsOf)
 	case events.EntryOrderLine:
-		if en.HoldID != nil && en.Location != nil {
-			s.releaseHold(*en.HoldID+"|"+loc, HoldConverted)
-		}
-		s.updateLine(en, func(l *OrderLine) {
-			l.Ordered = en.Quantity
-			if en.Location != nil {
-				l.Location, l.Group = loc, ""
-			} else if l.Location == "" {
-				l.Group = deref(en.Group)
-			}
-			l.Channel = deref(en.Channel)
-		})
+		s.applyOrderLine(en, loc)
 	case events.EntryOrderCancel:
 		s.updateLine(en, func(l *OrderLine) { l.Cancelled = 1 })
 	case events.EntryOrderAllocate:
-		s.updateLine(en, func(l *OrderLine) {
-			if loc != "" {
-				l.Location, l.Group = loc, ""
-			}
-		})
+		s.applyAllocate(en, loc)
 	case events.EntryPOLine:
-		s.updatePO(en, func(l *POLine) {
-			l.Location, l.Ordered = loc, en.Quantity
-			l.ExpectedDay = dayNumOf(en.ExpectedDate)
-		})
+		s.applyPOLine(en, loc)
 	case events.EntryPOAck:
-		s.updatePO(en, func(l *POLine) {
-			if l.Location == "" {
-				l.Location = loc
-			}
-			l.Status, l.AckQuantity = deref(en.Status), en.Quantity
-			l.AckDay = dayNumOf(en.ExpectedDate)
-		})
+		s.applyPOAck(en, loc)
 	case events.EntryASNLine:
-		s.updatePO(en, func(l *POLine) {
-			if l.Location == "" {
-				l.Location = loc
-			}
-			if l.ASN == nil {
-				l.ASN = map[string]int64{}
-			}
-			l.ASN[deref(en.ASNID)] = en.Quantity
-			l.ETAMillis = 0
-			if en.ETA != nil {
-				l.ETAMillis = en.ETA.UnixMilli()
-			}
-		})
+		s.applyASNLine(en, loc)
 	case events.EntryPOClose:
 		s.updatePO(en, func(l *POLine) { l.Closed = 1 })
 	case events.EntryItemPolicy, events.EntryPolicy:
-		p := s.touch(loc)
-		if en.SafetyStock != nil {
-			p.SafetyStock = *en.SafetyStock
-		}
-		if en.ReorderPoint != nil {
-			p.ReorderPoint = *en.ReorderPoint
-		}
+		s.applyPolicy(en, loc)
 	case events.EntryHold:
-		out = e.hold(s, en, et)
+		return e.hold(s, en, et)
 	case events.EntryHoldRelease:
 		s.releaseHold(deref(en.HoldID)+"|"+loc, HoldReleased)
 	default:
-		out.Status = Unknown
+		return Outcome{Status: Unknown}
 	}
-	place := loc
+	return Outcome{Status: Applied}
+}
+
+// applyReceipt adds received stock at loc, and counts it as received on
+// the PO line it names, if any.
+func (e *Engine) applyReceipt(s *State, en *events.LedgerEntry, loc string, et int64, partition int32, offset int64) Status {
+	st := e.movement(s, loc, en.Quantity, et, partition, offset)
+	if en.PONumber != nil && en.POLine != nil {
+		s.updatePO(en, func(l *POLine) {
+			if l.Location == "" {
+				l.Location = loc
+			}
+			l.Received += en.Quantity
+		})
+	}
+	return st
+}
+
+// applyShipment takes shipped stock off loc and off what its order line
+// reserves.
+func (e *Engine) applyShipment(s *State, en *events.LedgerEntry, loc string, et int64, partition int32, offset int64) Status {
+	st := e.movement(s, loc, -en.Quantity, et, partition, offset)
+	s.updateLine(en, func(l *OrderLine) {
+		if l.Location == "" {
+			l.Location = loc
+		}
+		l.Shipped += en.Quantity
+	})
+	return st
+}
+
+func (s *State) applyPick(en *events.LedgerEntry, loc string) {
+	s.touch(loc)
+	s.updateLine(en, func(l *OrderLine) {
+		if l.Location == "" {
+			l.Location = loc
+		}
+		l.Picked += en.Quantity
+	})
+}
+
+// applyOrderLine sets an order line's quantity and channel. A line placed
+// at a location converts the hold it names; one without a location is
+// demand on its group until allocated.
+func (s *State) applyOrderLine(en *events.LedgerEntry, loc string) {
+	if en.HoldID != nil && en.Location != nil {
+		s.releaseHold(*en.HoldID+"|"+loc, HoldConverted)
+	}
+	s.updateLine(en, func(l *OrderLine) {
+		l.Ordered = en.Quantity
+		if en.Location != nil {
+			l.Location, l.Group = loc, ""
+		} else if l.Location == "" {
+			l.Group = deref(en.Group)
+		}
+		l.Channel = deref(en.Channel)
+	})
+}
+
+func (s *State) applyAllocate(en *events.LedgerEntry, loc string) {
+	s.updateLine(en, func(l *OrderLine) {
+		if loc != "" {
+			l.Location, l.Group = loc, ""
+		}
+	})
+}
+
+func (s *State) applyPOLine(en *events.LedgerEntry, loc string) {
+	s.updatePO(en, func(l *POLine) {
+		l.Location, l.Ordered = loc, en.Quantity
+		l.ExpectedDay = dayNumOf(en.ExpectedDate)
+	})
+}
+
+func (s *State) applyPOAck(en *events.LedgerEntry, loc string) {
+	s.updatePO(en, func(l *POLine) {
+		if l.Location == "" {
+			l.Location = loc
+		}
+		l.Status, l.AckQuantity = deref(en.Status), en.Quantity
+		l.AckDay = dayNumOf(en.ExpectedDate)
+	})
+}
+
+// applyASNLine records what an advance shipping notice says is coming on a
+// PO line; a notice without an ETA clears the line's.
+func (s *State) applyASNLine(en *events.LedgerEntry, loc string) {
+	s.updatePO(en, func(l *POLine) {
+		if l.Location == "" {
+			l.Location = loc
+		}
+		if l.ASN == nil {
+			l.ASN = map[string]int64{}
+		}
+		l.ASN[deref(en.ASNID)] = en.Quantity
+		l.ETAMillis = 0
+		if en.ETA != nil {
+			l.ETAMillis = en.ETA.UnixMilli()
+		}
+	})
+}
+
+// applyPolicy sets the safety stock and reorder point the entry carries,
+// leaving the one it does not as it was.
+func (s *State) applyPolicy(en *events.LedgerEntry, loc string) {
+	p := s.touch(loc)
+	if en.SafetyStock != nil {
+		p.SafetyStock = *en.SafetyStock
+	}
+	if en.ReorderPoint != nil {
+		p.ReorderPoint = *en.ReorderPoint
+	}
+}
+
+// addLineage remembers the entry among the SKU's recent ones. The list is
+// cut back to LineageLen once it holds twice that, not on every entry.
+func (e *Engine) addLineage(s *State, en *events.LedgerEntry, partition int32, offset int64) {
+	place := deref(en.Location)
 	if en.Location == nil {
 		place = deref(en.Group)
 	}
@@ -480,7 +541,6 @@ func (e *Engine) Apply(s *State, en *events.LedgerEntry, partition int32, offset
 	if n := e.cfg.LineageLen; len(s.d.lineage) > 2*n {
 		s.d.lineage = append(s.d.lineage[:0], s.d.lineage[len(s.d.lineage)-n:]...)
 	}
-	return out
 }
 
 func deref(s *string) string {

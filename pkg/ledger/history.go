@@ -61,84 +61,115 @@ func (s *Store) OnHandAt(ctx context.Context, refs []PositionRef, asOf time.Time
 	// transaction cannot span the SKUs' slots, in one script per position
 	// (slower: 17 s against 13.5 s for a million positions in the
 	// benchmark's reconciliation step).
-	replies := make([]func() ([]any, error), len(refs))
+	var replies []func() ([]any, error)
+	var err error
 	if s.cluster {
-		keys := make([][]string, len(refs))
-		args := make([][]any, len(refs))
-		for i, r := range refs {
-			key := s.SKUKey(r.SKU)
-			keys[i] = []string{key + ":p:" + r.Location, key + ":j:" + r.Location}
-			args[i] = []any{after}
-		}
-		cmds, err := evalEach(ctx, s.rdb, pastScript, keys, args)
-		if err != nil && err != redis.Nil {
-			return nil, fmt.Errorf("read positions as of %s: %w", asOf.UTC().Format(time.RFC3339), err)
-		}
-		for i := range refs {
-			replies[i] = cmds[i].Slice
-		}
+		replies, err = s.pastByScript(ctx, refs, after)
 	} else {
-		pipe := s.rdb.TxPipeline()
-		totals := make([]*redis.SliceCmd, len(refs))
-		journals := make([]*redis.StringSliceCmd, len(refs))
-		for i, r := range refs {
-			key := s.SKUKey(r.SKU)
-			totals[i] = pipe.HMGet(ctx, key+":p:"+r.Location, "v", "oh", "ct")
-			journals[i] = pipe.ZRangeArgs(ctx, redis.ZRangeArgs{Key: key + ":j:" + r.Location, Start: after, Stop: "+inf", ByScore: true})
-		}
-		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
-			return nil, fmt.Errorf("read positions as of %s: %w", asOf.UTC().Format(time.RFC3339), err)
-		}
-		for i := range refs {
-			replies[i] = func() ([]any, error) {
-				vals, err := totals[i].Result()
-				if err != nil || len(vals) != 3 {
-					return nil, err
-				}
-				members, err := journals[i].Result()
-				if err != nil {
-					return nil, err
-				}
-				js := make([]any, len(members))
-				for j, m := range members {
-					js[j] = m
-				}
-				return []any{vals[0], vals[1], vals[2], js}, nil
-			}
-		}
+		replies, err = s.pastInTransaction(ctx, refs, after)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read positions as of %s: %w", asOf.UTC().Format(time.RFC3339), err)
 	}
 	for i, r := range refs {
 		reply, err := replies[i]()
 		if err != nil || len(reply) != 4 {
 			return nil, fmt.Errorf("position %s@%s: %v (%d values)", r.SKU, r.Location, err, len(reply))
 		}
-		p := &out[i]
-		if reply[0] == nil {
-			continue // no such position
+		if out[i], err = pastOnHand(r, reply); err != nil {
+			return nil, err
 		}
-		p.Known = true
-		if p.OnHand, err = field(reply[1]); err != nil {
-			return nil, fmt.Errorf("position %s@%s on hand: %w", r.SKU, r.Location, err)
-		}
-		if reply[2] != nil {
-			ct, err := field(reply[2])
-			if err != nil {
-				return nil, fmt.Errorf("position %s@%s count time: %w", r.SKU, r.Location, err)
-			}
-			p.Counted, p.CountedAt = true, time.UnixMilli(ct).UTC()
-		}
-		members, _ := reply[3].([]any)
-		for _, m := range members {
-			ms, _ := m.(string)
-			d, ok := movementDelta(ms)
-			if !ok {
-				return nil, fmt.Errorf("journal of %s@%s: member %v", r.SKU, r.Location, m)
-			}
-			p.OnHand -= d
-		}
-		p.Movements = len(members)
 	}
 	return out, nil
+}
+
+// pastByScript reads each position with pastScript, for a Redis Cluster.
+// The replies are read one by one, each as pastScript returns it.
+func (s *Store) pastByScript(ctx context.Context, refs []PositionRef, after string) ([]func() ([]any, error), error) {
+	keys := make([][]string, len(refs))
+	args := make([][]any, len(refs))
+	for i, r := range refs {
+		key := s.SKUKey(r.SKU)
+		keys[i] = []string{key + ":p:" + r.Location, key + ":j:" + r.Location}
+		args[i] = []any{after}
+	}
+	cmds, err := evalEach(ctx, s.rdb, pastScript, keys, args)
+	if err != nil && err != redis.Nil {
+		return nil, err
+	}
+	replies := make([]func() ([]any, error), len(refs))
+	for i := range refs {
+		replies[i] = cmds[i].Slice
+	}
+	return replies, nil
+}
+
+// pastInTransaction reads every position in one transaction, for a single
+// Redis. The replies are read one by one, in the shape pastScript gives.
+func (s *Store) pastInTransaction(ctx context.Context, refs []PositionRef, after string) ([]func() ([]any, error), error) {
+	pipe := s.rdb.TxPipeline()
+	totals := make([]*redis.SliceCmd, len(refs))
+	journals := make([]*redis.StringSliceCmd, len(refs))
+	for i, r := range refs {
+		key := s.SKUKey(r.SKU)
+		totals[i] = pipe.HMGet(ctx, key+":p:"+r.Location, "v", "oh", "ct")
+		journals[i] = pipe.ZRangeArgs(ctx, redis.ZRangeArgs{Key: key + ":j:" + r.Location, Start: after, Stop: "+inf", ByScore: true})
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return nil, err
+	}
+	replies := make([]func() ([]any, error), len(refs))
+	for i := range refs {
+		replies[i] = func() ([]any, error) {
+			vals, err := totals[i].Result()
+			if err != nil || len(vals) != 3 {
+				return nil, err
+			}
+			members, err := journals[i].Result()
+			if err != nil {
+				return nil, err
+			}
+			js := make([]any, len(members))
+			for j, m := range members {
+				js[j] = m
+			}
+			return []any{vals[0], vals[1], vals[2], js}, nil
+		}
+	}
+	return replies, nil
+}
+
+// pastOnHand reads one position's reply, {version, on hand, count time,
+// journal members after the time asked}: its on hand now less the
+// movements since.
+func pastOnHand(r PositionRef, reply []any) (PastOnHand, error) {
+	var p PastOnHand
+	if reply[0] == nil {
+		return p, nil // no such position
+	}
+	p.Known = true
+	var err error
+	if p.OnHand, err = field(reply[1]); err != nil {
+		return PastOnHand{}, fmt.Errorf("position %s@%s on hand: %w", r.SKU, r.Location, err)
+	}
+	if reply[2] != nil {
+		ct, err := field(reply[2])
+		if err != nil {
+			return PastOnHand{}, fmt.Errorf("position %s@%s count time: %w", r.SKU, r.Location, err)
+		}
+		p.Counted, p.CountedAt = true, time.UnixMilli(ct).UTC()
+	}
+	members, _ := reply[3].([]any)
+	for _, m := range members {
+		ms, _ := m.(string)
+		d, ok := movementDelta(ms)
+		if !ok {
+			return PastOnHand{}, fmt.Errorf("journal of %s@%s: member %v", r.SKU, r.Location, m)
+		}
+		p.OnHand -= d
+	}
+	p.Movements = len(members)
+	return p, nil
 }
 
 func field(v any) (int64, error) {

@@ -65,6 +65,9 @@ func strs(v any) []string {
 	return out
 }
 
+// decodeState builds a SKU's state from the load script's reply: the
+// locations, watermarks, order lines, PO lines, holds, dedupe ids and
+// outbox, then each location's position hash and journal.
 func decodeState(sku string, v any) (*State, error) {
 	top, ok := v.([]any)
 	const fixed = 7
@@ -73,56 +76,103 @@ func decodeState(sku string, v any) (*State, error) {
 	}
 	s := NewState(sku)
 	locs := strs(top[0])
-	kv := strs(top[1])
-	for i := 0; i+1 < len(kv); i += 2 {
-		p, err1 := strconv.ParseInt(kv[i], 10, 32)
-		o, err2 := strconv.ParseInt(kv[i+1], 10, 64)
-		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("watermark %s=%s", kv[i], kv[i+1])
-		}
-		s.marks[int32(p)], s.stored[int32(p)] = o, o
+	if err := s.decodeMarks(strs(top[1])); err != nil {
+		return nil, err
 	}
 	if len(top) != fixed+2*len(locs) {
 		return nil, fmt.Errorf("reply has %d parts for %d locations", len(top), len(locs))
 	}
 	for i, loc := range locs {
 		p := &position{}
-		h := strs(top[fixed+2*i])
-		for j := 0; j+1 < len(h); j += 2 {
-			if !totalField(h[j]) {
-				continue // supply and holds come from the PO lines and holds
-			}
-			n, err := strconv.ParseInt(h[j+1], 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("position %s field %s=%q", loc, h[j], h[j+1])
-			}
-			switch h[j] {
-			case "hd":
-				p.Held = n // lookups count the hold fields instead, by their clock
-			case "v":
-				p.version = n
-			case "ct":
-				p.counted, p.countAt = true, n
-			default:
-				setComponent(&p.Components, h[j], n)
-			}
+		if err := p.decodeTotals(loc, strs(top[fixed+2*i])); err != nil {
+			return nil, err
 		}
-		j := strs(top[fixed+1+2*i])
-		for k := 0; k+1 < len(j); k += 2 {
-			et, err := parseScore(j[k+1])
-			d, ok := movementDelta(j[k])
-			if err != nil || !ok {
-				return nil, fmt.Errorf("journal %s member %q score %q", loc, j[k], j[k+1])
-			}
-			p.journal = append(p.journal, journalEntry{et: et, member: j[k], delta: d})
+		if err := p.decodeJournal(loc, strs(top[fixed+1+2*i])); err != nil {
+			return nil, err
 		}
 		s.pos[loc] = p
 	}
-	kv = strs(top[2])
+	if err := s.decodeLines(strs(top[2])); err != nil {
+		return nil, err
+	}
+	if err := s.decodePOLines(strs(top[3])); err != nil {
+		return nil, err
+	}
+	if err := s.decodeHolds(strs(top[4])); err != nil {
+		return nil, err
+	}
+	if err := s.decodeSeen(strs(top[5])); err != nil {
+		return nil, err
+	}
+	if kv := strs(top[6]); len(kv) > 0 {
+		s.outbox = make(map[string][]byte, len(kv)/2)
+		for i := 0; i+1 < len(kv); i += 2 {
+			s.outbox[kv[i]] = []byte(kv[i+1])
+		}
+	}
+	return s, nil
+}
+
+// decodeMarks reads the watermarks, partition and offset pairs; they are
+// both what the state has folded and what Redis has stored.
+func (s *State) decodeMarks(kv []string) error {
+	for i := 0; i+1 < len(kv); i += 2 {
+		p, err1 := strconv.ParseInt(kv[i], 10, 32)
+		o, err2 := strconv.ParseInt(kv[i+1], 10, 64)
+		if err1 != nil || err2 != nil {
+			return fmt.Errorf("watermark %s=%s", kv[i], kv[i+1])
+		}
+		s.marks[int32(p)], s.stored[int32(p)] = o, o
+	}
+	return nil
+}
+
+// decodeTotals reads the numbers of loc's position hash, field and value
+// pairs.
+func (p *position) decodeTotals(loc string, h []string) error {
+	for j := 0; j+1 < len(h); j += 2 {
+		if !totalField(h[j]) {
+			continue // supply and holds come from the PO lines and holds
+		}
+		n, err := strconv.ParseInt(h[j+1], 10, 64)
+		if err != nil {
+			return fmt.Errorf("position %s field %s=%q", loc, h[j], h[j+1])
+		}
+		switch h[j] {
+		case "hd":
+			p.Held = n // lookups count the hold fields instead, by their clock
+		case "v":
+			p.version = n
+		case "ct":
+			p.counted, p.countAt = true, n
+		default:
+			setComponent(&p.Components, h[j], n)
+		}
+	}
+	return nil
+}
+
+// decodeJournal reads loc's movement journal, member and score pairs,
+// oldest first.
+func (p *position) decodeJournal(loc string, j []string) error {
+	for k := 0; k+1 < len(j); k += 2 {
+		et, err := parseScore(j[k+1])
+		d, ok := movementDelta(j[k])
+		if err != nil || !ok {
+			return fmt.Errorf("journal %s member %q score %q", loc, j[k], j[k+1])
+		}
+		p.journal = append(p.journal, journalEntry{et: et, member: j[k], delta: d})
+	}
+	return nil
+}
+
+// decodeLines reads the order lines, and adds what the lines without a
+// location reserve to their group's demand.
+func (s *State) decodeLines(kv []string) error {
 	for i := 0; i+1 < len(kv); i += 2 {
 		l := &OrderLine{}
 		if err := json.Unmarshal([]byte(kv[i+1]), l); err != nil {
-			return nil, fmt.Errorf("order line %s: %w", kv[i], err)
+			return fmt.Errorf("order line %s: %w", kv[i], err)
 		}
 		l.OrderID, l.LineID, _ = strings.Cut(kv[i], "|")
 		s.lines[kv[i]] = l
@@ -131,11 +181,17 @@ func decodeState(sku string, v any) (*State, error) {
 			s.group[l.Group] += res
 		}
 	}
-	kv = strs(top[3])
+	return nil
+}
+
+// decodePOLines reads the PO lines, and rebuilds from them the open supply
+// of their locations' positions, which the position hashes hold only for
+// lookups.
+func (s *State) decodePOLines(kv []string) error {
 	for i := 0; i+1 < len(kv); i += 2 {
 		l, err := decodePOLine(kv[i], kv[i+1])
 		if err != nil {
-			return nil, err
+			return err
 		}
 		s.po[kv[i]] = &l
 		if q := l.Open(); q > 0 && l.Location != "" {
@@ -150,11 +206,16 @@ func decodeState(sku string, v any) (*State, error) {
 			p.supply[l.bucket()] += q
 		}
 	}
-	kv = strs(top[4])
+	return nil
+}
+
+// decodeHolds reads the hold decisions, and keeps the active ones apart
+// with the earliest expiry among them.
+func (s *State) decodeHolds(kv []string) error {
 	for i := 0; i+1 < len(kv); i += 2 {
 		h := &Hold{}
 		if err := json.Unmarshal([]byte(kv[i+1]), h); err != nil {
-			return nil, fmt.Errorf("hold %s: %w", kv[i], err)
+			return fmt.Errorf("hold %s: %w", kv[i], err)
 		}
 		h.HoldID, _, _ = strings.Cut(kv[i], "|")
 		s.holds[kv[i]] = h
@@ -163,23 +224,22 @@ func decodeState(sku string, v any) (*State, error) {
 			s.nextExp = min(s.nextExp, h.ExpMillis)
 		}
 	}
-	kv = strs(top[5]) // ZRANGE: oldest first
+	return nil
+}
+
+// decodeSeen reads the dedupe ids, id and event time pairs as ZRANGE
+// gives them: oldest first.
+func (s *State) decodeSeen(kv []string) error {
 	s.byTime = make([]seenID, 0, len(kv)/2)
 	for i := 0; i+1 < len(kv); i += 2 {
 		et, err := parseScore(kv[i+1])
 		if err != nil {
-			return nil, fmt.Errorf("dedupe id %q score %q", kv[i], kv[i+1])
+			return fmt.Errorf("dedupe id %q score %q", kv[i], kv[i+1])
 		}
 		s.seen[kv[i]] = et
 		s.byTime = append(s.byTime, seenID{et, kv[i]})
 	}
-	if kv = strs(top[6]); len(kv) > 0 {
-		s.outbox = make(map[string][]byte, len(kv)/2)
-		for i := 0; i+1 < len(kv); i += 2 {
-			s.outbox[kv[i]] = []byte(kv[i+1])
-		}
-	}
-	return s, nil
+	return nil
 }
 
 // The prefixes of the position hash's supply and hold fields.
@@ -249,7 +309,8 @@ const maxArgs = 1000
 // the commands that store what the fold changed as absolute values.
 type saveArgs struct {
 	args []any
-	cmd  int // index of the current command's argument count
+	cmd  int    // index of the current command's argument count
+	buf  []byte // one buffer for the written values of this state
 }
 
 // begin starts a command on the key below the SKU's prefix named by suffix.
@@ -274,8 +335,56 @@ func (a *saveArgs) pairs(name, suffix string, kv []any) {
 	}
 }
 
+// value writes one value at the end of the state's buffer with appendTo
+// and returns it.
+func (a *saveArgs) value(appendTo func([]byte) []byte) []byte {
+	start := len(a.buf)
+	a.buf = appendTo(a.buf)
+	return a.buf[start:len(a.buf):len(a.buf)]
+}
+
+// saveArgs lists the save script's arguments for what st changed since it
+// was loaded or last stored.
 func (s *Store) saveArgs(st *State) []any {
 	var a saveArgs
+	a.guard(st)
+	d := &st.d
+	a.positions(st)
+	a.supply(st)
+	for _, g := range sortedKeys(d.groups) {
+		a.begin("HSET", ":g:"+g)
+		a.add("rs", st.group[g])
+	}
+	a.orderLines(st)
+	if len(d.po) > 0 {
+		kv := make([]any, 0, 2*len(d.po))
+		for k := range d.po {
+			b, _ := json.Marshal(st.po[k])
+			kv = append(kv, k, b)
+		}
+		a.pairs("HSET", ":po", kv)
+	}
+	a.holds(st)
+	a.dedupe(d)
+	a.journals(d)
+	a.lineage(d.lineage, s.eng.cfg.LineageLen)
+	if len(d.outbox) > 0 {
+		kv := make([]any, 0, 2*len(d.outbox))
+		for id, v := range d.outbox {
+			kv = append(kv, id, v)
+		}
+		a.pairs("HSET", ":ob", kv)
+	}
+	for _, p := range d.publishes {
+		a.begin("PUBLISH", p.channel)
+		a.add(p.message)
+	}
+	return a.args
+}
+
+// guard starts the arguments with the watermarks the write moves: for each
+// partition, the one Redis should still have (-1: none) and the new one.
+func (a *saveArgs) guard(st *State) {
 	var guard []any
 	for p, o := range st.marks {
 		if prev, ok := st.stored[p]; !ok || prev != o {
@@ -287,6 +396,11 @@ func (s *Store) saveArgs(st *State) []any {
 	}
 	a.args = append(make([]any, 0, 64), len(guard)/3)
 	a.args = append(a.args, guard...)
+}
+
+// positions adds the new locations to the SKU's set, and writes the totals,
+// version and count time of every position the fold touched.
+func (a *saveArgs) positions(st *State) {
 	d := &st.d
 	if len(d.newLocs) > 0 {
 		locs := make([]any, len(d.newLocs))
@@ -295,35 +409,40 @@ func (s *Store) saveArgs(st *State) []any {
 		}
 		a.pairs("SADD", ":locs", locs)
 	}
-	if len(d.touched) > 0 {
-		at := time.Now().UnixMilli()
-		for _, loc := range d.touched {
-			p, was := st.pos[loc], d.before[loc]
-			a.begin("HSET", ":p:"+loc)
-			a.add("v", p.version+1, "at", at)
-			// A total that is 0 and was 0 is left out: an absent field reads 0,
-			// and a bare position stays small.
-			for _, f := range [...]struct {
-				name      string
-				now, then int64
-			}{{"oh", p.OnHand, was.OnHand}, {"rs", p.Reserved, was.Reserved}, {"pk", p.Picked, was.Picked},
-				{"hd", p.Held, was.Held}, {"ib", p.Inbound, was.Inbound}, {"ss", p.SafetyStock, was.SafetyStock},
-				{"rop", p.ReorderPoint, was.ReorderPoint}} {
-				if f.now != 0 || f.then != 0 {
-					a.add(f.name, f.now)
-				}
-			}
-			if p.counted {
-				a.add("ct", p.countAt)
+	if len(d.touched) == 0 {
+		return
+	}
+	at := time.Now().UnixMilli()
+	for _, loc := range d.touched {
+		p, was := st.pos[loc], d.before[loc]
+		a.begin("HSET", ":p:"+loc)
+		a.add("v", p.version+1, "at", at)
+		// A total that is 0 and was 0 is left out: an absent field reads 0,
+		// and a bare position stays small.
+		for _, f := range [...]struct {
+			name      string
+			now, then int64
+		}{{"oh", p.OnHand, was.OnHand}, {"rs", p.Reserved, was.Reserved}, {"pk", p.Picked, was.Picked},
+			{"hd", p.Held, was.Held}, {"ib", p.Inbound, was.Inbound}, {"ss", p.SafetyStock, was.SafetyStock},
+			{"rop", p.ReorderPoint, was.ReorderPoint}} {
+			if f.now != 0 || f.then != 0 {
+				a.add(f.name, f.now)
 			}
 		}
+		if p.counted {
+			a.add("ct", p.countAt)
+		}
 	}
-	// The position's open supply by bucket and its active holds live in the
-	// position hash too, so that a lookup is one plain read of one key.
-	for _, loc := range sortedKeys(d.supply) {
+}
+
+// supply rewrites the open supply buckets of the positions whose supply
+// moved. The position's open supply by bucket and its active holds live in
+// the position hash too, so that a lookup is one plain read of one key.
+func (a *saveArgs) supply(st *State) {
+	for _, loc := range sortedKeys(st.d.supply) {
 		now := st.pos[loc].supply
 		var gone []any
-		for b := range d.supply[loc] {
+		for b := range st.d.supply[loc] {
 			if _, ok := now[b]; !ok {
 				gone = append(gone, supplyField+b)
 			}
@@ -335,52 +454,49 @@ func (s *Store) saveArgs(st *State) []any {
 		}
 		a.pairs("HSET", ":p:"+loc, kv)
 	}
-	for _, g := range sortedKeys(d.groups) {
-		a.begin("HSET", ":g:"+g)
-		a.add("rs", st.group[g])
+}
+
+func (a *saveArgs) orderLines(st *State) {
+	if len(st.d.lines) == 0 {
+		return
 	}
-	var buf []byte // one buffer for the values of this state
-	value := func(appendTo func([]byte) []byte) []byte {
-		start := len(buf)
-		buf = appendTo(buf)
-		return buf[start:len(buf):len(buf)]
+	kv := make([]any, 0, 2*len(st.d.lines))
+	for k := range st.d.lines {
+		l := st.lines[k]
+		kv = append(kv, k, a.value(func(b []byte) []byte { return appendOrderLine(b, l) }))
 	}
-	if len(d.lines) > 0 {
-		kv := make([]any, 0, 2*len(d.lines))
-		for k := range d.lines {
-			l := st.lines[k]
-			kv = append(kv, k, value(func(b []byte) []byte { return appendOrderLine(b, l) }))
+	a.pairs("HSET", ":ol", kv)
+}
+
+// holds writes the changed hold decisions, keeps the active ones in the
+// expiry set and their positions' hashes, and takes the ended ones out of
+// both.
+func (a *saveArgs) holds(st *State) {
+	if len(st.d.holds) == 0 {
+		return
+	}
+	kv := make([]any, 0, 2*len(st.d.holds))
+	var expiring, ended []any
+	for k := range st.d.holds {
+		h := st.holds[k]
+		kv = append(kv, k, a.value(func(b []byte) []byte { return appendHold(b, h) }))
+		if h.Status == HoldHeld {
+			expiring = append(expiring, h.ExpMillis, k)
+			a.begin("HSET", ":p:"+h.Location)
+			a.add(holdField+h.HoldID, a.value(func(b []byte) []byte { return appendHoldField(b, h) }))
+		} else {
+			ended = append(ended, k)
+			a.begin("HDEL", ":p:"+h.Location)
+			a.add(holdField + h.HoldID)
 		}
-		a.pairs("HSET", ":ol", kv)
 	}
-	if len(d.po) > 0 {
-		kv := make([]any, 0, 2*len(d.po))
-		for k := range d.po {
-			b, _ := json.Marshal(st.po[k])
-			kv = append(kv, k, b)
-		}
-		a.pairs("HSET", ":po", kv)
-	}
-	if len(d.holds) > 0 {
-		kv := make([]any, 0, 2*len(d.holds))
-		var expiring, ended []any
-		for k := range d.holds {
-			h := st.holds[k]
-			kv = append(kv, k, value(func(b []byte) []byte { return appendHold(b, h) }))
-			if h.Status == HoldHeld {
-				expiring = append(expiring, h.ExpMillis, k)
-				a.begin("HSET", ":p:"+h.Location)
-				a.add(holdField+h.HoldID, value(func(b []byte) []byte { return appendHoldField(b, h) }))
-			} else {
-				ended = append(ended, k)
-				a.begin("HDEL", ":p:"+h.Location)
-				a.add(holdField + h.HoldID)
-			}
-		}
-		a.pairs("HSET", ":h", kv)
-		a.pairs("ZADD", ":hx", expiring)
-		a.pairs("ZREM", ":hx", ended)
-	}
+	a.pairs("HSET", ":h", kv)
+	a.pairs("ZADD", ":hx", expiring)
+	a.pairs("ZREM", ":hx", ended)
+}
+
+// dedupe removes the dedupe ids that left the window and adds the new ones.
+func (a *saveArgs) dedupe(d *dirty) {
 	if len(d.seenDel) > 0 {
 		a.pairs("ZREM", ":e", keysAny(d.seenDel))
 	}
@@ -391,6 +507,11 @@ func (s *Store) saveArgs(st *State) []any {
 		}
 		a.pairs("ZADD", ":e", kv)
 	}
+}
+
+// journals removes the movements the positions' journals dropped and adds
+// the new ones.
+func (a *saveArgs) journals(d *dirty) {
 	for loc, del := range d.jDel {
 		if len(del) > 0 {
 			a.pairs("ZREM", ":j:"+loc, keysAny(del))
@@ -405,29 +526,23 @@ func (s *Store) saveArgs(st *State) []any {
 			a.pairs("ZADD", ":j:"+loc, kv)
 		}
 	}
-	if n := len(d.lineage); n > 0 {
-		keep := s.eng.cfg.LineageLen
-		from := max(0, n-keep)
-		kv := make([]any, 0, n-from)
-		for _, le := range d.lineage[from:] {
-			kv = append(kv, value(func(b []byte) []byte { return appendLineage(b, le) }))
-		}
-		a.pairs("LPUSH", ":log", kv)
-		a.begin("LTRIM", ":log")
-		a.add(0, keep-1)
+}
+
+// lineage pushes the newest keep entries of the fold's lineage and trims
+// the stored list to keep.
+func (a *saveArgs) lineage(lineage []LineageEntry, keep int) {
+	n := len(lineage)
+	if n == 0 {
+		return
 	}
-	if len(d.outbox) > 0 {
-		kv := make([]any, 0, 2*len(d.outbox))
-		for id, v := range d.outbox {
-			kv = append(kv, id, v)
-		}
-		a.pairs("HSET", ":ob", kv)
+	from := max(0, n-keep)
+	kv := make([]any, 0, n-from)
+	for _, le := range lineage[from:] {
+		kv = append(kv, a.value(func(b []byte) []byte { return appendLineage(b, le) }))
 	}
-	for _, p := range d.publishes {
-		a.begin("PUBLISH", p.channel)
-		a.add(p.message)
-	}
-	return a.args
+	a.pairs("LPUSH", ":log", kv)
+	a.begin("LTRIM", ":log")
+	a.add(0, keep-1)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
