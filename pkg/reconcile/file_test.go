@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -218,8 +217,6 @@ func TestLongFieldsAreClipped(t *testing.T) {
 		t.Errorf("a long field is carried whole: sku %d bytes, error %q", len(got[0].SKU), got[0].Error)
 	}
 }
-
-var idRule = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 func TestSnapshotID(t *testing.T) {
 	asOf := time.Date(2026, 11, 27, 7, 0, 0, 0, time.FixedZone("CET", 3600))

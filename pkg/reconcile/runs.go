@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/stockflow/stockflow/pkg/ledger"
 )
 
 // Run statuses.
@@ -111,7 +113,7 @@ var ErrNotFound = errors.New("no such reconciliation run")
 // arrival order; they are still read, and filtered by reading the list.
 type Runs struct {
 	rdb       redis.UniversalClient
-	prefix    string
+	keys      ledger.Keys
 	retention time.Duration
 }
 
@@ -120,20 +122,20 @@ func NewRuns(rdb redis.UniversalClient, prefix string, retention time.Duration) 
 	if retention <= 0 {
 		retention = 30 * 24 * time.Hour
 	}
-	return &Runs{rdb: rdb, prefix: prefix, retention: retention}
+	return &Runs{rdb: rdb, keys: ledger.NewKeys(prefix), retention: retention}
 }
 
-func (s *Runs) indexKey() string        { return s.prefix + ":recon:runs" }
-func (s *Runs) runKey(id string) string { return s.prefix + ":{recon:" + id + "}" }
+func (s *Runs) indexKey() string        { return s.keys.ReconcileRuns() }
+func (s *Runs) runKey(id string) string { return s.keys.ReconcileRun(id) }
 
 // listKey is the list of a run recorded before the index.
-func (s *Runs) listKey(id string) string { return s.runKey(id) + ":x" }
+func (s *Runs) listKey(id string) string { return s.keys.ReconcileRunPart(id, "x") }
 
 // storeKey is the hash of a run's exceptions by sequence number.
-func (s *Runs) storeKey(id string) string { return s.runKey(id) + ":xs" }
+func (s *Runs) storeKey(id string) string { return s.keys.ReconcileRunPart(id, "xs") }
 
 // xindexKey is the index of a run's exceptions.
-func (s *Runs) xindexKey(id string) string { return s.runKey(id) + ":xi" }
+func (s *Runs) xindexKey(id string) string { return s.keys.ReconcileRunPart(id, "xi") }
 
 // Get returns the run id.
 func (s *Runs) Get(ctx context.Context, id string) (Run, error) {

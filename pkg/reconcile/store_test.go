@@ -280,3 +280,20 @@ func TestFilterTooWide(t *testing.T) {
 		t.Errorf("%d locations: %v", len(f.Locations), err)
 	}
 }
+
+// The names of a run's keys are those runs were always stored under: runs
+// recorded before are still found.
+func TestRunKeysKeepTheirNames(t *testing.T) {
+	s := NewRuns(nil, "sf", 0)
+	for _, tc := range []struct{ got, want string }{
+		{s.indexKey(), "sf:recon:runs"},
+		{s.runKey("R"), "sf:{recon:R}"},
+		{s.listKey("R"), "sf:{recon:R}:x"},
+		{s.storeKey("R"), "sf:{recon:R}:xs"},
+		{s.xindexKey("R"), "sf:{recon:R}:xi"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("key %q, want %q", tc.got, tc.want)
+		}
+	}
+}
