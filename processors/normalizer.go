@@ -20,6 +20,7 @@ import (
 
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/deadletter"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/kafka"
 	"github.com/stockflow/stockflow/pkg/ledger"
@@ -322,7 +323,7 @@ func (n *Normalizer) normalizeBatch(ctx context.Context, batch []polled, st *bat
 			m.records.WithLabelValues(r.Topic, "dead_letter").Inc()
 			m.deadLetters.WithLabelValues(class, "normalizer").Inc()
 			n.log.WarnContext(pctx, "dead letter", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "class", class, "err", err)
-			dl := deadLetter(n.cfg.Topics.DLQ, r, class, err, time.Now())
+			dl := deadletter.New(n.cfg.Topics.DLQ, r, class, err, time.Now())
 			dl.Context = pctx
 			out.recs = append(out.recs, dl)
 			continue

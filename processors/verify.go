@@ -11,6 +11,7 @@ import (
 
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/deadletter"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/kafka"
 	"github.com/stockflow/stockflow/pkg/ledger"
@@ -46,7 +47,7 @@ func Verify(ctx context.Context, kcfg config.Kafka, topics config.Topics, store 
 		for p, o := range applied {
 			until[p] = o + 1
 		}
-		if err := ReadTopic(ctx, kafka.Conn(kcfg), topics.Ledger, until, func(r *kgo.Record) error {
+		if err := deadletter.ReadTopic(ctx, kafka.Conn(kcfg), topics.Ledger, until, func(r *kgo.Record) error {
 			rec, err := codec.Decode(ctx, r.Value)
 			if err != nil {
 				return nil // dead-lettered by the folder too; it never reached Redis
@@ -125,10 +126,10 @@ func Verify(ctx context.Context, kcfg config.Kafka, topics config.Topics, store 
 	for _, k := range fold.Oversold {
 		diff("hold %s was accepted beyond ATP", k)
 	}
-	err = ScanDeadLetters(ctx, kafka.Conn(kcfg), topics.DLQ, ReplayFilter{}, func(d DeadLetter) error {
+	err = deadletter.Scan(ctx, kafka.Conn(kcfg), topics.DLQ, deadletter.Filter{}, func(d deadletter.DeadLetter) error {
 		rep.DeadLetters++
-		for _, h := range []string{HeaderSourceTopic, HeaderSourcePartition, HeaderSourceOffset, HeaderErrorClass, HeaderErrorMessage, HeaderErrorTime} {
-			if v, ok := Header(d.Record, h); !ok || v == "" {
+		for _, h := range []string{deadletter.HeaderSourceTopic, deadletter.HeaderSourcePartition, deadletter.HeaderSourceOffset, deadletter.HeaderErrorClass, deadletter.HeaderErrorMessage, deadletter.HeaderErrorTime} {
+			if v, ok := deadletter.Header(d.Record, h); !ok || v == "" {
 				diff("dead letter %d:%d lacks header %s", d.Partition, d.Offset, h)
 			}
 		}

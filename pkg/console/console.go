@@ -49,8 +49,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockflow/stockflow/pkg/avro"
+	"github.com/stockflow/stockflow/pkg/deadletter"
 	"github.com/stockflow/stockflow/pkg/reconcile"
-	"github.com/stockflow/stockflow/processors"
 )
 
 //go:embed templates/*.html
@@ -91,7 +91,7 @@ type Config struct {
 	Producer *kgo.Client
 	Codec    *avro.Codec
 	// Replay says where dead letters may be replayed to.
-	Replay processors.ReplayTargets
+	Replay deadletter.ReplayTargets
 	// SessionTTL is how long a sign-in lasts however busy, SessionIdle how
 	// long it lasts unused, and MaxSessions how many this instance keeps
 	// (past it, the least recently used end). Defaults 12h, 30m, 10,000.

@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/stockflow/stockflow/pkg/deadletter"
 	"github.com/stockflow/stockflow/processors"
 
 	"github.com/stockflow/stockflow/atp"
@@ -259,7 +260,7 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 		API: srv.Echo(), Keys: keys, Redis: rdb, Prefix: cfg.Redis.KeyPrefix, JaegerURL: strings.TrimRight(cfg.JaegerUIURL, "/"),
 		Locations: led.Locations, Groups: groups, ReleaseHold: checkout.ReleaseAny, Logger: log.With("component", "console"),
 		Metrics: reg, Kafka: kafka.Conn(cfg.Kafka), DLQTopic: cfg.Topics.DLQ, Producer: hcl, Codec: codec, RunFresh: rec.Fresh,
-		Replay: processors.ReplayTargets{Topics: cfg.Topics, Codec: codec},
+		Replay: deadletter.ReplayTargets{Topics: cfg.Topics, Codec: codec},
 	})
 	if err != nil {
 		return fmt.Errorf("console: %w", err)

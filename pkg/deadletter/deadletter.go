@@ -1,4 +1,12 @@
-package processors
+// Package deadletter is the format of Stockflow's dead-letter topic and
+// what reads it: the headers a dead letter carries (where its record came
+// from, why it failed, when), the error classes it names, building one,
+// describing one read back, reading the topic up to its last stable
+// offsets, and replaying dead letters to their source topics.
+//
+// The processors write dead letters; the console, stockflow tail and
+// stockflow dlq read them. All of them go through this package.
+package deadletter
 
 import (
 	"slices"
@@ -6,6 +14,17 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Dead-letter error classes beyond the decoder's (see pkg/avro).
+const (
+	ClassInvalid          = "invalid"           // a field fails validation
+	ClassWrongTopic       = "wrong_topic"       // an event type that does not belong on the topic
+	ClassUnknownUoM       = "unknown_uom"       // no conversion to the base unit, even after waiting
+	ClassUnknownReference = "unknown_reference" // names an order or PO line never seen
+	// ClassOrphanSnapshotRecord is a snapshot line or end whose snapshot
+	// never started.
+	ClassOrphanSnapshotRecord = "orphan_snapshot_record"
 )
 
 // Dead-letter record headers.
@@ -35,9 +54,10 @@ const maxDeadLetterBytes = 900 << 10
 // maxTruncatedKey is what a truncated dead letter keeps of the key.
 const maxTruncatedKey = 1 << 10
 
-// deadLetter builds the dead-letter record for r: the original key, value
-// and headers, plus headers that say where it came from and why it failed.
-func deadLetter(topic string, r *kgo.Record, class string, err error, now time.Time) *kgo.Record {
+// New builds the dead-letter record for r, to go to topic: the original
+// key, value and headers, plus headers that say where it came from and why
+// it failed (class, err, at now).
+func New(topic string, r *kgo.Record, class string, err error, now time.Time) *kgo.Record {
 	msg := err.Error()
 	if len(msg) > 1024 {
 		msg = msg[:1024]

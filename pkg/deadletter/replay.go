@@ -1,4 +1,4 @@
-package processors
+package deadletter
 
 import (
 	"context"
@@ -19,8 +19,8 @@ import (
 	"github.com/stockflow/stockflow/pkg/kafka"
 )
 
-// ReplayFilter selects dead letters. Zero fields match everything.
-type ReplayFilter struct {
+// Filter selects dead letters. Zero fields match everything.
+type Filter struct {
 	Class       string
 	SourceTopic string
 	Since       time.Time // by the error time header
@@ -42,9 +42,9 @@ type DeadLetter struct {
 	Record          *kgo.Record
 }
 
-// DescribeDeadLetter reads a dead-letter record's headers: why it failed
-// and where it came from. Headers a record lacks leave their fields zero.
-func DescribeDeadLetter(r *kgo.Record) DeadLetter {
+// Describe reads a dead-letter record's headers: why it failed and where
+// it came from. Headers a record lacks leave their fields zero.
+func Describe(r *kgo.Record) DeadLetter {
 	d := DeadLetter{Partition: r.Partition, Offset: r.Offset, Record: r}
 	d.Class, _ = Header(r, HeaderErrorClass)
 	d.Message, _ = Header(r, HeaderErrorMessage)
@@ -63,7 +63,7 @@ func DescribeDeadLetter(r *kgo.Record) DeadLetter {
 	return d
 }
 
-func (f ReplayFilter) match(d DeadLetter) bool {
+func (f Filter) match(d DeadLetter) bool {
 	if f.Class != "" && d.Class != f.Class {
 		return false
 	}
@@ -87,7 +87,7 @@ func (f ReplayFilter) match(d DeadLetter) bool {
 	return true
 }
 
-// ScanDeadLetters reads the whole dead-letter topic as it stands now, with a
+// Scan reads the whole dead-letter topic as it stands now, with a
 // client of its own made from conn (kafka.Conn), and calls fn for each
 // record that matches.
 //
@@ -95,13 +95,13 @@ func (f ReplayFilter) match(d DeadLetter) bool {
 // anyone who may write the dead-letter topic can leave a transaction open
 // on it, and reading up to the high watermark would wait for that
 // transaction.
-func ScanDeadLetters(ctx context.Context, conn []kgo.Opt, topic string, f ReplayFilter, fn func(DeadLetter) error) error {
+func Scan(ctx context.Context, conn []kgo.Opt, topic string, f Filter, fn func(DeadLetter) error) error {
 	until, err := stableEnds(ctx, conn, topic)
 	if err != nil {
 		return err
 	}
 	return readTopic(ctx, conn, topic, until, deadLetterQuiet, func(r *kgo.Record) error {
-		if d := DescribeDeadLetter(r); f.match(d) {
+		if d := Describe(r); f.match(d) {
 			return fn(d)
 		}
 		return nil
@@ -182,16 +182,16 @@ func readTopic(ctx context.Context, conn []kgo.Opt, topic string, until map[int3
 			}
 		})
 	}
-	return readRange(ctx, cl, topic, until, map[int32]int64{}, quiet, fn, nil)
+	return ReadRange(ctx, cl, topic, until, map[int32]int64{}, quiet, fn, nil)
 }
 
-// readRange polls cl, which consumes topic, until every partition in until
+// ReadRange polls cl, which consumes topic, until every partition in until
 // has been read up to its offset there (exclusive), calling each for every
 // data record below it and afterPoll, when set, after every poll. pos says
 // where each partition's reading stands and is kept up to date. A minute
 // without a record short of until is an error: the reader is stuck; with
 // quiet > 0, that long without a record ends the read with a *ShortRead.
-func readRange(ctx context.Context, cl *kgo.Client, topic string, until, pos map[int32]int64,
+func ReadRange(ctx context.Context, cl *kgo.Client, topic string, until, pos map[int32]int64,
 	quiet time.Duration, each func(*kgo.Record) error, afterPoll func() error) error {
 	done := func() bool {
 		for p, end := range until {
@@ -292,6 +292,24 @@ func (t ReplayTargets) Check(ctx context.Context, d DeadLetter) error {
 	return nil
 }
 
+// SourceTopic is the source topic ev's type belongs on, among t ("" for a
+// type of none). The normalizers dead-letter a record found on another
+// topic (ClassWrongTopic), and ReplayTargets sends a dead letter nowhere
+// else.
+func SourceTopic(t config.Topics, ev events.Source) string {
+	switch ev.(type) {
+	case *events.InventoryReceived, *events.InventoryPicked, *events.InventoryCounted, *events.InventoryAdjusted, *events.InventoryShipped:
+		return t.Inventory
+	case *events.OrderAccepted, *events.OrderCancelled, *events.OrderAllocated:
+		return t.Orders
+	case *events.PurchaseOrderReleased, *events.PurchaseOrderAcknowledged, *events.AdvanceShipNotice, *events.PurchaseOrderClosed:
+		return t.Supplier
+	case *events.ItemMaster:
+		return t.Catalog
+	}
+	return ""
+}
+
 // ReplayBatch is how many dead letters a replay produces at a time.
 const ReplayBatch = 100
 
@@ -335,7 +353,7 @@ type ReplayResult struct {
 // the original key, value and headers (less the dead-letter ones) and a
 // replay header; those targets refuses are left where they are. Replays
 // are safe to repeat: event_id dedupe applies a replayed event once.
-func Replay(ctx context.Context, prod *kgo.Client, dlqTopic string, targets ReplayTargets, f ReplayFilter, log *slog.Logger) (ReplayResult, error) {
+func Replay(ctx context.Context, prod *kgo.Client, dlqTopic string, targets ReplayTargets, f Filter, log *slog.Logger) (ReplayResult, error) {
 	var recs []*kgo.Record
 	res := ReplayResult{Refused: map[string]string{}}
 	// Records go out a batch at a time, so a replay holds at most one
@@ -353,7 +371,7 @@ func Replay(ctx context.Context, prod *kgo.Client, dlqTopic string, targets Repl
 		return nil
 	}
 	// Read as the producer connects: the same brokers, TLS and SASL.
-	err := ScanDeadLetters(ctx, kafka.ConnOf(prod), dlqTopic, f, func(d DeadLetter) error {
+	err := Scan(ctx, kafka.ConnOf(prod), dlqTopic, f, func(d DeadLetter) error {
 		if err := targets.Check(ctx, d); err != nil {
 			if len(res.Refused) == maxRefusedListed {
 				res.RefusedMore++
