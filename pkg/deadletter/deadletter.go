@@ -5,7 +5,9 @@
 // offsets, and replaying dead letters to their source topics.
 //
 // The processors write dead letters; the console, stockflow tail and
-// stockflow dlq read them. All of them go through this package.
+// stockflow dlq read them. All of them go through this package. The loop
+// under its reads also reads other topics up to given offsets, for whoever
+// needs that (ReadTopic, ReadRange).
 package deadletter
 
 import (
@@ -93,6 +95,40 @@ func recordSize(key, value []byte, h []kgo.RecordHeader) int {
 		n += len(x.Key) + len(x.Value)
 	}
 	return n
+}
+
+// DeadLetter is one record of the dead-letter topic, described.
+type DeadLetter struct {
+	Partition       int32
+	Offset          int64
+	Class, Message  string
+	SourceTopic     string
+	SourcePartition int32
+	SourceOffset    int64
+	Time            time.Time
+	Replayed        bool
+	Record          *kgo.Record
+}
+
+// Describe reads a dead-letter record's headers: why it failed and where
+// it came from. Headers a record lacks leave their fields zero.
+func Describe(r *kgo.Record) DeadLetter {
+	d := DeadLetter{Partition: r.Partition, Offset: r.Offset, Record: r}
+	d.Class, _ = Header(r, HeaderErrorClass)
+	d.Message, _ = Header(r, HeaderErrorMessage)
+	d.SourceTopic, _ = Header(r, HeaderSourceTopic)
+	if v, ok := Header(r, HeaderSourcePartition); ok {
+		p, _ := strconv.Atoi(v)
+		d.SourcePartition = int32(p)
+	}
+	if v, ok := Header(r, HeaderSourceOffset); ok {
+		d.SourceOffset, _ = strconv.ParseInt(v, 10, 64)
+	}
+	if v, ok := Header(r, HeaderErrorTime); ok {
+		d.Time, _ = time.Parse(time.RFC3339Nano, v)
+	}
+	_, d.Replayed = Header(r, HeaderReplay)
+	return d
 }
 
 // Header returns the value of the last header named key.
