@@ -50,6 +50,7 @@ import (
 
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/deadletter"
+	"github.com/stockflow/stockflow/pkg/ledger"
 	"github.com/stockflow/stockflow/pkg/reconcile"
 )
 
@@ -523,7 +524,7 @@ type auditEntry struct {
 	What   string    `json:"what"`
 }
 
-func (c *Console) auditKey() string { return c.cfg.Prefix + ":console:audit" }
+func (c *Console) auditKey() string { return ledger.NewKeys(c.cfg.Prefix).ConsoleAudit() }
 
 // audit records who did what, in the log and in Redis (the newest 10,000).
 func (c *Console) audit(ctx context.Context, u *user, action, what string) {

@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/stockflow/stockflow/pkg/deadletter"
+	"github.com/stockflow/stockflow/pkg/ledger"
 	"github.com/stockflow/stockflow/pkg/tail"
 )
 
@@ -86,7 +87,7 @@ type dlqMark struct {
 // errNoStateStore refuses actions whose outcome could not be kept.
 var errNoStateStore = errors.New("no Redis is configured to keep the dead letters' states")
 
-func (c *Console) dlqStateKey() string { return c.cfg.Prefix + ":dlq:state" }
+func (c *Console) dlqStateKey() string { return ledger.NewKeys(c.cfg.Prefix).DeadLetterState() }
 
 // marksOf reads the states of ids in one HMGET; ids without one are open
 // and absent from the map.
