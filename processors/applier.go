@@ -16,6 +16,7 @@ import (
 
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/deadletter"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/ledger"
 )
@@ -111,7 +112,7 @@ func (a *applier) apply(ctx context.Context, recs []*kgo.Record) applied {
 			class := deadLetterClass(bad)
 			span.SetStatus(codes.Error, class)
 			a.hooks.onDeadLetter(StageFolder, class)
-			res.dead = append(res.dead, deadLetter(a.topics.DLQ, r, class, bad, time.Now()))
+			res.dead = append(res.dead, deadletter.New(a.topics.DLQ, r, class, bad, time.Now()))
 			res.stats.DeadLetters++
 			continue
 		}

@@ -21,15 +21,17 @@ import (
 
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/deadletter"
 	"github.com/stockflow/stockflow/pkg/kafka"
 )
 
-// Dead-letter error classes beyond the decoder's (see pkg/avro).
+// Dead-letter error classes beyond the decoder's (see pkg/avro). Their
+// names are part of the dead-letter format, which pkg/deadletter keeps.
 const (
-	ClassInvalid          = "invalid"           // a field fails validation
-	ClassWrongTopic       = "wrong_topic"       // an event type that does not belong on the topic
-	ClassUnknownUoM       = "unknown_uom"       // no conversion to the base unit, even after waiting
-	ClassUnknownReference = "unknown_reference" // names an order or PO line never seen
+	ClassInvalid          = deadletter.ClassInvalid
+	ClassWrongTopic       = deadletter.ClassWrongTopic
+	ClassUnknownUoM       = deadletter.ClassUnknownUoM
+	ClassUnknownReference = deadletter.ClassUnknownReference
 )
 
 // sessionTimeout is the configured group session timeout, or franz-go's
@@ -77,6 +79,14 @@ func (e *RejectError) Error() string { return e.Class + ": " + e.Msg }
 
 func reject(class, format string, a ...any) error {
 	return &RejectError{Class: class, Msg: fmt.Sprintf(format, a...)}
+}
+
+// clipHeader is a header's text cut for a message.
+func clipHeader(s string) string {
+	if len(s) > 20 {
+		return s[:20] + "…"
+	}
+	return s
 }
 
 // deadLetterClass returns the class under which a failed record goes to the

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/stockflow/stockflow/pkg/avro"
+	"github.com/stockflow/stockflow/pkg/deadletter"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/kafka"
 	"github.com/stockflow/stockflow/pkg/ledger"
@@ -209,7 +210,7 @@ func (d *holdDesk) batch(ctx context.Context, cl *kgo.Client, recs []*kgo.Record
 			}
 			span.SetStatus(codes.Error, class)
 			d.hooks.onDeadLetter(StageHolds, class)
-			dead = append(dead, deadLetter(d.cfg.Topics.DLQ, r, class, err, time.Now()))
+			dead = append(dead, deadletter.New(d.cfg.Topics.DLQ, r, class, err, time.Now()))
 			continue
 		}
 		if span.IsRecording() {

@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stockflow/stockflow/pkg/deadletter"
 	"github.com/stockflow/stockflow/pkg/kafka"
 	"github.com/stockflow/stockflow/pkg/ledger"
 )
@@ -139,7 +140,7 @@ func (n *Normalizer) catchUp(ctx context.Context) (int, error) {
 		writes = writes[:0]
 		return n.store.RecordIndexCaughtUp(ctx, topic, pos)
 	}
-	err = readRange(ctx, cl, topic, until, pos, 0, func(r *kgo.Record) error {
+	err = deadletter.ReadRange(ctx, cl, topic, until, pos, 0, func(r *kgo.Record) error {
 		d, l, err := ledger.ParseIndexRecord(r.Key, r.Value)
 		if err != nil {
 			skipped++

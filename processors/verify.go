@@ -11,6 +11,7 @@ import (
 
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/deadletter"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/kafka"
 	"github.com/stockflow/stockflow/pkg/ledger"
@@ -84,7 +85,7 @@ func (v *verification) foldLog(ctx context.Context, kcfg config.Kafka, topic str
 	for p, o := range v.applied {
 		until[p] = o + 1
 	}
-	return ReadTopic(ctx, kafka.Conn(kcfg), topic, until, func(r *kgo.Record) error {
+	return deadletter.ReadTopic(ctx, kafka.Conn(kcfg), topic, until, func(r *kgo.Record) error {
 		rec, err := codec.Decode(ctx, r.Value)
 		if err != nil {
 			return nil // dead-lettered by the folder too; it never reached Redis
@@ -184,10 +185,10 @@ func (v *verification) checkHolds(ctx context.Context, sku string) error {
 // checkDeadLetters counts the dead letters and checks that each carries
 // every header that says where it came from and why.
 func (v *verification) checkDeadLetters(ctx context.Context, kcfg config.Kafka, topic string) error {
-	return ScanDeadLetters(ctx, kafka.Conn(kcfg), topic, ReplayFilter{}, func(d DeadLetter) error {
+	return deadletter.Scan(ctx, kafka.Conn(kcfg), topic, deadletter.Filter{}, func(d deadletter.DeadLetter) error {
 		v.rep.DeadLetters++
-		for _, h := range []string{HeaderSourceTopic, HeaderSourcePartition, HeaderSourceOffset, HeaderErrorClass, HeaderErrorMessage, HeaderErrorTime} {
-			if val, ok := Header(d.Record, h); !ok || val == "" {
+		for _, h := range []string{deadletter.HeaderSourceTopic, deadletter.HeaderSourcePartition, deadletter.HeaderSourceOffset, deadletter.HeaderErrorClass, deadletter.HeaderErrorMessage, deadletter.HeaderErrorTime} {
+			if val, ok := deadletter.Header(d.Record, h); !ok || val == "" {
 				v.diff("dead letter %d:%d lacks header %s", d.Partition, d.Offset, h)
 			}
 		}

@@ -15,10 +15,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/deadletter"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/kafka"
 	"github.com/stockflow/stockflow/pkg/telemetry"
-	"github.com/stockflow/stockflow/processors"
 )
 
 const dlqUsage = `usage: stockflow dlq list|replay [flags]
@@ -51,7 +51,7 @@ func dlq(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(cfg.Kafka.Brokers) == 0 {
 		cfg.Kafka.Brokers = []string{"127.0.0.1:19092"}
 	}
-	f := processors.ReplayFilter{Class: class, SourceTopic: source}
+	f := deadletter.Filter{Class: class, SourceTopic: source}
 	var err error
 	if f.Since, err = parseWhen(since); err != nil {
 		fmt.Fprintf(stderr, "stockflow dlq: -since: %v\n", err)
@@ -80,7 +80,7 @@ func dlq(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			log.Error("codec", "err", err)
 			return exitFailed
 		}
-		res, err := processors.Replay(ctx, cl, cfg.Topics.DLQ, processors.ReplayTargets{Topics: cfg.Topics, Codec: codec}, f, log)
+		res, err := deadletter.Replay(ctx, cl, cfg.Topics.DLQ, deadletter.ReplayTargets{Topics: cfg.Topics, Codec: codec}, f, log)
 		// What was replayed before a failure went out: say so either way.
 		fmt.Fprintf(stdout, "replayed %d dead letters\n", res.Replayed)
 		for at, why := range res.Refused {
@@ -109,12 +109,12 @@ const (
 
 // listDeadLetters prints the matching dead letters, then their counts by
 // class.
-func listDeadLetters(ctx context.Context, cfg config.Config, f processors.ReplayFilter, stdout io.Writer, log *slog.Logger) int {
+func listDeadLetters(ctx context.Context, cfg config.Config, f deadletter.Filter, stdout io.Writer, log *slog.Logger) int {
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DLQ\tTIME\tCLASS\tSOURCE\tREPLAYED\tMESSAGE")
 	byClass := map[string]int{}
 	rows := 0
-	err := processors.ScanDeadLetters(ctx, kafka.Conn(cfg.Kafka), cfg.Topics.DLQ, f, func(d processors.DeadLetter) error {
+	err := deadletter.Scan(ctx, kafka.Conn(cfg.Kafka), cfg.Topics.DLQ, f, func(d deadletter.DeadLetter) error {
 		class := clipText(d.Class, dlqListClip)
 		if _, ok := byClass[class]; !ok && len(byClass) >= dlqListClasses {
 			class = "(other)"

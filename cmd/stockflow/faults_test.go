@@ -47,6 +47,7 @@ import (
 
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/deadletter"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/kafka"
 	"github.com/stockflow/stockflow/pkg/ledger"
@@ -602,7 +603,7 @@ func (s *scenario) outputsMatchLedger() {
 	ctx := context.Background()
 	last := map[string]*events.AvailabilityChanged{}
 	n := 0
-	err := processors.ReadTopic(ctx, kafka.Conn(s.cfg.Kafka), s.cfg.Topics.Availability, nil, func(r *kgo.Record) error {
+	err := deadletter.ReadTopic(ctx, kafka.Conn(s.cfg.Kafka), s.cfg.Topics.Availability, nil, func(r *kgo.Record) error {
 		if r.Attrs.IsControl() {
 			return nil
 		}
@@ -1009,7 +1010,7 @@ func TestFaults(t *testing.T) {
 		}
 		rec := s.caughtUp(2 * time.Minute)
 		classes := map[string]bool{}
-		err := processors.ScanDeadLetters(ctx, kafka.Conn(s.cfg.Kafka), s.cfg.Topics.DLQ, processors.ReplayFilter{}, func(d processors.DeadLetter) error {
+		err := deadletter.Scan(ctx, kafka.Conn(s.cfg.Kafka), s.cfg.Topics.DLQ, deadletter.Filter{}, func(d deadletter.DeadLetter) error {
 			classes[d.Class] = true
 			return nil
 		})
@@ -1702,7 +1703,7 @@ func (s *scenario) produce(evs ...events.Source) {
 func (s *scenario) deadLetters() []string {
 	s.t.Helper()
 	var out []string
-	err := processors.ScanDeadLetters(context.Background(), kafka.Conn(s.cfg.Kafka), s.cfg.Topics.DLQ, processors.ReplayFilter{}, func(d processors.DeadLetter) error {
+	err := deadletter.Scan(context.Background(), kafka.Conn(s.cfg.Kafka), s.cfg.Topics.DLQ, deadletter.Filter{}, func(d deadletter.DeadLetter) error {
 		out = append(out, d.Class+": "+d.Message)
 		return nil
 	})

@@ -26,13 +26,13 @@ import (
 	"github.com/stockflow/stockflow/pkg/api"
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/deadletter"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/kafka"
 	"github.com/stockflow/stockflow/pkg/ledger"
 	"github.com/stockflow/stockflow/pkg/service"
 	"github.com/stockflow/stockflow/pkg/sim"
 	"github.com/stockflow/stockflow/pkg/store"
-	"github.com/stockflow/stockflow/processors"
 )
 
 // Options size a run.
@@ -498,7 +498,7 @@ func (r *Run) passThrough(ctx context.Context) (float64, error) {
 // ledgerEntries counts the entries of the whole ledger log.
 func (r *Run) ledgerEntries(ctx context.Context) (int, error) {
 	n := 0
-	err := processors.ReadTopic(ctx, kafka.Conn(r.cfg.Kafka), r.cfg.Topics.Ledger, nil, func(*kgo.Record) error {
+	err := deadletter.ReadTopic(ctx, kafka.Conn(r.cfg.Kafka), r.cfg.Topics.Ledger, nil, func(*kgo.Record) error {
 		n++
 		return nil
 	})

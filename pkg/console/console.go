@@ -49,8 +49,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockflow/stockflow/pkg/avro"
+	"github.com/stockflow/stockflow/pkg/deadletter"
+	"github.com/stockflow/stockflow/pkg/ledger"
 	"github.com/stockflow/stockflow/pkg/reconcile"
-	"github.com/stockflow/stockflow/processors"
 )
 
 //go:embed templates/*.html
@@ -91,7 +92,7 @@ type Config struct {
 	Producer *kgo.Client
 	Codec    *avro.Codec
 	// Replay says where dead letters may be replayed to.
-	Replay processors.ReplayTargets
+	Replay deadletter.ReplayTargets
 	// SessionTTL is how long a sign-in lasts however busy, SessionIdle how
 	// long it lasts unused, and MaxSessions how many this instance keeps
 	// (past it, the least recently used end). Defaults 12h, 30m, 10,000.
@@ -523,7 +524,7 @@ type auditEntry struct {
 	What   string    `json:"what"`
 }
 
-func (c *Console) auditKey() string { return c.cfg.Prefix + ":console:audit" }
+func (c *Console) auditKey() string { return ledger.NewKeys(c.cfg.Prefix).ConsoleAudit() }
 
 // audit records who did what, in the log and in Redis (the newest 10,000).
 func (c *Console) audit(ctx context.Context, u *user, action, what string) {

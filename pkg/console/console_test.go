@@ -193,3 +193,15 @@ func TestSignInNeedsReadOrAdminAndAKeyInTheBody(t *testing.T) {
 	}
 	signIn(t, e, testAdmin)
 }
+
+// The console's Redis keys are spelt by ledger.Keys; their names are what
+// existing deployments hold their dead letters' states and audit log under.
+func TestRedisKeyNames(t *testing.T) {
+	c := &Console{cfg: Config{Prefix: "sf"}}
+	if got := c.auditKey(); got != "sf:console:audit" {
+		t.Errorf("audit key %q", got)
+	}
+	if got := c.dlqStateKey(); got != "sf:dlq:state" {
+		t.Errorf("dead-letter state key %q", got)
+	}
+}

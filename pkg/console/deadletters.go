@@ -15,8 +15,9 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/stockflow/stockflow/pkg/deadletter"
+	"github.com/stockflow/stockflow/pkg/ledger"
 	"github.com/stockflow/stockflow/pkg/tail"
-	"github.com/stockflow/stockflow/processors"
 )
 
 // A dead letter's state. The dead-letter topic is the record of what
@@ -86,7 +87,7 @@ type dlqMark struct {
 // errNoStateStore refuses actions whose outcome could not be kept.
 var errNoStateStore = errors.New("no Redis is configured to keep the dead letters' states")
 
-func (c *Console) dlqStateKey() string { return c.cfg.Prefix + ":dlq:state" }
+func (c *Console) dlqStateKey() string { return ledger.NewKeys(c.cfg.Prefix).DeadLetterState() }
 
 // marksOf reads the states of ids in one HMGET; ids without one are open
 // and absent from the map.
@@ -257,7 +258,7 @@ func clip(s string, n int) string {
 // summary (summarize): it keeps no reference to the record, only its
 // fields clipped to their bounds.
 type deadLetter struct {
-	processors.DeadLetter
+	deadletter.DeadLetter
 	ID    dlqID
 	State string
 	Mark  *dlqMark
@@ -286,7 +287,7 @@ type deadLetter struct {
 type dlqHeader struct{ Key, Value string }
 
 // describe makes the page's view of a dead letter, in the state marks say.
-func describe(d processors.DeadLetter, marks map[dlqID]dlqMark) *deadLetter {
+func describe(d deadletter.DeadLetter, marks map[dlqID]dlqMark) *deadLetter {
 	dl := &deadLetter{DeadLetter: d, ID: dlqID{d.Partition, d.Offset}, State: stateOpen, Key: printable(d.Record.Key, 200)}
 	if dl.Time.IsZero() {
 		dl.Time = d.Record.Timestamp
@@ -294,7 +295,7 @@ func describe(d processors.DeadLetter, marks map[dlqID]dlqMark) *deadLetter {
 	if m, ok := marks[dl.ID]; ok && (m.RecordMillis == 0 || m.RecordMillis == d.Record.Timestamp.UnixMilli()) {
 		dl.State, dl.Mark = m.State, &m
 	}
-	dl.ReplayOf, _ = processors.Header(d.Record, processors.HeaderReplay)
+	dl.ReplayOf, _ = deadletter.Header(d.Record, deadletter.HeaderReplay)
 	return dl
 }
 

@@ -16,10 +16,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stockflow/stockflow/pkg/deadletter"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/kafka"
 	"github.com/stockflow/stockflow/pkg/testenv"
-	"github.com/stockflow/stockflow/processors"
 )
 
 // answerWithin bounds each request of the test: well inside the HTTP
@@ -47,7 +47,7 @@ func TestOpenTransactionOnTheRealBrokerDoesNotFreezeTheExceptionQueue(t *testing
 		t.Fatal(err)
 	}
 	con, err := New(Config{Kafka: kafka.Conn(cfg.Kafka), DLQTopic: cfg.Topics.DLQ, Producer: admc, Codec: codec, Redis: rdb, Prefix: cfg.Redis.KeyPrefix,
-		Replay: processors.ReplayTargets{Topics: cfg.Topics, Codec: codec}, Keys: map[string][]string{testAdmin: {"admin"}}, API: http.NotFoundHandler()})
+		Replay: deadletter.ReplayTargets{Topics: cfg.Topics, Codec: codec}, Keys: map[string][]string{testAdmin: {"admin"}}, API: http.NotFoundHandler()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/stockflow/stockflow/processors"
+	"github.com/stockflow/stockflow/pkg/deadletter"
 )
 
 // The exception queue lists a page of dead letters at a time, newest
@@ -25,7 +25,7 @@ func TestExceptionQueuePages(t *testing.T) {
 	f := newDLQFixture(t, 2, nil)
 	var recs []*kgo.Record
 	for i := range 120 {
-		recs = append(recs, f.deadLetterRecord(int32(i%2), processors.ClassUnknownUoM, fmt.Sprintf("SKU-%d", i), f.receipt(fmt.Sprintf("SKU-%d", i))))
+		recs = append(recs, f.deadLetterRecord(int32(i%2), deadletter.ClassUnknownUoM, fmt.Sprintf("SKU-%d", i), f.receipt(fmt.Sprintf("SKU-%d", i))))
 	}
 	f.write(recs...)
 	var want []string // newest first
@@ -103,7 +103,7 @@ func TestDiscardReadsOnlyItsDeadLetter(t *testing.T) {
 	f := newDLQFixture(t, 1, nil)
 	var recs []*kgo.Record
 	for i := range 300 {
-		recs = append(recs, f.deadLetterRecord(0, processors.ClassUnknownUoM, fmt.Sprintf("SKU-%d", i), f.receipt(fmt.Sprintf("SKU-%d", i))))
+		recs = append(recs, f.deadLetterRecord(0, deadletter.ClassUnknownUoM, fmt.Sprintf("SKU-%d", i), f.receipt(fmt.Sprintf("SKU-%d", i))))
 	}
 	f.write(recs...)
 	f.watching(true)
@@ -130,12 +130,12 @@ func TestClassReplayIsConfirmedThenBatched(t *testing.T) {
 	f := newDLQFixture(t, 2, nil)
 	var recs []*kgo.Record
 	for i := range 250 {
-		recs = append(recs, f.deadLetterRecord(int32(i%2), processors.ClassUnknownUoM, fmt.Sprintf("SKU-%d", i), f.receipt(fmt.Sprintf("SKU-%d", i))))
+		recs = append(recs, f.deadLetterRecord(int32(i%2), deadletter.ClassUnknownUoM, fmt.Sprintf("SKU-%d", i), f.receipt(fmt.Sprintf("SKU-%d", i))))
 	}
 	recs = append(recs, f.deadLetterRecord(0, "bad_magic", "junk", []byte("junk")))
 	f.write(recs...)
 
-	form := url.Values{"class": {processors.ClassUnknownUoM}, "source_topic": {fxSource}, "step": {"confirm"}, "return": {"class=unknown_uom"}}
+	form := url.Values{"class": {deadletter.ClassUnknownUoM}, "source_topic": {fxSource}, "step": {"confirm"}, "return": {"class=unknown_uom"}}
 	rec := f.post("/console/exceptions/replay", form)
 	if n := f.sourceRecords(); n != 0 {
 		t.Fatalf("asking to replay a class replayed %d records before any confirmation", n)
@@ -166,8 +166,8 @@ func TestClassReplayIsConfirmedThenBatched(t *testing.T) {
 	total := 0
 	for _, b := range batches {
 		total += b
-		if b > processors.ReplayBatch {
-			t.Errorf("a produced batch of %d records: more than %d", b, processors.ReplayBatch)
+		if b > deadletter.ReplayBatch {
+			t.Errorf("a produced batch of %d records: more than %d", b, deadletter.ReplayBatch)
 		}
 	}
 	if total != 250 {

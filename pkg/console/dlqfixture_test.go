@@ -21,8 +21,8 @@ import (
 
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/deadletter"
 	"github.com/stockflow/stockflow/pkg/events"
-	"github.com/stockflow/stockflow/processors"
 )
 
 const (
@@ -75,7 +75,7 @@ func newDLQFixture(t *testing.T, partitions int32, mod func(*Config)) *dlqFixtur
 	t.Cleanup(func() { rdb.Close() })
 	cfg := Config{
 		Kafka: []kgo.Opt{kgo.SeedBrokers(f.brokers...)}, DLQTopic: fxDLQ, Producer: prod, Codec: f.codec, Redis: rdb,
-		Replay: processors.ReplayTargets{Topics: config.Topics{Inventory: fxSource, Orders: "fx.orders"}, Codec: f.codec},
+		Replay: deadletter.ReplayTargets{Topics: config.Topics{Inventory: fxSource, Orders: "fx.orders"}, Codec: f.codec},
 		Keys:   map[string][]string{testAdmin: {"admin"}}, API: http.NotFoundHandler(),
 	}
 	if mod != nil {
@@ -153,12 +153,12 @@ func (f *dlqFixture) deadLetterRecord(partition int32, class, key string, value 
 	f.n++
 	return &kgo.Record{Topic: fxDLQ, Partition: partition, Key: []byte(key), Value: value, Timestamp: at,
 		Headers: []kgo.RecordHeader{
-			{Key: processors.HeaderSourceTopic, Value: []byte(fxSource)},
-			{Key: processors.HeaderSourcePartition, Value: []byte("0")},
-			{Key: processors.HeaderSourceOffset, Value: []byte(fmt.Sprint(f.n))},
-			{Key: processors.HeaderErrorClass, Value: []byte(class)},
-			{Key: processors.HeaderErrorMessage, Value: []byte("failed: " + key)},
-			{Key: processors.HeaderErrorTime, Value: []byte(at.Format(time.RFC3339Nano))},
+			{Key: deadletter.HeaderSourceTopic, Value: []byte(fxSource)},
+			{Key: deadletter.HeaderSourcePartition, Value: []byte("0")},
+			{Key: deadletter.HeaderSourceOffset, Value: []byte(fmt.Sprint(f.n))},
+			{Key: deadletter.HeaderErrorClass, Value: []byte(class)},
+			{Key: deadletter.HeaderErrorMessage, Value: []byte("failed: " + key)},
+			{Key: deadletter.HeaderErrorTime, Value: []byte(at.Format(time.RFC3339Nano))},
 		}}
 }
 
@@ -204,7 +204,7 @@ func (f *dlqFixture) post(path string, form url.Values) *httptest.ResponseRecord
 func (f *dlqFixture) sourceRecords() int {
 	f.t.Helper()
 	n := 0
-	err := processors.ReadTopic(context.Background(), []kgo.Opt{kgo.SeedBrokers(f.brokers...)}, fxSource, nil, func(*kgo.Record) error {
+	err := deadletter.ReadTopic(context.Background(), []kgo.Opt{kgo.SeedBrokers(f.brokers...)}, fxSource, nil, func(*kgo.Record) error {
 		n++
 		return nil
 	})

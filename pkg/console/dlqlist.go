@@ -13,7 +13,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/stockflow/stockflow/processors"
+	"github.com/stockflow/stockflow/pkg/deadletter"
 )
 
 // dlqCursor is a dead letter's place in the pages' order, newest first:
@@ -156,10 +156,10 @@ func (c *Console) scanSlot(ctx context.Context) (func(), error) {
 
 // take counts one poll's dead letters and keeps those of the page.
 func (pg *dlqPage) take(ctx context.Context, recs []*kgo.Record) error {
-	ds := make([]processors.DeadLetter, len(recs))
+	ds := make([]deadletter.DeadLetter, len(recs))
 	ids := make([]dlqID, len(recs))
 	for i, r := range recs {
-		ds[i] = processors.DescribeDeadLetter(r)
+		ds[i] = deadletter.Describe(r)
 		ids[i] = dlqID{r.Partition, r.Offset}
 	}
 	marks, err := pg.c.marksOf(ctx, ids)
@@ -286,9 +286,9 @@ func (c *Console) findDeadLetters(ctx context.Context, ids []dlqID) ([]*deadLett
 	if err := c.dlqConfigured(); err != nil {
 		return nil, err
 	}
-	var ds []processors.DeadLetter
+	var ds []deadletter.DeadLetter
 	err := c.readOffsets(ctx, ids, func(r *kgo.Record) error {
-		ds = append(ds, processors.DescribeDeadLetter(r))
+		ds = append(ds, deadletter.Describe(r))
 		return nil
 	})
 	if err != nil {
@@ -298,7 +298,7 @@ func (c *Console) findDeadLetters(ctx context.Context, ids []dlqID) ([]*deadLett
 }
 
 // described are ds in the states Redis gives them.
-func (c *Console) described(ctx context.Context, ds []processors.DeadLetter) ([]*deadLetter, error) {
+func (c *Console) described(ctx context.Context, ds []deadletter.DeadLetter) ([]*deadLetter, error) {
 	ids := make([]dlqID, len(ds))
 	for i, d := range ds {
 		ids[i] = dlqID{d.Partition, d.Offset}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/stockflow/stockflow/processors"
+	"github.com/stockflow/stockflow/pkg/deadletter"
 )
 
 // How long a page may take (its listing stops reading the dead-letter
@@ -157,7 +157,7 @@ func (c *Console) replayOne(ec echo.Context, f dlqFilter, id dlqID) error {
 	if err := c.cfg.Replay.Check(ctx, d.DeadLetter); err != nil {
 		return c.showExceptions(ec, http.StatusConflict, f, "Dead letter "+id.String()+" cannot be replayed: "+err.Error()+". Discard it with a reason instead.")
 	}
-	if err := c.produceReplays(ctx, []processors.DeadLetter{d.DeadLetter}); err != nil {
+	if err := c.produceReplays(ctx, []deadletter.DeadLetter{d.DeadLetter}); err != nil {
 		return c.replayFailed(ec, f, err)
 	}
 	u := ec.Get(ctxUser).(*user)

@@ -21,8 +21,8 @@ import (
 
 	"github.com/stockflow/stockflow/pkg/config"
 	"github.com/stockflow/stockflow/pkg/console"
+	"github.com/stockflow/stockflow/pkg/deadletter"
 	"github.com/stockflow/stockflow/pkg/events"
-	"github.com/stockflow/stockflow/processors"
 )
 
 const (
@@ -81,9 +81,9 @@ func newHarness(t *testing.T) *harness {
 		return b
 	}
 	writeDeadLetters(t, brokers, []deadLetter{
-		{0, processors.ClassUnknownUoM, "no conversion from PALLET for SKU-1", "SKU-1", enc("SKU-1", "DC-EAST", "PALLET")},
-		{0, processors.ClassUnknownUoM, "no conversion from PALLET for SKU-2", "SKU-2", enc("SKU-2", "DC-EAST", "PALLET")},
-		{1, processors.ClassUnknownUoM, "no conversion from CASE for SKU-3", "SKU-3", enc("SKU-3", "DC-NORTH", "CASE")},
+		{0, deadletter.ClassUnknownUoM, "no conversion from PALLET for SKU-1", "SKU-1", enc("SKU-1", "DC-EAST", "PALLET")},
+		{0, deadletter.ClassUnknownUoM, "no conversion from PALLET for SKU-2", "SKU-2", enc("SKU-2", "DC-EAST", "PALLET")},
+		{1, deadletter.ClassUnknownUoM, "no conversion from CASE for SKU-3", "SKU-3", enc("SKU-3", "DC-NORTH", "CASE")},
 		{1, "bad_magic", "not Confluent wire format: magic byte is not 0", "SKU-4", []byte(`{"sku":"SKU-4"}`)},
 	})
 
@@ -97,7 +97,7 @@ func newHarness(t *testing.T) *harness {
 	t.Cleanup(func() { rdb.Close() })
 	con, err := console.New(console.Config{
 		Kafka: []kgo.Opt{kgo.SeedBrokers(brokers...)}, DLQTopic: dlqTopic, Producer: prod, Codec: codec, Redis: rdb,
-		Replay: processors.ReplayTargets{Topics: config.Topics{Inventory: sourceTopic, Orders: "stockflow.orders", Ledger: ledgerTopic}, Codec: codec},
+		Replay: deadletter.ReplayTargets{Topics: config.Topics{Inventory: sourceTopic, Orders: "stockflow.orders", Ledger: ledgerTopic}, Codec: codec},
 		Keys:   map[string][]string{adminKey: {"admin"}, readKey: {"read"}},
 	})
 	if err != nil {
@@ -122,12 +122,12 @@ func writeDeadLetters(t *testing.T, brokers []string, ds []deadLetter) {
 		r := &kgo.Record{Topic: dlqTopic, Partition: d.partition, Key: []byte(d.key), Value: d.value, Timestamp: at,
 			Headers: []kgo.RecordHeader{
 				{Key: "traceparent", Value: []byte("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")},
-				{Key: processors.HeaderSourceTopic, Value: []byte(sourceTopic)},
-				{Key: processors.HeaderSourcePartition, Value: []byte("0")},
-				{Key: processors.HeaderSourceOffset, Value: []byte{byte('0' + i)}},
-				{Key: processors.HeaderErrorClass, Value: []byte(d.class)},
-				{Key: processors.HeaderErrorMessage, Value: []byte(d.message)},
-				{Key: processors.HeaderErrorTime, Value: []byte(at.Format(time.RFC3339Nano))},
+				{Key: deadletter.HeaderSourceTopic, Value: []byte(sourceTopic)},
+				{Key: deadletter.HeaderSourcePartition, Value: []byte("0")},
+				{Key: deadletter.HeaderSourceOffset, Value: []byte{byte('0' + i)}},
+				{Key: deadletter.HeaderErrorClass, Value: []byte(d.class)},
+				{Key: deadletter.HeaderErrorMessage, Value: []byte(d.message)},
+				{Key: deadletter.HeaderErrorTime, Value: []byte(at.Format(time.RFC3339Nano))},
 			}}
 		if err := w.ProduceSync(context.Background(), r).FirstErr(); err != nil {
 			t.Fatal(err)
@@ -252,12 +252,12 @@ func errorOf(body string) string {
 func (h *harness) replayed() []string {
 	h.t.Helper()
 	var out []string
-	err := processors.ReadTopic(context.Background(), []kgo.Opt{kgo.SeedBrokers(h.brokers...)}, sourceTopic, nil, func(r *kgo.Record) error {
-		v, ok := processors.Header(r, processors.HeaderReplay)
+	err := deadletter.ReadTopic(context.Background(), []kgo.Opt{kgo.SeedBrokers(h.brokers...)}, sourceTopic, nil, func(r *kgo.Record) error {
+		v, ok := deadletter.Header(r, deadletter.HeaderReplay)
 		if !ok {
 			h.t.Errorf("record %s on the source topic without a replay header", r.Key)
 		}
-		if _, ok := processors.Header(r, processors.HeaderErrorClass); ok {
+		if _, ok := deadletter.Header(r, deadletter.HeaderErrorClass); ok {
 			h.t.Errorf("replayed record %s keeps its dead-letter headers", r.Key)
 		}
 		out = append(out, string(r.Key)+" "+v)
@@ -544,10 +544,10 @@ func TestReplayRefusesForgedDeadLetters(t *testing.T) {
 	}{{ledgerTopic, count}, {sourceTopic, order}} {
 		r := &kgo.Record{Topic: dlqTopic, Partition: 1, Key: []byte("SKU-1"), Value: f.value, Timestamp: base,
 			Headers: []kgo.RecordHeader{
-				{Key: processors.HeaderSourceTopic, Value: []byte(f.topic)},
-				{Key: processors.HeaderErrorClass, Value: []byte(processors.ClassUnknownUoM)},
-				{Key: processors.HeaderErrorMessage, Value: []byte("forged")},
-				{Key: processors.HeaderErrorTime, Value: []byte(base.Format(time.RFC3339Nano))},
+				{Key: deadletter.HeaderSourceTopic, Value: []byte(f.topic)},
+				{Key: deadletter.HeaderErrorClass, Value: []byte(deadletter.ClassUnknownUoM)},
+				{Key: deadletter.HeaderErrorMessage, Value: []byte("forged")},
+				{Key: deadletter.HeaderErrorTime, Value: []byte(base.Format(time.RFC3339Nano))},
 			}}
 		if err := w.ProduceSync(ctx, r).FirstErr(); err != nil {
 			t.Fatal(err)
@@ -565,7 +565,7 @@ func TestReplayRefusesForgedDeadLetters(t *testing.T) {
 		}
 	}
 	// A class-wide replay leaves them too, and replays the genuine ones.
-	confirm := admin.confirmClass(url.Values{"class": {processors.ClassUnknownUoM}})
+	confirm := admin.confirmClass(url.Values{"class": {deadletter.ClassUnknownUoM}})
 	if !strings.Contains(confirm.Get("page"), "2 open dead letters of this class cannot be replayed") {
 		t.Error("the confirmation does not say that the forged ones stay")
 	}
@@ -576,7 +576,7 @@ func TestReplayRefusesForgedDeadLetters(t *testing.T) {
 		t.Fatalf("states %v: the forged dead letters should stay open", got)
 	}
 	var onLedger int
-	if err := processors.ReadTopic(ctx, []kgo.Opt{kgo.SeedBrokers(h.brokers...)}, ledgerTopic, nil, func(*kgo.Record) error {
+	if err := deadletter.ReadTopic(ctx, []kgo.Opt{kgo.SeedBrokers(h.brokers...)}, ledgerTopic, nil, func(*kgo.Record) error {
 		onLedger++
 		return nil
 	}); err != nil {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/stockflow/stockflow/processors"
+	"github.com/stockflow/stockflow/pkg/deadletter"
 )
 
 // A listing counts dead letters by class and source topic as the page
@@ -27,10 +27,10 @@ func TestListingGroupsByClippedNames(t *testing.T) {
 	before := liveHeap()
 	for i := range n {
 		r := &kgo.Record{Offset: int64(i), Timestamp: fxBase, Headers: []kgo.RecordHeader{
-			{Key: processors.HeaderErrorClass, Value: fmt.Appendf(nil, "class-%02d-%s", i, strings.Repeat("c", size))},
-			{Key: processors.HeaderSourceTopic, Value: fmt.Appendf(nil, "topic-%02d-%s", i, strings.Repeat("t", size))},
+			{Key: deadletter.HeaderErrorClass, Value: fmt.Appendf(nil, "class-%02d-%s", i, strings.Repeat("c", size))},
+			{Key: deadletter.HeaderSourceTopic, Value: fmt.Appendf(nil, "topic-%02d-%s", i, strings.Repeat("t", size))},
 		}}
-		pg.offer(ctx, describe(processors.DescribeDeadLetter(r), nil))
+		pg.offer(ctx, describe(deadletter.Describe(r), nil))
 	}
 	grew := liveHeap() - before
 	runtime.KeepAlive(pg)

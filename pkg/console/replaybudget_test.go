@@ -16,7 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/stockflow/stockflow/processors"
+	"github.com/stockflow/stockflow/pkg/deadletter"
 )
 
 // confirmForm posts a class replay's confirmation step and returns the
@@ -56,7 +56,7 @@ func TestClassReplayStopsWithinItsBudget(t *testing.T) {
 	f := newDLQFixture(t, 2, func(c *Config) { c.ReplayBudget = budget })
 	var recs []*kgo.Record
 	for i := range total {
-		recs = append(recs, f.deadLetterRecord(int32(i%2), processors.ClassUnknownUoM, fmt.Sprintf("SKU-%d", i), f.receipt(fmt.Sprintf("SKU-%d", i))))
+		recs = append(recs, f.deadLetterRecord(int32(i%2), deadletter.ClassUnknownUoM, fmt.Sprintf("SKU-%d", i), f.receipt(fmt.Sprintf("SKU-%d", i))))
 	}
 	f.write(recs...)
 	var slow atomic.Bool
@@ -67,7 +67,7 @@ func TestClassReplayStopsWithinItsBudget(t *testing.T) {
 		}
 		return nil, nil, false
 	})
-	form := f.confirmForm(processors.ClassUnknownUoM)
+	form := f.confirmForm(deadletter.ClassUnknownUoM)
 	slow.Store(true)
 	start := time.Now()
 	rec := f.post("/console/exceptions/replay", form)
@@ -121,8 +121,8 @@ func TestFailedClassReplayReleasesItsSlotFirst(t *testing.T) {
 	}
 	closed.Close()
 	f := newDLQFixture(t, 1, func(c *Config) { c.Producer = closed; c.ScanTimeout = 2 * time.Second })
-	f.write(f.deadLetterRecord(0, processors.ClassUnknownUoM, "SKU-1", f.receipt("SKU-1")))
-	form := f.confirmForm(processors.ClassUnknownUoM)
+	f.write(f.deadLetterRecord(0, deadletter.ClassUnknownUoM, "SKU-1", f.receipt("SKU-1")))
+	form := f.confirmForm(deadletter.ClassUnknownUoM)
 	f.con.scans <- struct{}{} // another view reads the topic
 	defer func() { <-f.con.scans }()
 	rec := f.post("/console/exceptions/replay", form)

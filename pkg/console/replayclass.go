@@ -16,10 +16,10 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/stockflow/stockflow/processors"
+	"github.com/stockflow/stockflow/pkg/deadletter"
 )
 
-// A class-wide replay produces processors.ReplayBatch dead letters at a
+// A class-wide replay produces deadletter.ReplayBatch dead letters at a
 // time (fewer when they pass replayBatchBytes), marking each batch
 // replayed once it is written, and holds no more than a batch. A confirmed
 // one works for Config.ReplayBudget (default 20 s), then stops between
@@ -56,7 +56,7 @@ func (c *Console) replayClassSteps(next echo.HandlerFunc) echo.HandlerFunc {
 type replayPlan struct {
 	Class, SourceTopic string
 	// Targets are how many open dead letters go to each topic: each to
-	// the source topic it came from, which processors.ReplayTargets allows.
+	// the source topic it came from, which deadletter.ReplayTargets allows.
 	Targets []replayTarget
 	Total   int
 	// Refused are the open ones ReplayTargets refuses, which stay open;
@@ -104,10 +104,10 @@ func (c *Console) planClassReplay(ctx context.Context, class, topic string) (*re
 		return nil, err
 	}
 	defer done()
-	p := &replayPlan{Class: class, SourceTopic: topic, Batch: processors.ReplayBatch, Budget: c.cfg.ScanTimeout}
+	p := &replayPlan{Class: class, SourceTopic: topic, Batch: deadletter.ReplayBatch, Budget: c.cfg.ScanTimeout}
 	counts := map[string]int{}
 	ends, err := c.readDLQ(sctx, nil, nil, func(recs []*kgo.Record) error {
-		return c.eachOpen(sctx, recs, class, topic, func(d processors.DeadLetter) error {
+		return c.eachOpen(sctx, recs, class, topic, func(d deadletter.DeadLetter) error {
 			if err := c.cfg.Replay.Check(sctx, d); err != nil {
 				if p.Refused++; len(p.Reasons) < 5 {
 					p.Reasons = append(p.Reasons, fmt.Sprintf("%d:%d %s", d.Partition, d.Offset, clip(err.Error(), 300)))
@@ -135,10 +135,10 @@ func (c *Console) planClassReplay(ctx context.Context, class, topic string) (*re
 
 // eachOpen calls fn for each of recs that is an open dead letter of class
 // (from topic, when set).
-func (c *Console) eachOpen(ctx context.Context, recs []*kgo.Record, class, topic string, fn func(processors.DeadLetter) error) error {
-	var ds []processors.DeadLetter
+func (c *Console) eachOpen(ctx context.Context, recs []*kgo.Record, class, topic string, fn func(deadletter.DeadLetter) error) error {
+	var ds []deadletter.DeadLetter
 	for _, r := range recs {
-		if d := processors.DescribeDeadLetter(r); d.Class == class && (topic == "" || d.SourceTopic == topic) {
+		if d := deadletter.Describe(r); d.Class == class && (topic == "" || d.SourceTopic == topic) {
 			ds = append(ds, d)
 		}
 	}
@@ -191,7 +191,7 @@ func (c *Console) replayClassConfirmed(ec echo.Context) error {
 		return c.showExceptions(ec, http.StatusBadGateway, f, fmt.Sprintf("The replay of %s stopped: %v. %d were replayed and marked before it stopped; "+
 			"the others stay open. Replaying again is safe: an event is applied once.", what, err, res.Replayed))
 	case res.Stopped:
-		p := &replayPlan{Class: class, SourceTopic: topic, Batch: processors.ReplayBatch, Budget: c.cfg.ReplayBudget, Until: formatOffsets(until),
+		p := &replayPlan{Class: class, SourceTopic: topic, Batch: deadletter.ReplayBatch, Budget: c.cfg.ReplayBudget, Until: formatOffsets(until),
 			Stopped: true, Replayed: res.Replayed, Total: max(0, open-res.Replayed), From: formatOffsets(res.next(from, until))}
 		p.Return, p.Back = f.Encode(), f.pageURL(f.Before)
 		return c.render(ec, http.StatusOK, "replayclass", "Replay class "+clip(class, 100), p)
@@ -267,7 +267,7 @@ func (r classReplay) next(from, until map[int32]int64) map[int32]int64 {
 // and marking go by ctx.
 func (c *Console) replayClassInBatches(ctx, budget context.Context, u *user, class, topic string, from, until map[int32]int64) (classReplay, error) {
 	res := classReplay{reached: map[int32]int64{}}
-	var batch []processors.DeadLetter
+	var batch []deadletter.DeadLetter
 	size := 0
 	flush := func() error {
 		if len(batch) == 0 {
@@ -287,13 +287,13 @@ func (c *Console) replayClassInBatches(ctx, budget context.Context, u *user, cla
 		return nil
 	}
 	_, err := c.readDLQ(budget, from, until, func(recs []*kgo.Record) error {
-		err := c.eachOpen(ctx, recs, class, topic, func(d processors.DeadLetter) error {
+		err := c.eachOpen(ctx, recs, class, topic, func(d deadletter.DeadLetter) error {
 			if c.cfg.Replay.Check(ctx, d) != nil {
 				res.Refused++
 				return nil
 			}
 			batch = append(batch, detach(d))
-			if size += len(d.Record.Value) + len(d.Record.Key); len(batch) >= processors.ReplayBatch || size >= replayBatchBytes {
+			if size += len(d.Record.Value) + len(d.Record.Key); len(batch) >= deadletter.ReplayBatch || size >= replayBatchBytes {
 				return flush()
 			}
 			return nil
@@ -314,7 +314,7 @@ func (c *Console) replayClassInBatches(ctx, budget context.Context, u *user, cla
 
 // detach copies the dead letter's record, so that a batch does not keep
 // the buffers of the fetches it came from.
-func detach(d processors.DeadLetter) processors.DeadLetter {
+func detach(d deadletter.DeadLetter) deadletter.DeadLetter {
 	r := *d.Record
 	r.Key, r.Value = bytes.Clone(r.Key), bytes.Clone(r.Value)
 	r.Headers = slices.Clone(r.Headers)
@@ -327,7 +327,7 @@ func detach(d processors.DeadLetter) processors.DeadLetter {
 
 // replayAndMark writes ds to their source topics and then marks them
 // replayed. The caller has checked them with ReplayTargets.
-func (c *Console) replayAndMark(ctx context.Context, u *user, ds []processors.DeadLetter) error {
+func (c *Console) replayAndMark(ctx context.Context, u *user, ds []deadletter.DeadLetter) error {
 	if err := c.produceReplays(ctx, ds); err != nil {
 		return err
 	}
@@ -341,12 +341,12 @@ func (c *Console) replayAndMark(ctx context.Context, u *user, ds []processors.De
 }
 
 // produceReplays writes ds, read whole (findDeadLetters with offsets), to
-// their source topics, as processors.Replay does but without reading the
+// their source topics, as deadletter.Replay does but without reading the
 // topic again. The caller has checked them with ReplayTargets.
-func (c *Console) produceReplays(ctx context.Context, ds []processors.DeadLetter) error {
+func (c *Console) produceReplays(ctx context.Context, ds []deadletter.DeadLetter) error {
 	recs := make([]*kgo.Record, len(ds))
 	for i, d := range ds {
-		recs[i] = processors.ReplayRecord(c.cfg.DLQTopic, d)
+		recs[i] = deadletter.ReplayRecord(c.cfg.DLQTopic, d)
 	}
 	if err := c.cfg.Producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		return fmt.Errorf("replay: %w", err)

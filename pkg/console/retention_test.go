@@ -13,7 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/stockflow/stockflow/processors"
+	"github.com/stockflow/stockflow/pkg/deadletter"
 )
 
 // deleteBefore moves partition 0's log start to offset, as retention does.
@@ -43,7 +43,7 @@ func TestActionOnADeadLetterRetentionRemoved(t *testing.T) {
 	f := newDLQFixture(t, 1, nil)
 	var recs []*kgo.Record
 	for i := range 6 {
-		recs = append(recs, f.deadLetterRecord(0, processors.ClassUnknownUoM, fmt.Sprintf("SKU-%d", i), f.receipt(fmt.Sprintf("SKU-%d", i))))
+		recs = append(recs, f.deadLetterRecord(0, deadletter.ClassUnknownUoM, fmt.Sprintf("SKU-%d", i), f.receipt(fmt.Sprintf("SKU-%d", i))))
 	}
 	f.write(recs...)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stockflow/stockflow/pkg/deadletter"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/kafka"
 	"github.com/stockflow/stockflow/pkg/ledger"
@@ -101,7 +102,7 @@ func TestHoldStormUnderIngest(t *testing.T) {
 	var runs [2]map[string]string
 	for k := range runs {
 		fold := ledger.NewFold(ledger.Config{})
-		err := processors.ReadTopic(context.Background(), kafka.Conn(s.cfg.Kafka), s.cfg.Topics.Ledger, nil, func(r *kgo.Record) error {
+		err := deadletter.ReadTopic(context.Background(), kafka.Conn(s.cfg.Kafka), s.cfg.Topics.Ledger, nil, func(r *kgo.Record) error {
 			if v, err := codec.Decode(context.Background(), r.Value); err == nil {
 				if le, ok := v.(*events.LedgerEntry); ok {
 					fold.Apply(le, r.Partition, r.Offset)

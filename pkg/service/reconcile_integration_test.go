@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockflow/stockflow/pkg/avro"
+	"github.com/stockflow/stockflow/pkg/deadletter"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/testenv"
 	"github.com/stockflow/stockflow/processors"
@@ -398,7 +399,7 @@ func deadLetterClasses(t *testing.T, brokers []string, topic string, n int) map[
 	for seen < n && ctx.Err() == nil {
 		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
 			seen++
-			c, _ := processors.Header(r, processors.HeaderErrorClass)
+			c, _ := deadletter.Header(r, deadletter.HeaderErrorClass)
 			out[c] = true
 		})
 	}

@@ -81,7 +81,7 @@ func (p *jsonPrinter) print(rec record) error {
 	if len(r.Headers) > 0 {
 		out.Headers = make(map[string]string, len(r.Headers))
 		for _, h := range r.Headers {
-			out.Headers[h.Key] = string(h.Value) // the last of a repeated key wins, as processors.Header reads it
+			out.Headers[h.Key] = string(h.Value) // the last of a repeated key wins, as deadletter.Header reads it
 		}
 	}
 	if d := rec.dead; d != nil {

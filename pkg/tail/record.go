@@ -8,8 +8,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockflow/stockflow/pkg/avro"
+	"github.com/stockflow/stockflow/pkg/deadletter"
 	"github.com/stockflow/stockflow/pkg/ledger"
-	"github.com/stockflow/stockflow/processors"
 )
 
 // Types shown for values that are not Avro records.
@@ -24,7 +24,7 @@ const (
 type record struct {
 	r *kgo.Record
 	// dead describes a dead letter: a record with an error class header.
-	dead *processors.DeadLetter
+	dead *deadletter.DeadLetter
 	// typ is the value's record name without its namespace, or one of the
 	// type constants above.
 	typ      string
@@ -50,8 +50,8 @@ type decoder struct {
 
 func (d decoder) decode(ctx context.Context, r *kgo.Record) record {
 	rec := record{r: r}
-	if _, ok := processors.Header(r, processors.HeaderErrorClass); ok {
-		dl := processors.DescribeDeadLetter(r)
+	if _, ok := deadletter.Header(r, deadletter.HeaderErrorClass); ok {
+		dl := deadletter.Describe(r)
 		rec.dead = &dl
 	}
 	switch {

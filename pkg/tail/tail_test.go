@@ -16,10 +16,10 @@ import (
 
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/deadletter"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/ledger"
 	"github.com/stockflow/stockflow/pkg/tail"
-	"github.com/stockflow/stockflow/processors"
 )
 
 // at is when every test record was produced.
@@ -75,12 +75,12 @@ func cluster(t *testing.T) (config.Config, *kgo.Client) {
 		ledger.IndexedLine{Line: "1", SKU: "SKU-2", Location: "DC-EAST"})
 	dlHeaders := func(class, msg string, offset string) []kgo.RecordHeader {
 		return []kgo.RecordHeader{
-			{Key: processors.HeaderSourceTopic, Value: []byte(tp.Inventory)},
-			{Key: processors.HeaderSourcePartition, Value: []byte("0")},
-			{Key: processors.HeaderSourceOffset, Value: []byte(offset)},
-			{Key: processors.HeaderErrorClass, Value: []byte(class)},
-			{Key: processors.HeaderErrorMessage, Value: []byte(msg)},
-			{Key: processors.HeaderErrorTime, Value: []byte(at.Format(time.RFC3339Nano))},
+			{Key: deadletter.HeaderSourceTopic, Value: []byte(tp.Inventory)},
+			{Key: deadletter.HeaderSourcePartition, Value: []byte("0")},
+			{Key: deadletter.HeaderSourceOffset, Value: []byte(offset)},
+			{Key: deadletter.HeaderErrorClass, Value: []byte(class)},
+			{Key: deadletter.HeaderErrorMessage, Value: []byte(msg)},
+			{Key: deadletter.HeaderErrorTime, Value: []byte(at.Format(time.RFC3339Nano))},
 		}
 	}
 	recs := []*kgo.Record{

@@ -1,4 +1,4 @@
-package processors
+package deadletter
 
 import (
 	"context"
@@ -70,7 +70,7 @@ func TestDeadLetterScanStopsAtTheLastStableOffset(t *testing.T) {
 	}
 
 	n := 0
-	if err := ScanDeadLetters(ctx, []kgo.Opt{kgo.SeedBrokers(brokers...)}, "dlq", ReplayFilter{}, func(DeadLetter) error {
+	if err := Scan(ctx, []kgo.Opt{kgo.SeedBrokers(brokers...)}, "dlq", Filter{}, func(DeadLetter) error {
 		n++
 		return nil
 	}); err != nil || n != committed {
@@ -99,7 +99,7 @@ func TestDeadLetterScanStopsAtTheLastStableOffset(t *testing.T) {
 	topics := config.Default().Topics
 	topics.Inventory = "wms.inventory.v1"
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	res, err := Replay(ctx, prod, "dlq", ReplayTargets{Topics: topics, Codec: codec}, ReplayFilter{Class: ClassUnknownUoM}, log)
+	res, err := Replay(ctx, prod, "dlq", ReplayTargets{Topics: topics, Codec: codec}, Filter{Class: ClassUnknownUoM}, log)
 	if err != nil || res.Replayed != committed || len(res.Refused) != 0 {
 		t.Fatalf("replay: %+v, %v; want %d replayed", res, err, committed)
 	}
@@ -160,7 +160,7 @@ func TestDeadLetterScanAfterAnAbortedTransaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []string
-	err = ScanDeadLetters(ctx, []kgo.Opt{kgo.SeedBrokers(brokers...)}, "dlq", ReplayFilter{}, func(d DeadLetter) error {
+	err = Scan(ctx, []kgo.Opt{kgo.SeedBrokers(brokers...)}, "dlq", Filter{}, func(d DeadLetter) error {
 		got = append(got, string(d.Record.Value))
 		return nil
 	})

@@ -1,4 +1,14 @@
-package processors
+// Package deadletter is the format of Stockflow's dead-letter topic and
+// what reads it: the headers a dead letter carries (where its record came
+// from, why it failed, when), the error classes it names, building one,
+// describing one read back, reading the topic up to its last stable
+// offsets, and replaying dead letters to their source topics.
+//
+// The processors write dead letters; the console, stockflow tail and
+// stockflow dlq read them. All of them go through this package. The loop
+// under its reads also reads other topics up to given offsets, for whoever
+// needs that (ReadTopic, ReadRange).
+package deadletter
 
 import (
 	"slices"
@@ -6,6 +16,17 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Dead-letter error classes beyond the decoder's (see pkg/avro).
+const (
+	ClassInvalid          = "invalid"           // a field fails validation
+	ClassWrongTopic       = "wrong_topic"       // an event type that does not belong on the topic
+	ClassUnknownUoM       = "unknown_uom"       // no conversion to the base unit, even after waiting
+	ClassUnknownReference = "unknown_reference" // names an order or PO line never seen
+	// ClassOrphanSnapshotRecord is a snapshot line or end whose snapshot
+	// never started.
+	ClassOrphanSnapshotRecord = "orphan_snapshot_record"
 )
 
 // Dead-letter record headers.
@@ -35,9 +56,10 @@ const maxDeadLetterBytes = 900 << 10
 // maxTruncatedKey is what a truncated dead letter keeps of the key.
 const maxTruncatedKey = 1 << 10
 
-// deadLetter builds the dead-letter record for r: the original key, value
-// and headers, plus headers that say where it came from and why it failed.
-func deadLetter(topic string, r *kgo.Record, class string, err error, now time.Time) *kgo.Record {
+// New builds the dead-letter record for r, to go to topic: the original
+// key, value and headers, plus headers that say where it came from and why
+// it failed (class, err, at now).
+func New(topic string, r *kgo.Record, class string, err error, now time.Time) *kgo.Record {
 	msg := err.Error()
 	if len(msg) > 1024 {
 		msg = msg[:1024]
@@ -73,6 +95,40 @@ func recordSize(key, value []byte, h []kgo.RecordHeader) int {
 		n += len(x.Key) + len(x.Value)
 	}
 	return n
+}
+
+// DeadLetter is one record of the dead-letter topic, described.
+type DeadLetter struct {
+	Partition       int32
+	Offset          int64
+	Class, Message  string
+	SourceTopic     string
+	SourcePartition int32
+	SourceOffset    int64
+	Time            time.Time
+	Replayed        bool
+	Record          *kgo.Record
+}
+
+// Describe reads a dead-letter record's headers: why it failed and where
+// it came from. Headers a record lacks leave their fields zero.
+func Describe(r *kgo.Record) DeadLetter {
+	d := DeadLetter{Partition: r.Partition, Offset: r.Offset, Record: r}
+	d.Class, _ = Header(r, HeaderErrorClass)
+	d.Message, _ = Header(r, HeaderErrorMessage)
+	d.SourceTopic, _ = Header(r, HeaderSourceTopic)
+	if v, ok := Header(r, HeaderSourcePartition); ok {
+		p, _ := strconv.Atoi(v)
+		d.SourcePartition = int32(p)
+	}
+	if v, ok := Header(r, HeaderSourceOffset); ok {
+		d.SourceOffset, _ = strconv.ParseInt(v, 10, 64)
+	}
+	if v, ok := Header(r, HeaderErrorTime); ok {
+		d.Time, _ = time.Parse(time.RFC3339Nano, v)
+	}
+	_, d.Replayed = Header(r, HeaderReplay)
+	return d
 }
 
 // Header returns the value of the last header named key.
