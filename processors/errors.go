@@ -11,7 +11,6 @@ package processors
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/stockflow/stockflow/pkg/config"
 	"github.com/stockflow/stockflow/pkg/deadletter"
 	"github.com/stockflow/stockflow/pkg/kafka"
+	"github.com/stockflow/stockflow/processors/sources"
 )
 
 // Dead-letter error classes beyond the decoder's (see pkg/avro). Their
@@ -70,24 +70,9 @@ func leaveGroup(k config.Kafka, group, instanceID string, log *slog.Logger) {
 }
 
 // RejectError says a record can never be processed as it is.
-type RejectError struct {
-	Class string
-	Msg   string
-}
+type RejectError = sources.RejectError
 
-func (e *RejectError) Error() string { return e.Class + ": " + e.Msg }
-
-func reject(class, format string, a ...any) error {
-	return &RejectError{Class: class, Msg: fmt.Sprintf(format, a...)}
-}
-
-// clipHeader is a header's text cut for a message.
-func clipHeader(s string) string {
-	if len(s) > 20 {
-		return s[:20] + "…"
-	}
-	return s
-}
+func reject(class, format string, a ...any) error { return sources.Reject(class, format, a...) }
 
 // deadLetterClass returns the class under which a failed record goes to the
 // dead-letter topic, or "" when the error is infrastructure and the record

@@ -210,10 +210,10 @@ func TestIndexReads(t *testing.T) {
 		ev   events.Source
 		want []ledger.Doc
 	}{
-		{&events.OrderCancelled{OrderID: "SO-1"}, []ledger.Doc{orderDoc("SO-1")}},
-		{&events.PurchaseOrderAcknowledged{PONumber: "PO-1"}, []ledger.Doc{poDoc("PO-1")}},
-		{&events.AdvanceShipNotice{PONumber: "PO-2"}, []ledger.Doc{poDoc("PO-2")}},
-		{&events.PurchaseOrderClosed{PONumber: "PO-3"}, []ledger.Doc{poDoc("PO-3")}},
+		{&events.OrderCancelled{OrderID: "SO-1"}, []ledger.Doc{ledger.Doc{Kind: ledger.OrderDoc, ID: "SO-1"}}},
+		{&events.PurchaseOrderAcknowledged{PONumber: "PO-1"}, []ledger.Doc{ledger.Doc{Kind: ledger.PODoc, ID: "PO-1"}}},
+		{&events.AdvanceShipNotice{PONumber: "PO-2"}, []ledger.Doc{ledger.Doc{Kind: ledger.PODoc, ID: "PO-2"}}},
+		{&events.PurchaseOrderClosed{PONumber: "PO-3"}, []ledger.Doc{ledger.Doc{Kind: ledger.PODoc, ID: "PO-3"}}},
 		{&events.OrderCancelled{OrderID: ""}, nil}, // rejected before any look-up
 		{&events.OrderAccepted{OrderID: "SO-2", Lines: []events.OrderLine{{LineID: "1", SKU: "S", Location: &loc}}}, nil},
 		{&events.PurchaseOrderReleased{PONumber: "PO-4"}, nil},

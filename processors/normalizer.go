@@ -237,7 +237,7 @@ func (n *Normalizer) transact(ctx context.Context, sess *kgo.GroupTransactSessio
 		n.abort(ctx, sess)
 		return err
 	}
-	var st batchState
+	st := batchState{n: n}
 	err = n.retrying(ctx, started, nil, func() error {
 		var err error
 		st.index, err = n.store.ReadIndex(ctx, indexReads(batch))

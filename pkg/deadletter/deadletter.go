@@ -16,14 +16,16 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockflow/stockflow/processors/sources"
 )
 
 // Dead-letter error classes beyond the decoder's (see pkg/avro).
 const (
-	ClassInvalid          = "invalid"           // a field fails validation
-	ClassWrongTopic       = "wrong_topic"       // an event type that does not belong on the topic
-	ClassUnknownUoM       = "unknown_uom"       // no conversion to the base unit, even after waiting
-	ClassUnknownReference = "unknown_reference" // names an order or PO line never seen
+	ClassInvalid          = sources.ClassInvalid          // a field fails validation
+	ClassWrongTopic       = sources.ClassWrongTopic       // an event type that does not belong on the topic
+	ClassUnknownUoM       = sources.ClassUnknownUoM       // no conversion to the base unit, even after waiting
+	ClassUnknownReference = sources.ClassUnknownReference // names an order or PO line never seen
 	// ClassOrphanSnapshotRecord is a snapshot line or end whose snapshot
 	// never started.
 	ClassOrphanSnapshotRecord = "orphan_snapshot_record"

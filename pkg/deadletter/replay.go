@@ -12,6 +12,7 @@ import (
 	"github.com/stockflow/stockflow/pkg/config"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/kafka"
+	"github.com/stockflow/stockflow/processors/sources"
 )
 
 // ReplayTargets says where dead letters may go back to: only to the source
@@ -52,28 +53,10 @@ func (t ReplayTargets) Check(ctx context.Context, d DeadLetter) error {
 	if !ok {
 		return fmt.Errorf("its record is a %T, not a source event", v)
 	}
-	if want := SourceTopic(tp, ev); want != d.SourceTopic {
+	if want := sources.Topic(tp, ev); want != d.SourceTopic {
 		return fmt.Errorf("its record is a %T, which belongs on %s, not %s", v, want, d.SourceTopic)
 	}
 	return nil
-}
-
-// SourceTopic is the source topic ev's type belongs on, among t ("" for a
-// type of none). The normalizers dead-letter a record found on another
-// topic (ClassWrongTopic), and ReplayTargets sends a dead letter nowhere
-// else.
-func SourceTopic(t config.Topics, ev events.Source) string {
-	switch ev.(type) {
-	case *events.InventoryReceived, *events.InventoryPicked, *events.InventoryCounted, *events.InventoryAdjusted, *events.InventoryShipped:
-		return t.Inventory
-	case *events.OrderAccepted, *events.OrderCancelled, *events.OrderAllocated:
-		return t.Orders
-	case *events.PurchaseOrderReleased, *events.PurchaseOrderAcknowledged, *events.AdvanceShipNotice, *events.PurchaseOrderClosed:
-		return t.Supplier
-	case *events.ItemMaster:
-		return t.Catalog
-	}
-	return ""
 }
 
 // ReplayBatch is how many dead letters a replay produces at a time.

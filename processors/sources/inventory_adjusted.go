@@ -1,0 +1,24 @@
+package sources
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockflow/stockflow/pkg/events"
+)
+
+var inventoryAdjusted = Register(Def[*events.InventoryAdjusted]{
+	Doc:   "One ADJUSTMENT: on hand changes by the signed quantity (0 is refused), with its reason.",
+	Topic: inventoryTopic,
+	Normalize: func(ctx context.Context, env Env, r *kgo.Record, e *events.InventoryAdjusted) ([]*events.LedgerEntry, error) {
+		if e.Quantity == 0 {
+			return nil, Reject(ClassInvalid, "quantity: an adjustment of 0 changes nothing")
+		}
+		mv := movement{typ: events.EntryAdjustment, sku: e.SKU, loc: e.Location, q: e.Quantity, uom: e.UoM}
+		return mv.entry(ctx, env, r, &e.Meta, func(le *events.LedgerEntry) error {
+			le.Reason = str(e.Reason)
+			return nil
+		})
+	},
+})

@@ -1,0 +1,21 @@
+package sources
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockflow/stockflow/pkg/events"
+)
+
+var inventoryShipped = Register(Def[*events.InventoryShipped]{
+	Doc:   "One SHIPMENT: on hand falls and the order line's shipped quantity rises.",
+	Topic: inventoryTopic,
+	Normalize: func(ctx context.Context, env Env, r *kgo.Record, e *events.InventoryShipped) ([]*events.LedgerEntry, error) {
+		mv := movement{typ: events.EntryShipment, sku: e.SKU, loc: e.Location, q: e.Quantity, uom: e.UoM, positive: true}
+		return mv.entry(ctx, env, r, &e.Meta, func(le *events.LedgerEntry) error {
+			le.OrderID, le.LineID, le.ShipmentID = str(e.OrderID), str(e.LineID), str(e.ShipmentID)
+			return firstErr(checkRef("order_id", e.OrderID), checkRef("line_id", e.LineID))
+		})
+	},
+})
