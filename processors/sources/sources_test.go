@@ -129,7 +129,7 @@ func TestEveryRegistrationNormalizesTheSimulatorsEvents(t *testing.T) {
 		msgs = append(msgs, gen.Next())
 	}
 	for _, m := range msgs {
-		ev := m.Event.(events.Source)
+		ev := m.Event
 		s := Of(ev)
 		if s == nil {
 			t.Fatalf("the simulator sends a %s, which has no registration", ev.AvroName())
