@@ -8,6 +8,8 @@
 // Today's ATP counts no inbound: a unit is promisable today only when it is
 // on hand. A supply line past its date and not yet received counts from
 // tomorrow.
+//
+// See docs/design.md §8.
 package atp
 
 import (

@@ -5,7 +5,12 @@
 //
 // One function decides what happens to a failed record: Reject errors
 // (the record itself is bad) go to the dead-letter topic; every other error
-// is infrastructure and is retried, never dead-lettered.
+// is infrastructure and is retried, never dead-lettered (docs/design.md
+// §3.5, §16.1).
+//
+// See docs/design.md: §3 the normalizers and the catalog reader, §4 the
+// document index, §6 the folder, §7.1 the hold desks, §11 dead letters and
+// replay, §12.1 the snapshot reconciler's consumer, §13 verify.
 package processors
 
 import (

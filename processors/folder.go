@@ -108,7 +108,8 @@ type FolderStats struct {
 //     records its applied offsets in Redis and commits to Kafka, in order,
 //     off the poll loop.
 //
-// Redis's applied offsets, not Kafka's, decide where a partition resumes.
+// Redis's applied offsets, not Kafka's, decide where a partition resumes
+// (docs/design.md §6.4). §6 explains the folder as a whole.
 type Folder struct {
 	cfg    FolderConfig
 	codec  *avro.Codec

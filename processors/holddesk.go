@@ -22,10 +22,11 @@ import (
 )
 
 // holdDesk decides the holds of one ledger partition as they arrive, while
-// its folder owns the partition (docs/holds.md). Hold requests and releases
-// come on the holds topic, whose partition p carries the same SKUs as the
-// ledger's partition p and takes no transactional writes, so that no open
-// normalizer transaction stands between a checkout and its answer.
+// its folder owns the partition (docs/design.md §7.1; docs/holds.md has the
+// path in full). Hold requests and releases come on the holds topic, whose
+// partition p carries the same SKUs as the ledger's partition p (§2.3) and
+// takes no transactional writes, so that no open normalizer transaction
+// stands between a checkout and its answer.
 //
 // A desk decides in memory, against the SKU's state as the partition's
 // applier folded it plus the decisions it journaled that the fold has not

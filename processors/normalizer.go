@@ -81,7 +81,8 @@ func (c *NormalizerConfig) setDefaults() {
 
 // Normalizer consumes the source topics and produces ledger entries and dead
 // letters inside one Kafka transaction per poll, together with the consumed
-// offsets.
+// offsets (docs/design.md §3.1; §3.2 says which entries each source event
+// becomes).
 type Normalizer struct {
 	cfg     NormalizerConfig
 	codec   *avro.Codec

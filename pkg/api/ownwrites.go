@@ -15,7 +15,7 @@ import (
 // as the lookup cache may still hold an answer from before that write. Its
 // lookups of the position insist on that version, so a checkout that has
 // just been answered 201 sees its hold in the next lookup, whatever the
-// invalidation's delay.
+// invalidation's delay (docs/design.md §9.4).
 type ownWrites struct {
 	keep time.Duration
 

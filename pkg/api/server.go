@@ -1,5 +1,8 @@
 // Package api is Stockflow's HTTP server: the checkout-facing API and the
 // operational endpoints (health, readiness, metrics).
+//
+// See docs/design.md §7.2 (holds), §8 (available to promise), §9 (the read
+// path) and §16.3 (readiness); docs/api.md states the rules for clients.
 package api
 
 import (

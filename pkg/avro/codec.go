@@ -14,6 +14,8 @@
 // that, and decodes with it every record whose writer schema is the
 // canonical one. Records written with another version of the schema still
 // take the goavro path, so the hand-written code never resolves schemas.
+//
+// See docs/design.md §14.
 package avro
 
 import (

@@ -17,6 +17,9 @@
 //
 // Without API keys nobody signs in and everyone may act, so the console
 // then answers only requests addressed to a loopback name (onlyLoopback).
+//
+// See docs/design.md §11.3 (replay, and the marks the console keeps) and
+// §15.5 (its keys in Redis); docs/console.md describes the pages.
 package console
 
 import (

@@ -8,6 +8,8 @@
 // stockflow dlq read them. All of them go through this package. The loop
 // under its reads also reads other topics up to given offsets, for whoever
 // needs that (ReadTopic, ReadRange).
+//
+// See docs/design.md §11.
 package deadletter
 
 import (

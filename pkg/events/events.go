@@ -3,6 +3,9 @@
 // Avro fields; pkg/avro binds the two. Every record also has a hand-written
 // Avro codec (the *_avro.go files) that pkg/avro uses in place of the binding
 // for records written with the canonical schema.
+//
+// See docs/design.md §14 (records on the wire, §14.4 the hand-written
+// codecs) and §2.1 (which topic carries which record).
 package events
 
 import "time"

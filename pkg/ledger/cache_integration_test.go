@@ -40,7 +40,7 @@ func cachedStores(tb testing.TB, maxAge time.Duration) (writer, reader *Store, c
 	return writer, reader, cache
 }
 
-// What lookups through the cache promise (README, "The read path"): a write
+// What lookups through the cache promise (docs/design.md §9.3): a write
 // is seen within the cache's max age whatever happens to invalidations, and
 // in practice within milliseconds, by invalidation. The max age is set to an
 // hour here, far beyond the bound on each wait below, so only an

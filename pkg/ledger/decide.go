@@ -14,11 +14,12 @@ import (
 )
 
 // Holds are decided by the owner of their ledger partition as soon as they
-// arrive, not when the fold reaches them (docs/holds.md): the owner decides
-// against the state folded so far plus the holds it decided that the fold
-// has not applied yet, and journals each decision to the ledger log as a
-// HOLD entry carrying its Status. The fold applies such an entry as
-// recorded (hold, below), so a replay reaches the same decisions.
+// arrive, not when the fold reaches them (docs/design.md §7.1, and
+// docs/holds.md in full): the owner decides against the state folded so far
+// plus the holds it decided that the fold has not applied yet, and journals
+// each decision to the ledger log as a HOLD entry carrying its Status. The
+// fold applies such an entry as recorded (hold, below; §5.8), so a replay
+// reaches the same decisions.
 
 // judge decides en against raw, the location's ATP before channel rules;
 // heldBy is what the hold's channel holds at the location already.

@@ -13,10 +13,10 @@ import (
 )
 
 // The ledger engine: the one implementation of the ledger's semantics
-// (README.md, "The ledger"). It folds entries into a SKU's State in memory; the folder
-// keeps states cached per partition and stores them in Redis with guarded
-// writes (store.go), verify and the tests fold whole logs with it (Fold).
-// It reads no clock: only entry times, so a replay decides the same.
+// (docs/design.md §5). It folds entries into a SKU's State in memory; the
+// folder keeps states cached per partition and stores them in Redis with
+// guarded writes (store.go), verify and the tests fold whole logs with it
+// (Fold). It reads no clock: only entry times, so a replay decides the same.
 
 // Config sets the engine's windows.
 type Config struct {
@@ -342,7 +342,9 @@ func (s *State) TakeOutbox() map[string][]byte {
 	return o
 }
 
-// Engine folds entries into states.
+// Engine folds entries into states, each entry type as docs/design.md §5.1
+// says, skipping what its watermarks (§5.5) and dedupe ids (§5.6) show
+// applied already.
 type Engine struct {
 	cfg   Config
 	rules sync.Map // channel rules text -> atp.ChannelRules, as hold entries carry them

@@ -12,9 +12,9 @@ import (
 
 // Reading the ledger as it stood at an earlier time, for reconciliation:
 // a position's on hand at T is its on hand now minus the movements its
-// journal holds with event time after T. That journal is the count rule's
-// (README.md, "The ledger", Counts), so it answers for T within the journal window and after the
-// position's last applied count.
+// journal holds with event time after T (docs/design.md §12.2). That
+// journal is the count rule's (§5.4), so it answers for T within the
+// journal window and after the position's last applied count.
 
 // pastScript reads a position's version, on hand and count time (KEYS[1])
 // and its journal's members scored after ARGV[1] (KEYS[2]).

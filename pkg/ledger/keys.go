@@ -1,12 +1,17 @@
 package ledger
 
-// Keys names every Redis key Stockflow writes, each below one prefix (the
-// -redis-key-prefix setting). It is the one place a key's layout is spelt:
-// the ledger's own keys, and those of the hold API, reconciliation runs and
-// the console, which keep their data beside the ledger's.
+// Keys names the Redis keys Stockflow writes, each below one prefix (the
+// -redis-key-prefix setting): the ledger's own, and those of the hold API,
+// reconciliation runs and the console, which keep their data beside the
+// ledger's. docs/design.md §15 lists the whole layout. It is meant to be
+// the one place a key's layout is spelt; the hold API's keys and channel
+// (holdKey and its kin in pkg/api, the waiter's channel) and the hold
+// fences (holdFenceKey) are still spelt where they are used, and must agree
+// with the names here.
 //
 // Keys that must share a Redis Cluster slot carry the same hash tag in
-// braces: a SKU's positions and book, a hold's lines, a run's exceptions.
+// braces: a SKU's positions and book, a hold_id's record and the
+// bookkeeping of its attempts, a run's exceptions.
 type Keys struct{ prefix string }
 
 // NewKeys returns the key names below prefix.
@@ -18,31 +23,45 @@ func (k Keys) Prefix() string { return k.prefix }
 // All is the pattern matching every key below the prefix (for SCAN).
 func (k Keys) All() string { return k.prefix + ":*" }
 
-// SKU is the start of every key of sku, with its hash tag.
+// SKU is the start of every key of sku, with its hash tag; persist.go lists
+// the keys below it (docs/design.md §15.1).
 func (k Keys) SKU(sku string) string { return k.prefix + ":{" + sku + "}" }
 
-// Hold is the hash holding a hold's lines and its expiry.
+// Hold is the string holding a hold_id's answer, as JSON (the HTTP status
+// and response, the ledger's id of the attempt, the owner and fingerprint,
+// whether it was released), kept for the hold's TTL plus an hour. The
+// claim, lock, try counter and open attempts of the hold_id are keys below
+// it, under the same hash tag (docs/design.md §7.2, §15.4).
 func (k Keys) Hold(id string) string { return k.prefix + ":{hold:" + id + "}" }
 
-// HoldAnswers is the list an API instance's hold answers are pushed to.
+// HoldAnswers is not a key but the Pub/Sub channel an API instance
+// subscribes to for the hold decisions it waits on: the reply_to of its
+// hold requests (docs/design.md §7.2, §15.4).
 func (k Keys) HoldAnswers(instance string) string { return k.prefix + ":holds:" + instance }
 
-// ReconcileRuns is the index of reconciliation runs, newest last.
+// ReconcileRuns is the sorted set of reconciliation run ids, scored by
+// start time (ms), from which runs older than the retention are pruned
+// (docs/design.md §12.4).
 func (k Keys) ReconcileRuns() string { return k.prefix + ":recon:runs" }
 
-// ReconcileRun is a reconciliation run's summary; its exceptions are kept
-// in keys that share its hash tag (ReconcileRunPart).
+// ReconcileRun is the string holding a reconciliation run, as JSON; its
+// exceptions are kept in keys that share its hash tag (ReconcileRunPart).
 func (k Keys) ReconcileRun(id string) string { return k.prefix + ":{recon:" + id + "}" }
 
-// ReconcileRunPart is one part of a run's exceptions: "x" the list, "xs"
-// the stored exceptions, "xi" their index by class and location.
+// ReconcileRunPart is one part of a run's exceptions: "xs" the hash of the
+// exceptions by sequence number, "xi" the sorted set indexing them by class
+// and by class and location, "x" the list that runs stored before the
+// index keep them in (docs/design.md §12.4).
 func (k Keys) ReconcileRunPart(id, part string) string { return k.ReconcileRun(id) + ":" + part }
 
-// DeadLetterState is the console's record of dead letters replayed or
-// discarded.
+// DeadLetterState is the console's hash of dead letters replayed or
+// discarded: "partition:offset" on the dead-letter topic -> the mark (JSON:
+// state, when, by whom, why, the record's time). A dead letter without a
+// field is open (docs/design.md §11.3).
 func (k Keys) DeadLetterState() string { return k.prefix + ":dlq:state" }
 
-// ConsoleAudit is the console's audit list of actions taken.
+// ConsoleAudit is the console's list of the actions taken in it (JSON),
+// newest first, trimmed to the last 10,000.
 func (k Keys) ConsoleAudit() string { return k.prefix + ":console:audit" }
 
 // name is a key of the ledger outside any SKU.

@@ -567,7 +567,8 @@ func keysAny(m map[string]bool) []any {
 // are published by the same call that stores them. stored[i] is false when
 // the guard refused states[i]: another writer moved the SKU on (a zombie
 // learns it lost its partition this way), and the state must be dropped
-// and reloaded. A state without changes is not sent.
+// and reloaded. A state without changes is not sent. docs/design.md §6.3
+// explains the guard.
 func (s *Store) Save(ctx context.Context, states []*State) (stored []bool, err error) {
 	stored = make([]bool, len(states))
 	var keys []string

@@ -5,6 +5,9 @@
 // The Redis key layout belongs to this package alone. Every key of a SKU
 // carries the hash tag {sku}, so each call stays in one slot on Redis
 // Cluster.
+//
+// See docs/design.md §5 (the ledger's semantics), §6.3 (the guarded write),
+// §6.6 (Redis Cluster) and §15 (the key layout).
 package ledger
 
 import (

@@ -2,6 +2,10 @@
 // processors from outside through their hooks (processors.Hook), as
 // franz-go's kprom attaches to a Kafka client: the processors import no
 // metrics library.
+//
+// The README's Observability section lists the metrics; docs/design.md
+// explains what some of them count: §4.3 the index catch-ups, §5.4 counts
+// that disagree with the book, §11.1 dead letters by class and stage.
 package metrics
 
 import (

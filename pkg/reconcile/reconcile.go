@@ -15,6 +15,8 @@
 // stay on top of it, exactly as with a cycle count, and applying the same
 // run twice changes nothing (the count is not newer than itself, and its
 // event id derives from run, SKU and location).
+//
+// See docs/design.md §12; docs/reconciliation.md has the operator's side.
 package reconcile
 
 import (
@@ -144,7 +146,9 @@ func clipJSON(s string, n int) string {
 // and each label value is a series.
 const otherLocation = "(other)"
 
-// Reconciler runs reconciliations.
+// Reconciler runs reconciliations: it compares each snapshot with the ledger
+// as of the snapshot's time, classes the differences (docs/design.md §12.1
+// to §12.3) and, when asked, applies them as corrections (§12.5).
 type Reconciler struct {
 	cfg     Config
 	log     *slog.Logger

@@ -111,6 +111,7 @@ var ErrNotFound = errors.New("no such reconciliation run")
 //
 // Runs recorded before the index kept their exceptions in one list, in
 // arrival order; they are still read, and filtered by reading the list.
+// See docs/design.md §12.4 and, for the keys, §15.5.
 type Runs struct {
 	rdb       redis.UniversalClient
 	keys      ledger.Keys

@@ -3,6 +3,9 @@
 // the HTTP API and console and, on request, the simulator. Build is the one
 // place the service is put together: `stockflow serve`, the benchmarks and
 // the tests all run what it builds.
+//
+// See docs/design.md §1.4 (one process, many instances), §2.3 and §2.4 (the
+// topics it creates and checks at start) and §16.3 (readiness).
 package service
 
 import (

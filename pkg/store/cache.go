@@ -18,7 +18,7 @@ import (
 // TRACKING, Redis sends an invalidation for a key a connection has read when
 // the key is next written, and a background drainer applies them. An entry is
 // also never served for longer than the configured max age, so a lost
-// invalidation cannot keep a stale answer for long.
+// invalidation cannot keep a stale answer for long (docs/design.md §9.3).
 type Cache struct {
 	*redis.Client
 	local  *redis.LocalCache
