@@ -137,7 +137,7 @@ func NewCheckout(cfg CheckoutConfig) *Checkout {
 	}
 	ch.own = newOwnWrites(cfg.OwnHoldsFor)
 	ch.rulesText = cfg.Rules.String()
-	ch.waiter = newWaiter(cfg.Store.Client(), cfg.Store.KeyPrefix()+":holds:"+cfg.InstanceID, cfg.Logger,
+	ch.waiter = newWaiter(cfg.Store.Client(), cfg.Store.Keys().HoldAnswers(cfg.InstanceID), cfg.Logger,
 		func(sku, loc string, version int64) { ch.own.saw(sku, loc, version, ch.now()) })
 	return ch
 }

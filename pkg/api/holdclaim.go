@@ -31,7 +31,7 @@ type holdClaim struct {
 }
 
 func (ch *Checkout) holdClaimKey(id string) string {
-	return ch.holdKey(id) + ":claim"
+	return ch.cfg.Store.Keys().HoldPart(id, "claim")
 }
 
 // caller is the id of the request's API key; empty without keys.

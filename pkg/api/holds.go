@@ -64,10 +64,10 @@ type holdRecord struct {
 
 // The keys of a hold_id share its hash tag, so that the transactions over
 // them stay in one slot of a Redis Cluster.
-func (ch *Checkout) holdKey(id string) string     { return ch.cfg.Store.KeyPrefix() + ":{hold:" + id + "}" }
-func (ch *Checkout) holdLockKey(id string) string { return ch.holdKey(id) + ":lock" }
-func (ch *Checkout) holdTryKey(id string) string  { return ch.holdKey(id) + ":try" }
-func (ch *Checkout) holdOpenKey(id string) string { return ch.holdKey(id) + ":open" }
+func (ch *Checkout) holdKey(id string) string     { return ch.cfg.Store.Keys().Hold(id) }
+func (ch *Checkout) holdLockKey(id string) string { return ch.cfg.Store.Keys().HoldPart(id, "lock") }
+func (ch *Checkout) holdTryKey(id string) string  { return ch.cfg.Store.Keys().HoldPart(id, "try") }
+func (ch *Checkout) holdOpenKey(id string) string { return ch.cfg.Store.Keys().HoldPart(id, "open") }
 
 func (ch *Checkout) parseHold(c echo.Context) (holdRequest, error) {
 	var req holdRequest

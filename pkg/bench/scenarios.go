@@ -117,7 +117,7 @@ func NewRun(ctx context.Context, cfg config.Config, opt Options, log *slog.Logge
 	}
 	r := &Run{cfg: cfg, opt: opt, codec: codec, cl: cl, adm: kadm.NewClient(cl), log: log}
 	r.rdb = store.Open(cfg.Redis)
-	if n, err := r.deleteKeys(ctx, cfg.Redis.KeyPrefix+":*"); err != nil {
+	if n, err := r.deleteKeys(ctx, ledger.NewKeys(cfg.Redis.KeyPrefix).All()); err != nil {
 		return nil, fmt.Errorf("delete the keys of an earlier run: %w", err)
 	} else if n > 0 {
 		r.progress("deleted %d keys of an earlier run (%s:*)", n, cfg.Redis.KeyPrefix)
@@ -132,7 +132,7 @@ func NewRun(ctx context.Context, cfg config.Config, opt Options, log *slog.Logge
 // Close deletes the run's topics and Redis keys and closes its clients.
 func (r *Run) Close(ctx context.Context) {
 	r.stopService()
-	r.dropKeys(ctx, r.cfg.Redis.KeyPrefix+":*")
+	r.dropKeys(ctx, ledger.NewKeys(r.cfg.Redis.KeyPrefix).All())
 	t := r.cfg.Topics
 	r.deleteTopics(ctx, t.Inventory, t.Orders, t.Supplier, t.Catalog, t.Ledger, t.Holds, t.Availability, t.Alerts, t.DLQ, t.Index, t.Ledger+".scratch",
 		t.Snapshots, t.Reconciliation)
@@ -1156,7 +1156,7 @@ func (r *Run) fresh(ctx context.Context, rate float64, d time.Duration, tag stri
 // from offset 0.
 func (r *Run) Rebuild(ctx context.Context) error {
 	r.stopService() // it would take the deletion for Redis going back in time
-	if _, err := r.deleteKeys(ctx, r.cfg.Redis.KeyPrefix+":*"); err != nil {
+	if _, err := r.deleteKeys(ctx, ledger.NewKeys(r.cfg.Redis.KeyPrefix).All()); err != nil {
 		return err
 	}
 	// A folder alone, as a new deployment's, its own consumer group

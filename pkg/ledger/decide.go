@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -134,12 +133,10 @@ func HoldMessage(sku string, h Hold) string {
 // nothing more. The answers are kept under the fence's hash tag too, for an
 // API instance that missed the published message.
 
-func (s *Store) holdFenceKey(topic string, p int32) string {
-	return s.prefix + ":{holdfence:" + topic + ":" + strconv.Itoa(int(p)) + "}"
-}
+func (s *Store) holdFenceKey(topic string, p int32) string { return s.Keys().HoldFence(topic, p) }
 
 func (s *Store) holdAnswerKey(topic string, p int32, holdID, loc string) string {
-	return s.holdFenceKey(topic, p) + ":a:" + HoldKey(holdID, loc)
+	return s.Keys().HoldDecision(topic, p, HoldKey(holdID, loc))
 }
 
 // TakeHoldFence makes the caller the hold desk of ledger partition p of

@@ -1,13 +1,12 @@
 package ledger
 
+import "strconv"
+
 // Keys names the Redis keys Stockflow writes, each below one prefix (the
 // -redis-key-prefix setting): the ledger's own, and those of the hold API,
 // reconciliation runs and the console, which keep their data beside the
-// ledger's. docs/design.md §15 lists the whole layout. It is meant to be
-// the one place a key's layout is spelt; the hold API's keys and channel
-// (holdKey and its kin in pkg/api, the waiter's channel) and the hold
-// fences (holdFenceKey) are still spelt where they are used, and must agree
-// with the names here.
+// ledger's. docs/design.md §15 lists the whole layout. It is the one place
+// a key's layout is spelt: the other packages take their names from here.
 //
 // Keys that must share a Redis Cluster slot carry the same hash tag in
 // braces: a SKU's positions and book, a hold_id's record and the
@@ -33,6 +32,23 @@ func (k Keys) SKU(sku string) string { return k.prefix + ":{" + sku + "}" }
 // claim, lock, try counter and open attempts of the hold_id are keys below
 // it, under the same hash tag (docs/design.md §7.2, §15.4).
 func (k Keys) Hold(id string) string { return k.prefix + ":{hold:" + id + "}" }
+
+// HoldPart is one piece of a hold_id's bookkeeping beside its answer:
+// "claim" (who decides it), "lock", "try" (the attempt counter), "open"
+// (the attempts not answered yet).
+func (k Keys) HoldPart(id, part string) string { return k.Hold(id) + ":" + part }
+
+// HoldFence is the epoch of ledger partition p's hold desk (an INCR
+// counter): a desk that took it fences out the ones before.
+func (k Keys) HoldFence(topic string, p int32) string {
+	return k.prefix + ":{holdfence:" + topic + ":" + strconv.Itoa(int(p)) + "}"
+}
+
+// HoldDecision is the hold desk's record of the decision on one line of a
+// hold (HoldKey), beside its partition's fence.
+func (k Keys) HoldDecision(topic string, p int32, holdLine string) string {
+	return k.HoldFence(topic, p) + ":a:" + holdLine
+}
 
 // HoldAnswers is not a key but the Pub/Sub channel an API instance
 // subscribes to for the hold decisions it waits on: the reply_to of its
