@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -96,7 +94,7 @@ func (s *Service) openClients(ctx context.Context) error {
 	traceOpt, _ := kafka.Tracing(s.tp, s.cfg.Kafka.ClientID, "")
 	// No linger: outputs go to the broker at once; records still batch
 	// while a request is in flight.
-	kcl, err := kgo.NewClient(kafka.ClientOpts(s.cfg.Kafka, traceOpt, kgo.ProducerLinger(0))...)
+	kcl, err := kgo.NewClient(kafka.ClientOpts(s.cfg.Kafka, traceOpt, kgo.ProducerLinger(0), metrics.KafkaClient(s.reg, "outputs"))...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
@@ -104,7 +102,7 @@ func (s *Service) openClients(ctx context.Context) error {
 	s.kcl, s.adm = kcl, kadm.NewClient(kcl)
 	// The API produces hold and policy entries through a client of its
 	// own, so a hold never queues behind the folder's outputs.
-	hcl, err := kgo.NewClient(kafka.ClientOpts(s.cfg.Kafka, traceOpt, kgo.ProducerLinger(0))...)
+	hcl, err := kgo.NewClient(kafka.ClientOpts(s.cfg.Kafka, traceOpt, kgo.ProducerLinger(0), metrics.KafkaClient(s.reg, "api"))...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
@@ -159,8 +157,6 @@ func (s *Service) openLedger(ctx context.Context) error {
 	case err != nil:
 		s.log.Warn("could not check the ledger's key layout in Redis; going on", "err", err)
 	}
-	s.reg = prometheus.NewRegistry()
-	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.cache = store.OpenCache(s.cfg.Redis)
 	switch {
 	case s.cache != nil:
@@ -267,7 +263,7 @@ func (s *Service) normalizerConfig(hooks []processors.Hook) processors.Normalize
 		n.TxnTimeout = cfg.NormalizerTxnTimeout
 	}
 	opt, tracer := kafka.Tracing(s.tp, cfg.Kafka.ClientID, cfg.Kafka.NormalizerGroup)
-	n.ExtraOpts = append(n.ExtraOpts, opt, kafka.Logger(s.log.With("group", cfg.Kafka.NormalizerGroup)))
+	n.ExtraOpts = append(n.ExtraOpts, opt, kafka.Logger(s.log.With("group", cfg.Kafka.NormalizerGroup)), metrics.KafkaClient(s.reg, "normalizer"))
 	n.Tracing = processors.Tracing{Kotel: tracer}
 	return n
 }
@@ -284,7 +280,7 @@ func (s *Service) folderConfig(hooks []processors.Hook) processors.FolderConfig 
 	supply := cfg.API.Parsed.Supply
 	f.Supply = &supply
 	opt, tracer := kafka.Tracing(s.tp, cfg.Kafka.ClientID, cfg.Kafka.FolderGroup)
-	f.ExtraOpts = append(f.ExtraOpts, opt, kafka.Logger(s.log.With("group", cfg.Kafka.FolderGroup)))
+	f.ExtraOpts = append(f.ExtraOpts, opt, kafka.Logger(s.log.With("group", cfg.Kafka.FolderGroup)), metrics.KafkaClient(s.reg, "folder"))
 	if cfg.OTLPEndpoint != "" {
 		// A process span per ledger record only when traces go somewhere.
 		f.Tracing = processors.Tracing{Kotel: tracer}

@@ -60,6 +60,11 @@ func TestMetricsAfterAScriptedRun(t *testing.T) {
 		{"stockflow_hold_decisions_total", `outcome="held"`},
 		{"stockflow_hold_roundtrip_seconds_count", ""},
 		{"stockflow_http_requests_total", `route="/v1/holds"`},
+		// The Kafka clients' own metrics (kprom), by the client's role.
+		{"stockflow_kafka_produce_bytes_total", `client="normalizer"`},
+		{"stockflow_kafka_fetch_bytes_total", `client="folder"`},
+		{"stockflow_kafka_produce_bytes_total", `client="outputs"`},
+		{"stockflow_kafka_produce_bytes_total", `client="api"`},
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {

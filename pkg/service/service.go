@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -148,7 +149,8 @@ func Build(ctx context.Context, cfg config.Config, opts Options) (_ *Service, er
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
-	s := &Service{cfg: cfg, opts: opts, log: opts.Logger, local: &localFolder{}}
+	s := &Service{cfg: cfg, opts: opts, log: opts.Logger, local: &localFolder{}, reg: prometheus.NewRegistry()}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	defer func() {
 		if err != nil {
 			s.Close()
