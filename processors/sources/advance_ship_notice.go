@@ -2,6 +2,7 @@ package sources
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -13,6 +14,11 @@ var advanceShipNotice = Register(Def[*events.AdvanceShipNotice]{
 	Doc: "One ASN_LINE per line: that much of the PO line is on its way, arriving at the notice's ETA; its SKU must " +
 		"be the PO line's (from the document index).",
 	Topic: supplierTopic,
+	Summary: func(e *events.AdvanceShipNotice) string {
+		return fmt.Sprintf("ASN %s for PO %s from %s, ETA %s: %s", e.ASNID, e.PONumber, e.SupplierID, stamp(e.ETA), joinLines(e.Lines, func(l events.AdvanceShipNoticeLine) string {
+			return fmt.Sprintf("%d %s of %s", l.Quantity, l.UoM, l.SKU)
+		}))
+	},
 	Reads: func(e *events.AdvanceShipNotice) (ledger.Doc, bool) { return poDoc(e.PONumber), true },
 	Normalize: func(ctx context.Context, env Env, r *kgo.Record, e *events.AdvanceShipNotice) ([]*events.LedgerEntry, error) {
 		if err := firstErr(checkRef("asn_id", e.ASNID), checkRef("po_number", e.PONumber)); err != nil {

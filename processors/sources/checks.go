@@ -3,6 +3,8 @@ package sources
 import (
 	"context"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -46,6 +48,31 @@ func firstErr(errs ...error) error {
 func lineField(i int, name string) string { return fmt.Sprintf("lines[%d].%s", i, name) }
 
 func str(s string) *string { return &s }
+
+// The summaries' formats.
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+func day(t time.Time) string   { return t.UTC().Format(time.DateOnly) }
+
+// place is where an order line is reserved.
+func place(l events.OrderLine) string {
+	switch {
+	case l.Location != nil:
+		return "at " + *l.Location
+	case l.Group != nil:
+		return "in group " + *l.Group
+	}
+	return "at no location"
+}
+
+// joinLines is an event's lines, each as f says, joined by "; ".
+func joinLines[L any](lines []L, f func(L) string) string {
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = f(l)
+	}
+	return strings.Join(out, "; ")
+}
 
 // clip is a text from a record cut for a message.
 func clip(s string) string {

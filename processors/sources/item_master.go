@@ -2,6 +2,7 @@ package sources
 
 import (
 	"context"
+	"fmt"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -13,6 +14,9 @@ var itemMaster = Register(Def[*events.ItemMaster]{
 	Doc: "One ITEM_POLICY per location named in the item's safety stock or reorder point maps. Its unit conversions " +
 		"are read by the catalog, not the ledger.",
 	Topic: catalogTopic,
+	Summary: func(e *events.ItemMaster) string {
+		return fmt.Sprintf("item %s in %s, %d conversions, lead time %d days", e.SKU, e.BaseUoM, len(e.Conversions), e.LeadTimeDays)
+	},
 	Normalize: func(_ context.Context, _ Env, r *kgo.Record, e *events.ItemMaster) ([]*events.LedgerEntry, error) {
 		if err := checkID("sku", e.SKU); err != nil {
 			return nil, err

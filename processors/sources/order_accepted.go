@@ -2,6 +2,7 @@ package sources
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -13,6 +14,11 @@ var orderAccepted = Register(Def[*events.OrderAccepted]{
 	Doc: "One ORDER_LINE per line, reserving its quantity at a location or across a group for the order's channel; " +
 		"naming a hold, it converts it. The lines are recorded in the document index for later cancels.",
 	Topic: ordersTopic,
+	Summary: func(e *events.OrderAccepted) string {
+		return fmt.Sprintf("order %s accepted on %s: %s", e.OrderID, e.Channel, joinLines(e.Lines, func(l events.OrderLine) string {
+			return fmt.Sprintf("%d %s of %s %s", l.Quantity, l.UoM, l.SKU, place(l))
+		}))
+	},
 	Normalize: func(ctx context.Context, env Env, r *kgo.Record, e *events.OrderAccepted) ([]*events.LedgerEntry, error) {
 		if err := firstErr(checkRef("order_id", e.OrderID), checkRef("channel", e.Channel)); err != nil {
 			return nil, err

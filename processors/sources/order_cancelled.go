@@ -2,6 +2,8 @@ package sources
 
 import (
 	"context"
+	"fmt"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -13,6 +15,12 @@ var orderCancelled = Register(Def[*events.OrderCancelled]{
 	Doc: "One ORDER_CANCEL per line named, or per line of the order when none is, releasing its reservation; " +
 		"the lines' SKUs and places come from the document index.",
 	Topic: ordersTopic,
+	Summary: func(e *events.OrderCancelled) string {
+		if len(e.LineIDs) == 0 {
+			return fmt.Sprintf("order %s cancelled", e.OrderID)
+		}
+		return fmt.Sprintf("order %s lines %s cancelled", e.OrderID, strings.Join(e.LineIDs, ","))
+	},
 	Reads: func(e *events.OrderCancelled) (ledger.Doc, bool) { return orderDoc(e.OrderID), true },
 	Normalize: func(_ context.Context, env Env, r *kgo.Record, e *events.OrderCancelled) ([]*events.LedgerEntry, error) {
 		if err := checkRef("order_id", e.OrderID); err != nil {

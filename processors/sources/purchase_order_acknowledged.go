@@ -2,6 +2,7 @@ package sources
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -14,6 +15,11 @@ var purchaseOrderAcknowledged = Register(Def[*events.PurchaseOrderAcknowledged]{
 	Doc: "One PO_ACK per line: the supplier accepts, changes, backorders or rejects it, with a quantity (in the PO " +
 		"line's unit, from the document index) and a date.",
 	Topic: supplierTopic,
+	Summary: func(e *events.PurchaseOrderAcknowledged) string {
+		return fmt.Sprintf("PO %s acknowledged by %s: %s", e.PONumber, e.SupplierID, joinLines(e.Lines, func(l events.AcknowledgedLine) string {
+			return fmt.Sprintf("line %d %s %d by %s", l.POLine, l.Status, l.Quantity, day(l.ExpectedDate))
+		}))
+	},
 	Reads: func(e *events.PurchaseOrderAcknowledged) (ledger.Doc, bool) { return poDoc(e.PONumber), true },
 	Normalize: func(ctx context.Context, env Env, r *kgo.Record, e *events.PurchaseOrderAcknowledged) ([]*events.LedgerEntry, error) {
 		if err := checkRef("po_number", e.PONumber); err != nil {

@@ -2,6 +2,7 @@ package sources
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -13,6 +14,9 @@ import (
 var purchaseOrderClosed = Register(Def[*events.PurchaseOrderClosed]{
 	Doc:   "One PO_CLOSE per line of the PO in the document index: what the PO has not delivered is no longer inbound.",
 	Topic: supplierTopic,
+	Summary: func(e *events.PurchaseOrderClosed) string {
+		return fmt.Sprintf("PO %s closed: %s", e.PONumber, e.Reason)
+	},
 	Reads: func(e *events.PurchaseOrderClosed) (ledger.Doc, bool) { return poDoc(e.PONumber), true },
 	Normalize: func(_ context.Context, env Env, r *kgo.Record, e *events.PurchaseOrderClosed) ([]*events.LedgerEntry, error) {
 		if err := checkRef("po_number", e.PONumber); err != nil {

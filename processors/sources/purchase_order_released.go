@@ -14,6 +14,11 @@ var purchaseOrderReleased = Register(Def[*events.PurchaseOrderReleased]{
 	Doc: "One PO_LINE per line: inbound supply at its location, expected on its date. The lines (SKU, location, unit, " +
 		"release time) are recorded in the document index for the acknowledgements, ship notices and close that follow.",
 	Topic: supplierTopic,
+	Summary: func(e *events.PurchaseOrderReleased) string {
+		return fmt.Sprintf("PO %s released to %s: %s", e.PONumber, e.SupplierID, joinLines(e.Lines, func(l events.PurchaseOrderLine) string {
+			return fmt.Sprintf("%d %s of %s to %s by %s", l.Quantity, l.UoM, l.SKU, l.Location, day(l.ExpectedDate))
+		}))
+	},
 	Normalize: func(ctx context.Context, env Env, r *kgo.Record, e *events.PurchaseOrderReleased) ([]*events.LedgerEntry, error) {
 		if err := firstErr(checkRef("po_number", e.PONumber), checkRef("supplier_id", e.SupplierID)); err != nil {
 			return nil, err

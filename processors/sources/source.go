@@ -42,13 +42,20 @@ type Env interface {
 }
 
 // Def registers one source event type E (a pointer to its pkg/events
-// struct). Every field is required but Reads.
+// struct). Every field is required but Reads and Example.
 type Def[E events.Source] struct {
 	// Doc says in a sentence what the event does to the ledger.
 	Doc string
 	// Topic is the source topic the event belongs on; a record of it
 	// found on another topic is dead-lettered (wrong_topic).
 	Topic func(config.Topics) string
+	// Summary says in a line what one event says (stockflow tail's table,
+	// the console's dead letters).
+	Summary func(e E) string
+	// Example is a valid event of the type that needs nothing in the
+	// document index, for the registration's tests when the simulator
+	// sends none. Nil: the simulator sends the type.
+	Example func() E
 	// Reads names the document whose index lines Normalize looks up, so a
 	// transaction reads them all in one round trip before it normalizes;
 	// ok false when e reads none. Nil: the event type reads none.
@@ -67,7 +74,9 @@ type Source struct {
 	Doc string
 
 	newEvent  func() events.Source
+	example   func() events.Source
 	topic     func(config.Topics) string
+	summary   func(events.Source) string
 	reads     func(events.Source) (ledger.Doc, bool)
 	normalize func(context.Context, Env, *kgo.Record, events.Source) ([]*events.LedgerEntry, error)
 }
@@ -81,13 +90,17 @@ func Register[E events.Source](d Def[E]) *Source {
 	}
 	newEvent := func() events.Source { return reflect.New(t.Elem()).Interface().(E) }
 	name := newEvent().AvroName()
-	if d.Doc == "" || d.Topic == nil || d.Normalize == nil {
-		panic(fmt.Sprintf("sources: %s needs its Doc, Topic and Normalize", name))
+	if d.Doc == "" || d.Topic == nil || d.Summary == nil || d.Normalize == nil {
+		panic(fmt.Sprintf("sources: %s needs its Doc, Topic, Summary and Normalize", name))
 	}
 	s := &Source{Name: name, Doc: d.Doc, newEvent: newEvent, topic: d.Topic,
+		summary: func(ev events.Source) string { return d.Summary(ev.(E)) },
 		normalize: func(ctx context.Context, env Env, r *kgo.Record, ev events.Source) ([]*events.LedgerEntry, error) {
 			return d.Normalize(ctx, env, r, ev.(E))
 		},
+	}
+	if d.Example != nil {
+		s.example = func() events.Source { return d.Example() }
 	}
 	if d.Reads != nil {
 		s.reads = func(ev events.Source) (ledger.Doc, bool) { return d.Reads(ev.(E)) }
@@ -97,6 +110,17 @@ func Register[E events.Source](d Def[E]) *Source {
 
 // New returns a zero event of the type.
 func (s *Source) New() events.Source { return s.newEvent() }
+
+// Example is the registration's example event, nil when it has none.
+func (s *Source) Example() events.Source {
+	if s.example == nil {
+		return nil
+	}
+	return s.example()
+}
+
+// Summary says in a line what ev says.
+func (s *Source) Summary(ev events.Source) string { return s.summary(ev) }
 
 // Topic is the source topic the event belongs on.
 func (s *Source) Topic(t config.Topics) string { return s.topic(t) }

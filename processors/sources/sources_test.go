@@ -117,8 +117,9 @@ func (f *fakeEnv) POAcknowledged(string, string, time.Duration) { f.acks++ }
 var rec = &kgo.Record{Topic: "t", Partition: 1, Offset: 7}
 
 // The simulator's stream exercises every registration end to end: each
-// type gives ledger entries of its events, and an event that looks its
-// document up in the index declared that document (Reads), so a
+// type gives ledger entries of its events (a type the simulator does not
+// send, its Example), every event has a summary, and an event that looks
+// its document up in the index declared that document (Reads), so a
 // transaction reads it in its one round trip.
 func TestEveryRegistrationNormalizesTheSimulatorsEvents(t *testing.T) {
 	gen := sim.NewGenerator(3, sim.Catalogue{SKUs: 30}, config.Default().Topics, nil)
@@ -151,10 +152,22 @@ func TestEveryRegistrationNormalizesTheSimulatorsEvents(t *testing.T) {
 			}
 		}
 		entries[s.Name] += len(out)
+		if s.Summary(ev) == "" {
+			t.Errorf("%s %s has an empty summary", s.Name, ev.Metadata().EventID)
+		}
 	}
 	for _, s := range All() {
-		if entries[s.Name] == 0 {
-			t.Errorf("%s: no event of the simulator's stream gave a ledger entry", s.Name)
+		if entries[s.Name] > 0 {
+			continue
+		}
+		ex := s.Example()
+		if ex == nil {
+			t.Errorf("%s: no event of the simulator's stream gave a ledger entry, and it has no Example", s.Name)
+			continue
+		}
+		out, err := s.Normalize(context.Background(), newFakeEnv(), rec, ex)
+		if err != nil || len(out) == 0 || s.Summary(ex) == "" {
+			t.Errorf("%s: its Example gave %d entries, %v, summary %q", s.Name, len(out), err, s.Summary(ex))
 		}
 	}
 	if env.acks == 0 {
@@ -170,4 +183,3 @@ func TestRegisterRefusesAMissingStep(t *testing.T) {
 	}()
 	Register(Def[*events.InventoryReceived]{Doc: "x", Topic: inventoryTopic})
 }
-
