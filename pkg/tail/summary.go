@@ -71,4 +71,3 @@ func where(location, group *string) string {
 	}
 	return "at no location"
 }
-
