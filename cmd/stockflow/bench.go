@@ -21,7 +21,7 @@ import (
 // benchCmd measures Stockflow on the real local stack beside ceilings
 // measured in the same run, and prints a Markdown table.
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	l := config.NewLoader("bench", stderr)
+	l := config.NewLoader("bench", stderr, config.AllOptions)
 	var opt bench.Options
 	l.FlagSet.IntVar(&opt.Events, "events", 200_000, "source events in the ingest stream (after catalogue and opening counts)")
 	l.FlagSet.IntVar(&opt.SKUs, "skus", 10_000, "catalogue size (5 locations each)")
