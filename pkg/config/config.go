@@ -362,7 +362,6 @@ type option struct {
 
 func (c *Config) options() []option {
 	return []option{
-		// Reaching the brokers.
 		{KafkaOptions, "kafka-brokers", "Kafka bootstrap brokers, comma-separated (empty with no Redis address: embedded)", &c.Kafka.Brokers},
 		{KafkaOptions, "kafka-client-id", "Kafka client id", &c.Kafka.ClientID},
 		{KafkaOptions, "kafka-tls", "connect to Kafka with TLS", &c.Kafka.TLS},
@@ -376,7 +375,6 @@ func (c *Config) options() []option {
 		{KafkaOptions, "kafka-sasl-password-file", "file holding the Kafka SASL password (instead of -kafka-sasl-password)", &c.Kafka.SASLPasswordFile},
 		{KafkaOptions, "kafka-sasl-token-file", "file holding the oauthbearer token, read again at every authentication", &c.Kafka.SASLTokenFile},
 		{KafkaOptions, "kafka-sasl-token-command", "command (run by sh) printing the oauthbearer token, run again at every authentication", &c.Kafka.SASLTokenCommand},
-		// The service's consumer groups and the topics it creates.
 		{ConsumerOptions, "kafka-normalizer-group", "consumer group of the normalizers", &c.Kafka.NormalizerGroup},
 		{ConsumerOptions, "kafka-folder-group", "consumer group of the ledger folder", &c.Kafka.FolderGroup},
 		{ConsumerOptions, "kafka-reconciler-group", "consumer group of the snapshot reconciler", &c.Kafka.ReconcilerGroup},
@@ -385,7 +383,6 @@ func (c *Config) options() []option {
 		{ConsumerOptions, "kafka-replication", "replication factor of topics created at start", &c.Kafka.Replication},
 		{ConsumerOptions, "kafka-min-insync-replicas", "min.insync.replicas of topics created at start (0: the broker's default)", &c.Kafka.MinInsyncReplicas},
 		{ConsumerOptions, "kafka-create-topics", "create missing topics at start", &c.Kafka.CreateTopics},
-		// Topic names.
 		{TopicOptions, "topic-inventory", "WMS inventory events topic", &c.Topics.Inventory},
 		{TopicOptions, "topic-orders", "order events topic", &c.Topics.Orders},
 		{TopicOptions, "topic-supplier", "supplier events topic", &c.Topics.Supplier},
@@ -398,7 +395,6 @@ func (c *Config) options() []option {
 		{TopicOptions, "topic-index", "the normalizers' document index topic (compacted)", &c.Topics.Index},
 		{TopicOptions, "topic-snapshots", "stock snapshots to reconcile", &c.Topics.Snapshots},
 		{TopicOptions, "topic-reconciliation", "reconciliation exceptions and run summaries", &c.Topics.Reconciliation},
-		// Reaching Redis, and the keys written there.
 		{RedisOptions, "redis-addr", "Redis host:port (empty with no brokers: embedded)", &c.Redis.Addr},
 		{RedisOptions, "redis-cluster-addrs", "seed nodes of a Redis Cluster, comma-separated host:port (instead of -redis-addr)", &c.Redis.ClusterAddrs},
 		{RedisOptions, "redis-username", "Redis ACL user (empty: the default user)", &c.Redis.Username},
@@ -411,12 +407,9 @@ func (c *Config) options() []option {
 		{RedisOptions, "redis-tls-key", "PEM key of -redis-tls-cert (implies TLS)", &c.Redis.TLSKey},
 		{RedisOptions, "redis-tls-server-name", "name Redis' certificate must carry (implies TLS; default: the host of -redis-addr)", &c.Redis.TLSServerName},
 		{RedisOptions, "redis-key-prefix", "what every Redis key starts with", &c.Redis.KeyPrefix},
-		// Encoding and decoding records.
 		{RecordOptions, "schema-registry-url", "Confluent-compatible schema registry URL (empty: built-in schema ids)", &c.SchemaRegistry},
 		{RecordOptions, "max-record-bytes", "largest source record accepted; larger ones are dead-lettered", &c.MaxRecordBytes},
-		// The HTTP address.
 		{HTTPOptions, "http-addr", "HTTP listen address", &c.HTTPAddr},
-		// The HTTP API, and the lookup cache its reads are served from.
 		{APIOptions, "groups", "distribution groups: GROUP=LOC,LOC;GROUP=LOC", &c.API.Groups},
 		{APIOptions, "channel-rules", "channel caps and protections: web=cap:50%;stores=protect:20", &c.API.ChannelRules},
 		{APIOptions, "supply-policy", "supply kinds future ATP counts, comma-separated: any of asn, acknowledged, released", &c.API.SupplyPolicy},
@@ -427,23 +420,19 @@ func (c *Config) options() []option {
 		{APIOptions, "lookup-cache", "serve lookups from process memory, invalidated by Redis (database 0 only)", &c.Redis.LookupCache},
 		{APIOptions, "lookup-cache-entries", "positions and group demands the lookup cache holds", &c.Redis.LookupCacheEntries},
 		{APIOptions, "lookup-cache-max-age", "the longest a cached lookup entry is served before it is read again", &c.Redis.LookupCacheMaxAge},
-		// The pipeline.
 		{PipelineOptions, "folder-cache-skus", "SKU states each ledger partition keeps in memory between polls", &c.FolderCacheSKUs},
 		{PipelineOptions, "folder-in-flight", "folded polls that may wait for their outputs and offsets before the folder stops polling", &c.FolderInFlight},
 		{PipelineOptions, "normalizer-txn-timeout", "the normalizers' Kafka transaction timeout: how long an instance that died holds back readers of what it wrote", &c.NormalizerTxnTimeout},
 		{PipelineOptions, "shutdown-grace", "how long a graceful stop may take before in-flight work is abandoned", &c.ShutdownGrace},
 		{PipelineOptions, "ready-max-lag", "readiness fails beyond this many unapplied ledger records", &c.ReadyMaxLag},
-		// Reconciliation.
 		{ReconcileOptions, "reconcile-tolerance", "differences reconciliation accepts, per location: *=2;DC-EAST=5,1% (empty: none)", &c.Reconcile.Tolerance},
 		{ReconcileOptions, "reconcile-end-timeout", "a snapshot silent this long without its end record is incomplete", &c.Reconcile.EndTimeout},
 		{ReconcileOptions, "reconcile-auto-apply-units", "apply drifts of at most this many units as a snapshot's run completes (0: report only)", &c.Reconcile.AutoApplyUnits},
 		{ReconcileOptions, "reconcile-retention", "how long reconciliation runs and their exceptions are kept", &c.Reconcile.Retention},
 		{ReconcileOptions, "reconcile-max-lines", "the most lines one snapshot may carry", &c.Reconcile.MaxLines},
 		{ReconcileOptions, "reconcile-max-exceptions", "the most exceptions one reconciliation run stores; past it they are only counted", &c.Reconcile.MaxExceptions},
-		// Logging.
 		{LogOptions, "log-level", "log level: debug, info, warn, error", &c.LogLevel},
 		{LogOptions, "log-format", "log format: json, text, or auto (text on a terminal)", &c.LogFormat},
-		// Tracing.
 		{TraceOptions, "otlp-endpoint", "OTLP endpoint for traces, e.g. http://127.0.0.1:4318 (empty: tracing off)", &c.OTLPEndpoint},
 		{TraceOptions, "trace-sample-ratio", "ratio of new traces sampled (0..1]", &c.TraceSampleRatio},
 		{TraceOptions, "jaeger-ui-url", "Jaeger UI address the console links traces to, e.g. http://127.0.0.1:16686 (empty: no links)", &c.JaegerUIURL},
