@@ -36,8 +36,12 @@ func dlq(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	verb := args[0]
-	l := config.NewLoader("dlq "+verb, stderr)
-	l.Stores = false
+	groups := config.KafkaOptions | config.TopicOptions | config.LogOptions
+	if verb == "replay" {
+		// Replay re-encodes what it produces; list reads no payloads.
+		groups |= config.RecordOptions
+	}
+	l := config.NewLoader("dlq "+verb, stderr, groups)
 	var class, source, since, until, offsets string
 	l.FlagSet.StringVar(&class, "class", "", "only this error class, e.g. unknown_uom")
 	l.FlagSet.StringVar(&source, "source-topic", "", "only dead letters from this topic")

@@ -47,8 +47,10 @@ commands:
   bench     measure ingest, lookups, holds, freshness, rebuild and memory on the real stack
   version   print the version
 
-Run 'stockflow <command> -h' for a command's flags. Every flag can also be set
-with its STOCKFLOW_* environment variable or in the YAML file given by -config.
+Run 'stockflow <command> -h' for a command's flags: those of the settings it
+uses. Every flag can also be set with its STOCKFLOW_* environment variable or
+in the YAML file given by -config; one file or environment may hold the
+settings of every command.
 `
 
 // Exit codes.
@@ -110,7 +112,7 @@ func load(l *config.Loader, args []string, stderr io.Writer) (config.Config, int
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) int {
-	l := config.NewLoader("serve", stderr)
+	l := config.NewLoader("serve", stderr, config.AllOptions)
 	var opts service.Options
 	l.FlagSet.IntVar(&opts.EmbeddedKafkaPort, "embedded-kafka-port", 19092, "port of the in-process Kafka in embedded mode")
 	l.FlagSet.StringVar(&opts.EmbeddedRedisAddr, "embedded-redis-addr", "127.0.0.1:16379", "address of the in-process Redis in embedded mode")
@@ -138,8 +140,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) int {
 }
 
 func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	l := config.NewLoader("simulate", stderr)
-	l.Stores = false
+	l := config.NewLoader("simulate", stderr, config.KafkaOptions, config.TopicOptions, config.RecordOptions, config.LogOptions)
 	var (
 		scfg     sim.Config
 		skus     int

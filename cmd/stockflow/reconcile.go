@@ -38,8 +38,8 @@ flags:
 // reconcileCmd reads the flags and configuration of stockflow reconcile;
 // reconcile.CLI carries the command out.
 func reconcileCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	l := config.NewLoader("reconcile", stderr)
-	l.Stores = false
+	// -http-addr is where the service's API is called without -api.
+	l := config.NewLoader("reconcile", stderr, config.KafkaOptions, config.TopicOptions, config.RecordOptions, config.HTTPOptions)
 	var f reconcile.CLIFlags
 	fs := l.FlagSet
 	fs.StringVar(&f.File, "file", "", "the snapshot, a CSV file with the columns sku, location, quantity and optionally uom")

@@ -26,8 +26,7 @@ flags:
 `
 
 func tailCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	l := config.NewLoader("tail", stderr)
-	l.Stores = false
+	l := config.NewLoader("tail", stderr, config.KafkaOptions, config.TopicOptions, config.RecordOptions, config.LogOptions)
 	o := tail.Options{Out: stdout}
 	l.FlagSet.BoolVar(&o.FromBeginning, "from-beginning", false, "start at the earliest offset (default: only records produced from now on)")
 	l.FlagSet.StringVar(&o.Key, "key", "", "only records with this key")

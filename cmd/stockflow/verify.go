@@ -16,7 +16,7 @@ import (
 
 // verify folds the ledger log independently and compares it with Redis.
 func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	l := config.NewLoader("verify", stderr)
+	l := config.NewLoader("verify", stderr, config.KafkaOptions, config.TopicOptions, config.RedisOptions, config.RecordOptions, config.LogOptions)
 	timeout := l.FlagSet.Duration("timeout", 30*time.Minute, "give up after this long")
 	cfg, code, ok := load(l, args, stderr)
 	if !ok {

@@ -309,89 +309,133 @@ func Default() Config {
 	}
 }
 
-// option ties one setting to its flag, its environment variable and its field.
+// OptionGroup is a set of groups of options, by what they configure. A
+// command takes the flags of the groups it uses; its file and environment
+// may still hold any setting, since one file serves every command.
+type OptionGroup uint
+
+// The groups of options.
+const (
+	// KafkaOptions reach the brokers: the brokers, the client id, TLS and SASL.
+	KafkaOptions OptionGroup = 1 << iota
+	// ConsumerOptions are the service's consumer groups, their session
+	// timeout and the topics it creates at start.
+	ConsumerOptions
+	// TopicOptions name the topics.
+	TopicOptions
+	// RedisOptions reach Redis (address or cluster, credentials, database,
+	// TLS) and name the prefix of the keys written there.
+	RedisOptions
+	// RecordOptions encode and decode records: the schema registry and the
+	// largest record accepted.
+	RecordOptions
+	// HTTPOptions is the service's HTTP address, which the reconcile
+	// command calls too.
+	HTTPOptions
+	// APIOptions configure the HTTP API, with the lookup cache its reads
+	// are served from.
+	APIOptions
+	// PipelineOptions tune the processors: the folder's cache and polls in
+	// flight, the normalizers' transaction timeout, the shutdown grace and
+	// readiness.
+	PipelineOptions
+	// ReconcileOptions configure reconciliation of snapshots.
+	ReconcileOptions
+	// LogOptions set the log's level and format.
+	LogOptions
+	// TraceOptions send traces and link the console to them.
+	TraceOptions
+
+	// AllOptions is every group: the service's and the benchmark's.
+	AllOptions = KafkaOptions | ConsumerOptions | TopicOptions | RedisOptions | RecordOptions |
+		HTTPOptions | APIOptions | PipelineOptions | ReconcileOptions | LogOptions | TraceOptions
+)
+
+// option ties one setting to its group, its flag, its environment variable
+// and its field.
 type option struct {
+	group OptionGroup
 	flag  string
-	usage string
-	ptr   any // *string, *int, *bool, *[]string, *time.Duration
+	usage string // without the default, which -h shows from Default()
+	ptr   any    // *string, *int, *bool, *float64, *[]string, *time.Duration
 }
 
 func (c *Config) options() []option {
 	return []option{
-		{"kafka-brokers", "Kafka bootstrap brokers, comma-separated (empty with no Redis address: embedded)", &c.Kafka.Brokers},
-		{"kafka-client-id", "Kafka client id", &c.Kafka.ClientID},
-		{"kafka-normalizer-group", "consumer group of the normalizers", &c.Kafka.NormalizerGroup},
-		{"kafka-folder-group", "consumer group of the ledger folder", &c.Kafka.FolderGroup},
-		{"kafka-reconciler-group", "consumer group of the snapshot reconciler", &c.Kafka.ReconcilerGroup},
-		{"kafka-partitions", "partitions of topics created at start", &c.Kafka.Partitions},
-		{"kafka-replication", "replication factor of topics created at start", &c.Kafka.Replication},
-		{"kafka-min-insync-replicas", "min.insync.replicas of topics created at start (0: the broker's default)", &c.Kafka.MinInsyncReplicas},
-		{"kafka-create-topics", "create missing topics at start", &c.Kafka.CreateTopics},
-		{"kafka-session-timeout", "how long the group waits for a silent member", &c.Kafka.SessionTimeout},
-		{"kafka-tls", "connect to Kafka with TLS", &c.Kafka.TLS},
-		{"kafka-tls-ca", "PEM file of the CAs the brokers' certificates must chain to (implies TLS; empty: system roots)", &c.Kafka.TLSCA},
-		{"kafka-tls-cert", "PEM client certificate for Kafka, with -kafka-tls-key (implies TLS)", &c.Kafka.TLSCert},
-		{"kafka-tls-key", "PEM key of -kafka-tls-cert (implies TLS)", &c.Kafka.TLSKey},
-		{"kafka-tls-server-name", "name every broker's certificate must carry (implies TLS; default: the host each broker is dialed at)", &c.Kafka.TLSServerName},
-		{"kafka-sasl-mechanism", "Kafka SASL mechanism: plain, scram-sha-256, scram-sha-512, oauthbearer (empty: no SASL)", &c.Kafka.SASLMechanism},
-		{"kafka-sasl-username", "Kafka SASL user (plain, scram-*)", &c.Kafka.SASLUsername},
-		{"kafka-sasl-password", "Kafka SASL password (plain, scram-*)", &c.Kafka.SASLPassword},
-		{"kafka-sasl-password-file", "file holding the Kafka SASL password (instead of -kafka-sasl-password)", &c.Kafka.SASLPasswordFile},
-		{"kafka-sasl-token-file", "file holding the oauthbearer token, read again at every authentication", &c.Kafka.SASLTokenFile},
-		{"kafka-sasl-token-command", "command (run by sh) printing the oauthbearer token, run again at every authentication", &c.Kafka.SASLTokenCommand},
-		{"topic-inventory", "WMS inventory events topic", &c.Topics.Inventory},
-		{"topic-orders", "order events topic", &c.Topics.Orders},
-		{"topic-supplier", "supplier events topic", &c.Topics.Supplier},
-		{"topic-catalog", "item master topic (compacted)", &c.Topics.Catalog},
-		{"topic-ledger", "the ledger log topic", &c.Topics.Ledger},
-		{"topic-holds", "hold requests and releases, co-partitioned with the ledger", &c.Topics.Holds},
-		{"topic-availability", "availability changes topic (compacted)", &c.Topics.Availability},
-		{"topic-alerts", "stock alerts topic", &c.Topics.Alerts},
-		{"topic-dlq", "dead-letter topic", &c.Topics.DLQ},
-		{"topic-index", "the normalizers' document index topic (compacted)", &c.Topics.Index},
-		{"topic-snapshots", "stock snapshots to reconcile", &c.Topics.Snapshots},
-		{"topic-reconciliation", "reconciliation exceptions and run summaries", &c.Topics.Reconciliation},
-		{"redis-addr", "Redis host:port (empty with no brokers: embedded)", &c.Redis.Addr},
-		{"redis-cluster-addrs", "seed nodes of a Redis Cluster, comma-separated host:port (instead of -redis-addr)", &c.Redis.ClusterAddrs},
-		{"redis-username", "Redis ACL user (empty: the default user)", &c.Redis.Username},
-		{"redis-password", "Redis password", &c.Redis.Password},
-		{"redis-password-file", "file holding the Redis password (instead of -redis-password)", &c.Redis.PasswordFile},
-		{"redis-db", "Redis database number", &c.Redis.DB},
-		{"redis-tls", "connect to Redis with TLS", &c.Redis.TLS},
-		{"redis-tls-ca", "PEM file of the CAs Redis' certificate must chain to (implies TLS; empty: system roots)", &c.Redis.TLSCA},
-		{"redis-tls-cert", "PEM client certificate for Redis, with -redis-tls-key (implies TLS)", &c.Redis.TLSCert},
-		{"redis-tls-key", "PEM key of -redis-tls-cert (implies TLS)", &c.Redis.TLSKey},
-		{"redis-tls-server-name", "name Redis' certificate must carry (implies TLS; default: the host of -redis-addr)", &c.Redis.TLSServerName},
-		{"redis-key-prefix", "what every Redis key starts with", &c.Redis.KeyPrefix},
-		{"lookup-cache", "serve lookups from process memory, invalidated by Redis (database 0 only)", &c.Redis.LookupCache},
-		{"lookup-cache-entries", "positions and group demands the lookup cache holds", &c.Redis.LookupCacheEntries},
-		{"lookup-cache-max-age", "the longest a cached lookup entry is served before it is read again", &c.Redis.LookupCacheMaxAge},
-		{"schema-registry-url", "Confluent-compatible schema registry URL (empty: built-in schema ids)", &c.SchemaRegistry},
-		{"http-addr", "HTTP listen address", &c.HTTPAddr},
-		{"jaeger-ui-url", "Jaeger UI address the console links traces to, e.g. http://127.0.0.1:16686 (empty: no links)", &c.JaegerUIURL},
-		{"otlp-endpoint", "OTLP endpoint for traces, e.g. http://127.0.0.1:4318 (empty: tracing off)", &c.OTLPEndpoint},
-		{"log-level", "log level: debug, info, warn, error", &c.LogLevel},
-		{"log-format", "log format: json, text, or auto (text on a terminal)", &c.LogFormat},
-		{"trace-sample-ratio", "ratio of new traces sampled (0..1]", &c.TraceSampleRatio},
-		{"ready-max-lag", "readiness fails beyond this many unapplied ledger records", &c.ReadyMaxLag},
-		{"max-record-bytes", "largest source record accepted; larger ones are dead-lettered", &c.MaxRecordBytes},
-		{"shutdown-grace", "how long a graceful stop may take before in-flight work is abandoned", &c.ShutdownGrace},
-		{"folder-cache-skus", "SKU states each ledger partition keeps in memory between polls", &c.FolderCacheSKUs},
-		{"folder-in-flight", "folded polls that may wait for their outputs and offsets before the folder stops polling", &c.FolderInFlight},
-		{"normalizer-txn-timeout", "the normalizers' Kafka transaction timeout: how long an instance that died holds back readers of what it wrote", &c.NormalizerTxnTimeout},
-		{"groups", "distribution groups: GROUP=LOC,LOC;GROUP=LOC", &c.API.Groups},
-		{"channel-rules", "channel caps and protections: web=cap:50%;stores=protect:20", &c.API.ChannelRules},
-		{"supply-policy", "supply kinds future ATP counts: asn,acknowledged,released", &c.API.SupplyPolicy},
-		{"api-keys", "API keys and scopes: token=read,hold;token2=admin (empty: no auth, dev only)", &c.API.Keys},
-		{"rate-limit", "requests/s per API key (0: off)", &c.API.RateLimit},
-		{"hold-timeout", "how long a hold waits for the ledger's decision", &c.API.HoldTimeout},
-		{"reconcile-tolerance", "differences reconciliation accepts, per location: *=2;DC-EAST=5,1% (empty: none)", &c.Reconcile.Tolerance},
-		{"reconcile-end-timeout", "a snapshot silent this long without its end record is incomplete", &c.Reconcile.EndTimeout},
-		{"reconcile-auto-apply-units", "apply drifts of at most this many units as a snapshot's run completes (0: report only)", &c.Reconcile.AutoApplyUnits},
-		{"reconcile-retention", "how long reconciliation runs and their exceptions are kept", &c.Reconcile.Retention},
-		{"reconcile-max-lines", "the most lines one snapshot may carry", &c.Reconcile.MaxLines},
-		{"reconcile-max-exceptions", "the most exceptions one reconciliation run stores; past it they are only counted", &c.Reconcile.MaxExceptions},
-		{"trusted-proxies", "proxies whose X-Forwarded-For is believed: addresses or CIDR blocks, comma-separated (empty: none)", &c.API.TrustedProxies},
+		{KafkaOptions, "kafka-brokers", "Kafka bootstrap brokers, comma-separated (empty with no Redis address: embedded)", &c.Kafka.Brokers},
+		{KafkaOptions, "kafka-client-id", "Kafka client id", &c.Kafka.ClientID},
+		{KafkaOptions, "kafka-tls", "connect to Kafka with TLS", &c.Kafka.TLS},
+		{KafkaOptions, "kafka-tls-ca", "PEM file of the CAs the brokers' certificates must chain to (implies TLS; empty: system roots)", &c.Kafka.TLSCA},
+		{KafkaOptions, "kafka-tls-cert", "PEM client certificate for Kafka, with -kafka-tls-key (implies TLS)", &c.Kafka.TLSCert},
+		{KafkaOptions, "kafka-tls-key", "PEM key of -kafka-tls-cert (implies TLS)", &c.Kafka.TLSKey},
+		{KafkaOptions, "kafka-tls-server-name", "name every broker's certificate must carry (implies TLS; default: the host each broker is dialed at)", &c.Kafka.TLSServerName},
+		{KafkaOptions, "kafka-sasl-mechanism", "Kafka SASL mechanism: plain, scram-sha-256, scram-sha-512, oauthbearer (empty: no SASL)", &c.Kafka.SASLMechanism},
+		{KafkaOptions, "kafka-sasl-username", "Kafka SASL user (plain, scram-*)", &c.Kafka.SASLUsername},
+		{KafkaOptions, "kafka-sasl-password", "Kafka SASL password (plain, scram-*)", &c.Kafka.SASLPassword},
+		{KafkaOptions, "kafka-sasl-password-file", "file holding the Kafka SASL password (instead of -kafka-sasl-password)", &c.Kafka.SASLPasswordFile},
+		{KafkaOptions, "kafka-sasl-token-file", "file holding the oauthbearer token, read again at every authentication", &c.Kafka.SASLTokenFile},
+		{KafkaOptions, "kafka-sasl-token-command", "command (run by sh) printing the oauthbearer token, run again at every authentication", &c.Kafka.SASLTokenCommand},
+		{ConsumerOptions, "kafka-normalizer-group", "consumer group of the normalizers", &c.Kafka.NormalizerGroup},
+		{ConsumerOptions, "kafka-folder-group", "consumer group of the ledger folder", &c.Kafka.FolderGroup},
+		{ConsumerOptions, "kafka-reconciler-group", "consumer group of the snapshot reconciler", &c.Kafka.ReconcilerGroup},
+		{ConsumerOptions, "kafka-session-timeout", "how long the group waits for a silent member", &c.Kafka.SessionTimeout},
+		{ConsumerOptions, "kafka-partitions", "partitions of topics created at start", &c.Kafka.Partitions},
+		{ConsumerOptions, "kafka-replication", "replication factor of topics created at start", &c.Kafka.Replication},
+		{ConsumerOptions, "kafka-min-insync-replicas", "min.insync.replicas of topics created at start (0: the broker's default)", &c.Kafka.MinInsyncReplicas},
+		{ConsumerOptions, "kafka-create-topics", "create missing topics at start", &c.Kafka.CreateTopics},
+		{TopicOptions, "topic-inventory", "WMS inventory events topic", &c.Topics.Inventory},
+		{TopicOptions, "topic-orders", "order events topic", &c.Topics.Orders},
+		{TopicOptions, "topic-supplier", "supplier events topic", &c.Topics.Supplier},
+		{TopicOptions, "topic-catalog", "item master topic (compacted)", &c.Topics.Catalog},
+		{TopicOptions, "topic-ledger", "the ledger log topic", &c.Topics.Ledger},
+		{TopicOptions, "topic-holds", "hold requests and releases, co-partitioned with the ledger", &c.Topics.Holds},
+		{TopicOptions, "topic-availability", "availability changes topic (compacted)", &c.Topics.Availability},
+		{TopicOptions, "topic-alerts", "stock alerts topic", &c.Topics.Alerts},
+		{TopicOptions, "topic-dlq", "dead-letter topic", &c.Topics.DLQ},
+		{TopicOptions, "topic-index", "the normalizers' document index topic (compacted)", &c.Topics.Index},
+		{TopicOptions, "topic-snapshots", "stock snapshots to reconcile", &c.Topics.Snapshots},
+		{TopicOptions, "topic-reconciliation", "reconciliation exceptions and run summaries", &c.Topics.Reconciliation},
+		{RedisOptions, "redis-addr", "Redis host:port (empty with no brokers: embedded)", &c.Redis.Addr},
+		{RedisOptions, "redis-cluster-addrs", "seed nodes of a Redis Cluster, comma-separated host:port (instead of -redis-addr)", &c.Redis.ClusterAddrs},
+		{RedisOptions, "redis-username", "Redis ACL user (empty: the default user)", &c.Redis.Username},
+		{RedisOptions, "redis-password", "Redis password", &c.Redis.Password},
+		{RedisOptions, "redis-password-file", "file holding the Redis password (instead of -redis-password)", &c.Redis.PasswordFile},
+		{RedisOptions, "redis-db", "Redis database number", &c.Redis.DB},
+		{RedisOptions, "redis-tls", "connect to Redis with TLS", &c.Redis.TLS},
+		{RedisOptions, "redis-tls-ca", "PEM file of the CAs Redis' certificate must chain to (implies TLS; empty: system roots)", &c.Redis.TLSCA},
+		{RedisOptions, "redis-tls-cert", "PEM client certificate for Redis, with -redis-tls-key (implies TLS)", &c.Redis.TLSCert},
+		{RedisOptions, "redis-tls-key", "PEM key of -redis-tls-cert (implies TLS)", &c.Redis.TLSKey},
+		{RedisOptions, "redis-tls-server-name", "name Redis' certificate must carry (implies TLS; default: the host of -redis-addr)", &c.Redis.TLSServerName},
+		{RedisOptions, "redis-key-prefix", "what every Redis key starts with", &c.Redis.KeyPrefix},
+		{RecordOptions, "schema-registry-url", "Confluent-compatible schema registry URL (empty: built-in schema ids)", &c.SchemaRegistry},
+		{RecordOptions, "max-record-bytes", "largest source record accepted; larger ones are dead-lettered", &c.MaxRecordBytes},
+		{HTTPOptions, "http-addr", "HTTP listen address", &c.HTTPAddr},
+		{APIOptions, "groups", "distribution groups: GROUP=LOC,LOC;GROUP=LOC", &c.API.Groups},
+		{APIOptions, "channel-rules", "channel caps and protections: web=cap:50%;stores=protect:20", &c.API.ChannelRules},
+		{APIOptions, "supply-policy", "supply kinds future ATP counts, comma-separated: any of asn, acknowledged, released", &c.API.SupplyPolicy},
+		{APIOptions, "api-keys", "API keys and scopes: token=read,hold;token2=admin (empty: no auth, dev only)", &c.API.Keys},
+		{APIOptions, "rate-limit", "requests/s per API key (0: off)", &c.API.RateLimit},
+		{APIOptions, "hold-timeout", "how long a hold waits for the ledger's decision", &c.API.HoldTimeout},
+		{APIOptions, "trusted-proxies", "proxies whose X-Forwarded-For is believed: addresses or CIDR blocks, comma-separated (empty: none)", &c.API.TrustedProxies},
+		{APIOptions, "lookup-cache", "serve lookups from process memory, invalidated by Redis (database 0 only)", &c.Redis.LookupCache},
+		{APIOptions, "lookup-cache-entries", "positions and group demands the lookup cache holds", &c.Redis.LookupCacheEntries},
+		{APIOptions, "lookup-cache-max-age", "the longest a cached lookup entry is served before it is read again", &c.Redis.LookupCacheMaxAge},
+		{PipelineOptions, "folder-cache-skus", "SKU states each ledger partition keeps in memory between polls", &c.FolderCacheSKUs},
+		{PipelineOptions, "folder-in-flight", "folded polls that may wait for their outputs and offsets before the folder stops polling", &c.FolderInFlight},
+		{PipelineOptions, "normalizer-txn-timeout", "the normalizers' Kafka transaction timeout: how long an instance that died holds back readers of what it wrote", &c.NormalizerTxnTimeout},
+		{PipelineOptions, "shutdown-grace", "how long a graceful stop may take before in-flight work is abandoned", &c.ShutdownGrace},
+		{PipelineOptions, "ready-max-lag", "readiness fails beyond this many unapplied ledger records", &c.ReadyMaxLag},
+		{ReconcileOptions, "reconcile-tolerance", "differences reconciliation accepts, per location: *=2;DC-EAST=5,1% (empty: none)", &c.Reconcile.Tolerance},
+		{ReconcileOptions, "reconcile-end-timeout", "a snapshot silent this long without its end record is incomplete", &c.Reconcile.EndTimeout},
+		{ReconcileOptions, "reconcile-auto-apply-units", "apply drifts of at most this many units as a snapshot's run completes (0: report only)", &c.Reconcile.AutoApplyUnits},
+		{ReconcileOptions, "reconcile-retention", "how long reconciliation runs and their exceptions are kept", &c.Reconcile.Retention},
+		{ReconcileOptions, "reconcile-max-lines", "the most lines one snapshot may carry", &c.Reconcile.MaxLines},
+		{ReconcileOptions, "reconcile-max-exceptions", "the most exceptions one reconciliation run stores; past it they are only counted", &c.Reconcile.MaxExceptions},
+		{LogOptions, "log-level", "log level: debug, info, warn, error", &c.LogLevel},
+		{LogOptions, "log-format", "log format: json, text, or auto (text on a terminal)", &c.LogFormat},
+		{TraceOptions, "otlp-endpoint", "OTLP endpoint for traces, e.g. http://127.0.0.1:4318 (empty: tracing off)", &c.OTLPEndpoint},
+		{TraceOptions, "trace-sample-ratio", "ratio of new traces sampled (0..1]", &c.TraceSampleRatio},
+		{TraceOptions, "jaeger-ui-url", "Jaeger UI address the console links traces to, e.g. http://127.0.0.1:16686 (empty: no links)", &c.JaegerUIURL},
 	}
 }
 
@@ -405,7 +449,8 @@ func EnvName(flagName string) string {
 type Loader struct {
 	FlagSet *flag.FlagSet
 	// Stores is true for commands that run the pipeline and so need both
-	// Kafka and Redis (or neither, for embedded mode). Default true.
+	// Kafka and Redis (or neither, for embedded mode). Default: whether
+	// the command takes RedisOptions.
 	Stores bool
 	cfg    Config
 	set    map[string]string
@@ -413,18 +458,69 @@ type Loader struct {
 }
 
 // NewLoader returns a loader whose flag set is named name; parse errors and
-// -h output go to out.
-func NewLoader(name string, out io.Writer) *Loader {
-	l := &Loader{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), Stores: true, cfg: Default(), set: map[string]string{}}
+// -h output go to out. It registers -config and the flags of the groups
+// given (or of every group when none is); the file and the environment may
+// set any setting whatever the groups.
+func NewLoader(name string, out io.Writer, groups ...OptionGroup) *Loader {
+	var take OptionGroup
+	for _, g := range groups {
+		take |= g
+	}
+	if len(groups) == 0 {
+		take = AllOptions
+	}
+	l := &Loader{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), Stores: take&RedisOptions != 0, cfg: Default(), set: map[string]string{}}
 	l.FlagSet.SetOutput(out)
 	l.FlagSet.StringVar(&l.file, "config", "", "YAML configuration file (env STOCKFLOW_CONFIG)")
 	for _, o := range l.cfg.options() {
+		if o.group&take == 0 {
+			continue
+		}
 		l.FlagSet.Func(o.flag, o.usage+" (env "+EnvName(o.flag)+")", func(v string) error {
 			l.set[o.flag] = v
 			return nil
 		})
+		// -h prints a flag's default after its usage, as for any other
+		// flag, and none when it is the zero value.
+		l.FlagSet.Lookup(o.flag).DefValue = defaultText(o.ptr)
 	}
 	return l
+}
+
+// defaultText is the value ptr points to as -h shows it: as a flag or an
+// environment variable would set it, empty for a zero value.
+func defaultText(ptr any) string {
+	switch p := ptr.(type) {
+	case *string:
+		return *p
+	case *int:
+		if *p != 0 {
+			return strconv.Itoa(*p)
+		}
+	case *bool:
+		if *p {
+			return "true"
+		}
+	case *float64:
+		if *p != 0 {
+			return strconv.FormatFloat(*p, 'g', -1, 64)
+		}
+	case *time.Duration:
+		if *p != 0 {
+			// 10m rather than 10m0s.
+			s := p.String()
+			if strings.HasSuffix(s, "m0s") {
+				s = strings.TrimSuffix(s, "0s")
+			}
+			if strings.HasSuffix(s, "h0m") {
+				s = strings.TrimSuffix(s, "0m")
+			}
+			return s
+		}
+	case *[]string:
+		return strings.Join(*p, ",")
+	}
+	return ""
 }
 
 // Load parses args, then applies defaults < file < environment < flags and
