@@ -109,10 +109,7 @@ func (a *applier) apply(ctx context.Context, recs []*kgo.Record) applied {
 			return res
 		}
 		if bad != nil {
-			class := deadLetterClass(bad)
-			span.SetStatus(codes.Error, class)
-			a.hooks.onDeadLetter(StageFolder, class)
-			res.dead = append(res.dead, deadletter.New(a.topics.DLQ, r, class, bad, time.Now()))
+			res.dead = append(res.dead, a.deadLetter(r, bad, span))
 			res.stats.DeadLetters++
 			continue
 		}
@@ -125,37 +122,14 @@ func (a *applier) apply(ctx context.Context, recs []*kgo.Record) applied {
 			bySKU[le.SKU] = g
 			order = append(order, g)
 		}
-		g.entries = append(g.entries, ledger.Entry{LedgerEntry: le, Partition: r.Partition, Offset: r.Offset})
-		g.span = sctx
-		if le.CorrelationID != nil {
-			g.corr = le.CorrelationID
-		}
-		g.hold = g.hold || le.ReplyTo != nil
+		g.add(le, r, sctx)
 		n++
 	}
 	a.hooks.onFoldBatch(n)
 	if len(order) == 0 {
 		return res
 	}
-	// Redis failures are retried until they succeed or ctx ends; a failed
-	// attempt may have stored some SKUs, so their states are reloaded and
-	// the poll folded again: the watermarks skip what is already stored.
-	var folded foldResult
-	b := retry(a.log)
-	b.ShouldRetry = func(err error) bool { return !errors.Is(err, errEncode) }
-	err := b.Do(ctx, "fold into redis", func(ctx context.Context) error {
-		var err error
-		folded, err = a.fold(ctx, order)
-		if err != nil {
-			a.mu.Lock()
-			for _, g := range order {
-				delete(a.cache, g.sku)
-			}
-			a.gen++
-			a.mu.Unlock()
-		}
-		return err
-	})
+	folded, err := a.foldWithRetry(ctx, order)
 	if err != nil {
 		res.err = err
 		return res
@@ -173,6 +147,50 @@ func (a *applier) apply(ctx context.Context, recs []*kgo.Record) applied {
 		a.folded.Store(res.last)
 	}
 	return res
+}
+
+// deadLetter is the dead letter of r, a record that can never be an entry
+// (bad says why); it marks the record's span and tells the hooks.
+func (a *applier) deadLetter(r *kgo.Record, bad error, span trace.Span) *kgo.Record {
+	class := deadLetterClass(bad)
+	span.SetStatus(codes.Error, class)
+	a.hooks.onDeadLetter(StageFolder, class)
+	return deadletter.New(a.topics.DLQ, r, class, bad, time.Now())
+}
+
+// add appends le, the entry of r, to the SKU's entries of the poll; span is
+// its record's process span.
+func (g *skuEntries) add(le *events.LedgerEntry, r *kgo.Record, span context.Context) {
+	g.entries = append(g.entries, ledger.Entry{LedgerEntry: le, Partition: r.Partition, Offset: r.Offset})
+	g.span = span
+	if le.CorrelationID != nil {
+		g.corr = le.CorrelationID
+	}
+	g.hold = g.hold || le.ReplyTo != nil
+}
+
+// foldWithRetry folds the poll into Redis. Redis failures are retried
+// until they succeed or ctx ends; a failed attempt may have stored some
+// SKUs, so their states are reloaded and the poll folded again: the
+// watermarks skip what is already stored.
+func (a *applier) foldWithRetry(ctx context.Context, order []*skuEntries) (foldResult, error) {
+	var folded foldResult
+	b := retry(a.log)
+	b.ShouldRetry = func(err error) bool { return !errors.Is(err, errEncode) }
+	err := b.Do(ctx, "fold into redis", func(ctx context.Context) error {
+		var err error
+		folded, err = a.fold(ctx, order)
+		if err != nil {
+			a.mu.Lock()
+			for _, g := range order {
+				delete(a.cache, g.sku)
+			}
+			a.gen++
+			a.mu.Unlock()
+		}
+		return err
+	})
+	return folded, err
 }
 
 // decode returns the entry of r, or why a record can never be one (bad,
@@ -199,6 +217,14 @@ type foldResult struct {
 	refused bool
 }
 
+// folding is one attempt's work on a poll, indexed as its SKUs are.
+type folding struct {
+	states  []*ledger.State    // the SKUs' states, as Save takes them
+	changed [][]ledger.Changed // the positions each SKU's fold changed
+	crossed [][]stockAlert     // the alerts each SKU's fold crossed
+	stale   []bool             // the fold met entries the SKU had folded before
+}
+
 // fold is one attempt at a poll: load what the cache lacks, fold, store.
 func (a *applier) fold(ctx context.Context, order []*skuEntries) (foldResult, error) {
 	var res foldResult
@@ -220,57 +246,86 @@ func (a *applier) fold(ctx context.Context, order []*skuEntries) (foldResult, er
 	// ctx still stops the Redis calls.
 	ctx = trace.ContextWithSpan(ctx, trace.SpanFromContext(tctx))
 	if len(missing) > 0 {
-		states, err := a.store.Load(ctx, missing)
-		if err != nil {
+		if err := a.loadMissing(ctx, missing); err != nil {
 			return res, err
 		}
-		a.mu.Lock()
-		for i, s := range states {
-			a.cache[missing[i]] = s
-		}
-		a.mu.Unlock()
 	}
+	p := folding{
+		states:  make([]*ledger.State, len(order)),
+		changed: make([][]ledger.Changed, len(order)),
+		crossed: make([][]stockAlert, len(order)),
+		stale:   make([]bool, len(order)),
+	}
+	if err := a.foldInMemory(ctx, order, &p, &res.stats); err != nil {
+		return res, err
+	}
+	t0 := time.Now()
+	stored, err := a.store.Save(ctx, p.states)
+	a.hooks.onStored(time.Since(t0))
+	if err != nil {
+		return res, err
+	}
+	a.collectOutputs(order, &p, stored, &res)
+	return res, nil
+}
+
+// loadMissing reads the states of the SKUs the cache lacks into it.
+func (a *applier) loadMissing(ctx context.Context, missing []string) error {
+	states, err := a.store.Load(ctx, missing)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	for i, s := range states {
+		a.cache[missing[i]] = s
+	}
+	a.mu.Unlock()
+	return nil
+}
+
+// foldInMemory folds each SKU's entries into its cached state with the
+// ledger engine, counting their outcomes into st, and puts the alerts the
+// fold crosses in the state's outbox.
+func (a *applier) foldInMemory(ctx context.Context, order []*skuEntries, p *folding, st *FolderStats) error {
 	eng := a.store.Engine()
-	states := make([]*ledger.State, len(order))
-	changed := make([][]ledger.Changed, len(order))
-	crossed := make([][]stockAlert, len(order))
-	stale := make([]bool, len(order))
 	now := time.Now()
 	// The fold in memory excludes the hold desk; the write does not.
 	a.mu.Lock()
 	for i, g := range order {
 		s := a.cache[g.sku]
-		states[i] = s
+		p.states[i] = s
 		for _, e := range g.entries {
 			out := eng.Apply(s, e.LedgerEntry, e.Partition, e.Offset)
-			stale[i] = stale[i] || out.Status == ledger.Stale
-			a.count(&res.stats, e.LedgerEntry, out, now)
+			p.stale[i] = p.stale[i] || out.Status == ledger.Stale
+			a.count(st, e.LedgerEntry, out, now)
 		}
-		changed[i] = s.Changes()
+		p.changed[i] = s.Changes()
 		// Alerts go into the SKU's outbox with the write that crosses
 		// them: a crash before they are out leaves them for the next owner.
-		for _, c := range changed[i] {
+		for _, c := range p.changed[i] {
 			for _, al := range alerts(&change{sku: g.sku, Changed: c}, now.UTC().Truncate(time.Millisecond)) {
 				al.CorrelationID = g.corr
 				b, err := a.codec.Encode(ctx, a.topics.Alerts, al)
 				if err != nil {
 					a.mu.Unlock()
-					return res, fmt.Errorf("%w: alert %s: %w", errEncode, al.AlertID, err)
+					return fmt.Errorf("%w: alert %s: %w", errEncode, al.AlertID, err)
 				}
 				s.Outbox(al.AlertID, b)
-				crossed[i] = append(crossed[i], stockAlert{sku: g.sku, id: al.AlertID, value: b, ctx: g.span})
+				p.crossed[i] = append(p.crossed[i], stockAlert{sku: g.sku, id: al.AlertID, value: b, ctx: g.span})
 			}
 		}
 	}
 	a.mu.Unlock()
-	t0 := time.Now()
-	stored, err := a.store.Save(ctx, states)
-	a.hooks.onStored(time.Since(t0))
-	if err != nil {
-		return res, err
-	}
+	return nil
+}
+
+// collectOutputs puts in res what the poll's SKUs publish once Save has
+// stored them (stored, by SKU): the alerts and changes of their folds, and
+// for a SKU whose fold met entries stored before, what that earlier write
+// may not have published. A SKU whose write was refused leaves the cache.
+func (a *applier) collectOutputs(order []*skuEntries, p *folding, stored []bool, res *foldResult) {
 	for i, g := range order {
-		s := states[i]
+		s := p.states[i]
 		outbox := s.TakeOutbox()
 		if !stored[i] {
 			// Another writer moved the SKU on: a newer owner of the
@@ -283,28 +338,27 @@ func (a *applier) fold(ctx context.Context, order []*skuEntries) (foldResult, er
 			a.log.Warn("write refused by the watermark guard: dropping the SKU", "sku", g.sku, "partition", a.partition)
 			continue
 		}
-		res.alerts = append(res.alerts, crossed[i]...)
-		if stale[i] {
+		res.alerts = append(res.alerts, p.crossed[i]...)
+		if p.stale[i] {
 			// Alerts a crashed writer stored and may not have published.
 			for id, v := range outbox {
 				res.alerts = append(res.alerts, stockAlert{sku: g.sku, id: id, value: v, ctx: g.span})
 			}
 		}
-		for _, c := range changed[i] {
-			res.changes = append(res.changes, change{sku: g.sku, Changed: c, corr: g.corr, ctx: g.span, force: stale[i]})
+		for _, c := range p.changed[i] {
+			res.changes = append(res.changes, change{sku: g.sku, Changed: c, corr: g.corr, ctx: g.span, force: p.stale[i]})
 		}
-		if stale[i] {
+		if p.stale[i] {
 			// Part of the SKU's poll was stored before, by an attempt whose
 			// outputs may be lost (a crash between the Redis write and the
 			// produce): publish its other positions as they stand too.
 			for _, c := range s.Current() {
-				if !touched(changed[i], c.Location) {
+				if !touched(p.changed[i], c.Location) {
 					res.changes = append(res.changes, change{sku: g.sku, Changed: c, corr: g.corr, ctx: g.span, force: true})
 				}
 			}
 		}
 	}
-	return res, nil
 }
 
 // pendingHold is a decision or release the hold desk journaled at offset

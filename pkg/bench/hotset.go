@@ -14,6 +14,7 @@ import (
 
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/ledger"
+	"github.com/stockflow/stockflow/pkg/store"
 )
 
 // The hot set: lookups of a few positions that a stream of writes keeps
@@ -239,30 +240,61 @@ func (r *Run) HotSet(ctx context.Context) error {
 		return err
 	}
 	defer ep.stop()
+	d := r.opt.Duration
+	stopWriter := w.start(ctx, 2*d+10*time.Second)
+	defer stopWriter()
+	time.Sleep(500 * time.Millisecond) // the write stream is flowing before the first lookup
+
+	r.progress("hotset: %d writes/s; closed loop, %d connections, %v each", hotWriteRate, hotConns, d)
+	l := loadHotSet(ctx, ep, d)
+	stopWriter()
+	if w.applied == 0 {
+		return fmt.Errorf("hot set: no write was applied (%d errors: %v)", w.errors, w.firstErr)
+	}
+	all, stale := w.check(l.answers)
+	if len(all) == 0 {
+		return fmt.Errorf("hot set: no answer to check (%d errors)", l.api.Errors)
+	}
+	r.rows = append(r.rows, r.hotSetRows(w, ep, l, all, stale)...)
+	return nil
+}
+
+// start runs the writer in the background for at most within; the stop it
+// returns ends it and waits for it, and may be called more than once.
+func (w *hotWriter) start(ctx context.Context, within time.Duration) (stop func()) {
+	halt := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w.run(ctx, halt, time.Now().Add(within))
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(halt)
+			wg.Wait()
+		})
+	}
+}
+
+// hotLoad is what loading the hot set gave.
+type hotLoad struct {
+	api, bare Latencies
+	// before and after are the lookup cache's counters around the API's run.
+	before, after store.CacheStats
+	answers       [][]hotAnswer // the API's, by connection
+	unparsed      int           // the API's answers without a version
+}
+
+// loadHotSet loads the API, keeping its answers, then the bare handler,
+// each over hotConns connections for d.
+func loadHotSet(ctx context.Context, ep *endpoints, d time.Duration) hotLoad {
 	get := func(base string) Request {
 		return func(i int) (*http.Request, error) {
 			return http.NewRequest(http.MethodGet, base+"/v1/availability/"+hotSKU(hotPick(i))+"?location="+hotLocation, nil)
 		}
 	}
-	d := r.opt.Duration
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		w.run(ctx, stop, time.Now().Add(2*d+10*time.Second))
-	}()
-	stopWriter := func() {
-		if stop != nil {
-			close(stop)
-			stop = nil
-			wg.Wait()
-		}
-	}
-	defer stopWriter()
-	time.Sleep(500 * time.Millisecond) // the write stream is flowing before the first lookup
-
-	r.progress("hotset: %d writes/s; closed loop, %d connections, %v each", hotWriteRate, hotConns, d)
 	answers := make([][]hotAnswer, hotConns)
 	var unparsed [hotConns]int
 	check := func(wk, i int, sent time.Time, body []byte) bool {
@@ -276,16 +308,20 @@ func (r *Run) HotSet(ctx context.Context) error {
 		}
 		return true
 	}
-	c0 := ep.cacheStats()
-	sf := ClosedChecked(ctx, hotConns, d, get(ep.api), check)
-	c1 := ep.cacheStats()
-	bare := Closed(ctx, hotConns, d, get(ep.bare))
-	stopWriter()
-	if w.applied == 0 {
-		return fmt.Errorf("hot set: no write was applied (%d errors: %v)", w.errors, w.firstErr)
+	l := hotLoad{answers: answers}
+	l.before = ep.cacheStats()
+	l.api = ClosedChecked(ctx, hotConns, d, get(ep.api), check)
+	l.after = ep.cacheStats()
+	l.bare = Closed(ctx, hotConns, d, get(ep.bare))
+	for _, n := range unparsed {
+		l.unparsed += n
 	}
+	return l
+}
 
-	var all, stale []time.Duration
+// check is the staleness of every answer against the writes acknowledged,
+// and of the stale answers alone.
+func (w *hotWriter) check(answers [][]hotAnswer) (all, stale []time.Duration) {
 	for _, as := range answers {
 		for _, a := range as {
 			s := staleness(w.acks[a.sku], a)
@@ -295,13 +331,22 @@ func (r *Run) HotSet(ctx context.Context) error {
 			}
 		}
 	}
-	if len(all) == 0 {
-		return fmt.Errorf("hot set: no answer to check (%d errors)", sf.Errors)
+	return all, stale
+}
+
+// describe says how much the writer wrote, and how it failed if it did.
+func (w *hotWriter) describe() string {
+	writes := fmt.Sprintf("%d entries/s written (%d entries in %d Apply calls, %d failed)",
+		int(float64(w.entries)/w.elapsed.Seconds()), w.entries, w.applied, w.errors)
+	if w.firstErr != nil {
+		writes += fmt.Sprintf(": %v", w.firstErr)
 	}
-	badBodies := 0
-	for _, n := range unparsed {
-		badBodies += n
-	}
+	return writes
+}
+
+// hotSetRows are the hot set's rows: the load beside the bare handler, the
+// staleness of the answers (all, and the stale ones), and the lookup cache.
+func (r *Run) hotSetRows(w *hotWriter, ep *endpoints, l hotLoad, all, stale []time.Duration) []Row {
 	sa, ss := summarise(all, 0, 0), summarise(stale, 0, 0)
 	maxStale := time.Duration(0)
 	if len(stale) > 0 {
@@ -310,24 +355,20 @@ func (r *Run) HotSet(ctx context.Context) error {
 	bound, size := "lookup cache off: every answer read from Redis", "—"
 	if ep.cache != nil {
 		bound = fmt.Sprintf("lookup cache max age %v", r.cfg.Redis.LookupCacheMaxAge)
-		size = fmt.Sprintf("%d entries, ~%d KiB at the end", c1.Entries, c1.Bytes/1024)
+		size = fmt.Sprintf("%d entries, ~%d KiB at the end", l.after.Entries, l.after.Bytes/1024)
 	}
-	writes := fmt.Sprintf("%d entries/s written (%d entries in %d Apply calls, %d failed)",
-		int(float64(w.entries)/w.elapsed.Seconds()), w.entries, w.applied, w.errors)
-	if w.firstErr != nil {
-		writes += fmt.Sprintf(": %v", w.firstErr)
-	}
-	r.rows = append(r.rows,
-		Row{fmt.Sprintf("hot set: GET availability of %d SKUs under %d writes/s, %d connections (closed loop)", hotSKUs, hotWriteRate, hotConns),
+	sf, bare := l.api, l.bare
+	return []Row{
+		{fmt.Sprintf("hot set: GET availability of %d SKUs under %d writes/s, %d connections (closed loop)", hotSKUs, hotWriteRate, hotConns),
 			fmt.Sprintf("%.0f req/s, p50 %s p99 %s p99.9 %s", sf.RPS(), ms(sf.P50), ms(sf.P99), ms(sf.P999)),
 			fmt.Sprintf("bare handler %.0f req/s, p99 %s", bare.RPS(), ms(bare.P99)), sf.RPS() / bare.RPS(),
-			fmt.Sprintf("%d errors (%d answers without a version); %s", sf.Errors, badBodies, writes)},
-		Row{"hot set: answers older than a write acknowledged before the request",
+			fmt.Sprintf("%d errors (%d answers without a version); %s", sf.Errors, l.unparsed, w.describe())},
+		{"hot set: answers older than a write acknowledged before the request",
 			fmt.Sprintf("%d of %d answers stale (%.3f%%); staleness p99 %s, max %s", len(stale), len(all),
 				100*float64(len(stale))/float64(len(all)), ms(sa.P99), ms(maxStale)),
 			bound, 0,
 			fmt.Sprintf("staleness: request sent − acknowledgement of the first newer version; among stale answers p50 %s p99 %s",
 				ms(ss.P50), ms(ss.P99))},
-		Row{"hot set: lookup cache during the run", describeCache(ep.cache, c0, c1), "—", 0, size})
-	return nil
+		{"hot set: lookup cache during the run", describeCache(ep.cache, l.before, l.after), "—", 0, size},
+	}
 }

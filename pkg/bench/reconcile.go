@@ -60,17 +60,58 @@ func (r *Run) Reconcile(ctx context.Context) error {
 		return err
 	}
 	defer prod.Close()
+	start := reconcileStart(n, asOf)
+	id := start.SnapshotID
+	resetPeakRSS()
+	rssBefore := peakRSS()
+	began := time.Now()
+	sent, err := r.sendSnapshot(ctx, prod, start, n)
+	if err != nil {
+		return err
+	}
+	sendTook := time.Since(began)
+	r.progress("reconcile: %d lines sent in %.1fs; waiting for the run", sent, sendTook.Seconds())
+	run, err := awaitRun(ctx, runs, id, began)
+	if err != nil {
+		return err
+	}
+	took := time.Since(began)
+	peak := peakRSS()
+	if err := checkRun(run, id, n); err != nil {
+		return err
+	}
+
+	ceilKafka, ceilRedis, err := r.reconcileCeiling(ctx, n, asOf)
+	if err != nil {
+		return err
+	}
+	ceiling := ceilKafka + ceilRedis
+	r.rows = append(r.rows, Row{
+		fmt.Sprintf("reconcile: a %d-line snapshot, sent to the topic, compared as of T, exceptions recorded", n),
+		fmt.Sprintf("%.1fs (%.0f lines/s; %d exceptions)", took.Seconds(), float64(n)/took.Seconds(), run.Exceptions()),
+		fmt.Sprintf("%.1fs: the records produced and consumed alone %.1fs, plus the same Redis reads pipelined alone %.1fs", ceiling.Seconds(), ceilKafka.Seconds(), ceilRedis.Seconds()),
+		ceiling.Seconds() / took.Seconds(),
+		fmt.Sprintf("sending took %.1fs of it; %s", sendTook.Seconds(), describeRSS(peak, rssBefore)),
+	})
+	return nil
+}
+
+// reconcileStart opens the bench snapshot of n lines, of the ledger as of
+// asOf at every bench location, under an id of its own.
+func reconcileStart(n int, asOf time.Time) *events.SnapshotStarted {
 	locs := make([]string, reconcileLocations)
 	for i := range locs {
 		locs[i] = reconcileLoc(i)
 	}
 	id := "BENCH-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	start := &events.SnapshotStarted{Meta: events.Meta{EventID: id, EventTime: time.Now().UTC(), Source: "BENCH"},
+	return &events.SnapshotStarted{Meta: events.Meta{EventID: id, EventTime: time.Now().UTC(), Source: "BENCH"},
 		SnapshotID: id, Locations: locs, AsOf: asOf, ExpectedLines: int64(n)}
-	resetPeakRSS()
-	rssBefore := peakRSS()
-	began := time.Now()
-	sent, err := reconcile.Send(ctx, prod, r.codec, r.cfg.Topics.Snapshots, start, func(emit func(*events.SnapshotLine) error) error {
+}
+
+// sendSnapshot sends the bench snapshot's n lines after start, as
+// `stockflow reconcile` does, and returns how many it sent.
+func (r *Run) sendSnapshot(ctx context.Context, prod *kgo.Client, start *events.SnapshotStarted, n int) (int64, error) {
+	return reconcile.Send(ctx, prod, r.codec, r.cfg.Topics.Snapshots, start, func(emit func(*events.SnapshotLine) error) error {
 		for i := range n {
 			if err := emit(reconcileLine(i)); err != nil {
 				return err
@@ -78,24 +119,25 @@ func (r *Run) Reconcile(ctx context.Context) error {
 		}
 		return nil
 	}, nil)
-	if err != nil {
-		return err
-	}
-	sendTook := time.Since(began)
-	r.progress("reconcile: %d lines sent in %.1fs; waiting for the run", sent, sendTook.Seconds())
-	var run reconcile.Run
+}
+
+// awaitRun waits for run id to finish, up to 10 minutes after began.
+func awaitRun(ctx context.Context, runs *reconcile.Runs, id string, began time.Time) (reconcile.Run, error) {
 	for {
-		run, err = runs.Get(ctx, id)
+		run, err := runs.Get(ctx, id)
 		if err == nil && run.Status != reconcile.StatusRunning {
-			break
+			return run, nil
 		}
 		if time.Since(began) > 10*time.Minute {
-			return fmt.Errorf("run %s not finished after 10 minutes (%+v, %v)", id, run, err)
+			return run, fmt.Errorf("run %s not finished after 10 minutes (%+v, %v)", id, run, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	took := time.Since(began)
-	peak := peakRSS()
+}
+
+// checkRun is an error unless run id completed and counted the drifts and
+// missing positions the bench snapshot of n lines has.
+func checkRun(run reconcile.Run, id string, n int) error {
 	if run.Status != reconcile.StatusCompleted {
 		return fmt.Errorf("run %s: %s (%s)", id, run.Status, run.Reason)
 	}
@@ -103,28 +145,30 @@ func (r *Run) Reconcile(ctx context.Context) error {
 	if run.Counts[reconcile.Drift] != wantDrift || run.Counts[reconcile.MissingInSnapshot] != wantMissing {
 		return fmt.Errorf("run %s counted %v, want %d drift and %d missing", id, run.Counts, wantDrift, wantMissing)
 	}
-
-	ceilKafka, err := r.reconcilePassThrough(ctx, n)
-	if err != nil {
-		return err
-	}
-	ceilRedis, err := r.reconcileReads(ctx, n, asOf)
-	if err != nil {
-		return err
-	}
-	ceiling := ceilKafka + ceilRedis
-	rss := "peak RSS not readable here"
-	if peak > 0 {
-		rss = fmt.Sprintf("process peak RSS %d MiB (before the step %d MiB)", peak>>20, rssBefore>>20)
-	}
-	r.rows = append(r.rows, Row{
-		fmt.Sprintf("reconcile: a %d-line snapshot, sent to the topic, compared as of T, exceptions recorded", n),
-		fmt.Sprintf("%.1fs (%.0f lines/s; %d exceptions)", took.Seconds(), float64(n)/took.Seconds(), run.Exceptions()),
-		fmt.Sprintf("%.1fs: the records produced and consumed alone %.1fs, plus the same Redis reads pipelined alone %.1fs", ceiling.Seconds(), ceilKafka.Seconds(), ceilRedis.Seconds()),
-		ceiling.Seconds() / took.Seconds(),
-		fmt.Sprintf("sending took %.1fs of it; %s", sendTook.Seconds(), rss),
-	})
 	return nil
+}
+
+// reconcileCeiling times the ceiling's two sides, one after the other: the
+// Kafka records alone, then the Redis reads alone.
+func (r *Run) reconcileCeiling(ctx context.Context, n int, asOf time.Time) (onKafka, onRedis time.Duration, err error) {
+	onKafka, err = r.reconcilePassThrough(ctx, n)
+	if err != nil {
+		return 0, 0, err
+	}
+	onRedis, err = r.reconcileReads(ctx, n, asOf)
+	if err != nil {
+		return 0, 0, err
+	}
+	return onKafka, onRedis, nil
+}
+
+// describeRSS says the process's peak RSS in the step, given the peak
+// before it, when it can be read.
+func describeRSS(peak, before int64) string {
+	if peak <= 0 {
+		return "peak RSS not readable here"
+	}
+	return fmt.Sprintf("process peak RSS %d MiB (before the step %d MiB)", peak>>20, before>>20)
 }
 
 // reconcileLine is line i of the bench snapshot, for ledger position i:

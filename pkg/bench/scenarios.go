@@ -844,24 +844,7 @@ func (r *Run) underIngest(ctx context.Context, ep *endpoints, wh *kgo.Client, ru
 	stopIngest := func() (int, time.Duration) { return 0, 0 }
 	if ingest > 0 {
 		under = fmt.Sprintf("under %s source events/s", thousands(ingest))
-		sctx, cancel := context.WithCancel(ctx)
-		produced := make(chan int, 1)
-		start := time.Now()
-		go func() {
-			gen := sim.NewGenerator(uint64(2+row), sim.Catalogue{SKUs: r.opt.SKUs}, r.cfg.Topics, nil)
-			st, err := sim.New(sim.Config{Rate: ingest, SkipCatalog: true}, gen, r.codec, wh, r.log).Run(sctx)
-			if err != nil && sctx.Err() == nil {
-				r.progress("  simulator: %v", err)
-			}
-			produced <- st.Produced
-		}()
-		var once sync.Once
-		var n int
-		var took time.Duration
-		stopIngest = func() (int, time.Duration) {
-			once.Do(func() { took = time.Since(start); cancel(); n = <-produced })
-			return n, took
-		}
+		stopIngest = r.startIngest(ctx, wh, row, ingest)
 		defer stopIngest()
 		r.progress("holds %s: warming up for %v", under, ingestWarmUp)
 		select {
@@ -873,41 +856,14 @@ func (r *Run) underIngest(ctx context.Context, ep *endpoints, wh *kgo.Client, ru
 
 	// The round trips and the receipts start as the holds do, and run
 	// alongside them.
-	type freshResult struct {
-		lat  Latencies
-		sent int
-		err  error
-	}
-	freshc := make(chan freshResult, 1)
-	go func() {
-		lat, sent, err := r.fresh(ctx, ingestFreshRPS, d, run+"-"+strconv.Itoa(row))
-		freshc <- freshResult{lat, sent, err}
-	}()
-	type rttResult struct {
-		lat Latencies
-		err error
-	}
-	rttc := make(chan rttResult, 1)
-	go func() {
-		lat, err := r.roundTrip(ctx, int(d/rttEvery), rttEvery)
-		rttc <- rttResult{lat, err}
-	}()
-	r.progress("holds %s: %.0f holds/s for %v, with round trips every %v and %d receipts/s", under, r.opt.HoldRPS, d, rttEvery, ingestFreshRPS)
-	o0 := ep.holdOutcomes()
-	hl := Open(ctx, r.opt.HoldRPS, d, 256, r.holdRequest(ep.api, run+"-"+strconv.Itoa(row)))
-	o1 := ep.holdOutcomes()
-	rt := <-rttc
-	if rt.err != nil {
+	freshc := r.startFresh(ctx, d, run+"-"+strconv.Itoa(row))
+	holds, err := r.holdsBesideRoundTrips(ctx, ep, d, run+"-"+strconv.Itoa(row), under)
+	if err != nil {
 		<-freshc
-		return ingestRows{}, fmt.Errorf("round trip: %w", rt.err)
+		return ingestRows{}, err
 	}
 	lag := r.lagTotal(ctx, groups...)
-
-	r.progress("holds %s: GET availability, 64 connections, %v against the bare handler, then %v against the API", under, d/2, d/2)
-	bare := Closed(ctx, 64, d/2, r.lookupRequest(ep.bare, row<<24))
-	c0 := ep.cacheStats()
-	look := Closed(ctx, 64, d/2, r.lookupRequest(ep.api, row<<24))
-	c1 := ep.cacheStats()
+	look := r.lookupsUnderIngest(ctx, ep, d, row, under)
 
 	produced, took := stopIngest()
 	fr := <-freshc
@@ -928,24 +884,140 @@ func (r *Run) underIngest(ctx context.Context, ep *endpoints, wh *kgo.Client, ru
 	if len(notes) > 0 {
 		extra = "; " + strings.Join(notes, "; ")
 	}
-	rttText := fmt.Sprintf("broker produce+consume round trip, same ingest, at once: p50 %s p99 %s (%d trips)", ms(rt.lat.P50), ms(rt.lat.P99), rt.lat.Requests)
-	timeouts := int(o1.timeout - o0.timeout)
-	res := ingestRows{
-		holds: Row{fmt.Sprintf("POST holds at %.0f/s %s", r.opt.HoldRPS, under),
-			fmt.Sprintf("p50 %s p99 %s p99.9 %s", ms(hl.P50), ms(hl.P99), ms(hl.P999)),
-			rttText, ratio(hl.P99, rt.lat.P99),
-			fmt.Sprintf("ratio: hold p99 / round-trip p99 (aim ≤ 5); %d answered (%d held, %d rejected), %d timeouts (503), %d other errors; oversold positions: %d; pipeline lag after the holds: %d records%s",
-				hl.Requests, int(o1.held-o0.held), int(o1.rejected-o0.rejected), timeouts, max(0, hl.Errors-timeouts), over, lag, extra)},
-		fresh: Row{fmt.Sprintf("freshness of %d receipts/s %s: produce to first AvailabilityChanged (read_committed)", ingestFreshRPS, under),
-			fmt.Sprintf("p50 %s p99 %s", ms(fr.lat.P50), ms(fr.lat.P99)),
-			rttText, ratio(fr.lat.P99, rt.lat.P99),
-			fmt.Sprintf("ratio: p99 / round-trip p99; aim p99 ≤ 50 ms at 2,000 events/s, ≤ 100 ms at 5,000; %d of %d seen%s", fr.lat.Requests, fr.sent, extra)},
-		lookups: Row{fmt.Sprintf("GET availability, 64 connections (closed loop), %s", under),
-			fmt.Sprintf("%.0f req/s, p50 %s p99 %s p99.9 %s", look.RPS(), ms(look.P50), ms(look.P99), ms(look.P999)),
-			fmt.Sprintf("bare handler, same ingest: %.0f req/s, p99 %s", bare.RPS(), ms(bare.P99)), look.RPS() / bare.RPS(),
-			fmt.Sprintf("aim ≥ 0.6 with no ingest, ≥ 0.5 at 5,000 events/s; %v each; %d errors; %s%s", d/2, look.Errors, describeCache(ep.cache, c0, c1), extra)},
+	rtt := fmt.Sprintf("broker produce+consume round trip, same ingest, at once: p50 %s p99 %s (%d trips)", ms(holds.rtt.P50), ms(holds.rtt.P99), holds.rtt.Requests)
+	return ingestRows{
+		holds:   r.holdsRow(holds, under, rtt, over, lag, extra),
+		fresh:   freshRow(fr, holds.rtt, under, rtt, extra),
+		lookups: lookupsRow(look, ep.cache, d, under, extra),
+	}, nil
+}
+
+// startIngest starts the warehouses' stream at ingest source events/s, the
+// generator seeded by row. The stop it returns ends the stream and says
+// how many records it produced in how long; it may be called more than
+// once.
+func (r *Run) startIngest(ctx context.Context, wh *kgo.Client, row int, ingest float64) (stop func() (int, time.Duration)) {
+	sctx, cancel := context.WithCancel(ctx)
+	produced := make(chan int, 1)
+	start := time.Now()
+	go func() {
+		gen := sim.NewGenerator(uint64(2+row), sim.Catalogue{SKUs: r.opt.SKUs}, r.cfg.Topics, nil)
+		st, err := sim.New(sim.Config{Rate: ingest, SkipCatalog: true}, gen, r.codec, wh, r.log).Run(sctx)
+		if err != nil && sctx.Err() == nil {
+			r.progress("  simulator: %v", err)
+		}
+		produced <- st.Produced
+	}()
+	var once sync.Once
+	var n int
+	var took time.Duration
+	return func() (int, time.Duration) {
+		once.Do(func() { took = time.Since(start); cancel(); n = <-produced })
+		return n, took
 	}
-	return res, nil
+}
+
+// freshResult is what the receipts timed for freshness came to.
+type freshResult struct {
+	lat  Latencies
+	sent int
+	err  error
+}
+
+// startFresh times receipts for fresh SKUs at ingestFreshRPS for d in the
+// background, tagged tag; their result comes on the channel.
+func (r *Run) startFresh(ctx context.Context, d time.Duration, tag string) <-chan freshResult {
+	freshc := make(chan freshResult, 1)
+	go func() {
+		lat, sent, err := r.fresh(ctx, ingestFreshRPS, d, tag)
+		freshc <- freshResult{lat, sent, err}
+	}()
+	return freshc
+}
+
+// holdsTimed are the holds of one ingest rate, timed beside the broker's
+// round trip.
+type holdsTimed struct {
+	lat Latencies
+	// before and after are the API's hold decisions around the holds.
+	before, after holdCounts
+	rtt           Latencies
+}
+
+// holdsBesideRoundTrips posts holds at Options.HoldRPS for d, the hold ids
+// tagged tag, while round trips run every rttEvery.
+func (r *Run) holdsBesideRoundTrips(ctx context.Context, ep *endpoints, d time.Duration, tag, under string) (holdsTimed, error) {
+	type rttResult struct {
+		lat Latencies
+		err error
+	}
+	rttc := make(chan rttResult, 1)
+	go func() {
+		lat, err := r.roundTrip(ctx, int(d/rttEvery), rttEvery)
+		rttc <- rttResult{lat, err}
+	}()
+	r.progress("holds %s: %.0f holds/s for %v, with round trips every %v and %d receipts/s", under, r.opt.HoldRPS, d, rttEvery, ingestFreshRPS)
+	var h holdsTimed
+	h.before = ep.holdOutcomes()
+	h.lat = Open(ctx, r.opt.HoldRPS, d, 256, r.holdRequest(ep.api, tag))
+	h.after = ep.holdOutcomes()
+	rt := <-rttc
+	if rt.err != nil {
+		return holdsTimed{}, fmt.Errorf("round trip: %w", rt.err)
+	}
+	h.rtt = rt.lat
+	return h, nil
+}
+
+// lookupsTimed is GET availability of one ingest rate.
+type lookupsTimed struct {
+	bare, api Latencies
+	// before and after are the lookup cache's counters around the API's run.
+	before, after store.CacheStats
+}
+
+// lookupsUnderIngest loads GET availability with 64 connections, d/2
+// against the bare handler, then d/2 against the API, the positions offset
+// by row.
+func (r *Run) lookupsUnderIngest(ctx context.Context, ep *endpoints, d time.Duration, row int, under string) lookupsTimed {
+	r.progress("holds %s: GET availability, 64 connections, %v against the bare handler, then %v against the API", under, d/2, d/2)
+	var l lookupsTimed
+	l.bare = Closed(ctx, 64, d/2, r.lookupRequest(ep.bare, row<<24))
+	l.before = ep.cacheStats()
+	l.api = Closed(ctx, 64, d/2, r.lookupRequest(ep.api, row<<24))
+	l.after = ep.cacheStats()
+	return l
+}
+
+// holdsRow is the holds' row of an ingest rate, beside the round trip
+// (rtt describes it).
+func (r *Run) holdsRow(h holdsTimed, under, rtt string, over int, lag int64, extra string) Row {
+	hl, o0, o1 := h.lat, h.before, h.after
+	timeouts := int(o1.timeout - o0.timeout)
+	return Row{fmt.Sprintf("POST holds at %.0f/s %s", r.opt.HoldRPS, under),
+		fmt.Sprintf("p50 %s p99 %s p99.9 %s", ms(hl.P50), ms(hl.P99), ms(hl.P999)),
+		rtt, ratio(hl.P99, h.rtt.P99),
+		fmt.Sprintf("ratio: hold p99 / round-trip p99 (aim ≤ 5); %d answered (%d held, %d rejected), %d timeouts (503), %d other errors; oversold positions: %d; pipeline lag after the holds: %d records%s",
+			hl.Requests, int(o1.held-o0.held), int(o1.rejected-o0.rejected), timeouts, max(0, hl.Errors-timeouts), over, lag, extra)}
+}
+
+// freshRow is the receipts' freshness row of an ingest rate, beside the
+// round trip (rt; rtt describes it).
+func freshRow(fr freshResult, rt Latencies, under, rtt, extra string) Row {
+	return Row{fmt.Sprintf("freshness of %d receipts/s %s: produce to first AvailabilityChanged (read_committed)", ingestFreshRPS, under),
+		fmt.Sprintf("p50 %s p99 %s", ms(fr.lat.P50), ms(fr.lat.P99)),
+		rtt, ratio(fr.lat.P99, rt.P99),
+		fmt.Sprintf("ratio: p99 / round-trip p99; aim p99 ≤ 50 ms at 2,000 events/s, ≤ 100 ms at 5,000; %d of %d seen%s", fr.lat.Requests, fr.sent, extra)}
+}
+
+// lookupsRow is the GET availability row of an ingest rate, each side
+// loaded for d/2.
+func lookupsRow(l lookupsTimed, cache *store.Cache, d time.Duration, under, extra string) Row {
+	look, bare := l.api, l.bare
+	return Row{fmt.Sprintf("GET availability, 64 connections (closed loop), %s", under),
+		fmt.Sprintf("%.0f req/s, p50 %s p99 %s p99.9 %s", look.RPS(), ms(look.P50), ms(look.P99), ms(look.P999)),
+		fmt.Sprintf("bare handler, same ingest: %.0f req/s, p99 %s", bare.RPS(), ms(bare.P99)), look.RPS() / bare.RPS(),
+		fmt.Sprintf("aim ≥ 0.6 with no ingest, ≥ 0.5 at 5,000 events/s; %v each; %d errors; %s%s", d/2, look.Errors, describeCache(cache, l.before, l.after), extra)}
 }
 
 // holdRequest makes the i-th hold of a run: one unit of a random position,
