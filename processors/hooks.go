@@ -10,7 +10,7 @@ import (
 // Hook observes the processors from outside, as a franz-go kgo.Hook
 // observes a client: a value implementing any of the interfaces below is
 // called at that point of the processing. Metrics are attached this way
-// (pkg/telemetry's Prometheus hook), so the processors themselves carry no
+// (pkg/metrics' Prometheus hook), so the processors themselves carry no
 // metrics library. Hooks run on the processing goroutines: they must be
 // quick and must not block.
 type Hook any

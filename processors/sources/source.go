@@ -49,8 +49,7 @@ type Def[E events.Source] struct {
 	// Topic is the source topic the event belongs on; a record of it
 	// found on another topic is dead-lettered (wrong_topic).
 	Topic func(config.Topics) string
-	// Summary says in a line what one event says (stockflow tail's table,
-	// the console's dead letters).
+	// Summary says in a line what one event says (stockflow tail's table).
 	Summary func(e E) string
 	// Example is a valid event of the type that needs nothing in the
 	// document index, for the registration's tests when the simulator
