@@ -24,11 +24,12 @@ type Item struct {
 // topic by every instance (unit conversions must be known whatever the
 // partition assignment).
 type Catalog struct {
-	cl    *kgo.Client
-	adm   *kadm.Client
-	topic string
-	codec *avro.Codec
-	log   *slog.Logger
+	cl     *kgo.Client
+	closed sync.Once
+	adm    *kadm.Client
+	topic  string
+	codec  *avro.Codec
+	log    *slog.Logger
 
 	mu    sync.RWMutex
 	items map[string]Item
@@ -64,9 +65,13 @@ func (c *Catalog) Lookup(sku string) (Item, bool) {
 	return it, ok
 }
 
+// Close releases the catalog's client; Run does when it returns. It may be
+// called more than once, and without Run.
+func (c *Catalog) Close() { c.closed.Do(c.cl.Close) }
+
 // Run reads the catalog topic until ctx ends.
 func (c *Catalog) Run(ctx context.Context) error {
-	defer c.cl.Close()
+	defer c.Close()
 	for {
 		fs := c.cl.PollFetches(ctx)
 		if ctx.Err() != nil {

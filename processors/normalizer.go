@@ -55,6 +55,9 @@ type NormalizerConfig struct {
 	TxnTimeout time.Duration
 	// ExtraOpts are appended to the client options (tracing hooks, tests).
 	ExtraOpts []kgo.Opt
+	// SessionOpts, when set, gives options made anew for each session's
+	// client (hooks that keep per-client state, such as its metrics).
+	SessionOpts func() []kgo.Opt
 	// Hooks observe the normalizer (metrics); default none.
 	Hooks []Hook
 	// Tracing, default off.
@@ -161,6 +164,9 @@ func (n *Normalizer) session(ctx context.Context) error {
 		kgo.RetryTimeout(0),
 	)
 	opts = append(opts, n.cfg.ExtraOpts...)
+	if n.cfg.SessionOpts != nil {
+		opts = append(opts, n.cfg.SessionOpts()...)
+	}
 	if n.cfg.InstanceID != "" {
 		// A static member: a restart with the same InstanceID takes its
 		// partitions back at once (Run leaves the group when it stops).

@@ -261,7 +261,8 @@ func (r *Run) running(ctx context.Context) error {
 	if r.live != nil {
 		return nil
 	}
-	svc, stop, err := r.startService(ctx, r.cfg, service.Options{InstanceID: "bench"})
+	// The reconciliation step runs an instance of its own.
+	svc, stop, err := r.startService(ctx, r.cfg, service.Options{InstanceID: "bench", NoReconciler: true})
 	if err != nil {
 		return err
 	}
@@ -288,6 +289,12 @@ func (r *Run) startService(ctx context.Context, cfg config.Config, opts service.
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.Kafka.CreateTopics = false
 	cfg.API.RateLimit = 0
+	// The load sends no API key; the run's figures are of the work, not of
+	// exporting spans; the reconciliation step checks the counts of an
+	// untolerant, report-only run. A deployment's settings for these (from
+	// its file or environment) stay out of the run.
+	cfg.API.Keys, cfg.OTLPEndpoint = "", ""
+	cfg.Reconcile.Tolerance, cfg.Reconcile.AutoApplyUnits = "", 0
 	opts.Logger = r.log
 	svc, err := service.Build(ctx, cfg, opts)
 	if err != nil {
@@ -1231,12 +1238,13 @@ func (r *Run) Rebuild(ctx context.Context) error {
 	if _, err := r.deleteKeys(ctx, ledger.NewKeys(r.cfg.Redis.KeyPrefix).All()); err != nil {
 		return err
 	}
-	// A folder alone, as a new deployment's, its own consumer group
-	// folding the log from offset 0.
+	// A folder alone, its own consumer group folding the log from offset
+	// 0; its hold desks stay off, the live service's having decided the
+	// holds.
 	cfg := r.cfg
 	cfg.Kafka.FolderGroup += ".rebuild"
 	start := time.Now()
-	_, stop, err := r.startService(ctx, cfg, service.Options{InstanceID: "bench-rebuild", NoNormalizer: true, NoReconciler: true})
+	_, stop, err := r.startService(ctx, cfg, service.Options{InstanceID: "bench-rebuild", NoNormalizer: true, NoReconciler: true, NoHoldDesks: true})
 	if err != nil {
 		return err
 	}

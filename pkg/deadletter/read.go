@@ -274,7 +274,9 @@ func readRange(ctx context.Context, cl *kgo.Client, topic string, until, pos map
 			if r.Offset < pos[p] || pos[p] >= until[p] {
 				continue // read before, or the partition's end reached
 			}
-			if pos[p] = r.Offset + 1; pos[p] >= until[p] {
+			// Never past until: the records below it that this fetch skipped
+			// (a compaction gap) were not read.
+			if pos[p] = min(r.Offset+1, until[p]); pos[p] >= until[p] {
 				left--
 				cl.PauseFetchPartitions(map[string][]int32{topic: {p}})
 			}

@@ -12,7 +12,8 @@ import (
 // client's role in the process (client="normalizer", …). The metrics are
 // registered when the client starts and unregistered when it closes, so a
 // role has one client at a time: a processor that replaces its client
-// closes the old one first.
+// closes the old one first, and takes a new option for the new client (the
+// hook keeps what it registered for the client it was given).
 func KafkaClient(reg prometheus.Registerer, role string) kgo.Opt {
 	labelled := prometheus.WrapRegistererWith(prometheus.Labels{"client": role}, reg)
 	return kgo.WithHooks(kprom.NewMetrics("stockflow_kafka", kprom.Registerer(labelled)))

@@ -189,6 +189,7 @@ func (s *Service) buildAPI(context.Context) error {
 		return err
 	}
 	s.catalog = catalog
+	s.onClose(catalog.Close)
 	s.rec = reconcile.New(reconcile.Config{
 		Ledger: s.led, Runs: reconcile.NewRuns(s.rdb, cfg.Redis.KeyPrefix, cfg.Reconcile.Retention), Units: catalog.ToBase,
 		Tolerances: cfg.Reconcile.Tolerances, Producer: s.hcl, Codec: s.codec, ReconciliationTopic: cfg.Topics.Reconciliation, LedgerTopic: cfg.Topics.Ledger,
@@ -263,7 +264,10 @@ func (s *Service) normalizerConfig(hooks []processors.Hook) processors.Normalize
 		n.TxnTimeout = cfg.NormalizerTxnTimeout
 	}
 	opt, tracer := kafka.Tracing(s.tp, cfg.Kafka.ClientID, cfg.Kafka.NormalizerGroup)
-	n.ExtraOpts = append(n.ExtraOpts, opt, kafka.Logger(s.log.With("group", cfg.Kafka.NormalizerGroup)), metrics.KafkaClient(s.reg, "normalizer"))
+	n.ExtraOpts = append(n.ExtraOpts, opt, kafka.Logger(s.log.With("group", cfg.Kafka.NormalizerGroup)))
+	// A session's client is replaced after a failure: each gets metrics of
+	// its own, which go with it.
+	n.SessionOpts = func() []kgo.Opt { return []kgo.Opt{metrics.KafkaClient(s.reg, "normalizer")} }
 	n.Tracing = processors.Tracing{Kotel: tracer}
 	return n
 }
@@ -272,6 +276,9 @@ func (s *Service) folderConfig(hooks []processors.Hook) processors.FolderConfig 
 	cfg := s.cfg
 	f := s.opts.Folder
 	f.Kafka, f.Topics, f.InstanceID = cfg.Kafka, cfg.Topics, s.opts.InstanceID
+	if s.opts.NoHoldDesks {
+		f.Topics.Holds = "" // a folder with no holds topic runs no desks
+	}
 	f.Hooks = append(append([]processors.Hook(nil), hooks...), f.Hooks...)
 	f.CacheSKUs, f.InFlight, f.Grace = cfg.FolderCacheSKUs, cfg.FolderInFlight, cfg.ShutdownGrace
 	f.HoldTimeout = cfg.API.HoldTimeout

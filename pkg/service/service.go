@@ -66,6 +66,10 @@ type Options struct {
 	// NoNormalizer, NoFolder and NoReconciler leave a stage out of this
 	// process, to scale the stages apart.
 	NoNormalizer, NoFolder, NoReconciler bool
+	// NoHoldDesks runs the folder without its hold desks: a folder that
+	// rebuilds a ledger from its log beside the deployment's own, whose
+	// desks decide the holds.
+	NoHoldDesks bool
 }
 
 func (o *Options) setDefaults() {
@@ -204,7 +208,7 @@ func (s *Service) LookupCache() *store.Cache { return s.cache }
 // Registry holds the service's metrics.
 func (s *Service) Registry() *prometheus.Registry { return s.reg }
 
-// Addr is where the HTTP server listens, once Run has started it; nil
+// Addr is where the HTTP server listens, once Run has started it; empty
 // before.
 func (s *Service) Addr() string {
 	if a := s.srv.Addr(); a != nil {
