@@ -119,6 +119,12 @@ type OrderLine struct {
 	Shipped   int64  `json:"s,omitempty"`
 	Cancelled int    `json:"c,omitempty"`
 	Channel   string `json:"ch,omitempty"`
+	// At is when the order was accepted (event time, ms): the line's
+	// place in the order its location's stock and supply serve lines.
+	At int64 `json:"t,omitempty"`
+	// Promise is the line's last published promise (Promise.encode), ""
+	// when it has none.
+	Promise string `json:"pr,omitempty"`
 }
 
 // POLine is a purchase order line as the ledger keeps it.
@@ -473,6 +479,9 @@ func (s *State) applyOrderLine(en *events.LedgerEntry, loc string) {
 			l.Group = deref(en.Group)
 		}
 		l.Channel = deref(en.Channel)
+		if l.At == 0 {
+			l.At = en.EventTime.UnixMilli()
+		}
 	})
 }
 

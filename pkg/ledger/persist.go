@@ -646,6 +646,12 @@ func appendOrderLine(b []byte, l *OrderLine) []byte {
 	if l.Channel != "" {
 		b = appendField(b, "ch", l.Channel)
 	}
+	if l.At != 0 {
+		b = appendInt(b, "t", l.At)
+	}
+	if l.Promise != "" {
+		b = appendField(b, "pr", l.Promise)
+	}
 	b[len(b)-1] = '}'
 	return b
 }

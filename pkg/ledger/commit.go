@@ -1,0 +1,196 @@
+package ledger
+
+import (
+	"cmp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/stockflow/stockflow/atp"
+)
+
+// Promise is what an order line at a location is promised: the part of its
+// open quantity stock on hand confirms now, the rest by the days dated
+// supply covers it, and what no known supply covers (docs/design.md §5.10).
+type Promise struct {
+	Open       int64 // the quantity the line still needs: its reservation
+	Confirmed  int64 // covered by stock on hand now
+	ByDay      []DayQuantity
+	Unpromised int64 // covered by no known supply
+}
+
+// DayQuantity is a quantity promised for a day (days since the Unix epoch).
+type DayQuantity struct {
+	Day      int64
+	Quantity int64
+}
+
+// Late reports whether p promises any of its quantity later than q does,
+// or leaves more unpromised: the change a planner is told about.
+func (p Promise) Late(q Promise) bool {
+	if p.Unpromised > q.Unpromised {
+		return true
+	}
+	return p.lastDay() > q.lastDay()
+}
+
+func (p Promise) lastDay() int64 {
+	if len(p.ByDay) == 0 {
+		return 0
+	}
+	return p.ByDay[len(p.ByDay)-1].Day
+}
+
+// encode is the promise as the line stores it: "open;confirmed;unpromised"
+// then ";day:quantity" per day.
+func (p Promise) encode() string {
+	b := make([]byte, 0, 32)
+	b = strconv.AppendInt(b, p.Open, 10)
+	b = append(b, ';')
+	b = strconv.AppendInt(b, p.Confirmed, 10)
+	b = append(b, ';')
+	b = strconv.AppendInt(b, p.Unpromised, 10)
+	for _, d := range p.ByDay {
+		b = append(b, ';')
+		b = strconv.AppendInt(b, d.Day, 10)
+		b = append(b, ':')
+		b = strconv.AppendInt(b, d.Quantity, 10)
+	}
+	return string(b)
+}
+
+// ParsePromise reads a promise as a line stores it; ok is false for an
+// empty or damaged one.
+func ParsePromise(s string) (p Promise, ok bool) {
+	parts := strings.Split(s, ";")
+	if s == "" || len(parts) < 3 {
+		return Promise{}, false
+	}
+	var err error
+	for i, dst := range []*int64{&p.Open, &p.Confirmed, &p.Unpromised} {
+		if *dst, err = strconv.ParseInt(parts[i], 10, 64); err != nil {
+			return Promise{}, false
+		}
+	}
+	for _, d := range parts[3:] {
+		day, q, found := strings.Cut(d, ":")
+		dq := DayQuantity{}
+		if dq.Day, err = strconv.ParseInt(day, 10, 64); err != nil || !found {
+			return Promise{}, false
+		}
+		if dq.Quantity, err = strconv.ParseInt(q, 10, 64); err != nil {
+			return Promise{}, false
+		}
+		p.ByDay = append(p.ByDay, dq)
+	}
+	return p, true
+}
+
+// Commitment is an order line whose promise a fold changed.
+type Commitment struct {
+	OrderID, LineID, Location, Channel string
+	// Before is the promise last published (Had false: none yet).
+	Before Promise
+	Had    bool
+	After  Promise
+}
+
+// Recommit promises the open order lines at loc again and returns those
+// whose promise changed, storing each new promise on its line (it is saved
+// with the state). The rule:
+//
+//   - Lines are served in priority order: the time their order was
+//     accepted, then order id, then line id.
+//   - Stock on hand and not picked confirms lines first, whole or in part;
+//     holds and safety stock come after the orders already taken.
+//   - What stock does not cover is promised against the open supply the
+//     policy counts, day by day, earliest first: each day's supply to the
+//     first lines still short.
+//   - The rest is unpromised.
+//
+// The promise is a function of the ledger alone, never of the clock: a
+// supply day already past stays that day (the promise is overdue), so a
+// rebuild from the log reaches the same promises. A line against a group
+// is promised once it is allocated to a location; a line that needs
+// nothing more (shipped, picked in full, cancelled) gets a last promise of
+// nothing open, then none.
+func (s *State) Recommit(loc string, policy atp.SupplyPolicy) []Commitment {
+	p := s.pos[loc]
+	if p == nil {
+		return nil
+	}
+	lines := s.linesAt(loc)
+	if len(lines) == 0 {
+		return nil
+	}
+	now := max(p.OnHand-p.Picked, 0)
+	days := supplyByDay(p.openSupply(), policy)
+	var out []Commitment
+	for _, l := range lines {
+		open, _ := lineContrib(l)
+		after := Promise{Open: open}
+		after.Confirmed = min(open, now)
+		now -= after.Confirmed
+		short := open - after.Confirmed
+		for i := range days {
+			if short == 0 {
+				break
+			}
+			q := min(short, days[i].Quantity)
+			if q == 0 {
+				continue
+			}
+			days[i].Quantity -= q
+			short -= q
+			after.ByDay = append(after.ByDay, DayQuantity{Day: days[i].Day, Quantity: q})
+		}
+		after.Unpromised = short
+		enc := after.encode()
+		if open == 0 {
+			enc = "" // nothing open: no promise kept
+		}
+		if enc == l.Promise || (open == 0 && l.Promise == "") {
+			continue
+		}
+		before, had := ParsePromise(l.Promise)
+		l.Promise = enc
+		mark(&s.d.lines, l.OrderID+"|"+l.LineID)
+		out = append(out, Commitment{OrderID: l.OrderID, LineID: l.LineID, Location: loc, Channel: l.Channel, Before: before, Had: had, After: after})
+	}
+	return out
+}
+
+// linesAt are the lines at loc that need a promise or had one, in
+// priority order.
+func (s *State) linesAt(loc string) []*OrderLine {
+	var out []*OrderLine
+	for _, l := range s.lines {
+		if l.Location != loc {
+			continue
+		}
+		if open, _ := lineContrib(l); open > 0 || l.Promise != "" {
+			out = append(out, l)
+		}
+	}
+	slices.SortFunc(out, func(a, b *OrderLine) int {
+		return cmp.Or(cmp.Compare(a.At, b.At), strings.Compare(a.OrderID, b.OrderID), strings.Compare(a.LineID, b.LineID))
+	})
+	return out
+}
+
+// supplyByDay sums the supply the policy counts by day, earliest first.
+func supplyByDay(supply []atp.Supply, policy atp.SupplyPolicy) []DayQuantity {
+	var out []DayQuantity
+	for _, sp := range supply { // sorted by date
+		if !policy.Counts(sp.Kind) || sp.Quantity <= 0 {
+			continue
+		}
+		day := sp.Date.Unix() / 86400
+		if n := len(out); n > 0 && out[n-1].Day == day {
+			out[n-1].Quantity += sp.Quantity
+			continue
+		}
+		out = append(out, DayQuantity{Day: day, Quantity: sp.Quantity})
+	}
+	return out
+}
