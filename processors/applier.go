@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/stockflow/stockflow/atp"
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/config"
 	"github.com/stockflow/stockflow/pkg/deadletter"
@@ -32,6 +33,7 @@ type applier struct {
 	codec     *avro.Codec
 	store     *ledger.Store
 	topics    config.Topics
+	supply    atp.SupplyPolicy // which supply promises count on
 	hooks     *hooks
 	tracing   Tracing
 	log       *slog.Logger
@@ -313,9 +315,39 @@ func (a *applier) foldInMemory(ctx context.Context, order []*skuEntries, p *fold
 				s.Outbox(al.AlertID, b)
 				p.crossed[i] = append(p.crossed[i], stockAlert{sku: g.sku, id: al.AlertID, value: b, ctx: g.span})
 			}
+			if err := a.recommit(ctx, s, g, c.Location, p, i); err != nil {
+				a.mu.Unlock()
+				return err
+			}
 		}
 	}
 	a.mu.Unlock()
+	return nil
+}
+
+// recommit promises the order lines at loc again after a fold changed the
+// location, and puts each changed promise in the state's outbox, as an
+// alert is: stored with the write, published after it, and published again
+// by the next owner when a crash comes between.
+func (a *applier) recommit(ctx context.Context, s *ledger.State, g *skuEntries, loc string, p *folding, i int) error {
+	if a.topics.Commitments == "" {
+		return nil
+	}
+	cms := s.Recommit(loc, a.supply)
+	if len(cms) == 0 {
+		return nil
+	}
+	cause := g.entries[len(g.entries)-1]
+	for _, cm := range cms {
+		rec := commitmentRecord(g.sku, cm, cause.LedgerEntry, cause.Partition, cause.Offset)
+		b, err := a.codec.Encode(ctx, a.topics.Commitments, rec)
+		if err != nil {
+			return fmt.Errorf("%w: commitment %s: %w", errEncode, rec.CommitmentID, err)
+		}
+		id := commitmentOutboxID(rec.CommitmentID)
+		s.Outbox(id, b)
+		p.crossed[i] = append(p.crossed[i], stockAlert{sku: g.sku, id: id, value: b, ctx: g.span})
+	}
 	return nil
 }
 

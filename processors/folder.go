@@ -303,7 +303,7 @@ func (f *Folder) workerFor(ctx context.Context, p int32) *partitionWorker {
 		return w
 	}
 	w := &partitionWorker{
-		app: &applier{partition: p, codec: f.codec, store: f.store, topics: f.cfg.Topics, hooks: f.hooks,
+		app: &applier{partition: p, codec: f.codec, store: f.store, topics: f.cfg.Topics, supply: *f.cfg.Supply, hooks: f.hooks,
 			tracing: f.cfg.Tracing, log: f.log, capacity: f.cfg.CacheSKUs, cache: map[string]*ledger.State{}},
 		in: make(chan []*kgo.Record), done: make(chan applied), quit: make(chan struct{}), stopped: make(chan struct{}),
 		closeDesk: func() {},

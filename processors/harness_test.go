@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stockflow/stockflow/atp"
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/config"
 	"github.com/stockflow/stockflow/pkg/events"
@@ -342,7 +343,7 @@ func decodeGoldenEvent(t *testing.T, typ string, raw json.RawMessage) events.Sou
 func (e *env) verify(t *testing.T) {
 	t.Helper()
 	eventually(t, settle, func() error {
-		rep, err := Verify(context.Background(), e.cfg.Kafka, e.cfg.Topics, e.store, e.codec, io.Discard)
+		rep, err := Verify(context.Background(), e.cfg.Kafka, e.cfg.Topics, atp.AllSupply, e.store, e.codec, io.Discard)
 		if err != nil {
 			return err
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -29,7 +28,8 @@ type change struct {
 	force bool
 }
 
-// stockAlert is an alert encoded, as stored in its SKU's outbox.
+// stockAlert is an output kept in its SKU's outbox, encoded: an alert, or
+// a commitment (outboxTarget tells them apart by id).
 type stockAlert struct {
 	sku, id string
 	value   []byte
@@ -94,14 +94,12 @@ func (e *emitter) emit(ctx context.Context, po pollOutputs) (*flight, error) {
 		}
 	}
 	for _, a := range po.alerts {
-		// The id is sku|location|type|version: the key is its first two parts.
-		key := a.id
-		if i := strings.Index(key, "|"); i >= 0 {
-			if j := strings.Index(key[i+1:], "|"); j >= 0 {
-				key = key[:i+1+j]
-			}
+		topic := e.topics.Alerts
+		commitment, key := outboxTarget(a.id)
+		if commitment {
+			topic = e.topics.Commitments
 		}
-		recs = append(recs, &kgo.Record{Topic: e.topics.Alerts, Key: []byte(key), Value: a.value, Context: a.ctx})
+		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(key), Value: a.value, Context: a.ctx})
 	}
 	recs = append(recs, po.dead...)
 	f := &flight{}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stockflow/stockflow/atp"
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/deadletter"
 	"github.com/stockflow/stockflow/pkg/events"
@@ -304,7 +305,7 @@ func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 		if err := e.rdb.HIncrBy(context.Background(), e.store.SKUKey("SKU-V")+":p:DC1", "oh", 1).Err(); err != nil {
 			t.Fatal(err)
 		}
-		rep, err := Verify(context.Background(), e.cfg.Kafka, e.cfg.Topics, e.store, e.codec, io.Discard)
+		rep, err := Verify(context.Background(), e.cfg.Kafka, e.cfg.Topics, atp.AllSupply, e.store, e.codec, io.Discard)
 		if err != nil {
 			t.Fatal(err)
 		}

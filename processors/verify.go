@@ -9,6 +9,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stockflow/stockflow/atp"
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/config"
 	"github.com/stockflow/stockflow/pkg/deadletter"
@@ -33,15 +34,17 @@ func (r VerifyReport) OK() bool { return len(r.Differences) == 0 }
 // folds it in memory with ledger.Fold (the same engine the folder runs),
 // and compares Redis with the result position by position; it also checks
 // the watermarks, that no hold was accepted beyond ATP, that hold decisions
-// match, and that every dead letter carries its headers. Progress and
-// differences go to out.
-func Verify(ctx context.Context, kcfg config.Kafka, topics config.Topics, store *ledger.Store, codec *avro.Codec, out io.Writer) (VerifyReport, error) {
+// match, that every order line's promise is the one the same rule makes
+// from the fold (supply counted as policy says; when commitments are on),
+// and that every dead letter carries its headers. Progress and differences
+// go to out.
+func Verify(ctx context.Context, kcfg config.Kafka, topics config.Topics, supply atp.SupplyPolicy, store *ledger.Store, codec *avro.Codec, out io.Writer) (VerifyReport, error) {
 	var rep VerifyReport
 	applied, err := store.AppliedOffsets(ctx, topics.Ledger)
 	if err != nil {
 		return rep, err
 	}
-	v := &verification{store: store, fold: NewVerifyFold(), applied: applied, rep: &rep}
+	v := &verification{store: store, fold: NewVerifyFold(), applied: applied, rep: &rep, promises: topics.Commitments != "", supply: supply}
 	if err := v.foldLog(ctx, kcfg, topics.Ledger, codec, out); err != nil {
 		return rep, err
 	}
@@ -68,6 +71,9 @@ type verification struct {
 	fold    *ledger.Fold
 	applied map[int32]int64 // per partition: the last offset Redis applied
 	rep     *VerifyReport
+	// promises: the folder keeps order lines' promises, by supply.
+	promises bool
+	supply   atp.SupplyPolicy
 }
 
 func (v *verification) diff(format string, a ...any) {
@@ -112,7 +118,34 @@ func (v *verification) checkSKU(ctx context.Context, sku string) error {
 	if err := v.checkWatermarks(ctx, sku); err != nil {
 		return err
 	}
-	return v.checkHolds(ctx, sku)
+	if err := v.checkHolds(ctx, sku); err != nil {
+		return err
+	}
+	return v.checkPromises(ctx, sku)
+}
+
+// checkPromises compares the promise each order line of the SKU keeps in
+// Redis with the one the fold's final state gives it.
+func (v *verification) checkPromises(ctx context.Context, sku string) error {
+	if !v.promises {
+		return nil
+	}
+	lines, _, _, err := v.store.Lines(ctx, sku)
+	if err != nil {
+		return err
+	}
+	want := v.fold.Promises(sku, v.supply)
+	for _, l := range lines {
+		k := l.OrderID + "|" + l.LineID
+		if l.Promise != want[k] {
+			v.diff("%s order %s line %s: expected promise %q, actual %q", sku, l.OrderID, l.LineID, want[k], l.Promise)
+		}
+		delete(want, k)
+	}
+	for k, p := range want {
+		v.diff("%s order line %s: expected promise %q, actual none", sku, k, p)
+	}
+	return nil
 }
 
 // checkPositions compares the totals of every location of the SKU, read in

@@ -96,7 +96,7 @@ func NewRun(ctx context.Context, cfg config.Config, opt Options, log *slog.Logge
 	}
 	sfx := "." + strconv.FormatInt(time.Now().Unix(), 36)
 	t := &cfg.Topics
-	for _, p := range []*string{&t.Inventory, &t.Orders, &t.Supplier, &t.Catalog, &t.Ledger, &t.Holds, &t.Availability, &t.Alerts, &t.DLQ, &t.Index, &t.Snapshots, &t.Reconciliation} {
+	for _, p := range []*string{&t.Inventory, &t.Orders, &t.Supplier, &t.Catalog, &t.Ledger, &t.Holds, &t.Availability, &t.Alerts, &t.DLQ, &t.Index, &t.Snapshots, &t.Reconciliation, &t.Commitments} {
 		*p = "bench." + *p + sfx
 	}
 	cfg.Kafka.NormalizerGroup += ".bench" + sfx
@@ -135,7 +135,7 @@ func (r *Run) Close(ctx context.Context) {
 	r.dropKeys(ctx, ledger.NewKeys(r.cfg.Redis.KeyPrefix).All())
 	t := r.cfg.Topics
 	r.deleteTopics(ctx, t.Inventory, t.Orders, t.Supplier, t.Catalog, t.Ledger, t.Holds, t.Availability, t.Alerts, t.DLQ, t.Index, t.Ledger+".scratch",
-		t.Snapshots, t.Reconciliation)
+		t.Snapshots, t.Reconciliation, t.Commitments)
 	r.deleteGroups(ctx, r.cfg.Kafka.NormalizerGroup, r.cfg.Kafka.FolderGroup, r.cfg.Kafka.FolderGroup+".rebuild", r.cfg.Kafka.NormalizerGroup+".passthrough",
 		r.cfg.Kafka.ReconcilerGroup)
 	r.cl.Close()

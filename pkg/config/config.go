@@ -139,6 +139,9 @@ type Topics struct {
 	// reconcile; Reconciliation gets each run's exceptions and summary.
 	Snapshots      string `yaml:"snapshots"`
 	Reconciliation string `yaml:"reconciliation"`
+	// Commitments gets each change of an order line's promise, keyed by
+	// order id.
+	Commitments string `yaml:"commitments"`
 }
 
 // Reconcile configures reconciliation of snapshots with the ledger.
@@ -286,6 +289,7 @@ func Default() Config {
 			Index:          "stockflow.index.v1",
 			Snapshots:      "wms.snapshots.v1",
 			Reconciliation: "stockflow.reconciliation.v1",
+			Commitments:    "stockflow.commitments.v1",
 		},
 		Reconcile:        Reconcile{EndTimeout: 10 * time.Minute, Retention: 30 * 24 * time.Hour, MaxLines: 1_000_000, MaxExceptions: 100_000},
 		Redis:            Redis{KeyPrefix: "sf", LookupCache: true, LookupCacheEntries: 200_000, LookupCacheMaxAge: 5 * time.Second},
@@ -395,6 +399,7 @@ func (c *Config) options() []option {
 		{TopicOptions, "topic-index", "the normalizers' document index topic (compacted)", &c.Topics.Index},
 		{TopicOptions, "topic-snapshots", "stock snapshots to reconcile", &c.Topics.Snapshots},
 		{TopicOptions, "topic-reconciliation", "reconciliation exceptions and run summaries", &c.Topics.Reconciliation},
+		{TopicOptions, "topic-commitments", "order lines' promises as supply moves, keyed by order id", &c.Topics.Commitments},
 		{RedisOptions, "redis-addr", "Redis host:port (empty with no brokers: embedded)", &c.Redis.Addr},
 		{RedisOptions, "redis-cluster-addrs", "seed nodes of a Redis Cluster, comma-separated host:port (instead of -redis-addr)", &c.Redis.ClusterAddrs},
 		{RedisOptions, "redis-username", "Redis ACL user (empty: the default user)", &c.Redis.Username},
@@ -775,7 +780,7 @@ func (c *Config) validateTopics(bad complaint) {
 		{"inventory", c.Topics.Inventory}, {"orders", c.Topics.Orders}, {"supplier", c.Topics.Supplier},
 		{"catalog", c.Topics.Catalog}, {"ledger", c.Topics.Ledger}, {"holds", c.Topics.Holds}, {"availability", c.Topics.Availability},
 		{"alerts", c.Topics.Alerts}, {"dlq", c.Topics.DLQ}, {"index", c.Topics.Index},
-		{"snapshots", c.Topics.Snapshots}, {"reconciliation", c.Topics.Reconciliation},
+		{"snapshots", c.Topics.Snapshots}, {"reconciliation", c.Topics.Reconciliation}, {"commitments", c.Topics.Commitments},
 	} {
 		if !topicName.MatchString(t.value) {
 			bad("topic %s: %q is not a valid topic name", t.name, t.value)

@@ -59,6 +59,7 @@ func Topics(t config.Topics) []TopicSpec {
 		{Name: t.Index, Configs: compacted},
 		{Name: t.Snapshots},
 		{Name: t.Reconciliation},
+		{Name: t.Commitments},
 	}
 }
 

@@ -3,6 +3,7 @@ package ledger
 import (
 	"sort"
 
+	"github.com/stockflow/stockflow/atp"
 	"github.com/stockflow/stockflow/pkg/events"
 )
 
@@ -93,4 +94,25 @@ func (f *Fold) GroupDemand(sku, group string) int64 {
 		return s.GroupDemand(group)
 	}
 	return 0
+}
+
+// Promises returns the promise of every open order line of sku
+// ("order|line" -> the promise as its line stores it), as Recommit makes
+// them from the fold's final state under policy.
+func (f *Fold) Promises(sku string, policy atp.SupplyPolicy) map[string]string {
+	s, ok := f.skus[sku]
+	if !ok {
+		return map[string]string{}
+	}
+	for loc := range s.pos {
+		s.Recommit(loc, policy)
+	}
+	s.d = dirty{}
+	out := map[string]string{}
+	for k, l := range s.lines {
+		if l.Promise != "" {
+			out[k] = l.Promise
+		}
+	}
+	return out
 }

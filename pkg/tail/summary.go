@@ -3,6 +3,7 @@ package tail
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/events"
@@ -49,8 +50,32 @@ func summary(rec avro.Record) string {
 		return s
 	case *events.ReconciliationSummary:
 		return fmt.Sprintf("run %s %s: %d of %d lines from %s as of %s", e.RunID, e.Status, e.Lines, e.ExpectedLines, e.Source, formatTime(e.AsOf))
+	case *events.CommitmentChanged:
+		s := fmt.Sprintf("order %s line %s (%s at %s): %s", e.OrderID, e.LineID, e.SKU, e.Location, promiseText(e.Promise))
+		if e.Late {
+			s += ", later than before"
+		}
+		return s + fmt.Sprintf("; after %s %s", e.CauseEntryType, e.CauseEventID)
 	}
 	return ""
+}
+
+// promiseText is a line's promise in a few words: "10 now, 5 on 2026-03-05".
+func promiseText(p events.LinePromise) string {
+	if p.OpenQuantity == 0 {
+		return "nothing open"
+	}
+	var parts []string
+	if p.ConfirmedNow > 0 {
+		parts = append(parts, fmt.Sprintf("%d now", p.ConfirmedNow))
+	}
+	for _, q := range p.Promised {
+		parts = append(parts, fmt.Sprintf("%d on %s", q.Quantity, q.Date.UTC().Format(time.DateOnly)))
+	}
+	if p.Unpromised > 0 {
+		parts = append(parts, fmt.Sprintf("%d unpromised", p.Unpromised))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func indexSummary(d ledger.Doc, l ledger.IndexedLine) string {

@@ -103,6 +103,8 @@ func Topic(t config.Topics, name string) string {
 		return t.Snapshots
 	case "reconciliation":
 		return t.Reconciliation
+	case "commitments":
+		return t.Commitments
 	}
 	return name
 }

@@ -123,7 +123,7 @@ func kafkaConfig(t testing.TB) config.Config {
 	cfg.Kafka.Partitions = 3
 	sfx := "." + Suffix()
 	tp := &cfg.Topics
-	for _, p := range []*string{&tp.Inventory, &tp.Orders, &tp.Supplier, &tp.Catalog, &tp.Ledger, &tp.Holds, &tp.Availability, &tp.Alerts, &tp.DLQ, &tp.Index, &tp.Snapshots, &tp.Reconciliation} {
+	for _, p := range []*string{&tp.Inventory, &tp.Orders, &tp.Supplier, &tp.Catalog, &tp.Ledger, &tp.Holds, &tp.Availability, &tp.Alerts, &tp.DLQ, &tp.Index, &tp.Snapshots, &tp.Reconciliation, &tp.Commitments} {
 		*p += sfx
 	}
 	cfg.Kafka.NormalizerGroup += sfx
@@ -144,7 +144,7 @@ func kafkaConfig(t testing.TB) config.Config {
 		defer cancel()
 		adm := kadm.NewClient(cl)
 		// Best effort: the names are the test's own, so leftovers only clutter the broker.
-		if _, err := adm.DeleteTopics(ctx, tp.Inventory, tp.Orders, tp.Supplier, tp.Catalog, tp.Ledger, tp.Holds, tp.Availability, tp.Alerts, tp.DLQ, tp.Index, tp.Snapshots, tp.Reconciliation); err != nil {
+		if _, err := adm.DeleteTopics(ctx, tp.Inventory, tp.Orders, tp.Supplier, tp.Catalog, tp.Ledger, tp.Holds, tp.Availability, tp.Alerts, tp.DLQ, tp.Index, tp.Snapshots, tp.Reconciliation, tp.Commitments); err != nil {
 			t.Logf("delete the test's topics: %v", err)
 		}
 		if _, err := adm.DeleteGroups(ctx, cfg.Kafka.NormalizerGroup, cfg.Kafka.FolderGroup, cfg.Kafka.ReconcilerGroup); err != nil {
