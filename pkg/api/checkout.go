@@ -163,6 +163,7 @@ func (ch *Checkout) Register(s *Server) {
 	s.e.DELETE("/v1/holds/:hold_id", ch.releaseHold, guard("hold")...)
 	s.e.PUT("/v1/policies/:sku/:location", ch.putPolicy, guard("admin")...)
 	s.get("/v1/positions/:sku", ch.positions, guard("read")...)
+	s.get("/v1/orders/:order_id/commitments", ch.orderCommitments, guard("read")...)
 	ch.registerReconciliations(s, guard)
 }
 

@@ -68,6 +68,8 @@ type orderLineJSON struct {
 	Cancelled bool   `json:"cancelled"`
 	Reserved  int64  `json:"reserved"`
 	Channel   string `json:"channel,omitempty"`
+	// Promise is the line's current promise (null: none).
+	Promise *promiseJSON `json:"promise"`
 }
 
 type poLineJSON struct {
@@ -139,7 +141,7 @@ func (ch *Checkout) positions(c echo.Context) error {
 			continue // closed: nothing reserved, nothing waiting to ship
 		}
 		ol = append(ol, orderLineJSON{OrderID: o.OrderID, LineID: o.LineID, Group: o.Group, Ordered: o.Ordered, Picked: o.Picked,
-			Shipped: o.Shipped, Cancelled: o.Cancelled == 1, Reserved: reserved, Channel: o.Channel})
+			Shipped: o.Shipped, Cancelled: o.Cancelled == 1, Reserved: reserved, Channel: o.Channel, Promise: promiseOf(o.Promise)})
 	}
 	pl := []poLineJSON{}
 	for _, p := range pos {
