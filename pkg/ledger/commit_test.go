@@ -14,12 +14,11 @@ import (
 // commitFixture folds entries of SKU S at DC-1 one at a time, as the
 // folder does, and records the promises each changes.
 type commitFixture struct {
-	t     *testing.T
-	eng   *Engine
-	s     *State
-	n     int64
-	all   []*events.LedgerEntry
-	dayOf map[string]int64
+	t   *testing.T
+	eng *Engine
+	s   *State
+	n   int64
+	all []*events.LedgerEntry
 }
 
 func newCommitFixture(t *testing.T) *commitFixture {
