@@ -344,11 +344,30 @@ func (a *applier) recommit(ctx context.Context, s *ledger.State, g *skuEntries, 
 		if err != nil {
 			return fmt.Errorf("%w: commitment %s: %w", errEncode, rec.CommitmentID, err)
 		}
-		id := commitmentOutboxID(rec.CommitmentID)
-		s.Outbox(id, b)
-		p.crossed[i] = append(p.crossed[i], stockAlert{sku: g.sku, id: id, value: b, ctx: g.span})
+		a.keep(s, g, p, i, commitmentOutboxID(rec.CommitmentID), b)
+		var late int64
+		if cm.Had {
+			late = lateUnits(cm.Before, cm.After)
+		}
+		a.hooks.onCommitment(rec, supplierOf(cause.LedgerEntry), late)
 	}
+	ex := planningException(g.sku, loc, cms, cause.LedgerEntry, cause.Partition, cause.Offset)
+	if ex == nil {
+		return nil
+	}
+	b, err := a.codec.Encode(ctx, a.topics.Alerts, ex)
+	if err != nil {
+		return fmt.Errorf("%w: planning exception %s: %w", errEncode, ex.ExceptionID, err)
+	}
+	a.keep(s, g, p, i, exceptionOutboxID(ex.ExceptionID), b)
 	return nil
+}
+
+// keep puts an output in the state's outbox, to be stored with its write,
+// and among what the poll publishes once the write is done.
+func (a *applier) keep(s *ledger.State, g *skuEntries, p *folding, i int, id string, value []byte) {
+	s.Outbox(id, value)
+	p.crossed[i] = append(p.crossed[i], stockAlert{sku: g.sku, id: id, value: value, ctx: g.span})
 }
 
 // collectOutputs puts in res what the poll's SKUs publish once Save has

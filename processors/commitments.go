@@ -9,22 +9,28 @@ import (
 	"github.com/stockflow/stockflow/pkg/ledger"
 )
 
-// commitmentPrefix marks a commitment in a SKU's outbox, beside its alerts:
-// "c|" then the commitment's id, which starts with its order id.
-const commitmentPrefix = "c|"
+// A SKU's outbox keeps, beside its alerts, its commitments and planning
+// exceptions, told apart by a prefix of their ids: "c|" then the
+// commitment's id (which starts with its order id), "x|" then the
+// exception's (which starts with sku|location).
+const (
+	commitmentPrefix = "c|"
+	exceptionPrefix  = "x|"
+)
 
 func commitmentOutboxID(commitmentID string) string { return commitmentPrefix + commitmentID }
+func exceptionOutboxID(exceptionID string) string   { return exceptionPrefix + exceptionID }
 
 // outboxTarget is where an output kept in an outbox under id goes: a
-// commitment to the commitments topic keyed by its order id, an alert to
-// the alerts topic keyed by its SKU and location (its id is
-// sku|location|type|version).
+// commitment to the commitments topic keyed by its order id; an alert or a
+// planning exception to the alerts topic keyed by its SKU and location (an
+// alert's id is sku|location|type|version).
 func outboxTarget(id string) (commitment bool, key string) {
 	if rest, ok := strings.CutPrefix(id, commitmentPrefix); ok {
 		order, _, _ := strings.Cut(rest, "|")
 		return true, order
 	}
-	key = id
+	key = strings.TrimPrefix(id, exceptionPrefix)
 	if i := strings.Index(key, "|"); i >= 0 {
 		if j := strings.Index(key[i+1:], "|"); j >= 0 {
 			key = key[:i+1+j]
@@ -66,4 +72,55 @@ func linePromise(p ledger.Promise) events.LinePromise {
 		lp.Promised[i] = events.PromisedQuantity{Date: time.Unix(d.Day*86400, 0).UTC(), Quantity: d.Quantity}
 	}
 	return lp
+}
+
+// supplierOf is the supplier an entry names, "" for none.
+func supplierOf(e *events.LedgerEntry) string {
+	if e.SupplierID == nil {
+		return ""
+	}
+	return *e.SupplierID
+}
+
+// planningException is the exception a supplier's acknowledgement or ship
+// notice raises when it made promises at loc later (cms, the promises it
+// changed), or nil: another cause, or no promise made later.
+func planningException(sku, loc string, cms []ledger.Commitment, cause *events.LedgerEntry, partition int32, offset int64) *events.PlanningException {
+	if cause.EntryType != events.EntryPOAck && cause.EntryType != events.EntryASNLine {
+		return nil
+	}
+	ex := &events.PlanningException{
+		ExceptionID: sku + "|" + loc + "|" + strconv.Itoa(int(partition)) + ":" + strconv.FormatInt(offset, 10),
+		SKU:         sku, Location: loc, SupplierID: cause.SupplierID, PONumber: cause.PONumber, POLine: cause.POLine, ASNID: cause.ASNID,
+		CauseEventID: cause.EventID, CauseEntryType: cause.EntryType, CorrelationID: cause.CorrelationID, CauseTime: cause.EventTime.UTC(),
+	}
+	for _, cm := range cms {
+		if !cm.Had || !cm.After.Late(cm.Before) {
+			continue
+		}
+		late := lateUnits(cm.Before, cm.After)
+		ex.Lines = append(ex.Lines, events.AffectedLine{OrderID: cm.OrderID, LineID: cm.LineID, LateUnits: late, UnpromisedUnits: cm.After.Unpromised})
+		ex.LateUnits += late
+		ex.UnpromisedUnits += cm.After.Unpromised
+	}
+	if len(ex.Lines) == 0 {
+		return nil
+	}
+	return ex
+}
+
+// lateUnits are the units after promises later than before's last day,
+// plus those it newly leaves unpromised.
+func lateUnits(before, after ledger.Promise) int64 {
+	var last int64
+	if n := len(before.ByDay); n > 0 {
+		last = before.ByDay[n-1].Day
+	}
+	var n int64
+	for _, d := range after.ByDay {
+		if d.Day > last {
+			n += d.Quantity
+		}
+	}
+	return n + max(after.Unpromised-before.Unpromised, 0)
 }

@@ -77,6 +77,14 @@ type HookStored interface {
 	OnStored(took time.Duration)
 }
 
+// HookCommitment is called for each change of an order line's promise the
+// folder publishes, with the supplier of the entry that caused it ("" when
+// none: a receipt, a count, an order) and the units it made late (promised
+// after the line's last promised day before, or newly unpromised).
+type HookCommitment interface {
+	OnCommitment(c *events.CommitmentChanged, supplier string, lateUnits int64)
+}
+
 // hooks are a processor's hooks sorted by what they observe, once, so a
 // call costs a loop over those that want it.
 type hooks struct {
@@ -88,6 +96,7 @@ type hooks struct {
 	folded       []HookFolded
 	foldBatch    []HookFoldBatch
 	stored       []HookStored
+	commitment   []HookCommitment
 }
 
 func newHooks(hs []Hook) *hooks {
@@ -116,6 +125,9 @@ func newHooks(hs []Hook) *hooks {
 		}
 		if v, ok := x.(HookStored); ok {
 			h.stored = append(h.stored, v)
+		}
+		if v, ok := x.(HookCommitment); ok {
+			h.commitment = append(h.commitment, v)
 		}
 	}
 	return h
@@ -166,5 +178,11 @@ func (h *hooks) onFoldBatch(entries int) {
 func (h *hooks) onStored(took time.Duration) {
 	for _, x := range h.stored {
 		x.OnStored(took)
+	}
+}
+
+func (h *hooks) onCommitment(c *events.CommitmentChanged, supplier string, lateUnits int64) {
+	for _, x := range h.commitment {
+		x.OnCommitment(c, supplier, lateUnits)
 	}
 }

@@ -55,6 +55,7 @@ func TestSourceEventsCarryCommonFields(t *testing.T) {
 	}
 	own := map[string]bool{"stockflow.v1.LedgerEntry": true, "stockflow.v1.AvailabilityChanged": true, "stockflow.v1.StockAlert": true,
 		"stockflow.v1.ReconciliationException": true, "stockflow.v1.ReconciliationSummary": true,
+		"stockflow.v1.CommitmentChanged": true, "stockflow.v1.PlanningException": true,
 		// A snapshot's lines and end belong to its SnapshotStarted, which
 		// carries the common fields once for the whole snapshot.
 		"stockflow.v1.SnapshotLine": true, "stockflow.v1.SnapshotEnded": true}

@@ -15,7 +15,7 @@ func All() []avro.Record {
 		&PurchaseOrderReleased{}, &PurchaseOrderAcknowledged{}, &AdvanceShipNotice{}, &PurchaseOrderClosed{},
 		&ItemMaster{}, &LedgerEntry{}, &AvailabilityChanged{}, &StockAlert{},
 		&SnapshotStarted{}, &SnapshotLine{}, &SnapshotEnded{}, &ReconciliationException{}, &ReconciliationSummary{},
-		&CommitmentChanged{},
+		&CommitmentChanged{}, &PlanningException{},
 	}
 }
 

@@ -38,3 +38,33 @@ type CommitmentChanged struct {
 
 // AvroName implements avro.Record.
 func (*CommitmentChanged) AvroName() string { return Namespace + ".CommitmentChanged" }
+
+// AffectedLine is an order line a planning exception made later.
+type AffectedLine struct {
+	OrderID         string `avro:"order_id"`
+	LineID          string `avro:"line_id"`
+	LateUnits       int64  `avro:"late_units"`
+	UnpromisedUnits int64  `avro:"unpromised_units"`
+}
+
+// PlanningException is a supplier's acknowledgement or ship notice that
+// made order lines' promises later, on the alerts topic beside StockAlert.
+type PlanningException struct {
+	ExceptionID     string         `avro:"exception_id"`
+	SKU             string         `avro:"sku"`
+	Location        string         `avro:"location"`
+	SupplierID      *string        `avro:"supplier_id"`
+	PONumber        *string        `avro:"po_number"`
+	POLine          *int32         `avro:"po_line"`
+	ASNID           *string        `avro:"asn_id"`
+	CauseEventID    string         `avro:"cause_event_id"`
+	CauseEntryType  string         `avro:"cause_entry_type"`
+	CorrelationID   *string        `avro:"correlation_id"`
+	CauseTime       time.Time      `avro:"cause_time"`
+	Lines           []AffectedLine `avro:"lines"`
+	LateUnits       int64          `avro:"late_units"`
+	UnpromisedUnits int64          `avro:"unpromised_units"`
+}
+
+// AvroName implements avro.Record.
+func (*PlanningException) AvroName() string { return Namespace + ".PlanningException" }

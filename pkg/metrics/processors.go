@@ -9,6 +9,7 @@
 package metrics
 
 import (
+	"strconv"
 	"sync"
 	"time"
 
@@ -40,6 +41,9 @@ type Processors struct {
 	countDelta     prometheus.Histogram
 	indexCatchUps  prometheus.Counter
 	indexLines     prometheus.Counter
+	commitments    *prometheus.CounterVec
+	repromised     *prometheus.CounterVec
+	lateUnits      *prometheus.CounterVec
 
 	locations, suppliers, channels *bounded
 }
@@ -54,6 +58,7 @@ var (
 	_ processors.HookFolded         = (*Processors)(nil)
 	_ processors.HookFoldBatch      = (*Processors)(nil)
 	_ processors.HookStored         = (*Processors)(nil)
+	_ processors.HookCommitment     = (*Processors)(nil)
 )
 
 const maxLabelValues = 200
@@ -108,7 +113,7 @@ func NewProcessors(reg prometheus.Registerer) *Processors {
 	if reg != nil {
 		reg.MustRegister(m.records, m.deadLetters, m.eventLag, m.entries, m.applySeconds, m.batchEntries, m.reservation,
 			m.inventoryLag, m.asnProcessing, m.poAcks, m.ackTurnaround, m.reconciliation, m.countDelta,
-			m.indexCatchUps, m.indexLines)
+			m.indexCatchUps, m.indexLines, m.commitments, m.repromised, m.lateUnits)
 	}
 	return m
 }
@@ -135,6 +140,26 @@ func (m *Processors) newKPIs() {
 		Help: "Times a normalizer wrote the document index topic back into Redis because a reference was not found."})
 	m.indexLines = prometheus.NewCounter(prometheus.CounterOpts{Name: "stockflow_normalizer_index_lines_restored_total",
 		Help: "Document index lines written back into Redis from the index topic."})
+	m.commitments = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stockflow_commitments_changed_total",
+		Help: "Order line promises published, by whether the new one is later (or leaves more unpromised) than the one before."}, []string{"late"})
+	m.repromised = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stockflow_supplier_repromised_lines_total",
+		Help: "Order lines re-promised because of a supplier's acknowledgement, ship notice or PO, by supplier."}, []string{"supplier"})
+	m.lateUnits = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stockflow_supplier_late_units_total",
+		Help: "Units of order lines a supplier's acknowledgement, ship notice or PO made later or left unpromised, by supplier."}, []string{"supplier"})
+}
+
+// OnCommitment counts a published promise, and, when a supplier's entry
+// caused it, the lines it re-promised and the units it made late.
+func (m *Processors) OnCommitment(c *events.CommitmentChanged, supplier string, lateUnits int64) {
+	m.commitments.WithLabelValues(strconv.FormatBool(c.Late)).Inc()
+	if supplier == "" || c.Previous == nil {
+		return
+	}
+	sup := m.suppliers.value(supplier)
+	m.repromised.WithLabelValues(sup).Inc()
+	if lateUnits > 0 {
+		m.lateUnits.WithLabelValues(sup).Add(float64(lateUnits))
+	}
 }
 
 // OnSourceRecord counts a source record by topic and outcome.

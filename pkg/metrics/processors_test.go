@@ -64,3 +64,24 @@ func TestLabelsAreBounded(t *testing.T) {
 		t.Errorf("%d turnaround series, want %d", got, maxLabelValues+1)
 	}
 }
+
+func TestCommitmentsCountBySupplier(t *testing.T) {
+	m := NewProcessors(nil)
+	prev := events.LinePromise{OpenQuantity: 5, ConfirmedNow: 5}
+	m.OnCommitment(&events.CommitmentChanged{Late: true, Previous: &prev}, "SUP-1", 3)
+	m.OnCommitment(&events.CommitmentChanged{Previous: &prev}, "SUP-1", 0)
+	m.OnCommitment(&events.CommitmentChanged{}, "", 0) // a first promise, from an order
+	for _, c := range []struct {
+		got, want float64
+		what      string
+	}{
+		{testutil.ToFloat64(m.commitments.WithLabelValues("true")), 1, "late promises"},
+		{testutil.ToFloat64(m.commitments.WithLabelValues("false")), 2, "other promises"},
+		{testutil.ToFloat64(m.repromised.WithLabelValues("SUP-1")), 2, "lines SUP-1 re-promised"},
+		{testutil.ToFloat64(m.lateUnits.WithLabelValues("SUP-1")), 3, "units SUP-1 made late"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: %v, want %v", c.what, c.got, c.want)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stockflow/stockflow/atp"
 	"github.com/stockflow/stockflow/pkg/deadletter"
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/kafka"
@@ -92,7 +93,7 @@ func TestHoldStormUnderIngest(t *testing.T) {
 	adm := kadm.NewClient(s.prod)
 	waitFolded(t, adm, led, s.cfg.Topics.Ledger)
 	var report processors.VerifyReport
-	report, err = processors.Verify(context.Background(), s.cfg.Kafka, s.cfg.Topics, led, codec, io.Discard)
+	report, err = processors.Verify(context.Background(), s.cfg.Kafka, s.cfg.Topics, atp.AllSupply, led, codec, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -106,7 +106,7 @@ func registerSchemas(ctx context.Context, codec *avro.Codec, t config.Topics) er
 		{t.Ledger, entry}, {t.Holds, entry},
 		{t.Availability, &events.AvailabilityChanged{}}, {t.Alerts, &events.StockAlert{}},
 		{t.Reconciliation, &events.ReconciliationException{}}, {t.Reconciliation, &events.ReconciliationSummary{}},
-		{t.Commitments, &events.CommitmentChanged{}},
+		{t.Commitments, &events.CommitmentChanged{}}, {t.Alerts, &events.PlanningException{}},
 	}
 	for _, w := range writes {
 		if w.topic == "" {

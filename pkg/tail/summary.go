@@ -56,6 +56,9 @@ func summary(rec avro.Record) string {
 			s += ", later than before"
 		}
 		return s + fmt.Sprintf("; after %s %s", e.CauseEntryType, e.CauseEventID)
+	case *events.PlanningException:
+		return fmt.Sprintf("%s %s of PO %s made %d order lines of %s at %s later: %d units late, %d unpromised",
+			e.CauseEntryType, e.CauseEventID, deref(e.PONumber), len(e.Lines), e.SKU, e.Location, e.LateUnits, e.UnpromisedUnits)
 	}
 	return ""
 }
@@ -95,4 +98,11 @@ func where(location, group *string) string {
 		return "in group " + *group
 	}
 	return "at no location"
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
