@@ -41,7 +41,11 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	start := time.Now()
-	rep, err := processors.Verify(ctx, cfg.Kafka, cfg.Topics, cfg.API.Parsed.Supply, ledger.New(rdb, ledger.Config{KeyPrefix: cfg.Redis.KeyPrefix}), codec, stdout)
+	topics := cfg.Topics
+	if !cfg.Commitments {
+		topics.Commitments = "" // no promises kept: none to check
+	}
+	rep, err := processors.Verify(ctx, cfg.Kafka, topics, cfg.API.Parsed.Supply, ledger.New(rdb, ledger.Config{KeyPrefix: cfg.Redis.KeyPrefix}), codec, stdout)
 	if err != nil {
 		log.Error("verify", "err", err)
 		return exitFailed

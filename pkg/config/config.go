@@ -48,9 +48,13 @@ type Config struct {
 	// FolderInFlight bounds how many folded polls may wait for their
 	// outputs, applied offsets and commit before the folder stops polling.
 	// Default 4.
-	FolderInFlight int       `yaml:"folder_in_flight"`
-	API            API       `yaml:"api"`
-	Reconcile      Reconcile `yaml:"reconcile"`
+	FolderInFlight int `yaml:"folder_in_flight"`
+	// Commitments keeps every order line's promise in the fold and
+	// publishes each change on the commitments topic, with planning
+	// exceptions on the alerts topic. Default true.
+	Commitments bool      `yaml:"commitments"`
+	API         API       `yaml:"api"`
+	Reconcile   Reconcile `yaml:"reconcile"`
 	// NormalizerTxnTimeout is the normalizers' Kafka transaction timeout:
 	// the broker aborts a transaction left open longer. An instance that
 	// dies and never comes back leaves its transaction open, and every
@@ -302,6 +306,7 @@ func Default() Config {
 		ShutdownGrace:    20 * time.Second,
 		FolderCacheSKUs:  50000,
 		FolderInFlight:   4,
+		Commitments:      true,
 		// How long a dead instance's open transaction holds back the ledger's readers.
 		NormalizerTxnTimeout: 10 * time.Second,
 		API: API{
@@ -427,6 +432,7 @@ func (c *Config) options() []option {
 		{APIOptions, "lookup-cache-max-age", "the longest a cached lookup entry is served before it is read again", &c.Redis.LookupCacheMaxAge},
 		{PipelineOptions, "folder-cache-skus", "SKU states each ledger partition keeps in memory between polls", &c.FolderCacheSKUs},
 		{PipelineOptions, "folder-in-flight", "folded polls that may wait for their outputs and offsets before the folder stops polling", &c.FolderInFlight},
+		{PipelineOptions, "commitments", "keep order lines' promises and publish their changes (and planning exceptions)", &c.Commitments},
 		{PipelineOptions, "normalizer-txn-timeout", "the normalizers' Kafka transaction timeout: how long an instance that died holds back readers of what it wrote", &c.NormalizerTxnTimeout},
 		{PipelineOptions, "shutdown-grace", "how long a graceful stop may take before in-flight work is abandoned", &c.ShutdownGrace},
 		{PipelineOptions, "ready-max-lag", "readiness fails beyond this many unapplied ledger records", &c.ReadyMaxLag},

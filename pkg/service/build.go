@@ -279,6 +279,9 @@ func (s *Service) folderConfig(hooks []processors.Hook) processors.FolderConfig 
 	if s.opts.NoHoldDesks {
 		f.Topics.Holds = "" // a folder with no holds topic runs no desks
 	}
+	if !cfg.Commitments {
+		f.Topics.Commitments = "" // a folder with no commitments topic keeps no promises
+	}
 	f.Hooks = append(append([]processors.Hook(nil), hooks...), f.Hooks...)
 	f.CacheSKUs, f.InFlight, f.Grace = cfg.FolderCacheSKUs, cfg.FolderInFlight, cfg.ShutdownGrace
 	f.HoldTimeout = cfg.API.HoldTimeout
