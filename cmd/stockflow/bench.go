@@ -91,7 +91,8 @@ func benchFlagsOn(fs *flag.FlagSet) *benchFlags {
 			return err
 		})
 	fs.IntVar(&opt.ReconcileLines, "reconcile-lines", 1_000_000, "lines of the reconciliation step's snapshot, and positions of its ledger")
-	fs.StringVar(&f.only, "only", "", "comma-separated scenarios to run (ingest runs first whenever a later one needs its ledger): ingest, lookups, hotset, holds, freshness, rebuild, memory, reconcile")
+	fs.IntVar(&opt.CommitmentLines, "commitment-lines", 10_000, "backordered lines the commitments step's PO covers")
+	fs.StringVar(&f.only, "only", "", "comma-separated scenarios to run (ingest runs first whenever a later one needs its ledger): ingest, lookups, hotset, holds, freshness, commitments, rebuild, memory, reconcile")
 	fs.StringVar(&f.cpu, "cpuprofile", "", "write a CPU profile of the whole run here")
 	fs.StringVar(&f.mem, "memprofile", "", "write an allocation profile here at the end")
 	return f
@@ -141,7 +142,7 @@ func runBenchSteps(ctx context.Context, r *bench.Run, only string, stderr io.Wri
 		// ownData: the step makes its own data and needs no ingested ledger
 		ownData bool
 	}{{"ingest", r.Ingest, false}, {"lookups", r.Lookups, false}, {"hotset", r.HotSet, true}, {"holds", r.Holds, false},
-		{"freshness", r.Freshness, false}, {"rebuild", r.Rebuild, false}, {"memory", r.Memory, false}, {"reconcile", r.Reconcile, true}}
+		{"freshness", r.Freshness, false}, {"commitments", r.Commitments, true}, {"rebuild", r.Rebuild, false}, {"memory", r.Memory, false}, {"reconcile", r.Reconcile, true}}
 	chosen := func(name string) bool { return only == "" || slices.Contains(strings.Split(only, ","), name) }
 	needIngest := false
 	for _, s := range steps {

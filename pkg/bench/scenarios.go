@@ -54,6 +54,9 @@ type Options struct {
 	// ReconcileLines is the size of the reconciliation step's snapshot
 	// (and of its ledger). Default 1,000,000.
 	ReconcileLines int
+	// CommitmentLines is how many backordered lines the commitments step's
+	// PO covers. Default 10,000.
+	CommitmentLines int
 	Progress       io.Writer // progress lines (a terminal), or nil
 }
 
