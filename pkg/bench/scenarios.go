@@ -57,7 +57,7 @@ type Options struct {
 	// CommitmentLines is how many backordered lines the commitments step's
 	// PO covers. Default 10,000.
 	CommitmentLines int
-	Progress       io.Writer // progress lines (a terminal), or nil
+	Progress        io.Writer // progress lines (a terminal), or nil
 }
 
 // Run is one benchmark run against the stack cfg points at. Its topics and
