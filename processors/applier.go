@@ -347,7 +347,7 @@ func (a *applier) recommit(ctx context.Context, s *ledger.State, g *skuEntries, 
 		a.keep(s, g, p, i, commitmentOutboxID(rec.CommitmentID), b)
 		var late int64
 		if cm.Had {
-			late = lateUnits(cm.Before, cm.After)
+			late = cm.After.LateUnits(cm.Before)
 		}
 		a.hooks.onCommitment(rec, supplierOf(cause.LedgerEntry), late)
 	}

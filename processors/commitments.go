@@ -98,7 +98,7 @@ func planningException(sku, loc string, cms []ledger.Commitment, cause *events.L
 		if !cm.Had || !cm.After.Late(cm.Before) {
 			continue
 		}
-		late := lateUnits(cm.Before, cm.After)
+		late := cm.After.LateUnits(cm.Before)
 		ex.Lines = append(ex.Lines, events.AffectedLine{OrderID: cm.OrderID, LineID: cm.LineID, LateUnits: late, UnpromisedUnits: cm.After.Unpromised})
 		ex.LateUnits += late
 		ex.UnpromisedUnits += cm.After.Unpromised
@@ -107,20 +107,4 @@ func planningException(sku, loc string, cms []ledger.Commitment, cause *events.L
 		return nil
 	}
 	return ex
-}
-
-// lateUnits are the units after promises later than before's last day,
-// plus those it newly leaves unpromised.
-func lateUnits(before, after ledger.Promise) int64 {
-	var last int64
-	if n := len(before.ByDay); n > 0 {
-		last = before.ByDay[n-1].Day
-	}
-	var n int64
-	for _, d := range after.ByDay {
-		if d.Day > last {
-			n += d.Quantity
-		}
-	}
-	return n + max(after.Unpromised-before.Unpromised, 0)
 }

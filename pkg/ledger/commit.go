@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,20 +26,36 @@ type DayQuantity struct {
 	Quantity int64
 }
 
-// Late reports whether p promises any of its quantity later than q does,
-// or leaves more unpromised: the change a planner is told about.
-func (p Promise) Late(q Promise) bool {
-	if p.Unpromised > q.Unpromised {
-		return true
+// Late reports whether p leaves units uncovered at some day that q had
+// covered by then (or leaves more unpromised): the change a planner is
+// told about.
+func (p Promise) Late(q Promise) bool { return p.LateUnits(q) > 0 }
+
+// LateUnits is the most units p leaves uncovered by some day that q had
+// covered by then, counting now and "ever" (unpromised) as days; 0 when p
+// covers as much as q by every day.
+func (p Promise) LateUnits(q Promise) int64 {
+	late := max(p.shortBy(-1)-q.shortBy(-1), p.shortBy(math.MaxInt64)-q.shortBy(math.MaxInt64), 0)
+	for _, ds := range [2][]DayQuantity{p.ByDay, q.ByDay} {
+		for _, d := range ds {
+			late = max(late, p.shortBy(d.Day)-q.shortBy(d.Day))
+		}
 	}
-	return p.lastDay() > q.lastDay()
+	return late
 }
 
-func (p Promise) lastDay() int64 {
-	if len(p.ByDay) == 0 {
-		return 0
+// shortBy is what p leaves uncovered by day d: d < 0 is now, MaxInt64 ever.
+func (p Promise) shortBy(d int64) int64 {
+	if d == math.MaxInt64 {
+		return p.Unpromised
 	}
-	return p.ByDay[len(p.ByDay)-1].Day
+	covered := p.Confirmed
+	for _, x := range p.ByDay {
+		if x.Day <= d {
+			covered += x.Quantity
+		}
+	}
+	return p.Open - covered
 }
 
 // encode is the promise as the line stores it: "open;confirmed;unpromised"

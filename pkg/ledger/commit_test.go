@@ -177,4 +177,18 @@ func TestPromiseEncoding(t *testing.T) {
 	if !late.Late(early) || early.Late(late) || !short.Late(early) || early.Late(short) {
 		t.Error("Late does not tell a later or shorter promise from an earlier one")
 	}
+	// Units moved to a later day within the same span are late too.
+	before := Promise{Open: 20, ByDay: []DayQuantity{{Day: dayNumber("2026-03-10"), Quantity: 15}, {Day: dayNumber("2026-03-20"), Quantity: 5}}}
+	after := Promise{Open: 20, ByDay: []DayQuantity{{Day: dayNumber("2026-03-10"), Quantity: 3}, {Day: dayNumber("2026-03-20"), Quantity: 17}}}
+	if got := after.LateUnits(before); got != 12 {
+		t.Errorf("12 units moved from the 10th to the 20th: %d late", got)
+	}
+	if got := before.LateUnits(after); got != 0 {
+		t.Errorf("brought forward: %d late", got)
+	}
+	// A shipment lowering what is open is not lateness.
+	shipped := Promise{Open: 10, ByDay: []DayQuantity{{Day: dayNumber("2026-03-10"), Quantity: 10}}}
+	if shipped.Late(before) {
+		t.Error("a line that shipped half is called late")
+	}
 }
