@@ -389,13 +389,13 @@ func (a *applier) collectOutputs(order []*skuEntries, p *folding, stored []bool,
 			a.log.Warn("write refused by the watermark guard: dropping the SKU", "sku", g.sku, "partition", a.partition)
 			continue
 		}
-		res.alerts = append(res.alerts, p.crossed[i]...)
 		if p.stale[i] {
-			// Alerts a crashed writer stored and may not have published.
-			for id, v := range outbox {
-				res.alerts = append(res.alerts, stockAlert{sku: g.sku, id: id, value: v, ctx: g.span})
-			}
+			// Outputs a crashed writer stored and may not have published,
+			// before this fold's: a line's promises go out in the order
+			// they were made, so its last record is its promise.
+			res.alerts = append(res.alerts, staleOutputs(g, outbox)...)
 		}
+		res.alerts = append(res.alerts, p.crossed[i]...)
 		for _, c := range p.changed[i] {
 			res.changes = append(res.changes, change{sku: g.sku, Changed: c, corr: g.corr, ctx: g.span, force: p.stale[i]})
 		}

@@ -1,6 +1,8 @@
 package processors
 
 import (
+	"cmp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -107,4 +109,35 @@ func planningException(sku, loc string, cms []ledger.Commitment, cause *events.L
 		return nil
 	}
 	return ex
+}
+
+// staleOutputs are the outputs a SKU's outbox kept unpublished, in the
+// order they were made: commitments by the offset of the entry that caused
+// them (the SKU's entries are all on one partition), after the alerts.
+func staleOutputs(g *skuEntries, outbox map[string][]byte) []stockAlert {
+	out := make([]stockAlert, 0, len(outbox))
+	for id, v := range outbox {
+		out = append(out, stockAlert{sku: g.sku, id: id, value: v, ctx: g.span})
+	}
+	slices.SortFunc(out, func(a, b stockAlert) int {
+		return cmp.Compare(causeOffset(a.id), causeOffset(b.id))
+	})
+	return out
+}
+
+// causeOffset is the offset of the entry behind a commitment kept under
+// id ("c|order|line|partition:offset"), -1 for any other output.
+func causeOffset(id string) int64 {
+	if !strings.HasPrefix(id, commitmentPrefix) {
+		return -1
+	}
+	_, o, ok := strings.Cut(id[strings.LastIndexByte(id, '|')+1:], ":")
+	if !ok {
+		return -1
+	}
+	n, err := strconv.ParseInt(o, 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
 }

@@ -1,6 +1,7 @@
 package processors
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -53,5 +54,22 @@ func TestPlanningExceptions(t *testing.T) {
 	receipt := &events.LedgerEntry{EntryType: events.EntryReceipt, EventID: "r-1", EventTime: time.Now()}
 	if ex := planningException("SKU-1", "DC-1", cms, receipt, 2, 41); ex != nil {
 		t.Errorf("a receipt raised %+v", ex)
+	}
+}
+
+// Outputs a crashed writer left go out in the order they were made: a
+// line's last record is its promise.
+func TestStaleOutputsInTheOrderMade(t *testing.T) {
+	outbox := map[string][]byte{
+		commitmentOutboxID("O1|1|3:120"): nil, commitmentOutboxID("O1|1|3:9"): nil,
+		"SKU-1|L1|StockOut|4": nil, commitmentOutboxID("O1|1|3:45"): nil,
+	}
+	var ids []string
+	for _, o := range staleOutputs(&skuEntries{sku: "SKU-1"}, outbox) {
+		ids = append(ids, o.id)
+	}
+	want := []string{"SKU-1|L1|StockOut|4", "c|O1|1|3:9", "c|O1|1|3:45", "c|O1|1|3:120"}
+	if strings.Join(ids, " ") != strings.Join(want, " ") {
+		t.Errorf("published %v, want %v", ids, want)
 	}
 }

@@ -171,6 +171,7 @@ func TestClusterFaults(t *testing.T) {
 			s.verify()
 			s.equalsReference(seed, n)
 			s.outputsMatchLedger()
+			s.commitmentsMatchLedger()
 			reread := 0
 			for _, p := range s.procs {
 				b, _ := os.ReadFile(filepath.Join(s.dir, p.name+".log"))

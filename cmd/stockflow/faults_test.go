@@ -255,6 +255,7 @@ func (s *scenario) start(name string, extra ...string) *proc {
 		"-kafka-reconciler-group", s.cfg.Kafka.ReconcilerGroup, "-topic-snapshots", t.Snapshots, "-topic-reconciliation", t.Reconciliation,
 		"-topic-inventory", t.Inventory, "-topic-orders", t.Orders, "-topic-supplier", t.Supplier, "-topic-catalog", t.Catalog,
 		"-topic-ledger", t.Ledger, "-topic-holds", t.Holds, "-topic-availability", t.Availability, "-topic-alerts", t.Alerts, "-topic-dlq", t.DLQ, "-topic-index", t.Index,
+		"-topic-commitments", t.Commitments,
 		"-http-addr", p.http, "-log-format", "json", "-rate-limit", "0", "-groups", "G=L1",
 		"-kafka-session-timeout", "6s", "-instance-id", instanceName(name), "-log-level", logLevel(),
 	}, append(s.kafkaFlags(), s.redisFlags()...)...)
@@ -650,6 +651,88 @@ func (s *scenario) outputsMatchLedger() {
 	s.t.Logf("the last AvailabilityChanged of every position equals the ledger (%d records read)", n)
 }
 
+// commitmentsMatchLedger checks what planning tools see of the orders'
+// promises: for every order line in Redis, the last CommitmentChanged of
+// the line on the commitments topic is its promise (a line never promised
+// has none, a line with nothing open ended with nothing open), and a
+// change published twice (after a crash between the write and the produce)
+// is the same record both times.
+func (s *scenario) commitmentsMatchLedger() {
+	s.t.Helper()
+	ctx := context.Background()
+	last := map[string]*events.CommitmentChanged{}
+	byID := map[string][]byte{}
+	n, repeats := 0, 0
+	err := deadletter.ReadTopic(ctx, kafka.Conn(s.cfg.Kafka), s.cfg.Topics.Commitments, nil, func(r *kgo.Record) error {
+		if r.Attrs.IsControl() {
+			return nil
+		}
+		v, err := s.codec.Decode(ctx, r.Value)
+		if err != nil {
+			return fmt.Errorf("commitment %d@%d: %w", r.Partition, r.Offset, err)
+		}
+		c := v.(*events.CommitmentChanged)
+		if prev, ok := byID[c.CommitmentID]; ok {
+			repeats++
+			if !bytes.Equal(prev, r.Value) {
+				return fmt.Errorf("commitment %s was published twice, differently", c.CommitmentID)
+			}
+		}
+		byID[c.CommitmentID] = r.Value
+		last[c.SKU+"|"+c.OrderID+"|"+c.LineID] = c
+		n++
+		return nil
+	})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	rdb := s.rdb()
+	defer rdb.Close()
+	st := s.store(rdb)
+	var diffs []string
+	lines := 0
+	for i := 0; i < skus; i++ {
+		sku := sim.SKU(i)
+		orders, _, _, err := st.Lines(ctx, sku)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		for _, l := range orders {
+			lines++
+			want, promised := ledger.ParsePromise(l.Promise)
+			c, published := last[sku+"|"+l.OrderID+"|"+l.LineID]
+			switch {
+			case !published && promised:
+				diffs = append(diffs, fmt.Sprintf("%s %s/%s: promised %q, never published", sku, l.OrderID, l.LineID, l.Promise))
+			case published && !promised && c.Promise.OpenQuantity != 0:
+				diffs = append(diffs, fmt.Sprintf("%s %s/%s: no promise in the ledger, last published %+v", sku, l.OrderID, l.LineID, c.Promise))
+			case published && promised && !samePromise(c.Promise, want):
+				diffs = append(diffs, fmt.Sprintf("%s %s/%s: last published %+v, ledger has %q", sku, l.OrderID, l.LineID, c.Promise, l.Promise))
+			}
+		}
+	}
+	if len(diffs) > 0 {
+		sort.Strings(diffs)
+		s.t.Fatalf("the commitments topic differs from the ledger (%d of %d lines):\n%s", len(diffs), lines, strings.Join(diffs[:min(10, len(diffs))], "\n"))
+	}
+	if n == 0 && lines > 0 {
+		s.t.Fatalf("%d order lines, but no commitment was published", lines)
+	}
+	s.t.Logf("the last CommitmentChanged of every order line equals the ledger's promise (%d lines, %d records, %d published again)", lines, n, repeats)
+}
+
+func samePromise(p events.LinePromise, q ledger.Promise) bool {
+	if p.OpenQuantity != q.Open || p.ConfirmedNow != q.Confirmed || p.Unpromised != q.Unpromised || len(p.Promised) != len(q.ByDay) {
+		return false
+	}
+	for i, d := range q.ByDay {
+		if p.Promised[i].Quantity != d.Quantity || p.Promised[i].Date.Unix()/86400 != d.Day {
+			return false
+		}
+	}
+	return true
+}
+
 func (s *scenario) report(name string, events int, recovery time.Duration) {
 	s.t.Logf("RESULT %s: %d source events, caught up %v after the stream ended", name, events, recovery.Round(100*time.Millisecond))
 }
@@ -697,6 +780,7 @@ func TestFaults(t *testing.T) {
 		s.verify()
 		s.equalsReference(1, n)
 		s.outputsMatchLedger()
+		s.commitmentsMatchLedger()
 		t.Logf("%d kills", kills)
 		s.report("kill9-instance", n, rec)
 	})
@@ -717,6 +801,7 @@ func TestFaults(t *testing.T) {
 		s.verify()
 		s.equalsReference(2, n)
 		s.outputsMatchLedger()
+		s.commitmentsMatchLedger()
 		s.report("crash-after-redis-apply", n, rec)
 	})
 
@@ -1260,6 +1345,7 @@ func TestFaults(t *testing.T) {
 		s.verify()
 		s.equalsReference(16, count)
 		s.outputsMatchLedger()
+		s.commitmentsMatchLedger()
 		watch.stop()
 		sources, moved, held := watch.stalls(t, dead, active)
 		stall := max(sources, held)
