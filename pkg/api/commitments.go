@@ -10,7 +10,7 @@ import (
 )
 
 // promiseJSON is an order line's promise: confirmed from stock now, the
-// rest by day, what nothing covers (docs/design.md §5.10).
+// rest by day, what nothing covers (docs/design.md §5.11).
 type promiseJSON struct {
 	ConfirmedNow int64             `json:"confirmed_now"`
 	Promised     []promisedDayJSON `json:"promised"`

@@ -12,7 +12,7 @@ import (
 
 // Promise is what an order line at a location is promised: the part of its
 // open quantity stock on hand confirms now, the rest by the days dated
-// supply covers it, and what no known supply covers (docs/design.md §5.10).
+// supply covers it, and what no known supply covers (docs/design.md §5.11).
 type Promise struct {
 	Open       int64 // the quantity the line still needs: its reservation
 	Confirmed  int64 // covered by stock on hand now
