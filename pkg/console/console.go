@@ -1,13 +1,16 @@
 // Package console is the operations console served at /console: pipeline
-// health, a SKU's story, the exception queue with replay, holds and
-// reconciliation runs, as server-rendered pages with a little JavaScript.
+// health, a SKU's story, today's changes of order lines' promises, the
+// exception queue with replay, holds and reconciliation runs, as
+// server-rendered pages with a little JavaScript.
 //
 // Every number a page shows about stock comes from the HTTP API itself:
 // the console calls the API's handler in process, with the signed-in key,
-// so a page and the API cannot disagree. Sign-in takes an API key (read
-// scope sees, admin acts) and keeps, in an HttpOnly SameSite=Strict cookie,
-// only a random session id, never the key; every form carries a CSRF token
-// bound to that session.
+// so a page and the API cannot disagree. The exception queue and the
+// re-promises page read their topics instead: what failed, and how a
+// promise moved, are not the API's to answer. Sign-in takes an API key
+// (read scope sees, admin acts) and keeps, in an HttpOnly SameSite=Strict
+// cookie, only a random session id, never the key; every form carries a
+// CSRF token bound to that session.
 //
 // Sessions are kept in the memory of the instance that signed the user in
 // (see sessions): signing out ends one at once, and so do 30 minutes
@@ -96,6 +99,14 @@ type Config struct {
 	Codec    *avro.Codec
 	// Replay says where dead letters may be replayed to.
 	Replay deadletter.ReplayTargets
+	// CommitmentsTopic is where each change of an order line's promise is
+	// published; the re-promises page reads today's, with the Kafka
+	// connection and the codec above. Empty: the page says it cannot.
+	CommitmentsTopic string
+	// CommitmentsScan bounds the re-promises page's read: at most the
+	// newest this many records of each partition since midnight UTC.
+	// Default 2,000.
+	CommitmentsScan int
 	// SessionTTL is how long a sign-in lasts however busy, SessionIdle how
 	// long it lasts unused, and MaxSessions how many this instance keeps
 	// (past it, the least recently used end). Defaults 12h, 30m, 10,000.
@@ -104,9 +115,9 @@ type Config struct {
 	SessionTTL  time.Duration
 	SessionIdle time.Duration
 	MaxSessions int
-	// ScanTimeout bounds a dead-letter listing's read of the topic, well
-	// inside the HTTP server's write timeout; a listing that runs out says
-	// so and shows what it read. Default 10s.
+	// ScanTimeout bounds a dead-letter or re-promises listing's read of
+	// its topic, well inside the HTTP server's write timeout; a listing
+	// that runs out says so and shows what it read. Default 10s.
 	ScanTimeout time.Duration
 	// ReplayBudget bounds a confirmed class replay's work, well inside the
 	// HTTP server's write timeout: past it, the replay stops between
@@ -133,7 +144,8 @@ type Console struct {
 	hist     *history // the overview's short history of the process's metrics
 	// signIns throttles failed sign-ins per client address.
 	signIns *failures
-	// scans bounds how many dead-letter listings read the topic at once.
+	// scans bounds how many listings (dead letters, re-promises) read a
+	// topic at once.
 	scans chan struct{}
 }
 
@@ -162,8 +174,8 @@ func New(cfg Config) (*Console, error) {
 	if _, err := rand.Read(c.secret); err != nil {
 		return nil, err
 	}
-	c.nav = []navItem{{"/console", "Overview"}, {"/console/sku", "SKU"}, {"/console/exceptions", "Exceptions"},
-		{"/console/holds", "Holds"}, {"/console/reconciliations", "Reconciliation"}}
+	c.nav = []navItem{{"/console", "Overview"}, {"/console/sku", "SKU"}, {"/console/commitments", "Re-promises"},
+		{"/console/exceptions", "Exceptions"}, {"/console/holds", "Holds"}, {"/console/reconciliations", "Reconciliation"}}
 	if err := c.parseTemplates(); err != nil {
 		return nil, err
 	}
@@ -188,6 +200,9 @@ func setDefaults(cfg *Config) {
 	}
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = defaultPageSize
+	}
+	if cfg.CommitmentsScan <= 0 {
+		cfg.CommitmentsScan = defaultCommitmentsScan
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -243,6 +258,7 @@ func (c *Console) Register(e *echo.Echo) {
 	add(http.MethodPost, "/console/logout", c.logout, c.needUser)
 	add(http.MethodGet, "/console", c.overview, c.needUser)
 	add(http.MethodGet, "/console/sku", c.skuPage, c.needUser)
+	add(http.MethodGet, "/console/commitments", c.commitmentsPage, c.needUser)
 	add(http.MethodGet, "/console/holds", c.holdsPage, c.needUser)
 	add(http.MethodPost, "/console/holds/release", c.releaseHold, c.needUser, c.needAdmin)
 	add(http.MethodGet, "/console/reconciliations", c.runsPage, c.needUser)

@@ -1,12 +1,14 @@
 package console
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"time"
 
@@ -37,18 +39,8 @@ type Inbound struct {
 
 // Position is GET /v1/positions, as the API answers.
 type Position struct {
-	OrderLines []struct {
-		OrderID   string `json:"order_id"`
-		LineID    string `json:"line_id"`
-		Group     string `json:"group"`
-		Ordered   int64  `json:"ordered"`
-		Picked    int64  `json:"picked"`
-		Shipped   int64  `json:"shipped"`
-		Reserved  int64  `json:"reserved"`
-		Cancelled bool   `json:"cancelled"`
-		Channel   string `json:"channel"`
-	} `json:"order_lines"`
-	POLines []struct {
+	OrderLines []OrderLine `json:"order_lines"`
+	POLines    []struct {
 		PONumber string `json:"po_number"`
 		POLine   int    `json:"po_line"`
 		Kind     string `json:"kind"`
@@ -72,6 +64,112 @@ type Position struct {
 	} `json:"last_entries"`
 }
 
+// OrderLine is an open order line of a position, with its promise.
+type OrderLine struct {
+	OrderID   string   `json:"order_id"`
+	LineID    string   `json:"line_id"`
+	Group     string   `json:"group"`
+	Ordered   int64    `json:"ordered"`
+	Picked    int64    `json:"picked"`
+	Shipped   int64    `json:"shipped"`
+	Reserved  int64    `json:"reserved"`
+	Cancelled bool     `json:"cancelled"`
+	Channel   string   `json:"channel"`
+	Promise   *Promise `json:"promise"`
+}
+
+// Promise is an order line's promise as the API answers it: what stock on
+// hand confirms now, the rest by the day dated supply covers it, what
+// nothing covers, and a status (confirmed, promised or backordered).
+type Promise struct {
+	ConfirmedNow int64     `json:"confirmed_now"`
+	Promised     []Inbound `json:"promised"`
+	Unpromised   int64     `json:"unpromised"`
+	Status       string    `json:"status"`
+	// MoreDays are days past those in Promised that the page leaves out.
+	MoreDays int `json:"-"`
+}
+
+// Promise statuses, as the API names them; closed is the console's own,
+// for a change that leaves a line needing nothing more.
+const (
+	statusConfirmed   = "confirmed"
+	statusPromised    = "promised"
+	statusBackordered = "backordered"
+	statusClosed      = "closed"
+)
+
+// urgency ranks a promise for the SKU page, most urgent first: lines that
+// nothing covers, then those waiting for supply, then those stock covers,
+// then lines without a promise (reserved across a group, or picked and
+// waiting to ship).
+func (p *Promise) urgency() int {
+	if p == nil {
+		return 3
+	}
+	switch p.Status {
+	case statusBackordered:
+		return 0
+	case statusPromised:
+		return 1
+	default:
+		return 2
+	}
+}
+
+// lastDay is the latest day the promise waits for, "" when none.
+func (p *Promise) lastDay() string {
+	if p == nil || len(p.Promised) == 0 {
+		return ""
+	}
+	return p.Promised[len(p.Promised)-1].Date
+}
+
+// byUrgency orders a position's open order lines most urgent first: the
+// backordered by what nothing covers, largest first; the promised by the
+// last day they wait for, latest first; then by order and line.
+func byUrgency(lines []OrderLine) {
+	slices.SortStableFunc(lines, func(a, b OrderLine) int {
+		if c := cmp.Compare(a.Promise.urgency(), b.Promise.urgency()); c != 0 {
+			return c
+		}
+		if a.Promise != nil && b.Promise != nil {
+			if c := cmp.Compare(b.Promise.Unpromised, a.Promise.Unpromised); c != 0 {
+				return c
+			}
+			if c := cmp.Compare(b.Promise.lastDay(), a.Promise.lastDay()); c != 0 {
+				return c
+			}
+		}
+		return cmp.Or(cmp.Compare(a.OrderID, b.OrderID), cmp.Compare(a.LineID, b.LineID))
+	})
+}
+
+// promiseCounts are a position's open order lines by promise status.
+type promiseCounts struct {
+	Backordered, Promised, Confirmed int
+	Unpromised                       int64
+}
+
+func countPromises(lines []OrderLine) promiseCounts {
+	var n promiseCounts
+	for _, l := range lines {
+		if l.Promise == nil {
+			continue
+		}
+		switch l.Promise.Status {
+		case statusBackordered:
+			n.Backordered++
+			n.Unpromised += l.Promise.Unpromised
+		case statusPromised:
+			n.Promised++
+		case statusConfirmed:
+			n.Confirmed++
+		}
+	}
+	return n
+}
+
 // GroupAvailability is GET /v1/availability?group=.
 type GroupAvailability struct {
 	Group     string `json:"group"`
@@ -86,6 +184,7 @@ type skuLocation struct {
 	Now      Availability
 	At       *Availability
 	Position Position
+	Promises promiseCounts
 	Chart    chart
 }
 
@@ -133,6 +232,8 @@ func (c *Console) skuPage(ec echo.Context) error {
 		if err := c.api(ec, http.MethodGet, "/v1/positions/"+url.PathEscape(v.SKU)+"?location="+url.QueryEscape(loc), nil, &l.Position); err != nil {
 			return c.apiFailed(ec, v.SKU, err)
 		}
+		byUrgency(l.Position.OrderLines)
+		l.Promises = countPromises(l.Position.OrderLines)
 		l.Chart = inboundChart(l.Now.Inbound)
 		v.Locations = append(v.Locations, l)
 	}

@@ -210,7 +210,7 @@ func (s *Service) buildAPI(context.Context) error {
 		API: s.srv.Echo(), Keys: p.Keys, Redis: s.rdb, Prefix: cfg.Redis.KeyPrefix, JaegerURL: strings.TrimRight(cfg.JaegerUIURL, "/"),
 		Locations: s.led.Locations, Groups: p.Groups, ReleaseHold: s.check.ReleaseAny, Logger: s.log.With("component", "console"),
 		Metrics: s.reg, Kafka: kafka.Conn(cfg.Kafka), DLQTopic: cfg.Topics.DLQ, Producer: s.hcl, Codec: s.codec, RunFresh: s.rec.Fresh,
-		Replay: deadletter.ReplayTargets{Topics: cfg.Topics, Codec: s.codec},
+		Replay: deadletter.ReplayTargets{Topics: cfg.Topics, Codec: s.codec}, CommitmentsTopic: cfg.Topics.Commitments,
 	})
 	if err != nil {
 		return fmt.Errorf("console: %w", err)
