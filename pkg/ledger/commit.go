@@ -60,8 +60,9 @@ func (p Promise) shortBy(d int64) int64 {
 
 // encode is the promise as the line stores it: "open;confirmed;unpromised"
 // then ";day:quantity" per day.
-func (p Promise) encode() string {
-	b := make([]byte, 0, 32)
+func (p Promise) encode() string { return string(p.appendEncoded(nil)) }
+
+func (p Promise) appendEncoded(b []byte) []byte {
 	b = strconv.AppendInt(b, p.Open, 10)
 	b = append(b, ';')
 	b = strconv.AppendInt(b, p.Confirmed, 10)
@@ -73,7 +74,7 @@ func (p Promise) encode() string {
 		b = append(b, ':')
 		b = strconv.AppendInt(b, d.Quantity, 10)
 	}
-	return string(b)
+	return b
 }
 
 // ParsePromise reads a promise as a line stores it; ok is false for an
@@ -143,38 +144,48 @@ func (s *State) Recommit(loc string, policy atp.SupplyPolicy) []Commitment {
 	now := max(p.OnHand-p.Picked, 0)
 	days := supplyByDay(p.openSupply(), policy)
 	var out []Commitment
+	// A line's promise is worked out in scratch space and compared with the
+	// stored one as bytes: most lines keep theirs, at no allocation.
+	var byDay []DayQuantity
+	var enc []byte
 	for _, l := range lines {
 		open, _ := lineContrib(l)
-		after := Promise{Open: open}
-		after.Confirmed = min(open, now)
+		after := Promise{Open: open, Confirmed: min(open, now), ByDay: byDay[:0]}
 		now -= after.Confirmed
-		short := open - after.Confirmed
-		for i := range days {
-			if short == 0 {
-				break
-			}
-			q := min(short, days[i].Quantity)
-			if q == 0 {
-				continue
-			}
-			days[i].Quantity -= q
-			short -= q
-			after.ByDay = append(after.ByDay, DayQuantity{Day: days[i].Day, Quantity: q})
+		after.Unpromised = promiseFromSupply(&after, days, open-after.Confirmed)
+		byDay = after.ByDay
+		enc = enc[:0]
+		if open > 0 { // nothing open: no promise kept
+			enc = after.appendEncoded(enc)
 		}
-		after.Unpromised = short
-		enc := after.encode()
-		if open == 0 {
-			enc = "" // nothing open: no promise kept
-		}
-		if enc == l.Promise || (open == 0 && l.Promise == "") {
+		if string(enc) == l.Promise {
 			continue
 		}
+		after.ByDay = slices.Clone(after.ByDay)
 		before, had := ParsePromise(l.Promise)
-		l.Promise = enc
+		l.Promise = string(enc)
 		mark(&s.d.lines, l.OrderID+"|"+l.LineID)
 		out = append(out, Commitment{OrderID: l.OrderID, LineID: l.LineID, Location: loc, Channel: l.Channel, Before: before, Had: had, After: after})
 	}
 	return out
+}
+
+// promiseFromSupply promises short units of p against days, earliest first,
+// taking what it promises from them, and returns what they do not cover.
+func promiseFromSupply(p *Promise, days []DayQuantity, short int64) int64 {
+	for i := range days {
+		if short == 0 {
+			break
+		}
+		q := min(short, days[i].Quantity)
+		if q == 0 {
+			continue
+		}
+		days[i].Quantity -= q
+		short -= q
+		p.ByDay = append(p.ByDay, DayQuantity{Day: days[i].Day, Quantity: q})
+	}
+	return short
 }
 
 // linesAt are the lines at loc that need a promise or had one, in
