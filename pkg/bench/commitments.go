@@ -173,7 +173,10 @@ func (r *Run) commitmentCeiling(ctx context.Context, n int) (time.Duration, erro
 	if err := r.cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: value}).FirstErr(); err != nil {
 		return 0, err
 	}
-	for warm := 0; warm == 0 && ctx.Err() == nil; {
+	for warm, deadline := 0, time.Now().Add(time.Minute); warm == 0; {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return 0, errors.New("ceiling: the first record was not read back within a minute")
+		}
 		warm = pollFor(ctx, cons, time.Second).NumRecords()
 	}
 	start := time.Now()
