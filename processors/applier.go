@@ -338,6 +338,7 @@ func (a *applier) recommit(ctx context.Context, s *ledger.State, g *skuEntries, 
 		return nil
 	}
 	cause := g.entries[len(g.entries)-1]
+	s.Remember(cms, cause.EventID, cause.EntryType, cause.EventTime.UnixMilli())
 	for _, cm := range cms {
 		rec := commitmentRecord(g.sku, cm, cause.LedgerEntry, cause.Partition, cause.Offset)
 		b, err := a.codec.Encode(ctx, a.topics.Commitments, rec)

@@ -37,6 +37,25 @@ type commitmentLineJSON struct {
 	// Promise is null while the line has none: it needs nothing more, or
 	// it is reserved across a group and not yet allocated.
 	Promise *promiseJSON `json:"promise"`
+	// History is the line's last promises with their causes, newest first.
+	History []promiseChangeJSON `json:"history"`
+}
+
+type promiseChangeJSON struct {
+	Promise        *promiseJSON `json:"promise"` // null: nothing open
+	CauseEventID   string       `json:"cause_event_id"`
+	CauseEntryType string       `json:"cause_entry_type"`
+	CauseTime      string       `json:"cause_time"`
+}
+
+// historyOf is a line's kept promises, newest first.
+func historyOf(h []ledger.PromiseChange) []promiseChangeJSON {
+	out := make([]promiseChangeJSON, 0, len(h))
+	for i := len(h) - 1; i >= 0; i-- {
+		out = append(out, promiseChangeJSON{Promise: promiseOf(h[i].Promise), CauseEventID: h[i].EventID, CauseEntryType: h[i].EntryType,
+			CauseTime: time.UnixMilli(h[i].At).UTC().Format(time.RFC3339Nano)})
+	}
+	return out
 }
 
 // promiseOf is the JSON of a line's stored promise, nil when it has none.
@@ -110,7 +129,7 @@ func (ch *Checkout) orderCommitments(c echo.Context) error {
 			open = max(o.Ordered-max(o.Picked, o.Shipped), 0)
 		}
 		out = append(out, commitmentLineJSON{LineID: o.LineID, SKU: il.SKU, Location: o.Location, Group: o.Group, Ordered: o.Ordered,
-			Shipped: o.Shipped, Cancelled: o.Cancelled == 1, Open: open, Promise: promiseOf(o.Promise)})
+			Shipped: o.Shipped, Cancelled: o.Cancelled == 1, Open: open, Promise: promiseOf(o.Promise), History: historyOf(o.History)})
 	}
 	return c.JSON(200, map[string]any{"order_id": id, "lines": out, "as_of": ch.now().UTC().Format(time.RFC3339Nano)})
 }

@@ -222,3 +222,31 @@ func supplyByDay(supply []atp.Supply, policy atp.SupplyPolicy) []DayQuantity {
 	}
 	return out
 }
+
+// PromiseHistory is how many of its last promises an order line keeps.
+const PromiseHistory = 5
+
+// PromiseChange is a promise a line was given, with the ledger entry after
+// which it was.
+type PromiseChange struct {
+	Promise   string `json:"pr"` // as Promise.encode, "" for nothing open
+	EventID   string `json:"e"`
+	EntryType string `json:"ty"`
+	At        int64  `json:"t"` // the entry's event time, ms
+}
+
+// Remember keeps, on each line of cms, its new promise with the entry that
+// caused it, dropping the oldest past PromiseHistory.
+func (s *State) Remember(cms []Commitment, eventID, entryType string, at int64) {
+	for _, cm := range cms {
+		l := s.lines[cm.OrderID+"|"+cm.LineID]
+		if l == nil {
+			continue
+		}
+		h := append(l.History, PromiseChange{Promise: l.Promise, EventID: eventID, EntryType: entryType, At: at})
+		if n := len(h) - PromiseHistory; n > 0 {
+			h = append(h[:0:0], h[n:]...)
+		}
+		l.History = h
+	}
+}

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -190,5 +191,34 @@ func TestPromiseEncoding(t *testing.T) {
 	shipped := Promise{Open: 10, ByDay: []DayQuantity{{Day: dayNumber("2026-03-10"), Quantity: 10}}}
 	if shipped.Late(before) {
 		t.Error("a line that shipped half is called late")
+	}
+}
+
+// A line keeps its last promises with their causes, and they survive the
+// line's JSON.
+func TestPromiseHistory(t *testing.T) {
+	f := newCommitFixture(t)
+	f.apply(poLine("PO-A", 10, "2026-04-01"))
+	f.apply(order("O1", 6, 1))
+	for i := range PromiseHistory + 2 {
+		e := &events.LedgerEntry{EntryType: events.EntryPOAck, PONumber: sp("PO-A"), POLine: i32(1), Status: sp("ACCEPTED"), Quantity: 10,
+			ExpectedDate: ptrTime(day("2026-04-01").AddDate(0, 0, i+1)), EventID: fmt.Sprint("ack-", i)}
+		f.eng.Apply(f.s, e, 0, f.n+int64(i)+1)
+		cms := f.s.Recommit("DC-1", atp.AllSupply)
+		f.s.Remember(cms, e.EventID, e.EntryType, int64(i))
+	}
+	l := f.s.lines["O1|1"]
+	if len(l.History) != PromiseHistory {
+		t.Fatalf("%d promises kept, want %d", len(l.History), PromiseHistory)
+	}
+	if h := l.History[len(l.History)-1]; h.EventID != fmt.Sprint("ack-", PromiseHistory+1) || h.Promise != l.Promise || h.EntryType != events.EntryPOAck {
+		t.Errorf("the newest kept is %+v, the line's promise %q", h, l.Promise)
+	}
+	back := &OrderLine{}
+	if err := json.Unmarshal(appendOrderLine(nil, l), back); err != nil {
+		t.Fatalf("%s: %v", appendOrderLine(nil, l), err)
+	}
+	if !slices.Equal(back.History, l.History) || back.Promise != l.Promise || back.At != l.At {
+		t.Errorf("read back %+v, want %+v", back, l)
 	}
 }

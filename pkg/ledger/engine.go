@@ -125,6 +125,9 @@ type OrderLine struct {
 	// Promise is the line's last published promise (Promise.encode), ""
 	// when it has none.
 	Promise string `json:"pr,omitempty"`
+	// History is the line's last promises with their causes, oldest first
+	// (at most PromiseHistory).
+	History []PromiseChange `json:"ph,omitempty"`
 }
 
 // POLine is a purchase order line as the ledger keeps it.

@@ -652,6 +652,20 @@ func appendOrderLine(b []byte, l *OrderLine) []byte {
 	if l.Promise != "" {
 		b = appendField(b, "pr", l.Promise)
 	}
+	if len(l.History) > 0 {
+		b = append(b, `"ph":[`...)
+		for _, h := range l.History {
+			b = append(b, '{')
+			b = appendField(b, "pr", h.Promise)
+			b = appendField(b, "e", h.EventID)
+			b = appendField(b, "ty", h.EntryType)
+			b = appendInt(b, "t", h.At)
+			b[len(b)-1] = '}'
+			b = append(b, ',')
+		}
+		b[len(b)-1] = ']'
+		b = append(b, ',')
+	}
 	b[len(b)-1] = '}'
 	return b
 }

@@ -3,6 +3,7 @@ package ledger
 import (
 	"encoding/json"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 )
 
@@ -14,9 +15,13 @@ func TestHandWrittenJSONReadsBack(t *testing.T) {
 	str := func() string { return strs[rnd.IntN(len(strs))] }
 	num := func() int64 { return rnd.Int64() - rnd.Int64() }
 	for i := 0; i < 2000; i++ {
-		l := OrderLine{Location: str(), Group: str(), Ordered: num(), Picked: num(), Shipped: num(), Cancelled: rnd.IntN(2), Channel: str()}
+		l := OrderLine{Location: str(), Group: str(), Ordered: num(), Picked: num(), Shipped: num(), Cancelled: rnd.IntN(2), Channel: str(),
+			At: num(), Promise: str()}
+		for range rnd.IntN(3) {
+			l.History = append(l.History, PromiseChange{Promise: str(), EventID: str(), EntryType: str(), At: num()})
+		}
 		var gotL OrderLine
-		if err := json.Unmarshal(appendOrderLine(nil, &l), &gotL); err != nil || gotL != sanitized(l) {
+		if err := json.Unmarshal(appendOrderLine(nil, &l), &gotL); err != nil || !reflect.DeepEqual(gotL, sanitized(l)) {
 			t.Fatalf("order line %+v read back as %+v (%v)", l, gotL, err)
 		}
 		h := Hold{Location: str(), Quantity: num(), ExpMillis: num(), Status: str(), ATP: num()}
@@ -41,7 +46,14 @@ func valid(s string) string {
 }
 
 func sanitized(l OrderLine) OrderLine {
-	l.Location, l.Group, l.Channel = valid(l.Location), valid(l.Group), valid(l.Channel)
+	l.Location, l.Group, l.Channel, l.Promise = valid(l.Location), valid(l.Group), valid(l.Channel), valid(l.Promise)
+	if l.History != nil {
+		h := make([]PromiseChange, len(l.History))
+		for i, c := range l.History {
+			h[i] = PromiseChange{Promise: valid(c.Promise), EventID: valid(c.EventID), EntryType: valid(c.EntryType), At: c.At}
+		}
+		l.History = h
+	}
 	return l
 }
 

@@ -222,6 +222,15 @@ func TestCommitmentsFollowSupplyOnTheRealStack(t *testing.T) {
 	if code, body := s.call(t, "GET", "/v1/orders/NO-SUCH-ORDER/commitments", nil); code != 404 {
 		t.Errorf("an unknown order: %d %v", code, body)
 	}
+	// O3's last promises, newest first, name their causes.
+	_, body := s.call(t, "GET", "/v1/orders/O3"+sku+"/commitments", nil)
+	var causes []string
+	for _, h := range body["lines"].([]any)[0].(map[string]any)["history"].([]any) {
+		causes = append(causes, h.(map[string]any)["cause_event_id"].(string))
+	}
+	if len(causes) < 3 || !slices.Equal(causes[:3], []string{"cancel-" + sku, "asn-" + sku, "ack-" + sku}) {
+		t.Errorf("O3's history names %v", causes)
+	}
 }
 
 // orderPromise is the promise GET /v1/orders/{id}/commitments gives the
