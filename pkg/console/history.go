@@ -27,11 +27,15 @@ const (
 	mASN             = "stockflow_asn_processing_seconds"          // supplier
 	mAckTurnaround   = "stockflow_po_ack_turnaround_seconds"       // supplier
 	mHoldRoundTrip   = "stockflow_hold_roundtrip_seconds"
+	mCommitments     = "stockflow_commitments_changed_total"       // late
+	mRepromised      = "stockflow_supplier_repromised_lines_total" // supplier
+	mLateUnits       = "stockflow_supplier_late_units_total"       // supplier
 )
 
 var sampledFamilies = map[string]bool{
 	mRecords: true, mEntries: true, mDeadLetters: true, mHoldDecisions: true, mPOAcks: true, mReconExceptions: true,
 	mConsumerLag: true, mInventoryLag: true, mReservation: true, mASN: true, mAckTurnaround: true, mHoldRoundTrip: true,
+	mCommitments: true, mRepromised: true, mLateUnits: true,
 }
 
 // The history's shape: a point every sampleEvery for historySpan. Prometheus
@@ -56,6 +60,8 @@ const (
 	sHeld        = "held"         // hold requests held per second
 	sNotHeld     = "not_held"     // hold requests rejected or timed out per second
 	sPOAcks      = "po_acks"      // PO line acknowledgements per second
+	sPromises    = "promises"     // order line promises published per second
+	sLater       = "later"        // of them, those later than the one before, per second
 	sLagPrefix   = "lag:"
 )
 
@@ -272,6 +278,7 @@ func derive(a, b *snapshot) map[string]float64 {
 	entries := deltas(a.sums(mEntries, "outcome"), b.sums(mEntries, "outcome"))
 	all := sum(entries)
 	holds := deltas(a.sums(mHoldDecisions, "outcome"), b.sums(mHoldDecisions, "outcome"))
+	promises := deltas(a.sums(mCommitments, "late"), b.sums(mCommitments, "late"))
 	out := map[string]float64{
 		sIngest:      rate(mRecords),
 		sApplied:     entries["applied"] / dt,
@@ -281,6 +288,8 @@ func derive(a, b *snapshot) map[string]float64 {
 		sHeld:        holds["held"] / dt,
 		sNotHeld:     (sum(holds) - holds["held"]) / dt,
 		sPOAcks:      rate(mPOAcks),
+		sPromises:    sum(promises) / dt,
+		sLater:       promises["true"] / dt,
 	}
 	for name, fam := range quantileSeries {
 		h := b.hists(fam)[""].minus(a.hists(fam)[""])

@@ -51,6 +51,26 @@ func newTestMetrics(t *testing.T) *testMetrics {
 	return m
 }
 
+// commitmentMetrics are the families the processors count published
+// promises and supplier re-promises in, registered apart from the others:
+// a process that folds nothing has none of them.
+type commitmentMetrics struct {
+	changed, lines, lateUnits *prometheus.CounterVec
+}
+
+func (m *testMetrics) withCommitments() *commitmentMetrics {
+	counter := func(name, label string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: name}, []string{label})
+	}
+	c := &commitmentMetrics{
+		changed:   counter(mCommitments, "late"),
+		lines:     counter(mRepromised, "supplier"),
+		lateUnits: counter(mLateUnits, "supplier"),
+	}
+	m.reg.MustRegister(c.changed, c.lines, c.lateUnits)
+	return c
+}
+
 func add(c prometheus.Counter, n int) {
 	for range n {
 		c.Inc()
@@ -113,6 +133,33 @@ func TestCountersBecomeRatesBetweenSamples(t *testing.T) {
 	}
 	if got := w.to.sums(mRecords)[""]; got != 600 {
 		t.Errorf("records in total = %v, want 600", got)
+	}
+}
+
+func TestPromisesBecomeRatesBetweenSamples(t *testing.T) {
+	m := newTestMetrics(t)
+	c := m.withCommitments()
+	add(c.changed.WithLabelValues("true"), 50) // before the first sample: not in the rate
+	h := newHistory(m.reg, slog.New(slog.DiscardHandler))
+	h.sample(t0)
+
+	add(c.changed.WithLabelValues("false"), 15)
+	add(c.changed.WithLabelValues("true"), 5)
+	add(c.lines.WithLabelValues("SUP-1"), 4)
+	c.lateUnits.WithLabelValues("SUP-1").Add(120)
+	h.sample(t0.Add(10 * time.Second))
+
+	w := h.read()
+	for name, want := range map[string]float64{sPromises: 2, sLater: 0.5} {
+		if got := w.last(name); !near(got, want) {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if got := w.counts(mLateUnits, "supplier")["SUP-1"]; got != 120 {
+		t.Errorf("late units of SUP-1 in the window = %v, want 120", got)
+	}
+	if got := w.counts(mCommitments, "late")["true"]; got != 5 {
+		t.Errorf("later promises in the window = %v, want 5", got)
 	}
 }
 

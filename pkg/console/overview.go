@@ -76,6 +76,21 @@ type supplierRow struct {
 	TurnP50, TurnP99 string
 }
 
+// supplierRepromise is what a supplier's acknowledgements, ship notices
+// and POs did to order lines' promises in the tables' window: the lines
+// they re-promised and the units they made later or left unpromised. The
+// row of the suppliers past maxRepromiseSuppliers adds them up and counts
+// them in Suppliers.
+type supplierRepromise struct {
+	Supplier         string
+	Lines, LateUnits float64
+	Suppliers        int
+}
+
+// maxRepromiseSuppliers is how many suppliers the re-promises table names,
+// those that made the most units late; one row adds up the others.
+const maxRepromiseSuppliers = 10
+
 type exceptionRow struct {
 	Source, Location, Class string
 	Total                   float64
@@ -90,7 +105,7 @@ type overviewView struct {
 	Minutes   int
 
 	Ingest, Entries, Lag, Freshness, DeadLetters, Holds, HoldRoundTrip figure
-	Reservation, POAcks, POTurnaround, ASN, Duplicates                 figure
+	Reservation, POAcks, POTurnaround, ASN, Promises, Duplicates       figure
 
 	LagRows         []lagRow
 	LagMore         int
@@ -104,6 +119,8 @@ type overviewView struct {
 	SupplierMore    int
 	ASNBy           []pctRow
 	ASNMore         int
+	RepromiseBy     []supplierRepromise
+	RepromiseOthers *supplierRepromise // nil when every supplier has its row
 	EntryRows       []countRow
 	Exceptions      []exceptionRow
 	ExceptionsMore  int
@@ -196,6 +213,12 @@ func (v *overviewView) kpis(w window) {
 	v.ASN = w.figure("chart-asn", "ASN processing time", "Advance ship notice (event time) → applied, all suppliers.", unitSeconds,
 		"No advance ship notices in the last hour.", ref{"p50", "asn.p50"}, ref{"p99", "asn.p99"})
 	v.ASN.Hour = v.hourPct(w.hists(mASN)[""])
+	v.Promises = w.figure("chart-promises", "Promises published", "Order line promises published, and those later than the one before (or leaving more unpromised).", unitPerMinute,
+		"No order line promises published in the last hour.", ref{"published", sPromises}, ref{"later", sLater})
+	if promises := w.counts(mCommitments, "late"); v.Minutes > 0 {
+		v.Promises.Hour = fmt.Sprintf("Last %d min: %s published, %s later (%s)", v.Minutes, formatNumber(math.Round(sum(promises))),
+			formatNumber(math.Round(promises["true"])), percentText(percent(promises["true"], sum(promises))))
+	}
 	entries := w.counts(mEntries, "outcome")
 	v.Duplicates = w.figure("chart-duplicates", "Duplicate rate", "Ledger entries the ledger had already applied, % of all entries.", unitPercent,
 		"No ledger entries folded in the last hour.", ref{"duplicates", sDuplicates})
@@ -207,6 +230,7 @@ func (v *overviewView) kpis(w window) {
 	v.LocationBy, v.LocationMore = pctRows(w.hists(mInventoryLag, "location"))
 	v.SupplierBy, v.SupplierMore = supplierRows(w)
 	v.ASNBy, v.ASNMore = pctRows(w.hists(mASN, "supplier"))
+	v.RepromiseBy, v.RepromiseOthers = supplierRepromises(w.counts(mRepromised, "supplier"), w.counts(mLateUnits, "supplier"))
 	v.EntryRows = countRows(w.to.sums(mEntries, "outcome"), entries)
 	v.Exceptions, v.ExceptionsMore, v.ExceptionTotal = exceptionRows(w.to)
 }
@@ -389,6 +413,46 @@ func supplierRows(w window) ([]supplierRow, int) {
 		return cmp.Or(cmp.Compare(b.Acks, a.Acks), cmp.Compare(b.Turnarounds, a.Turnarounds), cmp.Compare(a.Supplier, b.Supplier))
 	})
 	return capRows(rows)
+}
+
+// supplierRepromises is, by supplier, the window's lines re-promised and
+// units made late: the suppliers that made the most units late first, then
+// those that re-promised the most lines; suppliers that did neither in the
+// window are left out. Past maxRepromiseSuppliers, one row adds the rest up.
+func supplierRepromises(lines, late map[string]float64) ([]supplierRepromise, *supplierRepromise) {
+	by := map[string]*supplierRepromise{}
+	row := func(s string) *supplierRepromise {
+		if by[s] == nil {
+			by[s] = &supplierRepromise{Supplier: s}
+		}
+		return by[s]
+	}
+	for s, n := range lines {
+		if n > 0 {
+			row(s).Lines = n
+		}
+	}
+	for s, n := range late {
+		if n > 0 {
+			row(s).LateUnits = n
+		}
+	}
+	rows := make([]supplierRepromise, 0, len(by))
+	for _, r := range by {
+		rows = append(rows, *r)
+	}
+	slices.SortFunc(rows, func(a, b supplierRepromise) int {
+		return cmp.Or(cmp.Compare(b.LateUnits, a.LateUnits), cmp.Compare(b.Lines, a.Lines), cmp.Compare(a.Supplier, b.Supplier))
+	})
+	if len(rows) <= maxRepromiseSuppliers {
+		return rows, nil
+	}
+	others := &supplierRepromise{Suppliers: len(rows) - maxRepromiseSuppliers}
+	for _, r := range rows[maxRepromiseSuppliers:] {
+		others.Lines += r.Lines
+		others.LateUnits += r.LateUnits
+	}
+	return rows[:maxRepromiseSuppliers], others
 }
 
 // exceptionRows lists the reconciliation exceptions counted since the

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -30,7 +31,7 @@ func overviewPage(t *testing.T, c *Console) string {
 // chartIDs are the overview's charts, by the ids a browser test finds them.
 var chartIDs = []string{
 	"chart-ingest", "chart-entries", "chart-lag", "chart-freshness", "chart-dead-letters", "chart-holds", "chart-hold-roundtrip",
-	"chart-reservation", "chart-po-acks", "chart-po-turnaround", "chart-asn", "chart-duplicates",
+	"chart-reservation", "chart-po-acks", "chart-po-turnaround", "chart-asn", "chart-promises", "chart-duplicates",
 }
 
 func TestOverviewDrawsTheHistory(t *testing.T) {
@@ -133,6 +134,124 @@ func TestOverviewBeforeTheFirstSamples(t *testing.T) {
 	}
 	if n := strings.Count(body, `<svg class="chart"`); n != 1 {
 		t.Errorf("%d charts after one sample, want 1 (lag)", n)
+	}
+}
+
+// sampleMinute samples now and then every 10 s for a minute, calling
+// between before each later sample: the tables' window is then 1 min.
+func sampleMinute(h *history, now time.Time, between func(i int)) {
+	h.sample(now)
+	for i := 1; i <= 6; i++ {
+		between(i)
+		now = now.Add(10 * time.Second)
+		h.sample(now)
+	}
+}
+
+func TestOverviewRepromisesBySupplier(t *testing.T) {
+	m := newTestMetrics(t)
+	cm := m.withCommitments()
+	c, err := New(Config{Metrics: m.reg, Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm.lateUnits.WithLabelValues("SUP-A").Add(1000) // before the window: left out
+	sampleMinute(c.history(), t0, func(i int) {
+		add(cm.changed.WithLabelValues("false"), 5)
+		add(cm.changed.WithLabelValues("true"), 2)
+		if i > 1 {
+			return
+		}
+		// 13 suppliers: two tied on late units (the one with more lines
+		// first), ten with a few, one that made none late.
+		cm.lines.WithLabelValues("SUP-A").Add(2)
+		cm.lateUnits.WithLabelValues("SUP-A").Add(50)
+		cm.lines.WithLabelValues("SUP-B").Add(5)
+		cm.lateUnits.WithLabelValues("SUP-B").Add(50)
+		cm.lines.WithLabelValues("SUP-C").Add(7)
+		for n := 1; n <= 10; n++ {
+			s := fmt.Sprintf("SUP-%02d", n)
+			cm.lines.WithLabelValues(s).Inc()
+			cm.lateUnits.WithLabelValues(s).Add(float64(n))
+		}
+	})
+
+	body := overviewPage(t, c)
+	order := []string{
+		`<th scope="row">SUP-B</th><td class="n">5</td><td class="n">50</td>`,
+		`<th scope="row">SUP-A</th><td class="n">2</td><td class="n">50</td>`,
+		`<th scope="row">SUP-10</th><td class="n">1</td><td class="n">10</td>`,
+		`<th scope="row">SUP-09</th>`, `<th scope="row">SUP-08</th>`, `<th scope="row">SUP-07</th>`,
+		`<th scope="row">SUP-06</th>`, `<th scope="row">SUP-05</th>`, `<th scope="row">SUP-04</th>`,
+		`<th scope="row">SUP-03</th><td class="n">1</td><td class="n">3</td>`,
+		// The three past the first ten: SUP-02, SUP-01 and SUP-C.
+		`<th scope="row">others (3 suppliers)</th><td class="n">9</td><td class="n">3</td>`,
+	}
+	at := -1
+	for _, want := range order {
+		i := strings.Index(body, want)
+		if i < 0 {
+			t.Errorf("page lacks %s", want)
+			continue
+		}
+		if i < at {
+			t.Errorf("%s comes before the row above it", want)
+		}
+		at = i
+	}
+	for _, gone := range []string{`<th scope="row">SUP-02</th>`, `<th scope="row">SUP-01</th>`, `<th scope="row">SUP-C</th>`} {
+		if strings.Contains(body, gone) {
+			t.Errorf("%s has a row past the first ten", gone)
+		}
+	}
+	for _, want := range []string{
+		`id="repromises-by-supplier"`,
+		`href="/console/commitments?late=1"`,
+		`Now: <b>published 42/min · later 12/min</b>`,
+		`Last 1 min: 42 published, 12 later (28.6 %)`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+}
+
+func TestRepromiseRowsCap(t *testing.T) {
+	lines, late := map[string]float64{}, map[string]float64{}
+	for n := range maxRepromiseSuppliers {
+		lines[fmt.Sprint("S", n)] = 1
+	}
+	late["quiet"] = 0 // nothing in the window: no row
+	rows, others := supplierRepromises(lines, late)
+	if len(rows) != maxRepromiseSuppliers || others != nil {
+		t.Fatalf("%d rows and others %v, want %d and none", len(rows), others, maxRepromiseSuppliers)
+	}
+	late["S-late"] = 4
+	rows, others = supplierRepromises(lines, late)
+	if len(rows) != maxRepromiseSuppliers || rows[0].Supplier != "S-late" || others == nil || others.Suppliers != 1 || others.Lines != 1 {
+		t.Errorf("one past the cap: rows %v, others %+v", rows, others)
+	}
+}
+
+func TestOverviewWithoutCommitmentMetrics(t *testing.T) {
+	m := newTestMetrics(t)
+	c, err := New(Config{Metrics: m.reg, Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sampleMinute(c.history(), t0, func(int) { add(m.records.WithLabelValues("orders", "entries"), 10) })
+	body := overviewPage(t, c)
+	for _, want := range []string{
+		` id="chart-promises"`,
+		`No order lines re-promised by a supplier in the last 1 min`,
+		`Last 1 min: 0 published, 0 later (—)`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+	if strings.Contains(body, `id="repromises-by-supplier"`) {
+		t.Error("a re-promises table with no commitment metrics")
 	}
 }
 
