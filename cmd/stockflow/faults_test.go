@@ -51,10 +51,10 @@ import (
 	"github.com/stockflow/stockflow/pkg/events"
 	"github.com/stockflow/stockflow/pkg/kafka"
 	"github.com/stockflow/stockflow/pkg/ledger"
-	"github.com/stockflow/stockflow/pkg/service"
 	"github.com/stockflow/stockflow/pkg/sim"
 	"github.com/stockflow/stockflow/pkg/store"
 	"github.com/stockflow/stockflow/pkg/testenv"
+	"github.com/stockflow/stockflow/processors"
 )
 
 var (
@@ -459,8 +459,7 @@ func lastLines(b []byte, lines int) []byte {
 }
 
 // reference folds the same seeded events in an undisturbed in-process
-// service, built as stockflow serve builds it (service.Build) on an
-// in-memory Kafka and Redis, and returns every position.
+// pipeline and returns every position.
 func reference(t *testing.T, seed uint64, n int) map[string]ledger.Components {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
@@ -469,33 +468,37 @@ func reference(t *testing.T, seed uint64, n int) map[string]ledger.Components {
 	}
 	defer c.Close()
 	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	defer rdb.Close()
 	cfg := config.Default()
-	cfg.Kafka.Brokers, cfg.Kafka.Partitions = c.ListenAddrs(), 6
-	cfg.Redis.Addr, cfg.Redis.LookupCache = m.Addr(), false // miniredis tracks no keys
-	cfg.HTTPAddr = "127.0.0.1:0"
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	svc, err := service.Build(ctx, cfg, service.Options{InstanceID: "ref", NoReconciler: true, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := svc.Run(ctx); err != nil && ctx.Err() == nil {
-			t.Errorf("reference service: %v", err)
-		}
-	})
-	defer svc.Close()
-	store := svc.Ledger()
+	cfg.Kafka.Brokers = c.ListenAddrs()
+	codec, _ := events.NewCodec(nil, 0)
 	cl, err := kgo.NewClient(kafka.ClientOpts(cfg.Kafka)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	if err := kafka.EnsureTopics(ctx, kadm.NewClient(cl), 6, 1, kafka.Topics(cfg.Topics)); err != nil {
 		t.Fatal(err)
 	}
-	codec := svc.Codec()
+	store := ledger.New(rdb, ledger.Config{})
+	catalog, err := processors.NewCatalog(kafka.ClientOpts(cfg.Kafka), cfg.Topics.Catalog, codec, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); catalog.Run(ctx) }()
+	go func() {
+		defer wg.Done()
+		processors.NewNormalizer(processors.NormalizerConfig{Kafka: cfg.Kafka, Topics: cfg.Topics, InstanceID: "ref"}, codec, store, catalog, quiet).Run(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		processors.NewFolder(processors.FolderConfig{Kafka: cfg.Kafka, Topics: cfg.Topics}, codec, store, cl, quiet).Run(ctx)
+	}()
 	gen := sim.NewGenerator(seed, sim.Catalogue{SKUs: skus}, cfg.Topics, clock())
 	if _, err := sim.New(sim.Config{Count: n}, gen, codec, cl, quiet).Run(ctx); err != nil {
 		t.Fatal(err)
