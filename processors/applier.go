@@ -346,11 +346,7 @@ func (a *applier) recommit(ctx context.Context, s *ledger.State, g *skuEntries, 
 			return fmt.Errorf("%w: commitment %s: %w", errEncode, rec.CommitmentID, err)
 		}
 		a.keep(s, g, p, i, commitmentOutboxID(rec.CommitmentID), b)
-		var late int64
-		if cm.Had {
-			late = cm.After.LateUnits(cm.Before)
-		}
-		a.hooks.onCommitment(rec, supplierOf(cause.LedgerEntry), late)
+		a.hooks.onCommitment(rec, supplierOf(cause.LedgerEntry), cm.LateUnits)
 	}
 	ex := planningException(g.sku, loc, cms, cause.LedgerEntry, cause.Partition, cause.Offset)
 	if ex == nil {

@@ -49,7 +49,7 @@ func commitmentRecord(sku string, cm ledger.Commitment, cause *events.LedgerEntr
 		CommitmentID: cm.OrderID + "|" + cm.LineID + "|" + strconv.Itoa(int(partition)) + ":" + strconv.FormatInt(offset, 10),
 		OrderID:      cm.OrderID, LineID: cm.LineID, SKU: sku, Location: cm.Location,
 		Promise:        linePromise(cm.After),
-		Late:           cm.Had && cm.After.Late(cm.Before),
+		Late:           cm.LateUnits > 0,
 		CauseEventID:   cause.EventID,
 		CauseEntryType: cause.EntryType,
 		CausePONumber:  cause.PONumber,
@@ -97,12 +97,11 @@ func planningException(sku, loc string, cms []ledger.Commitment, cause *events.L
 		CauseEventID: cause.EventID, CauseEntryType: cause.EntryType, CorrelationID: cause.CorrelationID, CauseTime: cause.EventTime.UTC(),
 	}
 	for _, cm := range cms {
-		if !cm.Had || !cm.After.Late(cm.Before) {
+		if cm.LateUnits == 0 {
 			continue
 		}
-		late := cm.After.LateUnits(cm.Before)
-		ex.Lines = append(ex.Lines, events.AffectedLine{OrderID: cm.OrderID, LineID: cm.LineID, LateUnits: late, UnpromisedUnits: cm.After.Unpromised})
-		ex.LateUnits += late
+		ex.Lines = append(ex.Lines, events.AffectedLine{OrderID: cm.OrderID, LineID: cm.LineID, LateUnits: cm.LateUnits, UnpromisedUnits: cm.After.Unpromised})
+		ex.LateUnits += cm.LateUnits
 		ex.UnpromisedUnits += cm.After.Unpromised
 	}
 	if len(ex.Lines) == 0 {

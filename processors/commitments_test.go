@@ -38,6 +38,11 @@ func TestPlanningExceptions(t *testing.T) {
 		{OrderID: "O2", LineID: "1", Location: "DC-1", Had: true, Before: later, After: early},
 		{OrderID: "O3", LineID: "1", Location: "DC-1", After: later}, // its first promise
 	}
+	for i := range cms {
+		if cms[i].Had {
+			cms[i].LateUnits = cms[i].After.LateUnits(cms[i].Before)
+		}
+	}
 	sup, po := "SUP-1", "PO-7"
 	ack := &events.LedgerEntry{EntryType: events.EntryPOAck, EventID: "ack-1", SupplierID: &sup, PONumber: &po, EventTime: time.Now()}
 	ex := planningException("SKU-1", "DC-1", cms, ack, 2, 40)

@@ -100,37 +100,28 @@ type hooks struct {
 }
 
 func newHooks(hs []Hook) *hooks {
-	h := &hooks{}
+	return &hooks{
+		sourceRecord: implementing[HookSourceRecord](hs),
+		sourceLag:    implementing[HookSourceLag](hs),
+		deadLetter:   implementing[HookDeadLetter](hs),
+		poAck:        implementing[HookPOAcknowledged](hs),
+		indexCatchUp: implementing[HookIndexCatchUp](hs),
+		folded:       implementing[HookFolded](hs),
+		foldBatch:    implementing[HookFoldBatch](hs),
+		stored:       implementing[HookStored](hs),
+		commitment:   implementing[HookCommitment](hs),
+	}
+}
+
+// implementing are the hooks of hs that implement T.
+func implementing[T any](hs []Hook) []T {
+	var out []T
 	for _, x := range hs {
-		if v, ok := x.(HookSourceRecord); ok {
-			h.sourceRecord = append(h.sourceRecord, v)
-		}
-		if v, ok := x.(HookSourceLag); ok {
-			h.sourceLag = append(h.sourceLag, v)
-		}
-		if v, ok := x.(HookDeadLetter); ok {
-			h.deadLetter = append(h.deadLetter, v)
-		}
-		if v, ok := x.(HookPOAcknowledged); ok {
-			h.poAck = append(h.poAck, v)
-		}
-		if v, ok := x.(HookIndexCatchUp); ok {
-			h.indexCatchUp = append(h.indexCatchUp, v)
-		}
-		if v, ok := x.(HookFolded); ok {
-			h.folded = append(h.folded, v)
-		}
-		if v, ok := x.(HookFoldBatch); ok {
-			h.foldBatch = append(h.foldBatch, v)
-		}
-		if v, ok := x.(HookStored); ok {
-			h.stored = append(h.stored, v)
-		}
-		if v, ok := x.(HookCommitment); ok {
-			h.commitment = append(h.commitment, v)
+		if v, ok := x.(T); ok {
+			out = append(out, v)
 		}
 	}
-	return h
+	return out
 }
 
 func (h *hooks) onSourceRecord(topic, outcome string) {

@@ -124,12 +124,8 @@ func (ch *Checkout) orderCommitments(c echo.Context) error {
 		if !ok {
 			continue // indexed, not folded yet
 		}
-		open := int64(0)
-		if o.Cancelled != 1 {
-			open = max(o.Ordered-max(o.Picked, o.Shipped), 0)
-		}
 		out = append(out, commitmentLineJSON{LineID: o.LineID, SKU: il.SKU, Location: o.Location, Group: o.Group, Ordered: o.Ordered,
-			Shipped: o.Shipped, Cancelled: o.Cancelled == 1, Open: open, Promise: promiseOf(o.Promise), History: historyOf(o.History)})
+			Shipped: o.Shipped, Cancelled: o.Cancelled == 1, Open: o.Open(), Promise: promiseOf(o.Promise), History: historyOf(o.History)})
 	}
 	return c.JSON(200, map[string]any{"order_id": id, "lines": out, "as_of": ch.now().UTC().Format(time.RFC3339Nano)})
 }

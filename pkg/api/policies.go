@@ -133,10 +133,7 @@ func (ch *Checkout) positions(c echo.Context) error {
 		if o.Location != loc {
 			continue
 		}
-		reserved := int64(0)
-		if o.Cancelled != 1 {
-			reserved = max(o.Ordered-max(o.Picked, o.Shipped), 0)
-		}
+		reserved := o.Open()
 		if reserved == 0 && o.Picked <= o.Shipped {
 			continue // closed: nothing reserved, nothing waiting to ship
 		}

@@ -111,6 +111,8 @@ type Commitment struct {
 	Before Promise
 	Had    bool
 	After  Promise
+	// LateUnits is After.LateUnits(Before), 0 for a first promise.
+	LateUnits int64
 }
 
 // Recommit promises the open order lines at loc again and returns those
@@ -165,7 +167,11 @@ func (s *State) Recommit(loc string, policy atp.SupplyPolicy) []Commitment {
 		before, had := ParsePromise(l.Promise)
 		l.Promise = string(enc)
 		mark(&s.d.lines, l.OrderID+"|"+l.LineID)
-		out = append(out, Commitment{OrderID: l.OrderID, LineID: l.LineID, Location: loc, Channel: l.Channel, Before: before, Had: had, After: after})
+		cm := Commitment{OrderID: l.OrderID, LineID: l.LineID, Location: loc, Channel: l.Channel, Before: before, Had: had, After: after}
+		if had {
+			cm.LateUnits = after.LateUnits(before)
+		}
+		out = append(out, cm)
 	}
 	return out
 }

@@ -708,10 +708,16 @@ func (e *Engine) count(s *State, loc string, q int64, asOf *time.Time) Outcome {
 // lineContrib is what an order line reserves and has picked: a shipped unit
 // was picked, recorded or not.
 func lineContrib(l *OrderLine) (reserved, picked int64) {
-	if l.Cancelled != 1 {
-		reserved = max(l.Ordered-max(l.Picked, l.Shipped), 0)
+	return l.Open(), max(l.Picked-l.Shipped, 0)
+}
+
+// Open is what the line still reserves: ordered, less what was picked or
+// shipped; nothing once cancelled.
+func (l *OrderLine) Open() int64 {
+	if l.Cancelled == 1 {
+		return 0
 	}
-	return reserved, max(l.Picked-l.Shipped, 0)
+	return max(l.Ordered-max(l.Picked, l.Shipped), 0)
 }
 
 func (s *State) lineDelta(l *OrderLine, sign int64) {
