@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kotel"
 
 	"github.com/stockflow/stockflow/pkg/api"
 	"github.com/stockflow/stockflow/pkg/avro"
@@ -91,10 +92,10 @@ func (s *Service) openCodec(ctx context.Context) error {
 // openClients makes the Kafka and Redis clients and, on real
 // infrastructure, checks them once.
 func (s *Service) openClients(ctx context.Context) error {
-	traceOpt, _ := kafka.Tracing(s.tp, s.cfg.Kafka.ClientID, "")
+	traceOpts, _ := s.kafkaTracing("")
 	// No linger: outputs go to the broker at once; records still batch
 	// while a request is in flight.
-	kcl, err := kgo.NewClient(kafka.ClientOpts(s.cfg.Kafka, traceOpt, kgo.ProducerLinger(0), metrics.KafkaClient(s.reg, "outputs"))...)
+	kcl, err := kgo.NewClient(kafka.ClientOpts(s.cfg.Kafka, append(traceOpts, kgo.ProducerLinger(0), metrics.KafkaClient(s.reg, "outputs"))...)...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
@@ -102,7 +103,7 @@ func (s *Service) openClients(ctx context.Context) error {
 	s.kcl, s.adm = kcl, kadm.NewClient(kcl)
 	// The API produces hold and policy entries through a client of its
 	// own, so a hold never queues behind the folder's outputs.
-	hcl, err := kgo.NewClient(kafka.ClientOpts(s.cfg.Kafka, traceOpt, kgo.ProducerLinger(0), metrics.KafkaClient(s.reg, "api"))...)
+	hcl, err := kgo.NewClient(kafka.ClientOpts(s.cfg.Kafka, append(traceOpts, kgo.ProducerLinger(0), metrics.KafkaClient(s.reg, "api"))...)...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
@@ -111,8 +112,13 @@ func (s *Service) openClients(ctx context.Context) error {
 	store.Logger(s.log)
 	s.rdb = store.Open(s.cfg.Redis)
 	s.closeLogged("redis client", s.rdb)
-	if err := redisotel.InstrumentTracing(s.rdb, redisotel.WithTracerProvider(s.tp)); err != nil {
-		return fmt.Errorf("redis tracing: %w", err)
+	if s.tracing() {
+		// No db.statement: a pipeline's statement is every command of it
+		// with its arguments (a fold's save scripts), written out as text
+		// for each pipeline; the span's name says the commands.
+		if err := redisotel.InstrumentTracing(s.rdb, redisotel.WithTracerProvider(s.tp), redisotel.WithDBStatement(false)); err != nil {
+			return fmt.Errorf("redis tracing: %w", err)
+		}
 	}
 	if s.cfg.Embedded {
 		return nil
@@ -263,8 +269,8 @@ func (s *Service) normalizerConfig(hooks []processors.Hook) processors.Normalize
 	if n.TxnTimeout == 0 {
 		n.TxnTimeout = cfg.NormalizerTxnTimeout
 	}
-	opt, tracer := kafka.Tracing(s.tp, cfg.Kafka.ClientID, cfg.Kafka.NormalizerGroup)
-	n.ExtraOpts = append(n.ExtraOpts, opt, kafka.Logger(s.log.With("group", cfg.Kafka.NormalizerGroup)))
+	opts, tracer := s.kafkaTracing(cfg.Kafka.NormalizerGroup)
+	n.ExtraOpts = append(append(n.ExtraOpts, opts...), kafka.Logger(s.log.With("group", cfg.Kafka.NormalizerGroup)))
 	// A session's client is replaced after a failure: each gets metrics of
 	// its own, which go with it.
 	n.SessionOpts = func() []kgo.Opt { return []kgo.Opt{metrics.KafkaClient(s.reg, "normalizer")} }
@@ -289,15 +295,29 @@ func (s *Service) folderConfig(hooks []processors.Hook) processors.FolderConfig 
 	// The API answers with the same policy.
 	supply := cfg.API.Parsed.Supply
 	f.Supply = &supply
-	opt, tracer := kafka.Tracing(s.tp, cfg.Kafka.ClientID, cfg.Kafka.FolderGroup)
-	f.ExtraOpts = append(f.ExtraOpts, opt, kafka.Logger(s.log.With("group", cfg.Kafka.FolderGroup)), metrics.KafkaClient(s.reg, "folder"))
-	if cfg.OTLPEndpoint != "" {
-		// A process span per ledger record only when traces go somewhere.
+	opts, tracer := s.kafkaTracing(cfg.Kafka.FolderGroup)
+	f.ExtraOpts = append(append(f.ExtraOpts, opts...), kafka.Logger(s.log.With("group", cfg.Kafka.FolderGroup)), metrics.KafkaClient(s.reg, "folder"))
+	if tracer != nil {
 		f.Tracing = processors.Tracing{Kotel: tracer}
-		hopt, htracer := kafka.Tracing(s.tp, cfg.Kafka.ClientID, "")
-		f.HoldOpts, f.HoldTracing = append(f.HoldOpts, hopt), processors.Tracing{Kotel: htracer}
+		hopts, htracer := s.kafkaTracing("")
+		f.HoldOpts, f.HoldTracing = append(f.HoldOpts, hopts...), processors.Tracing{Kotel: htracer}
 	}
 	return f
+}
+
+// tracing is whether traces go somewhere. When they do not, no client
+// carries tracing hooks: with no exporter, a span per record would cost
+// its attributes (and a Redis pipeline its statement) for nothing.
+func (s *Service) tracing() bool { return s.cfg.OTLPEndpoint != "" }
+
+// kafkaTracing is the kotel hooks of a client in group ("" for a
+// producer) and its tracer, or nothing when traces go nowhere.
+func (s *Service) kafkaTracing(group string) ([]kgo.Opt, *kotel.Tracer) {
+	if !s.tracing() {
+		return nil, nil
+	}
+	opt, tracer := kafka.Tracing(s.tp, s.cfg.Kafka.ClientID, group)
+	return []kgo.Opt{opt}, tracer
 }
 
 // readiness are the checks behind /readyz.
