@@ -92,6 +92,15 @@ func benchFlagsOn(fs *flag.FlagSet) *benchFlags {
 		})
 	fs.IntVar(&opt.ReconcileLines, "reconcile-lines", 1_000_000, "lines of the reconciliation step's snapshot, and positions of its ledger")
 	fs.IntVar(&opt.CommitmentLines, "commitment-lines", 10_000, "backordered lines the commitments step's PO covers")
+	opt.BacklogEvents = []int{250_000, 1_000_000}
+	fs.Func("backlog-events", "comma-separated sizes (source events) of the backlogs the backlog step catches up, one row each (default 250000,1000000)",
+		func(v string) error {
+			sizes, err := parseSizes(v)
+			if err == nil {
+				opt.BacklogEvents = sizes
+			}
+			return err
+		})
 	fs.StringVar(&f.only, "only", "", "comma-separated scenarios to run (ingest runs first whenever a later one needs its ledger): ingest, lookups, hotset, holds, freshness, commitments, rebuild, memory, reconcile")
 	fs.StringVar(&f.cpu, "cpuprofile", "", "write a CPU profile of the whole run here")
 	fs.StringVar(&f.mem, "memprofile", "", "write an allocation profile here at the end")
@@ -142,7 +151,8 @@ func runBenchSteps(ctx context.Context, r *bench.Run, only string, stderr io.Wri
 		// ownData: the step makes its own data and needs no ingested ledger
 		ownData bool
 	}{{"ingest", r.Ingest, false}, {"lookups", r.Lookups, false}, {"hotset", r.HotSet, true}, {"holds", r.Holds, false},
-		{"freshness", r.Freshness, false}, {"commitments", r.Commitments, true}, {"rebuild", r.Rebuild, false}, {"memory", r.Memory, false}, {"reconcile", r.Reconcile, true}}
+		{"freshness", r.Freshness, false}, {"commitments", r.Commitments, true}, {"rebuild", r.Rebuild, false}, {"memory", r.Memory, false}, {"reconcile", r.Reconcile, true},
+		{"backlog", r.Backlog, true}}
 	chosen := func(name string) bool { return only == "" || slices.Contains(strings.Split(only, ","), name) }
 	needIngest := false
 	for _, s := range steps {
@@ -176,6 +186,19 @@ func parseRates(v string) ([]float64, error) {
 		rates = append(rates, x)
 	}
 	return rates, nil
+}
+
+// parseSizes reads a comma-separated list of counts, each 1 or more.
+func parseSizes(v string) ([]int, error) {
+	var sizes []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a count (1 or more)", f)
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes, nil
 }
 
 // writeProfile writes the named runtime profile to the file path.

@@ -1,12 +1,10 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -318,19 +316,9 @@ func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) 
 
 // peakRSS is the process's peak resident set size in bytes, or 0.
 func peakRSS() int64 {
-	f, err := os.Open("/proc/self/status")
+	_, peak, err := rssOf(os.Getpid())
 	if err != nil {
 		return 0
 	}
-	defer func() { _ = f.Close() }() // only read; the figure is best effort
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err == nil {
-				return kb << 10
-			}
-		}
-	}
-	return 0
+	return peak
 }

@@ -33,6 +33,7 @@ import (
 	"github.com/stockflow/stockflow/pkg/service"
 	"github.com/stockflow/stockflow/pkg/sim"
 	"github.com/stockflow/stockflow/pkg/store"
+	"github.com/stockflow/stockflow/processors"
 )
 
 // Options size a run.
@@ -57,7 +58,10 @@ type Options struct {
 	// CommitmentLines is how many backordered lines the commitments step's
 	// PO covers. Default 10,000.
 	CommitmentLines int
-	Progress        io.Writer // progress lines (a terminal), or nil
+	// BacklogEvents are the sizes (source events) of the backlogs the
+	// backlog step catches up, one row each. Default 250,000 and 1,000,000.
+	BacklogEvents []int
+	Progress      io.Writer // progress lines (a terminal), or nil
 }
 
 // Run is one benchmark run against the stack cfg points at. Its topics and
@@ -335,15 +339,18 @@ func (r *Run) Ingest(ctx context.Context) error {
 	// topology (consume, produce one record per source record in a
 	// transaction, consume that, one pipelined HSET per record, commit),
 	// and a plain transactional pass-through.
+	m := r.startCPU(ctx)
 	floorRate, err := r.ioFloor(ctx)
 	if err != nil {
 		return err
 	}
+	floorCPU, floorRedis := r.used(ctx, m)
 	passRate, err := r.passThrough(ctx)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
+	m = r.startCPU(ctx)
 	if err := r.running(ctx); err != nil {
 		return err
 	}
@@ -351,18 +358,36 @@ func (r *Run) Ingest(ctx context.Context) error {
 		return fmt.Errorf("ingest did not finish")
 	}
 	elapsed := time.Since(start)
+	cpu, redisCPU := r.used(ctx, m)
 	rate := float64(r.sourceEvents) / elapsed.Seconds()
-	entries, err := r.ledgerEntries(ctx)
+	entries, err := r.ledgerEntries(ctx, r.cfg.Topics.Ledger)
 	if err != nil {
 		return err
 	}
 	r.entries = int64(entries)
 	perEvent := float64(entries) / float64(r.sourceEvents)
+	n := int64(r.sourceEvents)
 	r.rows = append(r.rows,
-		Row{"ingest end to end (source events/s)", fmt.Sprintf("%.0f/s (%d events, %.1fs)", rate, r.sourceEvents, elapsed.Seconds()),
-			fmt.Sprintf("I/O floor %.0f/s; pass-through %.0f/s", floorRate, passRate),
-			rate / floorRate, fmt.Sprintf("ratio to the I/O floor; %.2f ledger entries per source event", perEvent)})
+		Row{"ingest end to end (source events/s)", fmt.Sprintf("%.0f/s (%d events, %.1fs); CPU µs per source event: Stockflow %s, Redis %s",
+			rate, r.sourceEvents, elapsed.Seconds(), perUnit(cpu, n), perUnit(redisCPU, n)),
+			fmt.Sprintf("I/O floor %.0f/s (CPU µs per source event: its two stages %s, Redis %s); pass-through %.0f/s",
+				floorRate, perUnit(floorCPU, n), perUnit(floorRedis, n), passRate),
+			rate / floorRate, fmt.Sprintf("ratio to the I/O floor; %.2f ledger entries per source event (Stockflow CPU µs per entry %s); %s",
+				perEvent, perUnit(cpu, int64(entries)), r.verify(ctx, r.cfg))})
 	return nil
+}
+
+// verify compares the ledger cfg names in Redis with a fold of its log:
+// LEDGER==FOLD, or how they differ.
+func (r *Run) verify(ctx context.Context, cfg config.Config) string {
+	rep, err := processors.Verify(ctx, cfg.Kafka, cfg.Topics, r.cfg.API.Parsed.Supply, ledger.New(r.rdb, ledger.Config{KeyPrefix: cfg.Redis.KeyPrefix}), r.codec, io.Discard)
+	switch {
+	case err != nil:
+		return "verify failed: " + err.Error()
+	case !rep.OK():
+		return fmt.Sprintf("LEDGER!=FOLD (%d differences, first: %s)", len(rep.Differences), rep.Differences[0])
+	}
+	return "LEDGER==FOLD"
 }
 
 // ioFloor is what the machine, Kafka and Redis allow for the topology of
@@ -505,10 +530,10 @@ func (r *Run) passThrough(ctx context.Context) (float64, error) {
 	return float64(moved) / time.Since(start).Seconds(), nil
 }
 
-// ledgerEntries counts the entries of the whole ledger log.
-func (r *Run) ledgerEntries(ctx context.Context) (int, error) {
+// ledgerEntries counts the entries of a whole ledger log.
+func (r *Run) ledgerEntries(ctx context.Context, topic string) (int, error) {
 	n := 0
-	err := deadletter.ReadTopic(ctx, kafka.Conn(r.cfg.Kafka), r.cfg.Topics.Ledger, nil, func(*kgo.Record) error {
+	err := deadletter.ReadTopic(ctx, kafka.Conn(r.cfg.Kafka), topic, nil, func(*kgo.Record) error {
 		n++
 		return nil
 	})
@@ -1247,22 +1272,27 @@ func (r *Run) Rebuild(ctx context.Context) error {
 	cfg := r.cfg
 	cfg.Kafka.FolderGroup += ".rebuild"
 	start := time.Now()
+	m := r.startCPU(ctx)
 	_, stop, err := r.startService(ctx, cfg, service.Options{InstanceID: "bench-rebuild", NoNormalizer: true, NoReconciler: true, NoHoldDesks: true})
 	if err != nil {
 		return err
 	}
 	ok := r.lagZero(ctx, 30*time.Minute, cfg.Kafka.FolderGroup)
 	elapsed := time.Since(start)
+	cpu, redisCPU := r.used(ctx, m)
 	stop()
 	if !ok {
 		return fmt.Errorf("rebuild did not finish")
 	}
-	entries, err := r.ledgerEntries(ctx)
+	entries, err := r.ledgerEntries(ctx, r.cfg.Topics.Ledger)
 	if err != nil {
 		return err
 	}
+	n := int64(entries)
 	r.rows = append(r.rows, Row{"rebuild: the run's Redis keys deleted, ledger folded from offset 0",
-		fmt.Sprintf("%.0f entries/s (%d entries, %.1fs)", float64(entries)/elapsed.Seconds(), entries, elapsed.Seconds()), "—", 0, ""})
+		fmt.Sprintf("%.0f entries/s (%d entries, %.1fs); CPU µs per entry: Stockflow %s, Redis %s",
+			float64(entries)/elapsed.Seconds(), entries, elapsed.Seconds(), perUnit(cpu, n), perUnit(redisCPU, n)),
+		"—", 0, "aim ≥ 100,000 entries/s; " + r.verify(ctx, r.cfg)})
 	return nil
 }
 

@@ -49,6 +49,13 @@ type Config struct {
 	// outputs, applied offsets and commit before the folder stops polling.
 	// Default 4.
 	FolderInFlight int `yaml:"folder_in_flight"`
+	// MemoryLimitMiB is the soft memory limit of a serve process (the Go
+	// runtime's, as GOMEMLIMIT sets it): past it the garbage collector
+	// runs harder rather than let the heap grow. 0 takes 80% of the
+	// container's memory limit (cgroup memory.max) when there is one, and
+	// sets none otherwise; -1 sets none. GOMEMLIMIT in the environment
+	// wins over both. Default 0.
+	MemoryLimitMiB int `yaml:"memory_limit_mib"`
 	// Commitments keeps every order line's promise in the fold and
 	// publishes each change on the commitments topic, with planning
 	// exceptions on the alerts topic. Default true.
@@ -432,6 +439,7 @@ func (c *Config) options() []option {
 		{APIOptions, "lookup-cache-max-age", "the longest a cached lookup entry is served before it is read again", &c.Redis.LookupCacheMaxAge},
 		{PipelineOptions, "folder-cache-skus", "SKU states each ledger partition keeps in memory between polls", &c.FolderCacheSKUs},
 		{PipelineOptions, "folder-in-flight", "folded polls that may wait for their outputs and offsets before the folder stops polling", &c.FolderInFlight},
+		{PipelineOptions, "memory-limit-mib", "soft memory limit of the process in MiB (0: 80% of the container's limit, if any; -1: none; GOMEMLIMIT wins)", &c.MemoryLimitMiB},
 		{PipelineOptions, "commitments", "keep order lines' promises and publish their changes (and planning exceptions)", &c.Commitments},
 		{PipelineOptions, "normalizer-txn-timeout", "the normalizers' Kafka transaction timeout: how long an instance that died holds back readers of what it wrote", &c.NormalizerTxnTimeout},
 		{PipelineOptions, "shutdown-grace", "how long a graceful stop may take before in-flight work is abandoned", &c.ShutdownGrace},
@@ -448,6 +456,29 @@ func (c *Config) options() []option {
 		{TraceOptions, "trace-sample-ratio", "ratio of new traces sampled (0..1]", &c.TraceSampleRatio},
 		{TraceOptions, "jaeger-ui-url", "Jaeger UI address the console links traces to, e.g. http://127.0.0.1:16686 (empty: no links)", &c.JaegerUIURL},
 	}
+}
+
+// Env is the configuration as the environment variables that set it, one
+// NAME=value for every option (false and zero values included), so that a
+// child process started with them runs with exactly this configuration.
+// Secrets are included: give the list to a child process only.
+func (c *Config) Env() []string {
+	var env []string
+	for _, o := range c.options() {
+		v := defaultText(o.ptr)
+		switch p := o.ptr.(type) {
+		case *bool:
+			v = strconv.FormatBool(*p)
+		case *int:
+			v = strconv.Itoa(*p)
+		case *float64:
+			v = strconv.FormatFloat(*p, 'g', -1, 64)
+		case *time.Duration:
+			v = p.String()
+		}
+		env = append(env, EnvName(o.flag)+"="+v)
+	}
+	return env
 }
 
 // EnvName is the environment variable of a flag: STOCKFLOW_ + upper snake case.
@@ -847,6 +878,11 @@ func (c *Config) validateProcess(bad complaint) {
 	}
 	if c.FolderCacheSKUs < 1 || c.FolderCacheSKUs > 10_000_000 {
 		bad("folder cache skus: %d is outside 1..10000000", c.FolderCacheSKUs)
+	}
+	if c.MemoryLimitMiB < -1 || c.MemoryLimitMiB > 1<<24 {
+		bad("memory limit mib: %d is outside -1..16777216", c.MemoryLimitMiB)
+	} else if c.MemoryLimitMiB > 0 && c.MemoryLimitMiB < 64 {
+		bad("memory limit mib: %d is below 64, too little for the service to start", c.MemoryLimitMiB)
 	}
 	if c.FolderInFlight < 1 || c.FolderInFlight > 64 {
 		bad("folder in flight: %d is outside 1..64", c.FolderInFlight)

@@ -191,3 +191,47 @@ func TestDefaultText(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// TestEnvStartsTheSameConfiguration: a process given Env() loads the
+// configuration it came from, settings turned off included.
+func TestEnvStartsTheSameConfiguration(t *testing.T) {
+	cfg := Default()
+	cfg.Kafka.Brokers = []string{"10.0.0.1:9092", "10.0.0.2:9092"}
+	cfg.Redis.Addr = "10.0.0.3:6379"
+	cfg.Topics.Ledger = "bench.ledger.x"
+	cfg.Commitments = false           // true by default
+	cfg.Kafka.CreateTopics = false    // true by default
+	cfg.Redis.LookupCacheEntries = 17 // 200000 by default
+	cfg.API.RateLimit = 0             // 5000 by default
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.ShutdownGrace = 3 * time.Second
+	cfg.TraceSampleRatio = 0.25
+	env := map[string]string{}
+	for _, kv := range cfg.Env() {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(k, "STOCKFLOW_") {
+			t.Fatalf("%q is not STOCKFLOW_NAME=value", kv)
+		}
+		env[k] = v
+	}
+	got, err := NewLoader("serve", io.Discard).Load(nil, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := cfg
+	if err := want.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	wantText := map[string]string{}
+	for _, o := range want.options() {
+		wantText[o.flag] = defaultText(o.ptr)
+	}
+	for _, o := range got.options() {
+		if v := defaultText(o.ptr); v != wantText[o.flag] {
+			t.Errorf("-%s: loaded %q, want %q", o.flag, v, wantText[o.flag])
+		}
+	}
+	if got.Commitments || got.Kafka.CreateTopics || got.API.RateLimit != 0 {
+		t.Errorf("settings turned off came back on: commitments %v, create topics %v, rate limit %v", got.Commitments, got.Kafka.CreateTopics, got.API.RateLimit)
+	}
+}

@@ -133,6 +133,9 @@ type stage struct {
 // Serve builds the service and runs it until ctx ends.
 func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger) error {
 	opts.Logger = log
+	// The process's soft memory limit: Serve runs a process, Build (as a
+	// benchmark or a test uses it) only a part of one.
+	setMemoryLimit(cfg, log)
 	s, err := Build(ctx, cfg, opts)
 	if err != nil {
 		return err

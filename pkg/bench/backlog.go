@@ -1,0 +1,205 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/kafka"
+	"github.com/stockflow/stockflow/pkg/ledger"
+	"github.com/stockflow/stockflow/pkg/sim"
+)
+
+// backlogTimeout bounds one backlog's catch-up.
+const backlogTimeout = 30 * time.Minute
+
+// Backlog catches up backlogs of Options.BacklogEvents source events (one
+// row each) with `stockflow serve` as a process of its own, started with
+// the default settings on the backlog's topics, and reports its peak
+// resident memory and CPU beside its rate: what a container running the
+// service needs while it catches up, and whether that grows with the
+// backlog's length. The ledger is then verified against a fold of its log.
+func (r *Run) Backlog(ctx context.Context) error {
+	for i, n := range r.opt.BacklogEvents {
+		row, err := r.backlog(ctx, i, n)
+		if err != nil {
+			return fmt.Errorf("backlog of %d events: %w", n, err)
+		}
+		r.rows = append(r.rows, row)
+	}
+	return nil
+}
+
+// backlogConfig is the run's configuration with topics, groups and a key
+// prefix of backlog i's own, and the service's default settings otherwise.
+func (r *Run) backlogConfig(i int) config.Config {
+	cfg := config.Default()
+	cfg.Kafka, cfg.Redis, cfg.SchemaRegistry = r.cfg.Kafka, r.cfg.Redis, r.cfg.SchemaRegistry
+	sfx := ".backlog" + strconv.Itoa(i)
+	cfg.Topics = r.cfg.Topics
+	t := &cfg.Topics
+	for _, p := range []*string{&t.Inventory, &t.Orders, &t.Supplier, &t.Catalog, &t.Ledger, &t.Holds, &t.Availability, &t.Alerts, &t.DLQ, &t.Index, &t.Snapshots, &t.Reconciliation, &t.Commitments} {
+		*p += sfx
+	}
+	cfg.Kafka.NormalizerGroup += sfx
+	cfg.Kafka.FolderGroup += sfx
+	cfg.Kafka.ReconcilerGroup += sfx
+	cfg.Redis.KeyPrefix += "bl" + strconv.Itoa(i)
+	// The process's own settings, not the run's: a free port, the run's
+	// topics, and quiet logs.
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.Kafka.CreateTopics = false
+	cfg.LogLevel, cfg.LogFormat = "warn", "text"
+	return cfg
+}
+
+// backlog produces backlog i of n source events to topics of its own,
+// catches it up with a serve process, and verifies the ledger.
+func (r *Run) backlog(ctx context.Context, i, n int) (Row, error) {
+	cfg := r.backlogConfig(i)
+	if err := cfg.Validate(); err != nil {
+		return Row{}, err
+	}
+	keys := ledger.NewKeys(cfg.Redis.KeyPrefix).All()
+	t := cfg.Topics
+	topics := []string{t.Inventory, t.Orders, t.Supplier, t.Catalog, t.Ledger, t.Holds, t.Availability, t.Alerts, t.DLQ, t.Index, t.Snapshots, t.Reconciliation, t.Commitments}
+	defer func() {
+		dctx := context.WithoutCancel(ctx)
+		r.dropKeys(dctx, keys)
+		r.deleteTopics(dctx, topics...)
+		r.deleteGroups(dctx, cfg.Kafka.NormalizerGroup, cfg.Kafka.FolderGroup, cfg.Kafka.ReconcilerGroup)
+	}()
+	if err := kafka.EnsureTopics(ctx, r.adm, int32(cfg.Kafka.Partitions), int16(cfg.Kafka.Replication), kafka.Topics(cfg.Topics)); err != nil {
+		return Row{}, err
+	}
+	r.progress("backlog: producing %d events (+ catalogue and opening counts)", n)
+	gen := sim.NewGenerator(uint64(100+i), sim.Catalogue{SKUs: r.opt.SKUs}, cfg.Topics, nil)
+	st, err := sim.New(sim.Config{Count: n}, gen, r.codec, r.cl, r.log).Run(ctx)
+	if err != nil {
+		return Row{}, err
+	}
+	source := st.Produced + st.Catalog
+	r.progress("backlog: stockflow serve catching up %d source events", source)
+	caught, err := r.catchUp(ctx, cfg)
+	if err != nil {
+		return Row{}, err
+	}
+	entries, err := r.ledgerEntries(ctx, cfg.Topics.Ledger)
+	if err != nil {
+		return Row{}, err
+	}
+	verified := r.verify(ctx, cfg)
+	rate := float64(source) / caught.took.Seconds()
+	return Row{
+		fmt.Sprintf("catch up a backlog of %s source events: stockflow serve, default settings, a process of its own", thousands(float64(source))),
+		fmt.Sprintf("%.0f/s (%.1fs); peak RSS %s (at lag 0 %s)", rate, caught.took.Seconds(), mib(caught.peak), mib(caught.rss)),
+		fmt.Sprintf("CPU µs per source event: %s (per ledger entry %s); Redis %s per entry", perUnit(caught.cpu, int64(source)), perUnit(caught.cpu, int64(entries)),
+			perUnit(caught.redisCPU, int64(entries))),
+		0, fmt.Sprintf("aim: peak RSS ≤ 256 MiB whatever the backlog's length; %d ledger entries; %s", entries, verified),
+	}, nil
+}
+
+// caughtUp is what a serve process took to catch up a backlog.
+type caughtUp struct {
+	took      time.Duration
+	peak, rss int64         // peak and final resident set, bytes
+	cpu       time.Duration // the process's CPU time
+	redisCPU  time.Duration // Redis's, over the same time
+}
+
+// catchUp runs `stockflow serve` with cfg (and nothing from this process's
+// environment) until its groups' lag reaches 0, then stops it.
+func (r *Run) catchUp(ctx context.Context, cfg config.Config) (caughtUp, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return caughtUp{}, err
+	}
+	cmd := exec.Command(exe, "serve", "-no-reconciler")
+	cmd.Env = childEnv(cfg)
+	logs := &tailBuffer{max: 16 << 10}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	redis0 := r.redisCPU(ctx)
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return caughtUp{}, err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM) // gone already: Wait says so
+		select {
+		case <-exited:
+		case <-time.After(time.Minute):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}
+	lctx, cancel := context.WithTimeout(ctx, backlogTimeout)
+	defer cancel()
+	done := make(chan bool, 1)
+	go func() { done <- r.lagZero(lctx, backlogTimeout, cfg.Kafka.NormalizerGroup, cfg.Kafka.FolderGroup) }()
+	select {
+	case err := <-exited:
+		cancel()
+		<-done
+		return caughtUp{}, fmt.Errorf("stockflow serve exited (%v): %s", err, logs)
+	case ok := <-done:
+		if !ok {
+			stop()
+			return caughtUp{}, fmt.Errorf("not caught up within %v: %s", backlogTimeout, logs)
+		}
+	}
+	c := caughtUp{took: time.Since(start), redisCPU: r.redisCPU(ctx) - redis0}
+	pid := cmd.Process.Pid
+	c.rss, c.peak, err = rssOf(pid)
+	if err == nil {
+		c.cpu, err = cpuOf(pid)
+	}
+	stop()
+	return c, err
+}
+
+// childEnv is the environment of a serve process run with cfg: this
+// process's, less every Stockflow setting, plus cfg's.
+func childEnv(cfg config.Config) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "STOCKFLOW_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, cfg.Env()...)
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if over := len(t.b) - t.max; over > 0 {
+		t.b = append(t.b[:0], t.b[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.b) == 0 {
+		return "(no output)"
+	}
+	return strings.TrimSpace(string(t.b))
+}
