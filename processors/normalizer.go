@@ -12,11 +12,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/plugin/kotel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/stockflow/stockflow/pkg/avro"
 	"github.com/stockflow/stockflow/pkg/config"
@@ -76,9 +74,6 @@ func (c *NormalizerConfig) setDefaults() {
 	}
 	if c.TxnTimeout <= 0 {
 		c.TxnTimeout = config.Default().NormalizerTxnTimeout
-	}
-	if c.Tracing.Kotel == nil {
-		c.Tracing.Kotel = kotel.NewTracer(kotel.TracerProvider(noop.NewTracerProvider()))
 	}
 }
 
@@ -427,8 +422,13 @@ func (n *Normalizer) decodeBatch(ctx context.Context, fs kgo.Fetches, started ti
 		if r.Attrs.IsControl() {
 			continue // a transaction marker: nothing to normalize, its offset is committed with the rest
 		}
-		_, span := n.cfg.Tracing.Kotel.WithProcessSpan(r)
-		p := polled{r: r, span: span, ctx: trace.ContextWithSpan(ctx, span)}
+		// A process span per record only when traces go somewhere.
+		span, pctx := noSpan, ctx
+		if k := n.cfg.Tracing.Kotel; k != nil {
+			_, span = k.WithProcessSpan(r)
+			pctx = trace.ContextWithSpan(ctx, span)
+		}
+		p := polled{r: r, span: span, ctx: pctx}
 		p.err = n.retrying(p.ctx, started, r, func() error {
 			var err error
 			p.ev, err = n.decode(p.ctx, r)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -161,7 +162,7 @@ func AppendMap[V any](dst []byte, m map[string]V, appendValue func([]byte, V) []
 //
 // A Reader never reads past its input and allocates nothing sized by the
 // input's contents; it copies the body once, and every string it returns
-// shares that copy. It accepts exactly what goavro accepts and fails with the
+// shares that copy (or is a copy of its own, from NewOwningReader). It accepts exactly what goavro accepts and fails with the
 // class the Codec gives goavro's error: ClassTruncated when a value runs past
 // the end, ClassCorrupt for a negative length, an enum or union index out of
 // range, or trailing bytes.
@@ -169,11 +170,22 @@ type Reader struct {
 	s   string
 	off int
 	err *DecodeError
+	// own: every string returned is a copy of its own (NewOwningReader).
+	own bool
 }
 
 // NewReader returns a Reader of body.
 func NewReader(body []byte) Reader {
 	return Reader{s: string(body)}
+}
+
+// NewOwningReader returns a Reader of body whose strings are each a copy
+// of their own, sharing nothing: for records whose strings are kept long
+// after the record (a ledger entry's SKU, order and location in the
+// folder's SKU states), where a shared copy would keep the whole record
+// alive for as long as any one of its strings.
+func NewOwningReader(body []byte) Reader {
+	return Reader{s: string(body), own: true}
 }
 
 // End returns the first failure, or a ClassCorrupt error when bytes are left
@@ -246,6 +258,9 @@ func (r *Reader) ReadString(field string) string {
 	}
 	s := r.s[r.off : r.off+int(n)]
 	r.off += int(n)
+	if r.own {
+		return strings.Clone(s)
+	}
 	return s
 }
 

@@ -292,7 +292,9 @@ func TestLedgerEntryPathByWriterSchema(t *testing.T) {
 		t.Fatalf("older writer: got %s\nwant %s", dump(got), dump(want))
 	}
 
-	// Allocation counts tell the paths apart: goavro's takes dozens.
+	// Allocation counts tell the paths apart: goavro's takes dozens; the
+	// hand-written one copies the body, then each string it keeps (an
+	// owning reader), about ten here.
 	e := samples()[13]
 	enc, err := c.Encode(ctx, "t", e)
 	if err != nil {
@@ -307,7 +309,7 @@ func TestLedgerEntryPathByWriterSchema(t *testing.T) {
 		if !reflect.DeepEqual(got, e) {
 			t.Fatalf("id %d: got %s", id, dump(got))
 		}
-		if n := testing.AllocsPerRun(20, func() { _, _ = c.Decode(ctx, b) }); n > 5 {
+		if n := testing.AllocsPerRun(20, func() { _, _ = c.Decode(ctx, b) }); n > 12 {
 			t.Errorf("id %d: %v allocations per decode: not the hand-written path", id, n)
 		}
 	}

@@ -45,6 +45,12 @@ type Config struct {
 	// FolderCacheSKUs bounds the SKU states each ledger partition keeps
 	// between polls. Default 50000.
 	FolderCacheSKUs int `yaml:"folder_cache_skus"`
+	// FolderPollRecords bounds the ledger records the folder takes in one
+	// poll (no more than one fetch brings, -kafka-fetch-max-bytes). A
+	// larger poll gives each SKU more entries per Redis write while a
+	// backlog is read; a small one is all there is once caught up.
+	// Default 50000.
+	FolderPollRecords int `yaml:"folder_poll_records"`
 	// FolderInFlight bounds how many folded polls may wait for their
 	// outputs, applied offsets and commit before the folder stops polling.
 	// Default 4.
@@ -94,6 +100,11 @@ type Kafka struct {
 	// SessionTimeout is how long the group waits for a silent member
 	// before giving its partitions to others. Default 10s.
 	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// FetchMaxBytes bounds what one fetch of a consumer may bring from a
+	// broker (compressed; at most 1 MiB of it from one partition), and so
+	// the records each consumer buffers while a backlog is read: a
+	// consumer holds one fetch per broker, decompressed. Default 8 MiB.
+	FetchMaxBytes int `yaml:"fetch_max_bytes"`
 	// TLS connects to the brokers with TLS, verifying their certificates
 	// against the system's roots unless TLSCA is set. Any TLS* setting
 	// below implies it.
@@ -286,6 +297,7 @@ func Default() Config {
 			Replication:     1,
 			CreateTopics:    true,
 			SessionTimeout:  10 * time.Second,
+			FetchMaxBytes:   8 << 20,
 		},
 		Topics: Topics{
 			Inventory:      "wms.inventory.v1",
@@ -313,6 +325,7 @@ func Default() Config {
 		ShutdownGrace:    20 * time.Second,
 		FolderCacheSKUs:  50000,
 		FolderInFlight:   4,
+		FolderPollRecords: 50000,
 		Commitments:      true,
 		// How long a dead instance's open transaction holds back the ledger's readers.
 		NormalizerTxnTimeout: 10 * time.Second,
@@ -395,6 +408,7 @@ func (c *Config) options() []option {
 		{ConsumerOptions, "kafka-folder-group", "consumer group of the ledger folder", &c.Kafka.FolderGroup},
 		{ConsumerOptions, "kafka-reconciler-group", "consumer group of the snapshot reconciler", &c.Kafka.ReconcilerGroup},
 		{ConsumerOptions, "kafka-session-timeout", "how long the group waits for a silent member", &c.Kafka.SessionTimeout},
+		{ConsumerOptions, "kafka-fetch-max-bytes", "most bytes one fetch brings from a broker (at most 1 MiB of them from one partition): what each consumer buffers per broker while reading a backlog", &c.Kafka.FetchMaxBytes},
 		{ConsumerOptions, "kafka-partitions", "partitions of topics created at start", &c.Kafka.Partitions},
 		{ConsumerOptions, "kafka-replication", "replication factor of topics created at start", &c.Kafka.Replication},
 		{ConsumerOptions, "kafka-min-insync-replicas", "min.insync.replicas of topics created at start (0: the broker's default)", &c.Kafka.MinInsyncReplicas},
@@ -438,6 +452,7 @@ func (c *Config) options() []option {
 		{APIOptions, "lookup-cache-entries", "positions and group demands the lookup cache holds", &c.Redis.LookupCacheEntries},
 		{APIOptions, "lookup-cache-max-age", "the longest a cached lookup entry is served before it is read again", &c.Redis.LookupCacheMaxAge},
 		{PipelineOptions, "folder-cache-skus", "SKU states each ledger partition keeps in memory between polls", &c.FolderCacheSKUs},
+		{PipelineOptions, "folder-poll-records", "most ledger records the folder takes in one poll", &c.FolderPollRecords},
 		{PipelineOptions, "folder-in-flight", "folded polls that may wait for their outputs and offsets before the folder stops polling", &c.FolderInFlight},
 		{PipelineOptions, "memory-limit-mib", "soft memory limit of the process in MiB (0: 80% of the container's limit, if any; -1: none; GOMEMLIMIT wins)", &c.MemoryLimitMiB},
 		{PipelineOptions, "commitments", "keep order lines' promises and publish their changes (and planning exceptions)", &c.Commitments},
@@ -799,6 +814,9 @@ func (c *Config) validateKafka(bad complaint) {
 	if c.Kafka.Partitions < 1 || c.Kafka.Partitions > 10000 {
 		bad("kafka partitions: %d is outside 1..10000", c.Kafka.Partitions)
 	}
+	if c.Kafka.FetchMaxBytes < 64<<10 || c.Kafka.FetchMaxBytes > 256<<20 {
+		bad("kafka fetch max bytes: %d is outside 65536..268435456", c.Kafka.FetchMaxBytes)
+	}
 	if c.Kafka.SessionTimeout < 6*time.Second || c.Kafka.SessionTimeout > 5*time.Minute {
 		bad("kafka session timeout: %v is outside 6s..5m (the broker's usual bounds)", c.Kafka.SessionTimeout)
 	}
@@ -883,6 +901,9 @@ func (c *Config) validateProcess(bad complaint) {
 		bad("memory limit mib: %d is outside -1..16777216", c.MemoryLimitMiB)
 	} else if c.MemoryLimitMiB > 0 && c.MemoryLimitMiB < 64 {
 		bad("memory limit mib: %d is below 64, too little for the service to start", c.MemoryLimitMiB)
+	}
+	if c.FolderPollRecords < 100 || c.FolderPollRecords > 1_000_000 {
+		bad("folder poll records: %d is outside 100..1000000", c.FolderPollRecords)
 	}
 	if c.FolderInFlight < 1 || c.FolderInFlight > 64 {
 		bad("folder in flight: %d is outside 1..64", c.FolderInFlight)

@@ -92,7 +92,8 @@ type ledgerOptionals struct {
 // body, an Avro body written with the canonical schema, and leaves e as it
 // was when body is not one.
 func (e *LedgerEntry) UnmarshalAvro(body []byte) error {
-	r := avro.NewReader(body)
+	// The folder keeps an entry's strings in its SKU states.
+	r := avro.NewOwningReader(body)
 	o := new(ledgerOptionals)
 	var d LedgerEntry
 	d.EntryType = r.ReadEnum("entry_type", entryTypes)

@@ -36,6 +36,11 @@ func Conn(cfg config.Kafka) []kgo.Opt {
 	if m := mechanism(cfg); m != nil {
 		opts = append(opts, kgo.SASL(m))
 	}
+	if n := cfg.FetchMaxBytes; n > 0 {
+		// What a consumer buffers from a backlog; a batch larger than
+		// these still comes, alone, so nothing is ever stuck.
+		opts = append(opts, kgo.FetchMaxBytes(int32(n)), kgo.FetchMaxPartitionBytes(int32(min(n, 1<<20))))
+	}
 	return opts
 }
 

@@ -290,6 +290,9 @@ func (s *Service) folderConfig(hooks []processors.Hook) processors.FolderConfig 
 	}
 	f.Hooks = append(append([]processors.Hook(nil), hooks...), f.Hooks...)
 	f.CacheSKUs, f.InFlight, f.Grace = cfg.FolderCacheSKUs, cfg.FolderInFlight, cfg.ShutdownGrace
+	if f.MaxPollRecords == 0 {
+		f.MaxPollRecords = cfg.FolderPollRecords
+	}
 	f.HoldTimeout = cfg.API.HoldTimeout
 	f.HoldOpts = append(f.HoldOpts, kafka.Logger(s.log.With("component", "hold-desk")))
 	// The API answers with the same policy.
