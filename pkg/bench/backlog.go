@@ -114,8 +114,9 @@ type caughtUp struct {
 	redisCPU  time.Duration // Redis's, over the same time
 }
 
-// catchUp runs `stockflow serve` with cfg (and nothing from this process's
-// environment) until its groups' lag reaches 0, then stops it.
+// catchUp runs `stockflow serve -no-reconciler` with cfg (none of this
+// process's own Stockflow settings) until its groups' lag reaches 0, then
+// stops it. The process dies with this one.
 func (r *Run) catchUp(ctx context.Context, cfg config.Config) (caughtUp, error) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -123,6 +124,7 @@ func (r *Run) catchUp(ctx context.Context, cfg config.Config) (caughtUp, error) 
 	}
 	cmd := exec.Command(exe, "serve", "-no-reconciler")
 	cmd.Env = childEnv(cfg)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	logs := &tailBuffer{max: 16 << 10}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	redis0 := r.redisCPU(ctx)
@@ -132,13 +134,18 @@ func (r *Run) catchUp(ctx context.Context, cfg config.Config) (caughtUp, error) 
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	// stop ends the process; how it exits is not what is measured.
 	stop := func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM) // gone already: Wait says so
+		var err error
 		select {
-		case <-exited:
+		case err = <-exited:
 		case <-time.After(time.Minute):
 			_ = cmd.Process.Kill()
-			<-exited
+			err = <-exited
+		}
+		if err != nil {
+			r.progress("  stockflow serve stopped: %v", err)
 		}
 	}
 	lctx, cancel := context.WithTimeout(ctx, backlogTimeout)

@@ -390,7 +390,7 @@ type option struct {
 }
 
 func (c *Config) options() []option {
-	return []option{
+	return append(c.topicOptions(), []option{
 		{KafkaOptions, "kafka-brokers", "Kafka bootstrap brokers, comma-separated (empty with no Redis address: embedded)", &c.Kafka.Brokers},
 		{KafkaOptions, "kafka-client-id", "Kafka client id", &c.Kafka.ClientID},
 		{KafkaOptions, "kafka-tls", "connect to Kafka with TLS", &c.Kafka.TLS},
@@ -413,19 +413,6 @@ func (c *Config) options() []option {
 		{ConsumerOptions, "kafka-replication", "replication factor of topics created at start", &c.Kafka.Replication},
 		{ConsumerOptions, "kafka-min-insync-replicas", "min.insync.replicas of topics created at start (0: the broker's default)", &c.Kafka.MinInsyncReplicas},
 		{ConsumerOptions, "kafka-create-topics", "create missing topics at start", &c.Kafka.CreateTopics},
-		{TopicOptions, "topic-inventory", "WMS inventory events topic", &c.Topics.Inventory},
-		{TopicOptions, "topic-orders", "order events topic", &c.Topics.Orders},
-		{TopicOptions, "topic-supplier", "supplier events topic", &c.Topics.Supplier},
-		{TopicOptions, "topic-catalog", "item master topic (compacted)", &c.Topics.Catalog},
-		{TopicOptions, "topic-ledger", "the ledger log topic", &c.Topics.Ledger},
-		{TopicOptions, "topic-holds", "hold requests and releases, co-partitioned with the ledger", &c.Topics.Holds},
-		{TopicOptions, "topic-availability", "availability changes topic (compacted)", &c.Topics.Availability},
-		{TopicOptions, "topic-alerts", "stock alerts topic", &c.Topics.Alerts},
-		{TopicOptions, "topic-dlq", "dead-letter topic", &c.Topics.DLQ},
-		{TopicOptions, "topic-index", "the normalizers' document index topic (compacted)", &c.Topics.Index},
-		{TopicOptions, "topic-snapshots", "stock snapshots to reconcile", &c.Topics.Snapshots},
-		{TopicOptions, "topic-reconciliation", "reconciliation exceptions and run summaries", &c.Topics.Reconciliation},
-		{TopicOptions, "topic-commitments", "order lines' promises as supply moves, keyed by order id", &c.Topics.Commitments},
 		{RedisOptions, "redis-addr", "Redis host:port (empty with no brokers: embedded)", &c.Redis.Addr},
 		{RedisOptions, "redis-cluster-addrs", "seed nodes of a Redis Cluster, comma-separated host:port (instead of -redis-addr)", &c.Redis.ClusterAddrs},
 		{RedisOptions, "redis-username", "Redis ACL user (empty: the default user)", &c.Redis.Username},
@@ -470,6 +457,25 @@ func (c *Config) options() []option {
 		{TraceOptions, "otlp-endpoint", "OTLP endpoint for traces, e.g. http://127.0.0.1:4318 (empty: tracing off)", &c.OTLPEndpoint},
 		{TraceOptions, "trace-sample-ratio", "ratio of new traces sampled (0..1]", &c.TraceSampleRatio},
 		{TraceOptions, "jaeger-ui-url", "Jaeger UI address the console links traces to, e.g. http://127.0.0.1:16686 (empty: no links)", &c.JaegerUIURL},
+	}...)
+}
+
+// topicOptions are the options naming the topics.
+func (c *Config) topicOptions() []option {
+	return []option{
+		{TopicOptions, "topic-inventory", "WMS inventory events topic", &c.Topics.Inventory},
+		{TopicOptions, "topic-orders", "order events topic", &c.Topics.Orders},
+		{TopicOptions, "topic-supplier", "supplier events topic", &c.Topics.Supplier},
+		{TopicOptions, "topic-catalog", "item master topic (compacted)", &c.Topics.Catalog},
+		{TopicOptions, "topic-ledger", "the ledger log topic", &c.Topics.Ledger},
+		{TopicOptions, "topic-holds", "hold requests and releases, co-partitioned with the ledger", &c.Topics.Holds},
+		{TopicOptions, "topic-availability", "availability changes topic (compacted)", &c.Topics.Availability},
+		{TopicOptions, "topic-alerts", "stock alerts topic", &c.Topics.Alerts},
+		{TopicOptions, "topic-dlq", "dead-letter topic", &c.Topics.DLQ},
+		{TopicOptions, "topic-index", "the normalizers' document index topic (compacted)", &c.Topics.Index},
+		{TopicOptions, "topic-snapshots", "stock snapshots to reconcile", &c.Topics.Snapshots},
+		{TopicOptions, "topic-reconciliation", "reconciliation exceptions and run summaries", &c.Topics.Reconciliation},
+		{TopicOptions, "topic-commitments", "order lines' promises as supply moves, keyed by order id", &c.Topics.Commitments},
 	}
 }
 
