@@ -44,8 +44,7 @@ func (r *Run) backlogConfig(i int) config.Config {
 	cfg.Kafka, cfg.Redis, cfg.SchemaRegistry = r.cfg.Kafka, r.cfg.Redis, r.cfg.SchemaRegistry
 	sfx := ".backlog" + strconv.Itoa(i)
 	cfg.Topics = r.cfg.Topics
-	t := &cfg.Topics
-	for _, p := range []*string{&t.Inventory, &t.Orders, &t.Supplier, &t.Catalog, &t.Ledger, &t.Holds, &t.Availability, &t.Alerts, &t.DLQ, &t.Index, &t.Snapshots, &t.Reconciliation, &t.Commitments} {
+	for _, p := range topicNames(&cfg.Topics) {
 		*p += sfx
 	}
 	cfg.Kafka.NormalizerGroup += sfx
@@ -68,8 +67,10 @@ func (r *Run) backlog(ctx context.Context, i, n int) (Row, error) {
 		return Row{}, err
 	}
 	keys := ledger.NewKeys(cfg.Redis.KeyPrefix).All()
-	t := cfg.Topics
-	topics := []string{t.Inventory, t.Orders, t.Supplier, t.Catalog, t.Ledger, t.Holds, t.Availability, t.Alerts, t.DLQ, t.Index, t.Snapshots, t.Reconciliation, t.Commitments}
+	var topics []string
+	for _, p := range topicNames(&cfg.Topics) {
+		topics = append(topics, *p)
+	}
 	defer func() {
 		dctx := context.WithoutCancel(ctx)
 		r.dropKeys(dctx, keys)

@@ -102,8 +102,7 @@ func NewRun(ctx context.Context, cfg config.Config, opt Options, log *slog.Logge
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
 	sfx := "." + strconv.FormatInt(time.Now().Unix(), 36)
-	t := &cfg.Topics
-	for _, p := range []*string{&t.Inventory, &t.Orders, &t.Supplier, &t.Catalog, &t.Ledger, &t.Holds, &t.Availability, &t.Alerts, &t.DLQ, &t.Index, &t.Snapshots, &t.Reconciliation, &t.Commitments} {
+	for _, p := range topicNames(&cfg.Topics) {
 		*p = "bench." + *p + sfx
 	}
 	cfg.Kafka.NormalizerGroup += ".bench" + sfx
@@ -134,6 +133,11 @@ func NewRun(ctx context.Context, cfg config.Config, opt Options, log *slog.Logge
 		return nil, err
 	}
 	return r, nil
+}
+
+// topicNames are the names of every topic t holds, to rename them.
+func topicNames(t *config.Topics) []*string {
+	return []*string{&t.Inventory, &t.Orders, &t.Supplier, &t.Catalog, &t.Ledger, &t.Holds, &t.Availability, &t.Alerts, &t.DLQ, &t.Index, &t.Snapshots, &t.Reconciliation, &t.Commitments}
 }
 
 // Close deletes the run's topics and Redis keys and closes its clients.
@@ -303,10 +307,12 @@ func (r *Run) startService(ctx context.Context, cfg config.Config, opts service.
 	cfg.API.Keys, cfg.OTLPEndpoint = "", ""
 	cfg.Reconcile.Tolerance, cfg.Reconcile.AutoApplyUnits = "", 0
 	opts.Logger = r.log
+	began := time.Now()
 	svc, err := service.Build(ctx, cfg, opts)
 	if err != nil {
 		return nil, nil, err
 	}
+	built := time.Since(began)
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	r.background(&wg, "service "+opts.InstanceID, func() error { return svc.Run(ctx) })
@@ -321,6 +327,7 @@ func (r *Run) startService(ctx context.Context, cfg config.Config, opts service.
 			return nil, nil, errors.Join(errors.New("the service's API did not start listening"), r.Err())
 		}
 	}
+	r.progress("service %s: built in %v, listening after %v", opts.InstanceID, built.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 	return svc, stop, nil
 }
 
