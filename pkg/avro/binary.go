@@ -162,10 +162,11 @@ func AppendMap[V any](dst []byte, m map[string]V, appendValue func([]byte, V) []
 //
 // A Reader never reads past its input and allocates nothing sized by the
 // input's contents; it copies the body once, and every string it returns
-// shares that copy (or is a copy of its own, from NewOwningReader). It accepts exactly what goavro accepts and fails with the
-// class the Codec gives goavro's error: ClassTruncated when a value runs past
-// the end, ClassCorrupt for a negative length, an enum or union index out of
-// range, or trailing bytes.
+// shares that copy (or is a copy of its own, from NewOwningReader). It
+// accepts exactly what goavro accepts and fails with the class the Codec
+// gives goavro's error: ClassTruncated when a value runs past the end,
+// ClassCorrupt for a negative length, an enum or union index out of range,
+// or trailing bytes.
 type Reader struct {
 	s   string
 	off int
