@@ -252,6 +252,9 @@ func (a *applier) fold(ctx context.Context, order []*skuEntries) (foldResult, er
 			return res, err
 		}
 	}
+	if err := a.prime(ctx, order); err != nil {
+		return res, err
+	}
 	p := folding{
 		states:  make([]*ledger.State, len(order)),
 		changed: make([][]ledger.Changed, len(order)),
@@ -282,6 +285,36 @@ func (a *applier) loadMissing(ctx context.Context, missing []string) error {
 		a.cache[missing[i]] = s
 	}
 	a.mu.Unlock()
+	return nil
+}
+
+// prime reads from Redis what the poll's entries need and the cached
+// states do not hold: which of them were applied already (the states keep
+// no dedupe ids between polls), and the closed lines they touch. The states
+// are read and written under the lock (the hold desk reads them too), and
+// Redis is asked outside it.
+func (a *applier) prime(ctx context.Context, order []*skuEntries) error {
+	skus := make([]string, len(order))
+	miss := make([]ledger.Missing, len(order))
+	a.mu.Lock()
+	for i, g := range order {
+		skus[i] = g.sku
+		if s := a.cache[g.sku]; s != nil {
+			miss[i] = s.Missing(g.entries)
+		}
+	}
+	a.mu.Unlock()
+	found, err := a.store.Fetch(ctx, skus, miss)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i, g := range order {
+		if s := a.cache[g.sku]; s != nil {
+			s.Add(found[i])
+		}
+	}
 	return nil
 }
 

@@ -1,9 +1,8 @@
 package ledger
 
 import (
+	"maps"
 	"math"
-	"slices"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -180,11 +179,6 @@ type LineageEntry struct {
 	Place string
 }
 
-type seenID struct {
-	et int64
-	id string
-}
-
 type journalEntry struct {
 	et     int64
 	member string // partition:offset:delta, unique per movement
@@ -204,19 +198,26 @@ type position struct {
 // State is one SKU's ledger: what the engine needs to fold its next
 // entries, and what changed since it was last stored.
 type State struct {
-	SKU     string
-	marks   map[int32]int64  // per partition: the last offset folded
-	stored  map[int32]int64  // the watermarks Redis has for this state
-	seen    map[string]int64 // dedupe id -> event time (ms)
-	byTime  []seenID         // the same ids, oldest first
-	pos     map[string]*position
-	group   map[string]int64 // unallocated demand per group
-	lines   map[string]*OrderLine
-	po      map[string]*POLine
-	holds   map[string]*Hold  // hold_id|location
-	active  map[string]*Hold  // the held ones
-	nextExp int64             // earliest expiry among active holds
-	outbox  map[string][]byte // outputs stored unpublished, as loaded
+	SKU    string
+	marks  map[int32]int64 // per partition: the last offset folded
+	stored map[int32]int64 // the watermarks Redis has for this state
+	// seen maps applied dedupe ids to their event times (ms). A state
+	// folded in memory keeps every id within the window; one a Store
+	// loaded knows only the ids Store.Prime looked up for the entries
+	// about to be folded and those folded since the last save: the rest
+	// stay in Redis.
+	seen     map[string]int64
+	newest   int64 // the newest event time among applied entries (ms)
+	swept    int   // len(seen) after the last sweep of ids out of the window
+	prunedTo int64 // the window's start when Redis's ids were last pruned
+	pos      map[string]*position
+	group    map[string]int64 // unallocated demand per group
+	lines    map[string]*OrderLine
+	po       map[string]*POLine
+	holds    map[string]*Hold  // hold_id|location
+	active   map[string]*Hold  // the held ones
+	nextExp  int64             // earliest expiry among active holds
+	outbox   map[string][]byte // outputs stored unpublished, as loaded
 
 	d dirty
 }
@@ -232,7 +233,7 @@ type dirty struct {
 	groups    map[string]bool
 	supply    map[string]map[string]bool // location -> its supply buckets before the first change
 	seenAdd   map[string]int64
-	seenDel   map[string]bool
+	pruneTo   int64                       // the window's start to prune Redis's ids to, 0: none
 	jAdd      map[string]map[string]int64 // location -> member -> score
 	jDel      map[string]map[string]bool
 	lineage   []LineageEntry
@@ -374,15 +375,15 @@ func (e *Engine) Apply(s *State, en *events.LedgerEntry, partition int32, offset
 	s.d.marks = true
 	et := en.EventTime.UnixMilli()
 	id := DedupeID(en)
-	if _, dup := s.seen[id]; dup {
+	window := e.cfg.DedupeWindow.Milliseconds()
+	if t, dup := s.seen[id]; dup && t >= s.newest-window {
 		if en.EntryType == events.EntryHold {
 			// A hold produced twice still owes its waiter an answer: the first one.
 			return e.hold(s, en, et)
 		}
 		return Outcome{Status: Duplicate}
 	}
-	s.addSeen(id, et)
-	s.pruneSeen(et - e.cfg.DedupeWindow.Milliseconds())
+	s.addSeen(id, et, window)
 	s.purgeHolds(et)
 	out := e.applyEntry(s, en, et, partition, offset)
 	e.addLineage(s, en, partition, offset)
@@ -598,38 +599,29 @@ func mark(m *map[string]bool, k string) {
 	(*m)[k] = true
 }
 
-func (s *State) addSeen(id string, et int64) {
-	s.seen[id] = et
-	// Entries mostly come in time order: append, else insert in place.
-	i := len(s.byTime)
-	if i > 0 && s.byTime[i-1].et > et {
-		i = sort.Search(len(s.byTime), func(j int) bool { return s.byTime[j].et > et })
+// addSeen remembers an applied id. An id counts as applied while its event
+// time is within the window of the newest applied entry's: the rule does
+// not depend on when ids are pruned, so a state folded in memory, which
+// sweeps them now and then, and one stored in Redis, pruned as its writes
+// go, agree.
+func (s *State) addSeen(id string, et, window int64) {
+	if s.seen == nil {
+		s.seen = map[string]int64{}
 	}
-	s.byTime = slices.Insert(s.byTime, i, seenID{et, id})
+	s.seen[id] = et
+	s.newest = max(s.newest, et)
 	if s.d.seenAdd == nil {
 		s.d.seenAdd = map[string]int64{}
 	}
 	s.d.seenAdd[id] = et
-	delete(s.d.seenDel, id)
-}
-
-// pruneSeen forgets the ids older than before: the window slides with each
-// entry's time, as if pruned after every entry.
-func (s *State) pruneSeen(before int64) {
-	n := 0
-	for n < len(s.byTime) && s.byTime[n].et < before {
-		id := s.byTime[n].id
-		delete(s.seen, id)
-		if _, added := s.d.seenAdd[id]; added {
-			delete(s.d.seenAdd, id)
-		} else {
-			mark(&s.d.seenDel, id)
+	// Sweep when the map has doubled since the last sweep: amortised O(1).
+	if len(s.seen) >= 2*max(s.swept, 1024) {
+		for k, t := range s.seen {
+			if t < s.newest-window {
+				delete(s.seen, k)
+			}
 		}
-		n++
-	}
-	if n > 0 {
-		clear(s.byTime[:n])
-		s.byTime = s.byTime[n:]
+		s.swept = len(s.seen)
 	}
 }
 
@@ -740,8 +732,64 @@ func (s *State) lineDelta(l *OrderLine, sign int64) {
 	}
 }
 
+// lineKey is the order line ("order|line") the fold of en reads and
+// writes, if it touches one: the types applyEntry gives to updateLine.
+func lineKey(en *events.LedgerEntry) (string, bool) {
+	switch en.EntryType {
+	case events.EntryShipment, events.EntryPick, events.EntryOrderLine, events.EntryOrderCancel, events.EntryOrderAllocate:
+		return deref(en.OrderID) + "|" + deref(en.LineID), true
+	}
+	return "", false
+}
+
+// poKey is the PO line ("po|line") the fold of en reads and writes, if it
+// touches one: the types applyEntry gives to updatePO.
+func poKey(en *events.LedgerEntry) (string, bool) {
+	if en.POLine == nil {
+		return "", false
+	}
+	switch en.EntryType {
+	case events.EntryReceipt:
+		if en.PONumber == nil {
+			return "", false
+		}
+	case events.EntryPOLine, events.EntryPOAck, events.EntryASNLine, events.EntryPOClose:
+	default:
+		return "", false
+	}
+	return deref(en.PONumber) + "|" + strconv.Itoa(int(*en.POLine)), true
+}
+
+// shed lets go of the order and PO lines that take no part in the fold
+// any more, once they are stored: an order line with nothing open, nothing
+// picked and unshipped, and no promise; a PO line with nothing open. Redis
+// keeps them, and Store.Prime reads one back when an entry touches it
+// again. It looks at the lines named in lines and pos, or at all of them
+// when all is true. A state folded in memory keeps every line.
+func (s *State) shed(lines, pos map[string]bool, all bool) {
+	closed := func(l *OrderLine) bool {
+		res, pk := lineContrib(l)
+		return res == 0 && pk == 0 && l.Promise == ""
+	}
+	if all {
+		maps.DeleteFunc(s.lines, func(_ string, l *OrderLine) bool { return closed(l) })
+		maps.DeleteFunc(s.po, func(_ string, l *POLine) bool { return l.Open() == 0 })
+		return
+	}
+	for k := range lines {
+		if l := s.lines[k]; l != nil && closed(l) {
+			delete(s.lines, k)
+		}
+	}
+	for k := range pos {
+		if l := s.po[k]; l != nil && l.Open() == 0 {
+			delete(s.po, k)
+		}
+	}
+}
+
 func (s *State) updateLine(en *events.LedgerEntry, fn func(*OrderLine)) {
-	key := deref(en.OrderID) + "|" + deref(en.LineID)
+	key, _ := lineKey(en)
 	before := s.lines[key]
 	after := &OrderLine{OrderID: deref(en.OrderID), LineID: deref(en.LineID)}
 	if before != nil {

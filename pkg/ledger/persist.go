@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // The keys of a SKU, below s.SKUKey(sku):
@@ -54,6 +57,176 @@ func (s *Store) Load(ctx context.Context, skus []string) ([]*State, error) {
 		out[i] = st
 	}
 	return out, nil
+}
+
+// Prime reads, for each state, what the entries about to be folded into
+// it need and the state does not hold, in one pipelined round trip: which
+// of them Redis has applied already (a state keeps no dedupe ids between
+// folds), and the order and PO lines they touch that the state let go of
+// when they closed. Call it before folding into a state a Store loaded or
+// saved. A caller that shares states with other goroutines calls its three
+// steps, Missing, Fetch and Add, itself, the first and last under its lock.
+func (s *Store) Prime(ctx context.Context, states []*State, entries [][]Entry) error {
+	skus := make([]string, len(states))
+	miss := make([]Missing, len(states))
+	for i, st := range states {
+		skus[i], miss[i] = st.SKU, st.Missing(entries[i])
+	}
+	found, err := s.Fetch(ctx, skus, miss)
+	if err != nil {
+		return err
+	}
+	for i, st := range states {
+		st.Add(found[i])
+	}
+	return nil
+}
+
+// Missing is what a fold needs of Redis beyond a state: dedupe ids to look
+// up, and keys of order and PO lines ("order|line", "po|line") to read.
+type Missing struct {
+	IDs, Lines, POs []string
+}
+
+// Found is what Fetch read for a Missing: the applied ids among its IDs
+// with their event times, and the lines Redis has.
+type Found struct {
+	IDs   map[string]int64
+	Lines map[string]*OrderLine
+	POs   map[string]*POLine
+}
+
+// Missing lists what the fold of entries needs and the state does not
+// hold: the dedupe ids of the entries the fold would not skip by a
+// watermark, and the lines they touch that are not in memory.
+func (s *State) Missing(entries []Entry) Missing {
+	var m Missing
+	asked := map[string]bool{} // line keys, "po|line" apart from "order|line" by a prefix
+	for _, e := range entries {
+		if e.Offset <= s.Watermark(e.Partition) {
+			continue
+		}
+		id := DedupeID(e.LedgerEntry)
+		if _, ok := s.seen[id]; !ok {
+			m.IDs = append(m.IDs, id)
+		}
+		if k, ok := lineKey(e.LedgerEntry); ok && s.lines[k] == nil && !asked["o"+k] {
+			asked["o"+k] = true
+			m.Lines = append(m.Lines, k)
+		}
+		if k, ok := poKey(e.LedgerEntry); ok && s.po[k] == nil && !asked["p"+k] {
+			asked["p"+k] = true
+			m.POs = append(m.POs, k)
+		}
+	}
+	return m
+}
+
+// Add puts what Fetch found into the state. A line the state has meanwhile
+// is newer than the one read, and stays.
+func (s *State) Add(f Found) {
+	if len(f.IDs) > 0 && s.seen == nil {
+		s.seen = make(map[string]int64, len(f.IDs))
+	}
+	for id, et := range f.IDs {
+		s.seen[id] = et
+	}
+	for k, l := range f.Lines {
+		if s.lines[k] == nil {
+			s.lines[k] = l
+		}
+	}
+	for k, l := range f.POs {
+		if s.po[k] == nil {
+			s.po[k] = l
+		}
+	}
+}
+
+// Fetch reads, for each SKU, what m lists: ZMSCORE for the dedupe ids,
+// HMGET for the lines, all in one pipelined round trip.
+func (s *Store) Fetch(ctx context.Context, skus []string, m []Missing) ([]Found, error) {
+	type ask struct {
+		i    int
+		kind string // ":e", ":ol" or ":po"
+		keys []string
+		cmd  *redis.Cmd
+	}
+	var asks []ask
+	pipe := s.rdb.Pipeline()
+	for i, sku := range skus {
+		for _, k := range [...]struct {
+			suffix, cmd string
+			keys        []string
+		}{{":e", "ZMSCORE", m[i].IDs}, {":ol", "HMGET", m[i].Lines}, {":po", "HMGET", m[i].POs}} {
+			for rest := k.keys; len(rest) > 0; {
+				n := min(len(rest), maxArgs)
+				args := make([]any, 0, n+2)
+				args = append(args, k.cmd, s.SKUKey(sku)+k.suffix)
+				for _, id := range rest[:n] {
+					args = append(args, id)
+				}
+				asks = append(asks, ask{i, k.suffix, rest[:n], pipe.Do(ctx, args...)})
+				rest = rest[n:]
+			}
+		}
+	}
+	out := make([]Found, len(skus))
+	if len(asks) == 0 {
+		return out, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("read what the fold needs: %w", err)
+	}
+	for _, a := range asks {
+		vals, _ := a.cmd.Val().([]any)
+		if len(vals) != len(a.keys) {
+			return nil, fmt.Errorf("read %s of %s: %d values for %d keys", a.kind, skus[a.i], len(vals), len(a.keys))
+		}
+		if err := out[a.i].add(a.kind, a.keys, vals); err != nil {
+			return nil, fmt.Errorf("read %s of %s: %w", a.kind, skus[a.i], err)
+		}
+	}
+	return out, nil
+}
+
+// add keeps the values read for keys of kind; nil is a key Redis lacks.
+func (f *Found) add(kind string, keys []string, vals []any) error {
+	for j, v := range vals {
+		if v == nil {
+			continue
+		}
+		switch kind {
+		case ":e":
+			et, err := scoreOf(v)
+			if err != nil {
+				return fmt.Errorf("dedupe id %q: %w", keys[j], err)
+			}
+			if f.IDs == nil {
+				f.IDs = map[string]int64{}
+			}
+			f.IDs[keys[j]] = et
+		case ":ol":
+			l, err := decodeOrderLine(keys[j], fmt.Sprint(v))
+			if err != nil {
+				return err
+			}
+			if f.Lines == nil {
+				f.Lines = map[string]*OrderLine{}
+			}
+			f.Lines[keys[j]] = l
+		case ":po":
+			l, err := decodePOLine(keys[j], fmt.Sprint(v))
+			if err != nil {
+				return err
+			}
+			if f.POs == nil {
+				f.POs = map[string]*POLine{}
+			}
+			f.POs[keys[j]] = &l
+		}
+	}
+	return nil
 }
 
 func strs(v any) []string {
@@ -110,6 +283,7 @@ func decodeState(sku string, v any) (*State, error) {
 			s.outbox[kv[i]] = []byte(kv[i+1])
 		}
 	}
+	s.shed(nil, nil, true)
 	return s, nil
 }
 
@@ -170,11 +344,10 @@ func (p *position) decodeJournal(loc string, j []string) error {
 // location reserve to their group's demand.
 func (s *State) decodeLines(kv []string) error {
 	for i := 0; i+1 < len(kv); i += 2 {
-		l := &OrderLine{}
-		if err := json.Unmarshal([]byte(kv[i+1]), l); err != nil {
-			return fmt.Errorf("order line %s: %w", kv[i], err)
+		l, err := decodeOrderLine(kv[i], kv[i+1])
+		if err != nil {
+			return err
 		}
-		l.OrderID, l.LineID, _ = strings.Cut(kv[i], "|")
 		s.lines[kv[i]] = l
 		if l.Location == "" && l.Group != "" {
 			res, _ := lineContrib(l)
@@ -182,6 +355,16 @@ func (s *State) decodeLines(kv []string) error {
 		}
 	}
 	return nil
+}
+
+// decodeOrderLine reads the order line stored at key "order|line".
+func decodeOrderLine(key, v string) (*OrderLine, error) {
+	l := &OrderLine{}
+	if err := json.Unmarshal([]byte(v), l); err != nil {
+		return nil, fmt.Errorf("order line %s: %w", key, err)
+	}
+	l.OrderID, l.LineID, _ = strings.Cut(key, "|")
+	return l, nil
 }
 
 // decodePOLines reads the PO lines, and rebuilds from them the open supply
@@ -227,17 +410,15 @@ func (s *State) decodeHolds(kv []string) error {
 	return nil
 }
 
-// decodeSeen reads the dedupe ids, id and event time pairs as ZRANGE
-// gives them: oldest first.
+// decodeSeen reads the newest dedupe id and its event time, as the load
+// script gives it: the window the other ids are judged by (Prime).
 func (s *State) decodeSeen(kv []string) error {
-	s.byTime = make([]seenID, 0, len(kv)/2)
 	for i := 0; i+1 < len(kv); i += 2 {
 		et, err := parseScore(kv[i+1])
 		if err != nil {
 			return fmt.Errorf("dedupe id %q score %q", kv[i], kv[i+1])
 		}
-		s.seen[kv[i]] = et
-		s.byTime = append(s.byTime, seenID{et, kv[i]})
+		s.newest = max(s.newest, et)
 	}
 	return nil
 }
@@ -278,6 +459,21 @@ func totalField(f string) bool {
 		return true
 	}
 	return false
+}
+
+// scoreOf reads a score as a reply carries it: a double in RESP3, a string
+// in RESP2.
+func scoreOf(v any) (int64, error) {
+	switch x := v.(type) {
+	case float64:
+		if x != math.Trunc(x) || math.Abs(x) > 1<<53 {
+			return 0, fmt.Errorf("score %v", x)
+		}
+		return int64(x), nil
+	case string:
+		return parseScore(x)
+	}
+	return 0, fmt.Errorf("score of type %T", v)
 }
 
 // parseScore reads a sorted-set score holding a whole number of ms.
@@ -365,7 +561,7 @@ func (s *Store) saveArgs(st *State) []any {
 		a.pairs("HSET", ":po", kv)
 	}
 	a.holds(st)
-	a.dedupe(d)
+	a.dedupe(st, s.eng.cfg.DedupeWindow.Milliseconds())
 	a.journals(d)
 	a.lineage(d.lineage, s.eng.cfg.LineageLen)
 	if len(d.outbox) > 0 {
@@ -495,17 +691,28 @@ func (a *saveArgs) holds(st *State) {
 	a.pairs("ZREM", ":hx", ended)
 }
 
-// dedupe removes the dedupe ids that left the window and adds the new ones.
-func (a *saveArgs) dedupe(d *dirty) {
-	if len(d.seenDel) > 0 {
-		a.pairs("ZREM", ":e", keysAny(d.seenDel))
+// pruneStep is how far the dedupe window's start moves before the ids
+// that left it are removed from Redis: the removal is one command, and an
+// id out of the window counts as not applied whether it is still there or
+// not.
+const pruneStep = int64(time.Minute / time.Millisecond)
+
+// dedupe adds the new dedupe ids, and removes those that left the window
+// when its start has moved on by pruneStep since the last removal.
+func (a *saveArgs) dedupe(st *State, window int64) {
+	d := &st.d
+	if len(d.seenAdd) == 0 {
+		return
 	}
-	if len(d.seenAdd) > 0 {
-		kv := make([]any, 0, 2*len(d.seenAdd))
-		for id, et := range d.seenAdd {
-			kv = append(kv, et, id)
-		}
-		a.pairs("ZADD", ":e", kv)
+	kv := make([]any, 0, 2*len(d.seenAdd))
+	for id, et := range d.seenAdd {
+		kv = append(kv, et, id)
+	}
+	a.pairs("ZADD", ":e", kv)
+	if from := st.newest - window; from > 0 && from-st.prunedTo >= pruneStep {
+		a.begin("ZREMRANGEBYSCORE", ":e")
+		a.add("-inf", "("+strconv.FormatInt(from, 10))
+		d.pruneTo = from
 	}
 }
 
@@ -602,6 +809,13 @@ func (s *Store) Save(ctx context.Context, states []*State) (stored []bool, err e
 		for p, o := range st.marks {
 			st.stored[p] = o
 		}
+		if st.d.pruneTo != 0 {
+			st.prunedTo = st.d.pruneTo
+		}
+		// Redis has the applied ids and the closed lines now: the next
+		// fold asks for the ones it needs (Prime).
+		st.seen, st.swept = nil, 0
+		st.shed(st.d.lines, st.d.po, false)
 		st.d = dirty{}
 	}
 	return stored, nil

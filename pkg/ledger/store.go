@@ -122,6 +122,13 @@ func (s *Store) Apply(ctx context.Context, batches []Batch) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	entries := make([][]Entry, len(batches))
+	for i, b := range batches {
+		entries[i] = b.Entries
+	}
+	if err := s.Prime(ctx, states, entries); err != nil {
+		return nil, err
+	}
 	out := make([]Result, len(batches))
 	for i, b := range batches {
 		out[i] = Result{SKU: b.SKU, Outcomes: make([]Outcome, len(b.Entries))}

@@ -26,11 +26,27 @@ type Catalogue struct {
 	SKUs      int      // number of items; default 200
 	Locations []string // default DC-EAST, DC-WEST, DC-CENTRAL, STORE-NYC, STORE-SFO
 	Groups    map[string][]string
+	// OpenLines bounds the order lines open at once (accepted and not yet
+	// shipped or cancelled), over the whole network; default 10,000. At the
+	// bound the generator picks and ships instead of taking new orders, as
+	// a business in its steady state does: a long run's open order book
+	// stays the same size instead of growing with the run.
+	OpenLines int
+	// OpenPOs bounds the purchase orders open at once; default 1,000. At the
+	// bound suppliers acknowledge, ship and deliver instead of new POs
+	// being released.
+	OpenPOs int
 }
 
 func (c *Catalogue) setDefaults() {
 	if c.SKUs <= 0 {
 		c.SKUs = 200
+	}
+	if c.OpenLines <= 0 {
+		c.OpenLines = 10000
+	}
+	if c.OpenPOs <= 0 {
+		c.OpenPOs = 1000
 	}
 	if len(c.Locations) == 0 {
 		c.Locations = []string{"DC-EAST", "DC-WEST", "DC-CENTRAL", "STORE-NYC", "STORE-SFO"}
@@ -175,7 +191,7 @@ func (g *Generator) Opening() []Message {
 // Next returns the next event of the stream.
 func (g *Generator) Next() Message {
 	for {
-		r := g.rnd.IntN(100)
+		r := g.steady(g.rnd.IntN(100))
 		var m Message
 		var ok bool
 		switch {
@@ -208,6 +224,23 @@ func (g *Generator) Next() Message {
 			return m
 		}
 	}
+}
+
+// steady turns the draw r for a new order into a pick or a shipment when
+// the open order book is full, and the draw for a new PO into a step of an
+// open one (acknowledge, ship notice, receipt, close) when enough are open
+// (Catalogue.OpenLines, OpenPOs). Below the bounds r is left as drawn.
+func (g *Generator) steady(r int) int {
+	switch {
+	case r < 24 && len(g.open)+len(g.picked)+len(g.grouped) >= g.cat.OpenLines:
+		if r%2 == 0 {
+			return 24 // pick
+		}
+		return 38 // ship
+	case r >= 67 && r < 73 && len(g.openPOs) >= g.cat.OpenPOs:
+		return [...]int{73, 78, 57, 57, 57, 83}[r-67] // ack, ASN, 3 × receipt, close
+	}
+	return r
 }
 
 func (g *Generator) order() Message {

@@ -247,3 +247,28 @@ func checkAck(t *testing.T, po string, a events.AcknowledgedLine, ordered int64,
 			po, a.POLine, a.Status, a.Quantity, ordered, uom)
 	}
 }
+
+// A long run is a business in its steady state: the open order book and
+// the open POs stay within their bounds while orders and POs keep coming
+// and going.
+func TestOpenDocumentsStayBounded(t *testing.T) {
+	g := NewGenerator(9, Catalogue{SKUs: 20, OpenLines: 100, OpenPOs: 20}, config.Default().Topics, fixed)
+	late := map[string]int{}
+	for i := 0; i < 20000; i++ {
+		m := g.Next()
+		if lines := len(g.open) + len(g.picked) + len(g.grouped); lines > 100+2 { // an order adds up to 3 lines
+			t.Fatalf("event %d: %d order lines open, bound 100", i, lines)
+		}
+		if len(g.openPOs) > 20 {
+			t.Fatalf("event %d: %d POs open, bound 20", i, len(g.openPOs))
+		}
+		if i >= 15000 {
+			late[fmt.Sprintf("%T", m.Event)]++
+		}
+	}
+	for _, typ := range []string{"*events.OrderAccepted", "*events.InventoryShipped", "*events.PurchaseOrderReleased", "*events.InventoryReceived"} {
+		if late[typ] == 0 {
+			t.Errorf("no %s in the last 5,000 events: %v", typ, late)
+		}
+	}
+}
