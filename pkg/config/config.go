@@ -48,8 +48,9 @@ type Config struct {
 	// FolderPollRecords bounds the ledger records the folder takes in one
 	// poll (no more than one fetch brings, -kafka-fetch-max-bytes). A
 	// larger poll gives each SKU more entries per Redis write while a
-	// backlog is read; a small one is all there is once caught up.
-	// Default 50000.
+	// backlog is read; a small one is all there is once caught up. A
+	// smaller poll keeps fewer records and decoded entries in memory at
+	// once. Default 20000.
 	FolderPollRecords int `yaml:"folder_poll_records"`
 	// FolderInFlight bounds how many folded polls may wait for their
 	// outputs, applied offsets and commit before the folder stops polling.
@@ -325,7 +326,7 @@ func Default() Config {
 		ShutdownGrace:     20 * time.Second,
 		FolderCacheSKUs:   50000,
 		FolderInFlight:    4,
-		FolderPollRecords: 50000,
+		FolderPollRecords: 20000,
 		Commitments:       true,
 		// How long a dead instance's open transaction holds back the ledger's readers.
 		NormalizerTxnTimeout: 10 * time.Second,
