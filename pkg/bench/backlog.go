@@ -38,10 +38,14 @@ func (r *Run) Backlog(ctx context.Context) error {
 }
 
 // backlogConfig is the run's configuration with topics, groups and a key
-// prefix of backlog i's own, and the service's default settings otherwise.
+// prefix of backlog i's own, and the service's default settings otherwise,
+// but for the folder's and the memory settings: the run's, which are the
+// defaults unless `stockflow bench` was given them.
 func (r *Run) backlogConfig(i int) config.Config {
 	cfg := config.Default()
 	cfg.Kafka, cfg.Redis, cfg.SchemaRegistry = r.cfg.Kafka, r.cfg.Redis, r.cfg.SchemaRegistry
+	cfg.FolderCacheSKUs, cfg.FolderPollRecords, cfg.FolderInFlight = r.cfg.FolderCacheSKUs, r.cfg.FolderPollRecords, r.cfg.FolderInFlight
+	cfg.MemoryLimitMiB = r.cfg.MemoryLimitMiB
 	sfx := ".backlog" + strconv.Itoa(i)
 	cfg.Topics = r.cfg.Topics
 	for _, p := range topicNames(&cfg.Topics) {
@@ -99,7 +103,7 @@ func (r *Run) backlog(ctx context.Context, i, n int) (Row, error) {
 	verified := r.verify(ctx, cfg)
 	rate := float64(source) / caught.took.Seconds()
 	return Row{
-		fmt.Sprintf("catch up a backlog of %s source events: stockflow serve, default settings, a process of its own", thousands(float64(source))),
+		fmt.Sprintf("catch up a backlog of %s source events: stockflow serve, %s, a process of its own", thousands(float64(source)), settingsOf(cfg)),
 		fmt.Sprintf("%.0f/s (%.1fs); peak RSS %s (at lag 0 %s)", rate, caught.took.Seconds(), mib(caught.peak), mib(caught.rss)),
 		fmt.Sprintf("CPU µs per source event: %s (per ledger entry %s); Redis %s per entry", perUnit(caught.cpu, int64(source)), perUnit(caught.cpu, int64(entries)),
 			perUnit(caught.redisCPU, int64(entries))),
@@ -210,4 +214,27 @@ func (t *tailBuffer) String() string {
 		return "(no output)"
 	}
 	return strings.TrimSpace(string(t.b))
+}
+
+// settingsOf says which of the folder's and memory settings cfg changes
+// from the defaults, or "default settings".
+func settingsOf(cfg config.Config) string {
+	def := config.Default()
+	var out []string
+	for _, o := range []struct {
+		flag      string
+		got, want int
+	}{{"-folder-cache-skus", cfg.FolderCacheSKUs, def.FolderCacheSKUs}, {"-folder-poll-records", cfg.FolderPollRecords, def.FolderPollRecords},
+		{"-folder-in-flight", cfg.FolderInFlight, def.FolderInFlight}, {"-memory-limit-mib", cfg.MemoryLimitMiB, def.MemoryLimitMiB}} {
+		if o.got != o.want {
+			out = append(out, fmt.Sprintf("%s %d", o.flag, o.got))
+		}
+	}
+	if cfg.Kafka.FetchMaxBytes != def.Kafka.FetchMaxBytes {
+		out = append(out, fmt.Sprintf("-kafka-fetch-max-bytes %d", cfg.Kafka.FetchMaxBytes))
+	}
+	if len(out) == 0 {
+		return "default settings"
+	}
+	return "default settings but " + strings.Join(out, " ")
 }

@@ -233,7 +233,9 @@ type dirty struct {
 	groups    map[string]bool
 	supply    map[string]map[string]bool // location -> its supply buckets before the first change
 	seenAdd   map[string]int64
-	pruneTo   int64                       // the window's start to prune Redis's ids to, 0: none
+	pruneTo   int64           // the window's start to prune Redis's ids to, 0: none
+	readLines map[string]bool // lines Store.Prime read back (shed again once stored)
+	readPOs   map[string]bool
 	jAdd      map[string]map[string]int64 // location -> member -> score
 	jDel      map[string]map[string]bool
 	lineage   []LineageEntry

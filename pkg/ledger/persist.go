@@ -134,11 +134,13 @@ func (s *State) Add(f Found) {
 	for k, l := range f.Lines {
 		if s.lines[k] == nil {
 			s.lines[k] = l
+			mark(&s.d.readLines, k)
 		}
 	}
 	for k, l := range f.POs {
 		if s.po[k] == nil {
 			s.po[k] = l
+			mark(&s.d.readPOs, k)
 		}
 	}
 }
@@ -816,6 +818,7 @@ func (s *Store) Save(ctx context.Context, states []*State) (stored []bool, err e
 		// fold asks for the ones it needs (Prime).
 		st.seen, st.swept = nil, 0
 		st.shed(st.d.lines, st.d.po, false)
+		st.shed(st.d.readLines, st.d.readPOs, false) // read back for an entry that left them closed
 		st.d = dirty{}
 	}
 	return stored, nil

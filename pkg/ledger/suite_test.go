@@ -331,6 +331,27 @@ func runSuite(t *testing.T, newStore func(t *testing.T) *Store) {
 		// PO line adds nothing inbound.
 		h.apply(line(events.EntryPick, 5, 4, "k1"), po(events.EntryASNLine, 8, 4, "a1"))
 		want(t, h.pos("DC1"), Components{OnHand: 20 + 8 - 5})
+		// Read back, folded, stored: let go of again, as they are still closed.
+		st, err := s.Load(ctx, []string{"SKU-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dup := line(events.EntryPick, 5, 4, "k1") // a duplicate: changes nothing
+		if err := s.Prime(ctx, st, [][]Entry{{{LedgerEntry: dup, Offset: 100}}}); err != nil {
+			t.Fatal(err)
+		}
+		if len(st[0].lines) != 1 {
+			t.Fatalf("the duplicate's line was not read back: %d lines", len(st[0].lines))
+		}
+		if out := s.Engine().Apply(st[0], dup, 0, 100); out.Status != Duplicate {
+			t.Fatalf("the pick again: %v", out.Status)
+		}
+		if ok, err := s.Save(ctx, st); err != nil || !ok[0] {
+			t.Fatalf("save: %v %v", ok, err)
+		}
+		if len(st[0].lines) != 0 {
+			t.Fatalf("the state kept %d closed lines after the save", len(st[0].lines))
+		}
 	})
 
 	t.Run("a zombie on another partition view cannot re-apply", func(t *testing.T) {
