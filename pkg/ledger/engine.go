@@ -762,24 +762,14 @@ func poKey(en *events.LedgerEntry) (string, bool) {
 	return deref(en.PONumber) + "|" + strconv.Itoa(int(*en.POLine)), true
 }
 
-// shed lets go of the order and PO lines that take no part in the fold
-// any more, once they are stored: an order line with nothing open, nothing
-// picked and unshipped, and no promise; a PO line with nothing open. Redis
-// keeps them, and Store.Prime reads one back when an entry touches it
-// again. It looks at the lines named in lines and pos, or at all of them
-// when all is true. A state folded in memory keeps every line.
-func (s *State) shed(lines, pos map[string]bool, all bool) {
-	closed := func(l *OrderLine) bool {
-		res, pk := lineContrib(l)
-		return res == 0 && pk == 0 && l.Promise == ""
-	}
-	if all {
-		maps.DeleteFunc(s.lines, func(_ string, l *OrderLine) bool { return closed(l) })
-		maps.DeleteFunc(s.po, func(_ string, l *POLine) bool { return l.Open() == 0 })
-		return
-	}
+// shed lets go of the order and PO lines named in lines and pos that take
+// no part in the fold any more, once they are stored: an idle order line,
+// and a PO line with nothing open. Redis keeps them, and Store.Prime reads
+// one back when an entry touches it again. A state folded in memory keeps
+// every line.
+func (s *State) shed(lines, pos map[string]bool) {
 	for k := range lines {
-		if l := s.lines[k]; l != nil && closed(l) {
+		if l := s.lines[k]; l != nil && l.idle() {
 			delete(s.lines, k)
 		}
 	}
@@ -788,6 +778,19 @@ func (s *State) shed(lines, pos map[string]bool, all bool) {
 			delete(s.po, k)
 		}
 	}
+}
+
+// shedAll is shed for every line the state holds, as loaded.
+func (s *State) shedAll() {
+	maps.DeleteFunc(s.lines, func(_ string, l *OrderLine) bool { return l.idle() })
+	maps.DeleteFunc(s.po, func(_ string, l *POLine) bool { return l.Open() == 0 })
+}
+
+// idle says the line takes no part in the fold's totals or promises:
+// nothing open, nothing picked and unshipped, no promise.
+func (l *OrderLine) idle() bool {
+	res, pk := lineContrib(l)
+	return res == 0 && pk == 0 && l.Promise == ""
 }
 
 func (s *State) updateLine(en *events.LedgerEntry, fn func(*OrderLine)) {
@@ -875,7 +878,7 @@ func (s *State) poDelta(l *POLine, sign int64) {
 }
 
 func (s *State) updatePO(en *events.LedgerEntry, fn func(*POLine)) {
-	key := deref(en.PONumber) + "|" + strconv.Itoa(int(*en.POLine))
+	key, _ := poKey(en)
 	before := s.po[key]
 	after := &POLine{PONumber: deref(en.PONumber), POLine: int(*en.POLine)}
 	if before != nil {

@@ -3,7 +3,6 @@ package ledger
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -101,7 +100,17 @@ type Found struct {
 // watermark, and the lines they touch that are not in memory.
 func (s *State) Missing(entries []Entry) Missing {
 	var m Missing
-	asked := map[string]bool{} // line keys, "po|line" apart from "order|line" by a prefix
+	var asked map[string]bool // line keys, "po|line" apart from "order|line" by a prefix
+	ask := func(k string) bool {
+		if asked[k] {
+			return false
+		}
+		if asked == nil {
+			asked = map[string]bool{}
+		}
+		asked[k] = true
+		return true
+	}
 	for _, e := range entries {
 		if e.Offset <= s.Watermark(e.Partition) {
 			continue
@@ -110,12 +119,10 @@ func (s *State) Missing(entries []Entry) Missing {
 		if _, ok := s.seen[id]; !ok {
 			m.IDs = append(m.IDs, id)
 		}
-		if k, ok := lineKey(e.LedgerEntry); ok && s.lines[k] == nil && !asked["o"+k] {
-			asked["o"+k] = true
+		if k, ok := lineKey(e.LedgerEntry); ok && s.lines[k] == nil && ask("o"+k) {
 			m.Lines = append(m.Lines, k)
 		}
-		if k, ok := poKey(e.LedgerEntry); ok && s.po[k] == nil && !asked["p"+k] {
-			asked["p"+k] = true
+		if k, ok := poKey(e.LedgerEntry); ok && s.po[k] == nil && ask("p"+k) {
 			m.POs = append(m.POs, k)
 		}
 	}
@@ -177,7 +184,7 @@ func (s *Store) Fetch(ctx context.Context, skus []string, m []Missing) ([]Found,
 	if len(asks) == 0 {
 		return out, nil
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("read what the fold needs: %w", err)
 	}
 	for _, a := range asks {
@@ -285,7 +292,7 @@ func decodeState(sku string, v any) (*State, error) {
 			s.outbox[kv[i]] = []byte(kv[i+1])
 		}
 	}
-	s.shed(nil, nil, true)
+	s.shedAll()
 	return s, nil
 }
 
@@ -817,8 +824,8 @@ func (s *Store) Save(ctx context.Context, states []*State) (stored []bool, err e
 		// Redis has the applied ids and the closed lines now: the next
 		// fold asks for the ones it needs (Prime).
 		st.seen, st.swept = nil, 0
-		st.shed(st.d.lines, st.d.po, false)
-		st.shed(st.d.readLines, st.d.readPOs, false) // read back for an entry that left them closed
+		st.shed(st.d.lines, st.d.po)
+		st.shed(st.d.readLines, st.d.readPOs) // read back for an entry that left them closed
 		st.d = dirty{}
 	}
 	return stored, nil

@@ -710,7 +710,7 @@ func stateDump(s *State) string {
 	}
 	// The lines a stored state lets go of (shed) are left out.
 	c := &State{lines: maps.Clone(s.lines), po: maps.Clone(s.po)}
-	c.shed(nil, nil, true)
+	c.shedAll()
 	for _, k := range slices.Sorted(maps.Keys(c.lines)) {
 		fmt.Fprintf(&b, "line %s %+v\n", k, *c.lines[k])
 	}
