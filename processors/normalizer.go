@@ -60,6 +60,10 @@ type NormalizerConfig struct {
 	Hooks []Hook
 	// Tracing, default off.
 	Tracing Tracing
+	// AlignWindow keeps the source partitions in step by record time: a
+	// partition read more than this past the earliest one still being read
+	// waits for it (aligner). 0 reads them as the fetches bring them.
+	AlignWindow time.Duration
 }
 
 func (c *NormalizerConfig) setDefaults() {
@@ -167,6 +171,11 @@ func (n *Normalizer) session(ctx context.Context) error {
 		// partitions back at once (Run leaves the group when it stops).
 		opts = append(opts, kgo.InstanceID(n.cfg.InstanceID))
 	}
+	var align *aligner
+	if n.cfg.AlignWindow > 0 {
+		align = newAligner(n.cfg.AlignWindow)
+		opts = append(opts, kgo.OnPartitionsAssigned(align.assigned), kgo.OnPartitionsRevoked(align.revoked), kgo.OnPartitionsLost(align.revoked))
+	}
 	n.bootstrapOffsets(ctx)
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
@@ -185,14 +194,28 @@ func (n *Normalizer) session(ctx context.Context) error {
 		return fmt.Errorf("normalizer producer id: %w", err)
 	}
 	n.log.Info("normalizer started", "group", n.cfg.Kafka.NormalizerGroup)
+	pausing := false
 	for {
-		fs := sess.PollRecords(ctx, n.cfg.MaxPollRecords)
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		if pausing {
+			// Plan again soon even when the partitions read give nothing.
+			pctx, cancel = context.WithTimeout(ctx, align.tick)
+		}
+		fs := sess.PollRecords(pctx, n.cfg.MaxPollRecords)
+		cancel()
 		if ctx.Err() != nil || fs.IsClientClosed() {
 			return nil
 		}
 		fs.EachError(func(topic string, p int32, err error) {
-			n.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
+			if err != context.DeadlineExceeded {
+				n.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
+			}
 		})
+		if align != nil {
+			now := time.Now()
+			align.observe(fs, now)
+			pausing = align.apply(sess.Client(), now)
+		}
 		if fs.NumRecords() == 0 {
 			continue
 		}

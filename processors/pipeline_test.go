@@ -79,6 +79,22 @@ func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 		}
 	})
 
+	t.Run("with the sources aligned by time every golden fold comes out the same", func(t *testing.T) {
+		e := mkEnv(t)
+		e.start(t, pipelineOpts{normalizer: NormalizerConfig{AlignWindow: time.Second}})
+		// One pipeline for every golden: its SKUs are its own.
+		goldens := loadGolden(t)
+		var exp []expectedPos
+		for _, g := range goldens {
+			for _, ev := range g.Events {
+				e.send(t, e.topic(ev.Topic), decodeGoldenEvent(t, ev.Type, ev.Event))
+			}
+			exp = append(exp, g.Expect...)
+		}
+		eventually(t, settle, func() error { return e.checkPositions(exp) })
+		e.verify(t)
+	})
+
 	t.Run("duplicate delivery and a replayed range change nothing", func(t *testing.T) {
 		e := mkEnv(t)
 		p := e.start(t, pipelineOpts{})

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+
 	"github.com/stockflow/stockflow/pkg/config"
 	"github.com/stockflow/stockflow/pkg/kafka"
 	"github.com/stockflow/stockflow/pkg/ledger"
@@ -39,13 +41,14 @@ func (r *Run) Backlog(ctx context.Context) error {
 
 // backlogConfig is the run's configuration with topics, groups and a key
 // prefix of backlog i's own, and the service's default settings otherwise,
-// but for the folder's and the memory settings: the run's, which are the
-// defaults unless `stockflow bench` was given them.
+// but for the folder's, the memory and the normalizer's alignment
+// settings: the run's, which are the defaults unless `stockflow bench` was
+// given them.
 func (r *Run) backlogConfig(i int) config.Config {
 	cfg := config.Default()
 	cfg.Kafka, cfg.Redis, cfg.SchemaRegistry = r.cfg.Kafka, r.cfg.Redis, r.cfg.SchemaRegistry
 	cfg.FolderCacheSKUs, cfg.FolderPollRecords, cfg.FolderInFlight = r.cfg.FolderCacheSKUs, r.cfg.FolderPollRecords, r.cfg.FolderInFlight
-	cfg.MemoryLimitMiB = r.cfg.MemoryLimitMiB
+	cfg.MemoryLimitMiB, cfg.NormalizerAlign = r.cfg.MemoryLimitMiB, r.cfg.NormalizerAlign
 	sfx := ".backlog" + strconv.Itoa(i)
 	cfg.Topics = r.cfg.Topics
 	for _, p := range topicNames(&cfg.Topics) {
@@ -107,7 +110,8 @@ func (r *Run) backlog(ctx context.Context, i, n int) (Row, error) {
 		fmt.Sprintf("%.0f/s (%.1fs); peak RSS %s (at lag 0 %s)", rate, caught.took.Seconds(), mib(caught.peak), mib(caught.rss)),
 		fmt.Sprintf("CPU µs per source event: %s (per ledger entry %s); Redis %s per entry", perUnit(caught.cpu, int64(source)), perUnit(caught.cpu, int64(entries)),
 			perUnit(caught.redisCPU, int64(entries))),
-		0, fmt.Sprintf("aim: peak RSS ≤ 256 MiB whatever the backlog's length; %d ledger entries; %s", entries, verified),
+		0, fmt.Sprintf("aim: peak RSS ≤ 256 MiB whatever the backlog's length; %d ledger entries; event topics up to %.0f%% apart while normalized; %s",
+			entries, 100*caught.spread, verified),
 	}, nil
 }
 
@@ -117,6 +121,9 @@ type caughtUp struct {
 	peak, rss int64         // peak and final resident set, bytes
 	cpu       time.Duration // the process's CPU time
 	redisCPU  time.Duration // Redis's, over the same time
+	// spread is how far apart the normalizer read its source topics: the
+	// largest gap between two topics' read fractions, sampled while it ran.
+	spread float64
 }
 
 // catchUp runs `stockflow serve -no-reconciler` with cfg (none of this
@@ -157,6 +164,10 @@ func (r *Run) catchUp(ctx context.Context, cfg config.Config) (caughtUp, error) 
 	defer cancel()
 	done := make(chan bool, 1)
 	go func() { done <- r.lagZero(lctx, backlogTimeout, cfg.Kafka.NormalizerGroup, cfg.Kafka.FolderGroup) }()
+	spread := make(chan float64, 1)
+	go func() {
+		spread <- r.sampleSpread(lctx, cfg.Kafka.NormalizerGroup, cfg.Topics.Inventory, cfg.Topics.Orders, cfg.Topics.Supplier)
+	}()
 	select {
 	case err := <-exited:
 		cancel()
@@ -169,6 +180,8 @@ func (r *Run) catchUp(ctx context.Context, cfg config.Config) (caughtUp, error) 
 		}
 	}
 	c := caughtUp{took: time.Since(start), redisCPU: r.redisCPU(ctx) - redis0}
+	cancel()
+	c.spread = <-spread
 	pid := cmd.Process.Pid
 	c.rss, c.peak, err = rssOf(pid)
 	if err == nil {
@@ -176,6 +189,59 @@ func (r *Run) catchUp(ctx context.Context, cfg config.Config) (caughtUp, error) 
 	}
 	stop()
 	return c, err
+}
+
+// sampleSpread samples how far apart group has read the event topics, every
+// half second until ctx ends, and returns the largest gap (topicSpread).
+// Reference data (the item master, produced before the backlog) is left
+// out: it is meant to be read first.
+func (r *Run) sampleSpread(ctx context.Context, group string, topics ...string) float64 {
+	var most float64
+	for ctx.Err() == nil {
+		if lags, err := r.adm.Lag(ctx, group); err == nil {
+			lags.Each(func(l kadm.DescribedGroupLag) {
+				if l.Error() == nil {
+					events := kadm.GroupLag{}
+					for _, t := range topics {
+						if ps, ok := l.Lag[t]; ok {
+							events[t] = ps
+						}
+					}
+					most = max(most, topicSpread(events))
+				}
+			})
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	return most
+}
+
+// topicSpread is the largest difference between two topics' read
+// fractions (committed offsets over end offsets, each summed over the
+// topic's partitions), among the topics that have records: 0 when a group
+// reads its topics in step, near 1 when it reads one to its end before it
+// starts another.
+func topicSpread(lag kadm.GroupLag) float64 {
+	lo, hi, n := 1.0, 0.0, 0
+	for _, ps := range lag {
+		var read, end int64
+		for _, m := range ps {
+			read += max(m.Commit.At, 0)
+			end += m.End.Offset
+		}
+		if end <= 0 {
+			continue
+		}
+		f := min(float64(read)/float64(end), 1)
+		lo, hi, n = min(lo, f), max(hi, f), n+1
+	}
+	if n < 2 {
+		return 0
+	}
+	return hi - lo
 }
 
 // childEnv is the environment of a serve process run with cfg: this
@@ -229,6 +295,9 @@ func settingsOf(cfg config.Config) string {
 		if o.got != o.want {
 			out = append(out, fmt.Sprintf("%s %d", o.flag, o.got))
 		}
+	}
+	if cfg.NormalizerAlign != def.NormalizerAlign {
+		out = append(out, fmt.Sprintf("-normalizer-align %v", cfg.NormalizerAlign))
 	}
 	if cfg.Kafka.FetchMaxBytes != def.Kafka.FetchMaxBytes {
 		out = append(out, fmt.Sprintf("-kafka-fetch-max-bytes %d", cfg.Kafka.FetchMaxBytes))

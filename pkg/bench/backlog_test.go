@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+
 	"github.com/stockflow/stockflow/pkg/config"
 )
 
@@ -28,5 +30,28 @@ func TestBacklogCarriesTheRunsFolderSettings(t *testing.T) {
 	}
 	if got := settingsOf(cfg); got != "default settings but -folder-poll-records 5000 -memory-limit-mib 300" {
 		t.Fatalf("the row says %q", got)
+	}
+}
+
+// The spread of a group's topics is the largest gap between how far it
+// has read each of them, whatever their sizes; topics with no records and a
+// lone topic do not count.
+func TestTopicSpread(t *testing.T) {
+	part := func(read, end int64) kadm.GroupMemberLag {
+		return kadm.GroupMemberLag{Commit: kadm.Offset{At: read}, End: kadm.ListedOffset{Offset: end}}
+	}
+	for _, c := range []struct {
+		name string
+		lag  kadm.GroupLag
+		want float64
+	}{
+		{"in step", kadm.GroupLag{"orders": {0: part(50, 100), 1: part(50, 100)}, "wms": {0: part(400, 800)}}, 0},
+		{"one read first", kadm.GroupLag{"orders": {0: part(90, 100), 1: part(80, 100)}, "wms": {0: part(0, 800)}, "supplier": {0: part(30, 100)}}, 0.85},
+		{"nothing committed yet", kadm.GroupLag{"orders": {0: part(-1, 100)}, "wms": {0: part(800, 800)}}, 1},
+		{"an empty topic", kadm.GroupLag{"orders": {0: part(50, 100)}, "catalog": {0: part(-1, 0)}}, 0},
+	} {
+		if got := topicSpread(c.lag); got < c.want-1e-9 || got > c.want+1e-9 {
+			t.Errorf("%s: spread %.3f, want %.3f", c.name, got, c.want)
+		}
 	}
 }

@@ -79,6 +79,14 @@ type Config struct {
 	// produced and committed. Default 10s; 5s..15m (the broker's default
 	// transaction.max.timeout.ms).
 	NormalizerTxnTimeout time.Duration `yaml:"normalizer_txn_timeout"`
+	// NormalizerAlign keeps the source topics' partitions in step by
+	// record time while a backlog is read: a partition more than this
+	// ahead of the earliest one still being read waits for it, so the
+	// ledger gets the sources' events in about the order they happened.
+	// 0 (the default) reads the partitions as the fetches bring them.
+	// Experimental: it narrows the gap between the topics on a backlog but
+	// does not close it yet (docs/benchmarks.md). 0..1h.
+	NormalizerAlign time.Duration `yaml:"normalizer_align"`
 	// Embedded runs an in-process Kafka (kfake) and Redis (miniredis). It is
 	// the default when neither Kafka brokers nor a Redis address are set.
 	Embedded bool `yaml:"-"`
@@ -444,6 +452,7 @@ func (c *Config) options() []option {
 		{PipelineOptions, "folder-in-flight", "folded polls that may wait for their outputs and offsets before the folder stops polling", &c.FolderInFlight},
 		{PipelineOptions, "memory-limit-mib", "soft memory limit of the process in MiB (0: 80% of the container's limit, if any; -1: none; GOMEMLIMIT wins)", &c.MemoryLimitMiB},
 		{PipelineOptions, "commitments", "keep order lines' promises and publish their changes (and planning exceptions)", &c.Commitments},
+		{PipelineOptions, "normalizer-align", "experimental: how far ahead by record time one source partition may read of the earliest one still being read (0: no alignment)", &c.NormalizerAlign},
 		{PipelineOptions, "normalizer-txn-timeout", "the normalizers' Kafka transaction timeout: how long an instance that died holds back readers of what it wrote", &c.NormalizerTxnTimeout},
 		{PipelineOptions, "shutdown-grace", "how long a graceful stop may take before in-flight work is abandoned", &c.ShutdownGrace},
 		{PipelineOptions, "ready-max-lag", "readiness fails beyond this many unapplied ledger records", &c.ReadyMaxLag},
@@ -918,6 +927,9 @@ func (c *Config) validateProcess(bad complaint) {
 	if c.NormalizerTxnTimeout < MinNormalizerTxnTimeout || c.NormalizerTxnTimeout > MaxNormalizerTxnTimeout {
 		bad("normalizer txn timeout: %v is outside %v..%v (a transaction must outlast producing and committing one poll; the broker's transaction.max.timeout.ms is 15m by default)",
 			c.NormalizerTxnTimeout, MinNormalizerTxnTimeout, MaxNormalizerTxnTimeout)
+	}
+	if c.NormalizerAlign < 0 || c.NormalizerAlign > time.Hour {
+		bad("normalizer align: %v is outside 0s..1h", c.NormalizerAlign)
 	}
 }
 

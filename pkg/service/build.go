@@ -269,6 +269,9 @@ func (s *Service) normalizerConfig(hooks []processors.Hook) processors.Normalize
 	if n.TxnTimeout == 0 {
 		n.TxnTimeout = cfg.NormalizerTxnTimeout
 	}
+	if n.AlignWindow == 0 {
+		n.AlignWindow = cfg.NormalizerAlign
+	}
 	opts, tracer := s.kafkaTracing(cfg.Kafka.NormalizerGroup)
 	n.ExtraOpts = append(append(n.ExtraOpts, opts...), kafka.Logger(s.log.With("group", cfg.Kafka.NormalizerGroup)))
 	// A session's client is replaced after a failure: each gets metrics of
