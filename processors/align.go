@@ -29,6 +29,12 @@ import (
 //     empty), and for probe at most;
 //   - a partition read to its end holds no one back, nor does one that
 //     gave nothing for idle since it was last read or resumed.
+//
+// It works at the grain of a poll: one poll can carry a partition well past
+// the window (a poll takes up to MaxPollRecords records, often of one
+// partition), which on a backlog written in seconds is a large part of it
+// (docs/benchmarks.md). Cutting a poll at the window and seeking the
+// partition back would remove that; it is not done.
 type aligner struct {
 	window, probe, idle time.Duration
 	// tick bounds a poll while partitions are paused, so that the plan is
