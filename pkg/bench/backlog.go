@@ -162,11 +162,18 @@ func (r *Run) catchUp(ctx context.Context, cfg config.Config) (caughtUp, error) 
 	}
 	lctx, cancel := context.WithTimeout(ctx, backlogTimeout)
 	defer cancel()
+	// The normalizer's lag, read while waiting for lag 0, also says how far
+	// apart it reads the event topics (read by the waiting goroutine only).
+	var spread float64
+	events := []string{cfg.Topics.Inventory, cfg.Topics.Orders, cfg.Topics.Supplier}
+	watch := func(lags kadm.DescribedGroupLags) {
+		if l, ok := lags[cfg.Kafka.NormalizerGroup]; ok && l.Error() == nil {
+			spread = max(spread, topicSpread(l.Lag, events...))
+		}
+	}
 	done := make(chan bool, 1)
-	go func() { done <- r.lagZero(lctx, backlogTimeout, cfg.Kafka.NormalizerGroup, cfg.Kafka.FolderGroup) }()
-	spread := make(chan float64, 1)
 	go func() {
-		spread <- r.sampleSpread(lctx, cfg.Kafka.NormalizerGroup, cfg.Topics.Inventory, cfg.Topics.Orders, cfg.Topics.Supplier)
+		done <- r.lagZeroWatching(lctx, backlogTimeout, watch, cfg.Kafka.NormalizerGroup, cfg.Kafka.FolderGroup)
 	}()
 	select {
 	case err := <-exited:
@@ -180,8 +187,7 @@ func (r *Run) catchUp(ctx context.Context, cfg config.Config) (caughtUp, error) 
 		}
 	}
 	c := caughtUp{took: time.Since(start), redisCPU: r.redisCPU(ctx) - redis0}
-	cancel()
-	c.spread = <-spread
+	c.spread = spread // done was received: the watcher has stopped
 	pid := cmd.Process.Pid
 	c.rss, c.peak, err = rssOf(pid)
 	if err == nil {
@@ -191,42 +197,16 @@ func (r *Run) catchUp(ctx context.Context, cfg config.Config) (caughtUp, error) 
 	return c, err
 }
 
-// sampleSpread samples how far apart group has read the event topics, every
-// half second until ctx ends, and returns the largest gap (topicSpread).
-// Reference data (the item master, produced before the backlog) is left
-// out: it is meant to be read first.
-func (r *Run) sampleSpread(ctx context.Context, group string, topics ...string) float64 {
-	var most float64
-	for ctx.Err() == nil {
-		if lags, err := r.adm.Lag(ctx, group); err == nil {
-			lags.Each(func(l kadm.DescribedGroupLag) {
-				if l.Error() == nil {
-					events := kadm.GroupLag{}
-					for _, t := range topics {
-						if ps, ok := l.Lag[t]; ok {
-							events[t] = ps
-						}
-					}
-					most = max(most, topicSpread(events))
-				}
-			})
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-	return most
-}
-
-// topicSpread is the largest difference between two topics' read
-// fractions (committed offsets over end offsets, each summed over the
-// topic's partitions), among the topics that have records: 0 when a group
-// reads its topics in step, near 1 when it reads one to its end before it
-// starts another.
-func topicSpread(lag kadm.GroupLag) float64 {
+// topicSpread is the largest difference between the read fractions
+// (committed offsets over end offsets, each summed over the topic's
+// partitions) of two of topics in lag, among those that have records: 0
+// when a group reads them in step, near 1 when it reads one to its end
+// before it starts another. Reference data (the item master, produced
+// before a backlog and meant to be read first) is left out by the caller.
+func topicSpread(lag kadm.GroupLag, topics ...string) float64 {
 	lo, hi, n := 1.0, 0.0, 0
-	for _, ps := range lag {
+	for _, t := range topics {
+		ps := lag[t]
 		var read, end int64
 		for _, m := range ps {
 			read += max(m.Commit.At, 0)

@@ -3,6 +3,7 @@ package bench
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
@@ -17,25 +18,25 @@ func TestBacklogCarriesTheRunsFolderSettings(t *testing.T) {
 	if got := settingsOf(cfg); got != "default settings" {
 		t.Fatalf("a run with the defaults: %q", got)
 	}
-	r.cfg.FolderPollRecords, r.cfg.MemoryLimitMiB = 5000, 300
+	r.cfg.FolderPollRecords, r.cfg.MemoryLimitMiB, r.cfg.NormalizerAlign = 5000, 300, time.Second
 	cfg = r.backlogConfig(1)
-	if cfg.FolderPollRecords != 5000 || cfg.MemoryLimitMiB != 300 {
-		t.Fatalf("the serve process gets polls of %d, a limit of %d MiB", cfg.FolderPollRecords, cfg.MemoryLimitMiB)
+	if cfg.FolderPollRecords != 5000 || cfg.MemoryLimitMiB != 300 || cfg.NormalizerAlign != time.Second {
+		t.Fatalf("the serve process gets polls of %d, a limit of %d MiB, alignment %v", cfg.FolderPollRecords, cfg.MemoryLimitMiB, cfg.NormalizerAlign)
 	}
 	env := strings.Join(cfg.Env(), " ")
-	for _, kv := range []string{"STOCKFLOW_FOLDER_POLL_RECORDS=5000", "STOCKFLOW_MEMORY_LIMIT_MIB=300"} {
+	for _, kv := range []string{"STOCKFLOW_FOLDER_POLL_RECORDS=5000", "STOCKFLOW_MEMORY_LIMIT_MIB=300", "STOCKFLOW_NORMALIZER_ALIGN=1s"} {
 		if !strings.Contains(env, kv) {
 			t.Errorf("the serve process's environment lacks %s: %s", kv, env)
 		}
 	}
-	if got := settingsOf(cfg); got != "default settings but -folder-poll-records 5000 -memory-limit-mib 300" {
+	if got := settingsOf(cfg); got != "default settings but -folder-poll-records 5000 -memory-limit-mib 300 -normalizer-align 1s" {
 		t.Fatalf("the row says %q", got)
 	}
 }
 
 // The spread of a group's topics is the largest gap between how far it
-// has read each of them, whatever their sizes; topics with no records and a
-// lone topic do not count.
+// has read each of them, whatever their sizes; topics with no records, a
+// lone topic and topics not asked about do not count.
 func TestTopicSpread(t *testing.T) {
 	part := func(read, end int64) kadm.GroupMemberLag {
 		return kadm.GroupMemberLag{Commit: kadm.Offset{At: read}, End: kadm.ListedOffset{Offset: end}}
@@ -48,9 +49,10 @@ func TestTopicSpread(t *testing.T) {
 		{"in step", kadm.GroupLag{"orders": {0: part(50, 100), 1: part(50, 100)}, "wms": {0: part(400, 800)}}, 0},
 		{"one read first", kadm.GroupLag{"orders": {0: part(90, 100), 1: part(80, 100)}, "wms": {0: part(0, 800)}, "supplier": {0: part(30, 100)}}, 0.85},
 		{"nothing committed yet", kadm.GroupLag{"orders": {0: part(-1, 100)}, "wms": {0: part(800, 800)}}, 1},
-		{"an empty topic", kadm.GroupLag{"orders": {0: part(50, 100)}, "catalog": {0: part(-1, 0)}}, 0},
+		{"an empty topic", kadm.GroupLag{"orders": {0: part(50, 100)}, "supplier": {0: part(-1, 0)}}, 0},
+		{"the item master left out", kadm.GroupLag{"orders": {0: part(50, 100)}, "wms": {0: part(400, 800)}, "catalog": {0: part(100, 100)}}, 0},
 	} {
-		if got := topicSpread(c.lag); got < c.want-1e-9 || got > c.want+1e-9 {
+		if got := topicSpread(c.lag, "orders", "wms", "supplier"); got < c.want-1e-9 || got > c.want+1e-9 {
 			t.Errorf("%s: spread %.3f, want %.3f", c.name, got, c.want)
 		}
 	}

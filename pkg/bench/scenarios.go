@@ -242,9 +242,18 @@ func (r *Run) progress(format string, a ...any) {
 
 // lagZero waits until the groups have no lag; it returns false on timeout.
 func (r *Run) lagZero(ctx context.Context, within time.Duration, groups ...string) bool {
+	return r.lagZeroWatching(ctx, within, nil, groups...)
+}
+
+// lagZeroWatching is lagZero that also hands every lag it reads to watch
+// (when not nil).
+func (r *Run) lagZeroWatching(ctx context.Context, within time.Duration, watch func(kadm.DescribedGroupLags), groups ...string) bool {
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		lags, err := r.adm.Lag(ctx, groups...)
+		if err == nil && watch != nil {
+			watch(lags)
+		}
 		if err == nil && len(lags) == len(groups) {
 			var total int64
 			ok := true
