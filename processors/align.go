@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockflow/stockflow/pkg/config"
 )
 
 // aligner keeps the normalizer's source partitions in step by record time
@@ -30,11 +32,12 @@ import (
 //   - a partition read to its end holds no one back, nor does one that
 //     gave nothing for idle since it was last read or resumed.
 //
-// It works at the grain of a poll: one poll can carry a partition well past
-// the window (a poll takes up to MaxPollRecords records, often of one
-// partition), which on a backlog written in seconds is a large part of it
-// (docs/benchmarks.md). Cutting a poll at the window and seeking the
-// partition back would remove that; it is not done.
+// It works at the grain of a fetch: one fetch can carry a partition past
+// the window. A fetch fills partitions one after another up to its size, so
+// with 1 MiB from each it would bring a few partitions far and leave the
+// rest; an aligned normalizer takes less from each partition
+// (alignedPartitionBytes), so that one fetch brings a little of every
+// source partition and a poll moves them all a little.
 type aligner struct {
 	window, probe, idle time.Duration
 	// tick bounds a poll while partitions are paused, so that the plan is
@@ -49,6 +52,23 @@ type aligner struct {
 	probing bool
 	since   time.Time
 	empty   int // polls in a row that brought nothing while probing
+}
+
+// sourceTopics is how many topics a normalizer reads: WMS inventory,
+// orders, supplier and item master.
+const sourceTopics = 4
+
+// alignedPartitionBytes is the most one fetch of an aligned normalizer
+// brings from one partition: the fetch's size shared among the source
+// partitions a member reads when the topics have the configured partition
+// count, between 16 KiB and the 1 MiB other consumers take. A batch larger
+// than that still comes, alone, so nothing is ever stuck.
+func alignedPartitionBytes(k config.Kafka) int32 {
+	if k.FetchMaxBytes <= 0 {
+		return 1 << 20 // the client's own fetch size, unbounded by us
+	}
+	parts := max(k.Partitions, 1) * sourceTopics
+	return int32(min(max(k.FetchMaxBytes/parts, 16<<10), 1<<20))
 }
 
 // probeEmptyPolls is how many polls in a row must bring nothing, while

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockflow/stockflow/pkg/config"
 )
 
 // polled is a poll that read partition p of topic up to offset last, whose
@@ -89,5 +91,26 @@ func TestAlignerPausesWhatRunsAhead(t *testing.T) {
 	a.revoked(context.Background(), nil, map[string][]int32{"wms": {1}})
 	if got := a.plan(now); got != nil {
 		t.Fatalf("after wms/1 was revoked: paused %v", pausedOf(got))
+	}
+}
+
+// An aligned normalizer's fetch brings a little of every source partition
+// (a fetch fills partitions in turn until it is full), within bounds.
+func TestAlignedFetchCoversEverySourcePartition(t *testing.T) {
+	for _, tc := range []struct {
+		fetch, partitions int
+		want              int32
+	}{
+		{8 << 20, 12, 8 << 20 / 48}, // the defaults: 48 source partitions share 8 MiB
+		{8 << 20, 1, 1 << 20},       // never more than other consumers take
+		{64 << 10, 12, 16 << 10},    // never less than 16 KiB
+		{0, 12, 1 << 20},            // fetch size left to the client
+	} {
+		k := config.Default().Kafka
+		k.FetchMaxBytes, k.Partitions = tc.fetch, tc.partitions
+		got := alignedPartitionBytes(k)
+		if got != tc.want {
+			t.Errorf("fetch %d, %d partitions a topic: %d bytes a partition, want %d", tc.fetch, tc.partitions, got, tc.want)
+		}
 	}
 }

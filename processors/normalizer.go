@@ -174,7 +174,8 @@ func (n *Normalizer) session(ctx context.Context) error {
 	var align *aligner
 	if n.cfg.AlignWindow > 0 {
 		align = newAligner(n.cfg.AlignWindow)
-		opts = append(opts, kgo.OnPartitionsAssigned(align.assigned), kgo.OnPartitionsRevoked(align.revoked), kgo.OnPartitionsLost(align.revoked))
+		opts = append(opts, kgo.OnPartitionsAssigned(align.assigned), kgo.OnPartitionsRevoked(align.revoked), kgo.OnPartitionsLost(align.revoked),
+			kgo.FetchMaxPartitionBytes(alignedPartitionBytes(n.cfg.Kafka)))
 	}
 	n.bootstrapOffsets(ctx)
 	sess, err := kgo.NewGroupTransactSession(opts...)

@@ -42,13 +42,14 @@ func (r *Run) Backlog(ctx context.Context) error {
 // backlogConfig is the run's configuration with topics, groups and a key
 // prefix of backlog i's own, and the service's default settings otherwise,
 // but for the folder's, the memory and the normalizer's alignment
-// settings: the run's, which are the defaults unless `stockflow bench` was
-// given them.
+// settings and the debug address: the run's, which are the defaults unless
+// `stockflow bench` was given them.
 func (r *Run) backlogConfig(i int) config.Config {
 	cfg := config.Default()
 	cfg.Kafka, cfg.Redis, cfg.SchemaRegistry = r.cfg.Kafka, r.cfg.Redis, r.cfg.SchemaRegistry
 	cfg.FolderCacheSKUs, cfg.FolderPollRecords, cfg.FolderInFlight = r.cfg.FolderCacheSKUs, r.cfg.FolderPollRecords, r.cfg.FolderInFlight
 	cfg.MemoryLimitMiB, cfg.NormalizerAlign = r.cfg.MemoryLimitMiB, r.cfg.NormalizerAlign
+	cfg.DebugAddr = r.cfg.DebugAddr // profiles of the catch-up while it runs
 	sfx := ".backlog" + strconv.Itoa(i)
 	cfg.Topics = r.cfg.Topics
 	for _, p := range topicNames(&cfg.Topics) {

@@ -29,7 +29,10 @@ type Config struct {
 	Redis          Redis  `yaml:"redis"`
 	SchemaRegistry string `yaml:"schema_registry_url"` // empty: built-in ids from schemas/manifest.json
 	HTTPAddr       string `yaml:"http_addr"`           // default 127.0.0.1:8080
-	OTLPEndpoint   string `yaml:"otlp_endpoint"`       // empty: tracing off
+	// DebugAddr is where a serve process answers Go's runtime profiles
+	// (/debug/pprof/), loopback only; empty (the default): nowhere.
+	DebugAddr    string `yaml:"debug_addr"`
+	OTLPEndpoint string `yaml:"otlp_endpoint"` // empty: tracing off
 	// JaegerUIURL is where the console links an entry's trace; empty: no links.
 	JaegerUIURL string `yaml:"jaeger_ui_url"`
 	LogLevel    string `yaml:"log_level"`  // debug, info, warn, error; default info
@@ -437,6 +440,7 @@ func (c *Config) options() []option {
 		{RecordOptions, "schema-registry-url", "Confluent-compatible schema registry URL (empty: built-in schema ids)", &c.SchemaRegistry},
 		{RecordOptions, "max-record-bytes", "largest source record accepted; larger ones are dead-lettered", &c.MaxRecordBytes},
 		{HTTPOptions, "http-addr", "HTTP listen address", &c.HTTPAddr},
+		{HTTPOptions, "debug-addr", "loopback address where serve answers runtime profiles at /debug/pprof/ (empty: off)", &c.DebugAddr},
 		{APIOptions, "groups", "distribution groups: GROUP=LOC,LOC;GROUP=LOC", &c.API.Groups},
 		{APIOptions, "channel-rules", "channel caps and protections: web=cap:50%;stores=protect:20", &c.API.ChannelRules},
 		{APIOptions, "supply-policy", "supply kinds future ATP counts, comma-separated: any of asn, acknowledged, released", &c.API.SupplyPolicy},
@@ -873,6 +877,15 @@ func (c *Config) validateEndpoints(bad complaint) {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		bad("http addr: %q is not host:port", c.HTTPAddr)
+	}
+	if c.DebugAddr != "" {
+		// Profiles answer anyone who reaches them, and a CPU profile costs
+		// the process; so this machine only.
+		if h, _, err := net.SplitHostPort(c.DebugAddr); err != nil {
+			bad("debug addr: %q is not host:port", c.DebugAddr)
+		} else if ip, err := netip.ParseAddr(h); h != "localhost" && (err != nil || !ip.IsLoopback()) {
+			bad("debug addr: %q is not a loopback address (127.0.0.1, [::1] or localhost): profiles have no authentication", c.DebugAddr)
+		}
 	}
 	if c.OTLPEndpoint != "" {
 		if u, err := url.Parse(c.OTLPEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

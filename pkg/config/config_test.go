@@ -81,6 +81,7 @@ func TestInvalidConfigListsEveryProblem(t *testing.T) {
 	_, err := NewLoader("serve", io.Discard).Load([]string{
 		"-kafka-brokers", "nohost", "-redis-db", "99", "-topic-dlq", "orders.v1",
 		"-otlp-endpoint", "4318", "-kafka-folder-group", "stockflow-normalizer",
+		"-debug-addr", "0.0.0.0:6060",
 	}, e)
 	if err == nil {
 		t.Fatal("accepted an invalid configuration")
@@ -93,7 +94,7 @@ func TestInvalidConfigListsEveryProblem(t *testing.T) {
 	for _, want := range []string{
 		"STOCKFLOW_KAFKA_PARTITIONS", "log level", `"nohost" is not host:port`,
 		"redis addr: required", "redis db: 99", `topic dlq: "orders.v1" is already the orders topic`,
-		"otlp endpoint", "must differ",
+		"otlp endpoint", "must differ", `debug addr: "0.0.0.0:6060" is not a loopback address`,
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error does not mention %q:\n%s", want, msg)

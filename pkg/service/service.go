@@ -136,6 +136,13 @@ func Serve(ctx context.Context, cfg config.Config, opts Options, log *slog.Logge
 	// The process's soft memory limit: Serve runs a process, Build (as a
 	// benchmark or a test uses it) only a part of one.
 	setMemoryLimit(cfg, log)
+	if cfg.DebugAddr != "" {
+		stop, err := serveDebug(ctx, cfg.DebugAddr, log)
+		if err != nil {
+			return fmt.Errorf("debug listener: %w", err)
+		}
+		defer stop()
+	}
 	s, err := Build(ctx, cfg, opts)
 	if err != nil {
 		return err
