@@ -87,8 +87,9 @@ type Config struct {
 	// ahead of the earliest one still being read waits for it, so the
 	// ledger gets the sources' events in about the order they happened.
 	// 0 (the default) reads the partitions as the fetches bring them.
-	// Experimental: it narrows the gap between the topics on a backlog but
-	// does not close it yet (docs/benchmarks.md). 0..1h.
+	// Aligned, each fetch takes a share from every source partition. It
+	// keeps a catch-up's memory from growing with the backlog, at about a
+	// quarter of ingest (docs/benchmarks.md). 0..1h.
 	NormalizerAlign time.Duration `yaml:"normalizer_align"`
 	// Embedded runs an in-process Kafka (kfake) and Redis (miniredis). It is
 	// the default when neither Kafka brokers nor a Redis address are set.
@@ -456,7 +457,7 @@ func (c *Config) options() []option {
 		{PipelineOptions, "folder-in-flight", "folded polls that may wait for their outputs and offsets before the folder stops polling", &c.FolderInFlight},
 		{PipelineOptions, "memory-limit-mib", "soft memory limit of the process in MiB (0: 80% of the container's limit, if any; -1: none; GOMEMLIMIT wins)", &c.MemoryLimitMiB},
 		{PipelineOptions, "commitments", "keep order lines' promises and publish their changes (and planning exceptions)", &c.Commitments},
-		{PipelineOptions, "normalizer-align", "experimental: how far ahead by record time one source partition may read of the earliest one still being read (0: no alignment)", &c.NormalizerAlign},
+		{PipelineOptions, "normalizer-align", "how far ahead by record time one source partition may read of the earliest one still being read (0: no alignment)", &c.NormalizerAlign},
 		{PipelineOptions, "normalizer-txn-timeout", "the normalizers' Kafka transaction timeout: how long an instance that died holds back readers of what it wrote", &c.NormalizerTxnTimeout},
 		{PipelineOptions, "shutdown-grace", "how long a graceful stop may take before in-flight work is abandoned", &c.ShutdownGrace},
 		{PipelineOptions, "ready-max-lag", "readiness fails beyond this many unapplied ledger records", &c.ReadyMaxLag},
