@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -26,12 +25,7 @@ func TestDebugAddrMustBeLoopback(t *testing.T) {
 }
 
 func TestDebugListenerServesProfilesToLoopbackOnly(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stop, err := serveDebug(ctx, addr, slog.New(slog.DiscardHandler))
