@@ -88,8 +88,9 @@ type Config struct {
 	// ledger gets the sources' events in about the order they happened.
 	// 0 (the default) reads the partitions as the fetches bring them.
 	// Aligned, each fetch takes a share from every source partition. It
-	// keeps a catch-up's memory from growing with the backlog, at about a
-	// quarter of ingest (docs/benchmarks.md). 0..1h.
+	// keeps a catch-up's memory from growing with the backlog
+	// (docs/benchmarks.md). Record times come from the producers: the
+	// window must exceed their clocks' skew. 0..1h.
 	NormalizerAlign time.Duration `yaml:"normalizer_align"`
 	// Embedded runs an in-process Kafka (kfake) and Redis (miniredis). It is
 	// the default when neither Kafka brokers nor a Redis address are set.
