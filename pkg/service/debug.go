@@ -35,9 +35,9 @@ func debugHandler() http.Handler {
 	})
 }
 
-// serveDebug answers profiles at addr until ctx ends. It fails only when
-// it cannot listen: a process asked for profiles that cannot give them
-// should say so at start.
+// serveDebug answers profiles at addr until the stop it returns is
+// called. It fails only when it cannot listen: a process asked for
+// profiles that cannot give them should say so at start.
 func serveDebug(ctx context.Context, addr string, log *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
