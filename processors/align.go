@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockflow/stockflow/pkg/config"
+	"github.com/stockflow/stockflow/pkg/kafka"
 )
 
 // aligner keeps the normalizer's source partitions in step by record time
@@ -54,21 +55,18 @@ type aligner struct {
 	empty   int // polls in a row that brought nothing while probing
 }
 
-// sourceTopics is how many topics a normalizer reads: WMS inventory,
-// orders, supplier and item master.
-const sourceTopics = 4
-
 // alignedPartitionBytes is the most one fetch of an aligned normalizer
-// brings from one partition: the fetch's size shared among the source
-// partitions a member reads when the topics have the configured partition
-// count, between 16 KiB and the 1 MiB other consumers take. A batch larger
-// than that still comes, alone, so nothing is ever stuck.
-func alignedPartitionBytes(k config.Kafka) int32 {
+// brings from one partition: the fetch's size shared among the partitions
+// of its topics (as many as topics) when they have the configured partition
+// count, between 16 KiB and what other consumers take
+// (kafka.MaxPartitionBytes). A batch larger than that still comes, alone,
+// so nothing is ever stuck.
+func alignedPartitionBytes(k config.Kafka, topics int) int32 {
 	if k.FetchMaxBytes <= 0 {
-		return 1 << 20 // the client's own fetch size, unbounded by us
+		return kafka.MaxPartitionBytes // the client's own fetch size, unbounded by us
 	}
-	parts := max(k.Partitions, 1) * sourceTopics
-	return int32(min(max(k.FetchMaxBytes/parts, 16<<10), 1<<20))
+	parts := max(k.Partitions, 1) * max(topics, 1)
+	return int32(min(max(k.FetchMaxBytes/parts, 16<<10), kafka.MaxPartitionBytes))
 }
 
 // probeEmptyPolls is how many polls in a row must bring nothing, while

@@ -3,6 +3,7 @@ package processors
 import (
 	"context"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -23,7 +24,7 @@ func pausedOf(plan map[string][]int32) []string {
 	var out []string
 	for t, ps := range plan {
 		for _, p := range ps {
-			out = append(out, t+"/"+string(rune('0'+p)))
+			out = append(out, t+"/"+strconv.Itoa(int(p)))
 		}
 	}
 	slices.Sort(out)
@@ -101,14 +102,14 @@ func TestAlignedFetchCoversEverySourcePartition(t *testing.T) {
 		fetch, partitions int
 		want              int32
 	}{
-		{8 << 20, 12, 8 << 20 / 48}, // the defaults: 48 source partitions share 8 MiB
+		{8 << 20, 12, 8 << 20 / 48}, // the defaults: 4 topics' 48 partitions share 8 MiB
 		{8 << 20, 1, 1 << 20},       // never more than other consumers take
 		{64 << 10, 12, 16 << 10},    // never less than 16 KiB
 		{0, 12, 1 << 20},            // fetch size left to the client
 	} {
 		k := config.Default().Kafka
 		k.FetchMaxBytes, k.Partitions = tc.fetch, tc.partitions
-		got := alignedPartitionBytes(k)
+		got := alignedPartitionBytes(k, 4)
 		if got != tc.want {
 			t.Errorf("fetch %d, %d partitions a topic: %d bytes a partition, want %d", tc.fetch, tc.partitions, got, tc.want)
 		}

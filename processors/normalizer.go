@@ -142,6 +142,7 @@ func (n *Normalizer) Run(ctx context.Context) error {
 // session runs one transactional session until ctx ends or it fails.
 func (n *Normalizer) session(ctx context.Context) error {
 	t := n.cfg.Topics
+	sources := []string{t.Inventory, t.Orders, t.Supplier, t.Catalog}
 	opts := append(kafka.Conn(n.cfg.Kafka),
 		kgo.TransactionalID(n.cfg.Kafka.ClientID+"-normalizer-"+n.cfg.InstanceID),
 		// A restarted instance with the same InstanceID fences its
@@ -150,7 +151,7 @@ func (n *Normalizer) session(ctx context.Context) error {
 		kgo.TransactionTimeout(n.cfg.TxnTimeout),
 		kgo.ConsumerGroup(n.cfg.Kafka.NormalizerGroup),
 		kgo.SessionTimeout(sessionTimeout(n.cfg.Kafka)),
-		kgo.ConsumeTopics(t.Inventory, t.Orders, t.Supplier, t.Catalog),
+		kgo.ConsumeTopics(sources...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Transaction markers come back too, so committed offsets reach the
 		// end of a partition and lag reads 0 when everything is processed.
@@ -175,7 +176,7 @@ func (n *Normalizer) session(ctx context.Context) error {
 	if n.cfg.AlignWindow > 0 {
 		align = newAligner(n.cfg.AlignWindow)
 		opts = append(opts, kgo.OnPartitionsAssigned(align.assigned), kgo.OnPartitionsRevoked(align.revoked), kgo.OnPartitionsLost(align.revoked),
-			kgo.FetchMaxPartitionBytes(alignedPartitionBytes(n.cfg.Kafka)))
+			kgo.FetchMaxPartitionBytes(alignedPartitionBytes(n.cfg.Kafka, len(sources))))
 	}
 	n.bootstrapOffsets(ctx)
 	sess, err := kgo.NewGroupTransactSession(opts...)
@@ -208,7 +209,7 @@ func (n *Normalizer) session(ctx context.Context) error {
 			return nil
 		}
 		fs.EachError(func(topic string, p int32, err error) {
-			if err != context.DeadlineExceeded {
+			if !errors.Is(err, context.DeadlineExceeded) {
 				n.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
 			}
 		})

@@ -165,3 +165,16 @@ func TestTrustedProxies(t *testing.T) {
 		})
 	}
 }
+
+func TestDebugAddrMustBeLoopback(t *testing.T) {
+	for addr, ok := range map[string]bool{
+		"127.0.0.1:6060": true, "[::1]:6060": true, "localhost:6060": true,
+		"0.0.0.0:6060": false, ":6060": false, "10.0.0.5:6060": false, "example.com:6060": false, "6060": false,
+	} {
+		cfg := Default()
+		cfg.DebugAddr = addr
+		if err := cfg.Validate(); (err == nil) != ok {
+			t.Errorf("debug addr %q: validation error %v, want accepted=%v", addr, err, ok)
+		}
+	}
+}

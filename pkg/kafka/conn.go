@@ -15,9 +15,16 @@ import (
 	"github.com/stockflow/stockflow/pkg/config"
 )
 
+// MaxPartitionBytes is the most one fetch of a consumer brings from one
+// partition when the fetch size is bounded (config.Kafka.FetchMaxBytes).
+const MaxPartitionBytes = 1 << 20
+
 // Conn are the options that reach cfg's brokers as cfg's principal: the
 // seed brokers, the client id, TLS and SASL. Every client Stockflow makes
 // starts from them, whatever else it sets.
+//
+// With cfg.FetchMaxBytes set, a fetch takes at most MaxPartitionBytes of
+// it from one partition.
 func Conn(cfg config.Kafka) []kgo.Opt {
 	opts := []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}
 	if cfg.ClientID != "" {
@@ -39,7 +46,7 @@ func Conn(cfg config.Kafka) []kgo.Opt {
 	if n := cfg.FetchMaxBytes; n > 0 {
 		// What a consumer buffers from a backlog; a batch larger than
 		// these still comes, alone, so nothing is ever stuck.
-		opts = append(opts, kgo.FetchMaxBytes(int32(n)), kgo.FetchMaxPartitionBytes(int32(min(n, 1<<20))))
+		opts = append(opts, kgo.FetchMaxBytes(int32(n)), kgo.FetchMaxPartitionBytes(int32(min(n, MaxPartitionBytes))))
 	}
 	return opts
 }
