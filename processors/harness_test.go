@@ -232,6 +232,21 @@ func (e *env) send(t *testing.T, topic string, evs ...events.Source) {
 	}
 }
 
+// sendAt produces evs to topic stamped with ts, as a producer whose clock
+// reads ts would.
+func (e *env) sendAt(topic string, ts time.Time, evs ...events.Source) error {
+	ctx := context.Background()
+	var recs []*kgo.Record
+	for _, ev := range evs {
+		b, err := e.codec.Encode(ctx, topic, ev)
+		if err != nil {
+			return err
+		}
+		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(keyOf(ev)), Value: b, Timestamp: ts})
+	}
+	return e.prod.ProduceSync(ctx, recs...).FirstErr()
+}
+
 func (e *env) sendRaw(t *testing.T, topic, key string, value []byte) {
 	t.Helper()
 	if err := e.prod.ProduceSync(context.Background(), &kgo.Record{Topic: topic, Key: []byte(key), Value: value}).FirstErr(); err != nil {

@@ -95,6 +95,58 @@ func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 		e.verify(t)
 	})
 
+	t.Run("aligned, a source whose producers' clock runs a minute ahead flows while the others do", func(t *testing.T) {
+		// Record times come from the producers. A source read to its end
+		// holds no one back, so a source stamped ahead of the window waits
+		// at most until the others' backlog is read, never for them to
+		// fall silent: the orders here keep coming until the skewed
+		// receipts are all in the ledger.
+		e := mkEnv(t)
+		e.start(t, pipelineOpts{normalizer: NormalizerConfig{AlignWindow: time.Second}})
+		done := make(chan struct{})
+		flowing := make(chan error, 1)
+		go func() {
+			loc := "DC1"
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					flowing <- nil
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+				id := fmt.Sprint("SO-SKEW-", i)
+				ev := &events.OrderAccepted{Meta: meta("acc-"+id, 1), OrderID: id, Channel: "web",
+					Lines: []events.OrderLine{{LineID: "1", SKU: "SKU-ON-TIME", Location: &loc, Quantity: 1, UoM: "EA"}}}
+				if err := e.sendAt(e.cfg.Topics.Orders, time.Now(), ev); err != nil {
+					flowing <- err
+					return
+				}
+			}
+		}()
+		const receipts = 20
+		for i := range receipts {
+			if err := e.sendAt(e.cfg.Topics.Inventory, time.Now().Add(time.Minute), receipt(fmt.Sprint("skew-", i), "SKU-SKEW", "DC1", 1, "EA")); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		// Well under a minute: a source held back until the others fall
+		// silent would be held for as long as they flow.
+		eventually(t, 30*time.Second, func() error {
+			select {
+			case err := <-flowing:
+				t.Fatalf("the orders stopped: %v", err)
+			default:
+			}
+			return e.checkPositions([]expectedPos{{SKU: "SKU-SKEW", Location: "DC1", OnHand: receipts}})
+		})
+		close(done)
+		if err := <-flowing; err != nil {
+			t.Fatal(err)
+		}
+		e.verify(t)
+	})
+
 	t.Run("duplicate delivery and a replayed range change nothing", func(t *testing.T) {
 		e := mkEnv(t)
 		p := e.start(t, pipelineOpts{})

@@ -48,7 +48,7 @@ func (r *Run) backlogConfig(i int) config.Config {
 	cfg := config.Default()
 	cfg.Kafka, cfg.Redis, cfg.SchemaRegistry = r.cfg.Kafka, r.cfg.Redis, r.cfg.SchemaRegistry
 	cfg.FolderCacheSKUs, cfg.FolderPollRecords, cfg.FolderInFlight = r.cfg.FolderCacheSKUs, r.cfg.FolderPollRecords, r.cfg.FolderInFlight
-	cfg.MemoryLimitMiB, cfg.NormalizerAlign = r.cfg.MemoryLimitMiB, r.cfg.NormalizerAlign
+	cfg.MemoryLimitMiB, cfg.NormalizerAlign, cfg.NormalizerFetchMaxBytes = r.cfg.MemoryLimitMiB, r.cfg.NormalizerAlign, r.cfg.NormalizerFetchMaxBytes
 	cfg.DebugAddr = r.cfg.DebugAddr // profiles of the catch-up while it runs
 	sfx := ".backlog" + strconv.Itoa(i)
 	cfg.Topics = r.cfg.Topics
@@ -272,7 +272,8 @@ func settingsOf(cfg config.Config) string {
 		flag      string
 		got, want int
 	}{{"-folder-cache-skus", cfg.FolderCacheSKUs, def.FolderCacheSKUs}, {"-folder-poll-records", cfg.FolderPollRecords, def.FolderPollRecords},
-		{"-folder-in-flight", cfg.FolderInFlight, def.FolderInFlight}, {"-memory-limit-mib", cfg.MemoryLimitMiB, def.MemoryLimitMiB}} {
+		{"-folder-in-flight", cfg.FolderInFlight, def.FolderInFlight}, {"-memory-limit-mib", cfg.MemoryLimitMiB, def.MemoryLimitMiB},
+		{"-normalizer-fetch-max-bytes", cfg.NormalizerFetchMaxBytes, def.NormalizerFetchMaxBytes}} {
 		if o.got != o.want {
 			out = append(out, fmt.Sprintf("%s %d", o.flag, o.got))
 		}

@@ -3,7 +3,6 @@ package bench
 import (
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
@@ -18,18 +17,18 @@ func TestBacklogCarriesTheRunsFolderSettings(t *testing.T) {
 	if got := settingsOf(cfg); got != "default settings" {
 		t.Fatalf("a run with the defaults: %q", got)
 	}
-	r.cfg.FolderPollRecords, r.cfg.MemoryLimitMiB, r.cfg.NormalizerAlign = 5000, 300, time.Second
+	r.cfg.FolderPollRecords, r.cfg.MemoryLimitMiB, r.cfg.NormalizerAlign, r.cfg.NormalizerFetchMaxBytes = 5000, 300, 0, 1<<20
 	cfg = r.backlogConfig(1)
-	if cfg.FolderPollRecords != 5000 || cfg.MemoryLimitMiB != 300 || cfg.NormalizerAlign != time.Second {
-		t.Fatalf("the serve process gets polls of %d, a limit of %d MiB, alignment %v", cfg.FolderPollRecords, cfg.MemoryLimitMiB, cfg.NormalizerAlign)
+	if cfg.FolderPollRecords != 5000 || cfg.MemoryLimitMiB != 300 || cfg.NormalizerAlign != 0 || cfg.NormalizerFetchMaxBytes != 1<<20 {
+		t.Fatalf("the serve process gets polls of %d, a limit of %d MiB, alignment %v, normalizer fetches of %d", cfg.FolderPollRecords, cfg.MemoryLimitMiB, cfg.NormalizerAlign, cfg.NormalizerFetchMaxBytes)
 	}
 	env := strings.Join(cfg.Env(), " ")
-	for _, kv := range []string{"STOCKFLOW_FOLDER_POLL_RECORDS=5000", "STOCKFLOW_MEMORY_LIMIT_MIB=300", "STOCKFLOW_NORMALIZER_ALIGN=1s"} {
+	for _, kv := range []string{"STOCKFLOW_FOLDER_POLL_RECORDS=5000", "STOCKFLOW_MEMORY_LIMIT_MIB=300", "STOCKFLOW_NORMALIZER_ALIGN=0s", "STOCKFLOW_NORMALIZER_FETCH_MAX_BYTES=1048576"} {
 		if !strings.Contains(env, kv) {
 			t.Errorf("the serve process's environment lacks %s: %s", kv, env)
 		}
 	}
-	if got := settingsOf(cfg); got != "default settings but -folder-poll-records 5000 -memory-limit-mib 300 -normalizer-align 1s" {
+	if got := settingsOf(cfg); got != "default settings but -folder-poll-records 5000 -memory-limit-mib 300 -normalizer-fetch-max-bytes 1048576 -normalizer-align 0s" {
 		t.Fatalf("the row says %q", got)
 	}
 }

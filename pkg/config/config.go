@@ -86,12 +86,18 @@ type Config struct {
 	// record time while a backlog is read: a partition more than this
 	// ahead of the earliest one still being read waits for it, so the
 	// ledger gets the sources' events in about the order they happened.
-	// 0 (the default) reads the partitions as the fetches bring them.
 	// Aligned, each fetch takes a share from every source partition. It
 	// keeps a catch-up's memory from growing with the backlog
 	// (docs/benchmarks.md). Record times come from the producers: the
-	// window must exceed their clocks' skew. 0..1h.
+	// window must exceed their clocks' skew. 0 reads the partitions as the
+	// fetches bring them. Default 1s; 0..1h.
 	NormalizerAlign time.Duration `yaml:"normalizer_align"`
+	// NormalizerFetchMaxBytes bounds what one fetch of a normalizer brings
+	// (Kafka.FetchMaxBytes bounds the other consumers'): the normalizer
+	// turns records into ledger entries and lets them go, so it needs no
+	// large fetches to keep up, and what it buffers while reading a backlog
+	// is most of what a catch-up holds. Default 2 MiB; 64 KiB..256 MiB.
+	NormalizerFetchMaxBytes int `yaml:"normalizer_fetch_max_bytes"`
 	// Embedded runs an in-process Kafka (kfake) and Redis (miniredis). It is
 	// the default when neither Kafka brokers nor a Redis address are set.
 	Embedded bool `yaml:"-"`
@@ -340,7 +346,11 @@ func Default() Config {
 		FolderCacheSKUs:   50000,
 		FolderInFlight:    4,
 		FolderPollRecords: 20000,
-		Commitments:       true,
+		NormalizerAlign:   time.Second,
+		// 2 MiB: with alignment, a catch-up's peak stays flat in the
+		// backlog's length (docs/benchmarks.md).
+		NormalizerFetchMaxBytes: 2 << 20,
+		Commitments:             true,
 		// How long a dead instance's open transaction holds back the ledger's readers.
 		NormalizerTxnTimeout: 10 * time.Second,
 		API: API{
@@ -459,6 +469,7 @@ func (c *Config) options() []option {
 		{PipelineOptions, "memory-limit-mib", "soft memory limit of the process in MiB (0: 80% of the container's limit, if any; -1: none; GOMEMLIMIT wins)", &c.MemoryLimitMiB},
 		{PipelineOptions, "commitments", "keep order lines' promises and publish their changes (and planning exceptions)", &c.Commitments},
 		{PipelineOptions, "normalizer-align", "how far ahead by record time one source partition may read of the earliest one still being read (0: no alignment)", &c.NormalizerAlign},
+		{PipelineOptions, "normalizer-fetch-max-bytes", "most bytes one fetch of a normalizer brings from a broker (-kafka-fetch-max-bytes bounds the folder's and the other consumers')", &c.NormalizerFetchMaxBytes},
 		{PipelineOptions, "normalizer-txn-timeout", "the normalizers' Kafka transaction timeout: how long an instance that died holds back readers of what it wrote", &c.NormalizerTxnTimeout},
 		{PipelineOptions, "shutdown-grace", "how long a graceful stop may take before in-flight work is abandoned", &c.ShutdownGrace},
 		{PipelineOptions, "ready-max-lag", "readiness fails beyond this many unapplied ledger records", &c.ReadyMaxLag},
@@ -945,6 +956,9 @@ func (c *Config) validateProcess(bad complaint) {
 	}
 	if c.NormalizerAlign < 0 || c.NormalizerAlign > time.Hour {
 		bad("normalizer align: %v is outside 0s..1h", c.NormalizerAlign)
+	}
+	if c.NormalizerFetchMaxBytes < 64<<10 || c.NormalizerFetchMaxBytes > 256<<20 {
+		bad("normalizer fetch max bytes: %d is outside 65536..268435456", c.NormalizerFetchMaxBytes)
 	}
 }
 

@@ -265,6 +265,9 @@ func (s *Service) normalizerConfig(hooks []processors.Hook) processors.Normalize
 	cfg := s.cfg
 	n := s.opts.Normalizer
 	n.Kafka, n.Topics, n.InstanceID = cfg.Kafka, cfg.Topics, s.opts.InstanceID
+	if cfg.NormalizerFetchMaxBytes > 0 {
+		n.Kafka.FetchMaxBytes = cfg.NormalizerFetchMaxBytes
+	}
 	n.Hooks = append(append([]processors.Hook(nil), hooks...), n.Hooks...)
 	if n.TxnTimeout == 0 {
 		n.TxnTimeout = cfg.NormalizerTxnTimeout
