@@ -102,7 +102,7 @@ func TestAlignedFetchCoversEverySourcePartition(t *testing.T) {
 		fetch, partitions int
 		want              int32
 	}{
-		{8 << 20, 12, 8 << 20 / 48}, // the defaults: 4 topics' 48 partitions share 8 MiB
+		{2 << 20, 12, 2 << 20 / 48}, // the defaults: 4 topics' 48 partitions share 2 MiB
 		{8 << 20, 1, 1 << 20},       // never more than other consumers take
 		{64 << 10, 12, 16 << 10},    // never less than 16 KiB
 		{0, 12, 1 << 20},            // fetch size left to the client

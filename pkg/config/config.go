@@ -123,7 +123,10 @@ type Kafka struct {
 	// FetchMaxBytes bounds what one fetch of a consumer may bring from a
 	// broker (compressed; at most 1 MiB of it from one partition), and so
 	// the records each consumer buffers while a backlog is read: a
-	// consumer holds one fetch per broker, decompressed. Default 8 MiB.
+	// consumer holds one fetch per broker, decompressed. The normalizers
+	// have their own (Config.NormalizerFetchMaxBytes). Default 4 MiB: 8 MiB
+	// folded no faster and held about 70 MiB more at the peak of a
+	// 1,000,000-event catch-up (docs/benchmarks.md).
 	FetchMaxBytes int `yaml:"fetch_max_bytes"`
 	// TLS connects to the brokers with TLS, verifying their certificates
 	// against the system's roots unless TLSCA is set. Any TLS* setting
@@ -317,7 +320,7 @@ func Default() Config {
 			Replication:     1,
 			CreateTopics:    true,
 			SessionTimeout:  10 * time.Second,
-			FetchMaxBytes:   8 << 20,
+			FetchMaxBytes:   4 << 20,
 		},
 		Topics: Topics{
 			Inventory:      "wms.inventory.v1",
