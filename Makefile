@@ -109,6 +109,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzLedgerEntry$$' -fuzztime $(FUZZTIME) ./pkg/avro/
 	$(GO) test -run '^$$' -fuzz '^FuzzAvailabilityChanged$$' -fuzztime $(FUZZTIME) ./pkg/avro/
 	$(GO) test -run '^$$' -fuzz '^FuzzStockAlert$$' -fuzztime $(FUZZTIME) ./pkg/avro/
+	$(GO) test -run '^$$' -fuzz '^FuzzCommitmentChanged$$' -fuzztime $(FUZZTIME) ./pkg/avro/
 	$(GO) test -run '^$$' -fuzz '^FuzzSourceEvents$$' -fuzztime $(FUZZTIME) ./pkg/avro/
 	$(GO) test -run '^$$' -fuzz '^FuzzQueryBody$$' -fuzztime $(FUZZTIME) ./pkg/api/
 	$(GO) test -run '^$$' -fuzz '^FuzzHoldBody$$' -fuzztime $(FUZZTIME) ./pkg/api/

@@ -97,6 +97,14 @@ func AppendDate(dst []byte, t time.Time) ([]byte, error) {
 	return AppendInt(dst, int32(days)), nil
 }
 
+// AppendBoolean appends an Avro boolean: one byte, 0 or 1.
+func AppendBoolean(dst []byte, b bool) []byte {
+	if b {
+		return append(dst, 1)
+	}
+	return append(dst, 0)
+}
+
 // AppendOptional appends a union of null and T, null first: index 0 when p
 // is nil, else index 1 and *p written by appendT.
 func AppendOptional[T any](dst []byte, p *T, appendT func([]byte, T) []byte) []byte {
@@ -296,6 +304,29 @@ func (r *Reader) ReadDate(field string) time.Time {
 	}
 	return time.Unix(int64(days)*86400, 0).UTC()
 }
+
+// ReadBoolean reads an Avro boolean: one byte, 0 or 1 (goavro refuses any
+// other).
+func (r *Reader) ReadBoolean(field string) bool {
+	if r.err != nil {
+		return false
+	}
+	if r.off >= len(r.s) {
+		r.fail(ClassTruncated, field, "boolean runs past the end of the record")
+		return false
+	}
+	b := r.s[r.off]
+	if b > 1 {
+		r.fail(ClassCorrupt, field, "boolean byte %d is neither 0 nor 1", b)
+		return false
+	}
+	r.off++
+	return b == 1
+}
+
+// ReadUnionPresent reads the index of a union of null and a record, null
+// first, and says whether the record follows (its fields are read next).
+func (r *Reader) ReadUnionPresent(field string) bool { return r.present(field) }
 
 // present reads the index of a union of null and one other type, null
 // first, and says whether the value is there.

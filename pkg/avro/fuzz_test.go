@@ -88,6 +88,19 @@ func FuzzStockAlert(f *testing.F) {
 	)
 }
 
+// FuzzCommitmentChanged is FuzzLedgerEntry for CommitmentChanged: two
+// promises with their arrays, a boolean and a record union.
+func FuzzCommitmentChanged(f *testing.F) {
+	c := commitmentBody(f)
+	fuzzLikeGoavro(f, commitmentID,
+		c,
+		[]byte{},
+		splice(c, 16, 2),                      // late neither 0 nor 1
+		splice(c, 13, 0x02, 0x02, 0x04, 0x00), // one promised day
+		splice(c, 15, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00), // previous present
+	)
+}
+
 // body is the Avro body of rec.
 func body(t testing.TB, rec avro.Record) []byte {
 	t.Helper()
