@@ -74,13 +74,6 @@ func TestCommitmentChangedHostileInput(t *testing.T) {
 	if len(body) != 25 || body[13] != 0 || body[16] != 0 {
 		t.Fatalf("smallest body is %x: the offsets below are wrong", body)
 	}
-	cat := func(parts ...[]byte) []byte {
-		var out []byte
-		for _, p := range parts {
-			out = append(out, p...)
-		}
-		return out
-	}
 	item := []byte{0x02, 0x04} // timestamp 1 ms, quantity 2
 	// previous present: the promise's four bytes again after index 1.
 	withPrevious := cat(body[:15:15], []byte{0x02, 0, 0, 0, 0}, body[16:])
@@ -111,10 +104,12 @@ func TestCommitmentChangedHostileInput(t *testing.T) {
 func benchCommitment() *events.CommitmentChanged {
 	day := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
 	ch, po := "web", "PO-1001"
-	return &events.CommitmentChanged{CommitmentID: "SO-100234|1|3:88123", OrderID: "SO-100234", LineID: "1", SKU: "SKU-004711", Location: "DC-EAST",
-		Channel: &ch, Promise: events.LinePromise{OpenQuantity: 12, ConfirmedNow: 4, Promised: []events.PromisedQuantity{{Date: day, Quantity: 6}, {Date: day.AddDate(0, 0, 3), Quantity: 2}}},
+	return &events.CommitmentChanged{
+		CommitmentID: "SO-100234|1|3:88123", OrderID: "SO-100234", LineID: "1", SKU: "SKU-004711", Location: "DC-EAST", Channel: &ch,
+		Promise:  events.LinePromise{OpenQuantity: 12, ConfirmedNow: 4, Promised: []events.PromisedQuantity{{Date: day, Quantity: 6}, {Date: day.AddDate(0, 0, 3), Quantity: 2}}},
 		Previous: &events.LinePromise{OpenQuantity: 12, ConfirmedNow: 4, Promised: []events.PromisedQuantity{{Date: day, Quantity: 8}}},
-		Late: true, CauseEventID: "ack-PO-1001-2", CauseEntryType: "PO_ACK", CausePONumber: &po, CauseTime: day.Add(9 * time.Hour)}
+		Late:     true, CauseEventID: "ack-PO-1001-2", CauseEntryType: "PO_ACK", CausePONumber: &po, CauseTime: day.Add(9 * time.Hour),
+	}
 }
 
 func BenchmarkCommitmentChangedEncode(b *testing.B) {

@@ -159,6 +159,15 @@ func codecPairs(t *testing.T, maxRecordBytes int) (normal, small [2]*avro.Codec)
 	return [2]*avro.Codec{fast, avro.Reflective(fast)}, [2]*avro.Codec{s, avro.Reflective(s)}
 }
 
+// cat joins parts into one new body.
+func cat(parts ...[]byte) []byte {
+	var out []byte
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
 // splice returns body with the byte at i replaced by bs.
 func splice(body []byte, i int, bs ...byte) []byte {
 	out := append([]byte(nil), body[:i]...)

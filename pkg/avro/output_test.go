@@ -174,13 +174,6 @@ func TestAvailabilityChangedHostileInput(t *testing.T) {
 	body := availabilityBody(t)
 	with := func(bs ...byte) []byte { return availabilityWith(t, bs...) }
 	bucket := []byte{0x02, 0x04} // day 1, quantity 2
-	cat := func(parts ...[]byte) []byte {
-		var out []byte
-		for _, p := range parts {
-			out = append(out, p...)
-		}
-		return out
-	}
 	if len(body) != 16 || body[11] != 0 {
 		t.Fatalf("smallest body is %x: the offsets below are wrong", body)
 	}

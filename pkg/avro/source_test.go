@@ -213,13 +213,6 @@ func TestSourceEventsHostileInput(t *testing.T) {
 // they break.
 func TestSourceEventArraysHostileInput(t *testing.T) {
 	both, _ := codecPairs(t, 1<<20)
-	cat := func(parts ...[]byte) []byte {
-		var out []byte
-		for _, p := range parts {
-			out = append(out, p...)
-		}
-		return out
-	}
 	// OrderCancelled: meta, order_id "O", then line_ids.
 	cancelled := body(t, &events.OrderCancelled{Meta: meta0, OrderID: "O"})
 	if len(cancelled) != 9 || cancelled[8] != 0 {
@@ -280,13 +273,6 @@ func TestItemMasterMapsHostileInput(t *testing.T) {
 	// lead_time_days.
 	if len(item) != 15 || item[11] != 0 || item[12] != 0 {
 		t.Fatalf("smallest ItemMaster is %x: the offsets below are wrong", item)
-	}
-	cat := func(parts ...[]byte) []byte {
-		var out []byte
-		for _, p := range parts {
-			out = append(out, p...)
-		}
-		return out
 	}
 	conv := func(bs ...byte) []byte { return cat(item[:11:11], bs, item[12:]) }
 	entry := func(k string, v byte) []byte { return cat([]byte{byte(2 * len(k))}, []byte(k), []byte{v}) }
