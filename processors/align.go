@@ -24,14 +24,17 @@ import (
 // After every poll the aligner pauses the partitions whose last record is
 // more than window past the earliest partition still being read, and
 // resumes them once that one has caught up to within window (this is what
-// Kafka Streams does within a task). It only ever delays a partition, and
-// no partition waits for long on another that gives nothing:
+// Kafka Streams does within a task). It only ever delays a partition with
+// unread records (a backlog), and no partition waits for long on another
+// that gives nothing:
 //
 //   - while partitions assigned have given no record yet, the others wait
 //     for them, but only until polls bring nothing from them (they may be
 //     empty), and for probe at most;
-//   - a partition read to its end holds no one back, nor does one that
-//     gave nothing for idle since it was last read or resumed.
+//   - a partition read to its end never waits: what comes to it next is
+//     new, a trickle, whatever its producer's clock says. Nor does it
+//     hold anyone back, nor does one that gave nothing for idle since it
+//     was last read or resumed.
 //
 // It works at the grain of a fetch: one fetch can carry a partition past
 // the window. A fetch fills partitions one after another up to its size, so
@@ -143,8 +146,8 @@ func (a *aligner) observe(fs kgo.Fetches, now time.Time) {
 	})
 }
 
-// plan lists the partitions to pause now: those read more than window past
-// the earliest partition that holds others back.
+// plan lists the partitions to pause now: those with a backlog read more
+// than window past the earliest partition that holds others back.
 func (a *aligner) plan(now time.Time) map[string][]int32 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -162,7 +165,7 @@ func (a *aligner) plan(now time.Time) map[string][]int32 {
 	}
 	var out map[string][]int32
 	for tp, h := range a.heads {
-		if h.seen && (low == math.MinInt64 || h.ts-low > a.window.Milliseconds()) {
+		if h.seen && h.behind && (low == math.MinInt64 || h.ts-low > a.window.Milliseconds()) {
 			if out == nil {
 				out = map[string][]int32{}
 			}

@@ -79,10 +79,11 @@ func TestAlignerPausesWhatRunsAhead(t *testing.T) {
 	if got := a.plan(now); got != nil {
 		t.Fatalf("wms/0 read to its end still holds back %v", pausedOf(got))
 	}
-	// A partition behind that gives nothing for a while holds no one back.
+	// A partition behind that gives nothing for a while holds no one back;
+	// wms/0, read to its end, does not wait for it.
 	a.observe(polledAt("wms", 1, 10, 5000, base), now)
-	if got := pausedOf(a.plan(now)); !slices.Equal(got, []string{"orders/0", "wms/0"}) {
-		t.Fatalf("wms/1 just read far behind: paused %v", got)
+	if got := pausedOf(a.plan(now)); !slices.Equal(got, []string{"orders/0"}) {
+		t.Fatalf("wms/1 just read far behind: paused %v, want orders/0", got)
 	}
 	if got := a.plan(now.Add(10 * time.Second)); got != nil {
 		t.Fatalf("wms/1 silent for 10s still holds back %v", pausedOf(got))
@@ -92,6 +93,35 @@ func TestAlignerPausesWhatRunsAhead(t *testing.T) {
 	a.revoked(context.Background(), nil, map[string][]int32{"wms": {1}})
 	if got := a.plan(now); got != nil {
 		t.Fatalf("after wms/1 was revoked: paused %v", pausedOf(got))
+	}
+}
+
+// Only a partition with a backlog waits: one read to its end (whose next
+// records are new, however far ahead its producer's clock runs) is never
+// paused, not even while partitions just assigned have given nothing yet.
+func TestAlignerNeverPausesAPartitionReadToItsEnd(t *testing.T) {
+	a := newAligner(time.Second)
+	t0 := time.Now()
+	base := time.UnixMilli(1_700_000_000_000)
+	a.assigned(context.Background(), nil, map[string][]int32{"orders": {0}, "wms": {0, 1}})
+
+	// Probing: orders/0 was read to its end, wms/0 has a backlog.
+	a.observe(polledAt("orders", 0, 99, 100, base), t0)
+	a.observe(polledAt("wms", 0, 9, 5000, base), t0)
+	if got := pausedOf(a.plan(t0)); !slices.Equal(got, []string{"wms/0"}) {
+		t.Fatalf("while wms/1 is unread: paused %v, want wms/0", got)
+	}
+	// A source stamped a minute ahead, read to its end, while wms/0 still
+	// has a backlog: it goes on.
+	a.observe(polledAt("wms", 1, 10, 11, base), t0) // probing ends with every partition seen
+	a.observe(polledAt("orders", 0, 150, 151, base.Add(time.Minute)), t0)
+	if got := a.plan(t0); got != nil {
+		t.Fatalf("orders/0 a minute ahead but at its end: paused %v", pausedOf(got))
+	}
+	// The same source with a backlog of its own waits.
+	a.observe(polledAt("orders", 0, 160, 900, base.Add(time.Minute)), t0)
+	if got := pausedOf(a.plan(t0)); !slices.Equal(got, []string{"orders/0"}) {
+		t.Fatalf("orders/0 a minute ahead with a backlog: paused %v, want orders/0", got)
 	}
 }
 

@@ -96,10 +96,10 @@ func runPipelineSuite(t *testing.T, mkEnv func(t *testing.T) *env) {
 	})
 
 	t.Run("aligned, a source whose producers' clock runs a minute ahead flows while the others do", func(t *testing.T) {
-		// Record times come from the producers. A source read to its end
-		// holds no one back, so a source stamped ahead of the window waits
-		// at most until the others' backlog is read, never for them to
-		// fall silent: the orders here keep coming until the skewed
+		// Record times come from the producers. Only a partition with a
+		// backlog waits, and one read to its end holds no one back, so a
+		// source stamped ahead of the window never waits for the others
+		// to fall silent: the orders here keep coming until the skewed
 		// receipts are all in the ledger.
 		e := mkEnv(t)
 		e.start(t, pipelineOpts{normalizer: NormalizerConfig{AlignWindow: time.Second}})

@@ -115,7 +115,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		Lines: []events.PurchaseOrderLine{{POLine: 1, SKU: "WEB-1", Location: "L1", Quantity: 300, UoM: "EA", ExpectedDate: now.AddDate(0, 0, 3).Truncate(24 * time.Hour)}}})
 	s.waitKeyed(t, "WEB-1 in the ledger", func() bool {
 		code, b := s.keyed(t, readKey, "GET", "/v1/availability/WEB-1?location=L1", nil)
-		return code == 200 && b["on_hand"] == 1200.0 && len(b["inbound"].([]any)) == 1
+		code2, b2 := s.keyed(t, readKey, "GET", "/v1/availability/WEB-1?location=L2", nil)
+		return code == 200 && b["on_hand"] == 1200.0 && len(b["inbound"].([]any)) == 1 && code2 == 200 && b2["on_hand"] == 35.0
 	})
 	if code, b := s.keyed(t, adminKey, "POST", "/v1/holds", hold("cart-1", 600, line("WEB-1", "L1", 7))); code != 201 {
 		t.Fatalf("hold: %d %v", code, b)
