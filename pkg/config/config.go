@@ -95,8 +95,8 @@ type Config struct {
 	// NormalizerFetchMaxBytes bounds what one fetch of a normalizer brings
 	// (Kafka.FetchMaxBytes bounds the other consumers'): the normalizer
 	// turns records into ledger entries and lets them go, so it needs no
-	// large fetches to keep up, and what it buffers while reading a backlog
-	// is most of what a catch-up holds. Default 2 MiB; 64 KiB..256 MiB.
+	// large fetches to keep up, and what its fetches buffer is a large part
+	// of what a catch-up holds. Default 2 MiB; 64 KiB..256 MiB.
 	NormalizerFetchMaxBytes int `yaml:"normalizer_fetch_max_bytes"`
 	// Embedded runs an in-process Kafka (kfake) and Redis (miniredis). It is
 	// the default when neither Kafka brokers nor a Redis address are set.
