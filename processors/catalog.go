@@ -80,9 +80,7 @@ func (c *Catalog) Run(ctx context.Context) error {
 			c.mu.Unlock()
 			return nil
 		}
-		fs.EachError(func(t string, p int32, err error) {
-			c.log.Warn("catalog fetch", "topic", t, "partition", p, "err", err)
-		})
+		logFetchErrors(c.log, "catalog", fs)
 		c.mu.Lock()
 		fs.EachRecord(func(r *kgo.Record) {
 			c.pos[r.Partition] = r.Offset + 1

@@ -92,3 +92,13 @@ func deadLetterClass(err error) string {
 	}
 	return ""
 }
+
+// logFetchErrors logs the errors of a poll, what names the consumer. A poll
+// bounded by a deadline that passed is not an error: it found nothing.
+func logFetchErrors(log *slog.Logger, what string, fs kgo.Fetches) {
+	fs.EachError(func(topic string, p int32, err error) {
+		if !errors.Is(err, context.DeadlineExceeded) {
+			log.Warn(what+" fetch error", "topic", topic, "partition", p, "err", err)
+		}
+	})
+}

@@ -212,11 +212,7 @@ func (f *Folder) Run(ctx context.Context) error {
 			cl.AllowRebalance()
 			return err
 		}
-		fs.EachError(func(topic string, p int32, err error) {
-			if err != context.DeadlineExceeded {
-				f.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
-			}
-		})
+		logFetchErrors(f.log, "folder", fs)
 		err := f.handle(work, fs)
 		cl.AllowRebalance()
 		if err != nil {

@@ -127,9 +127,7 @@ func (d *holdDesk) session(ctx context.Context) error {
 		if ctx.Err() != nil || fs.IsClientClosed() {
 			return ctx.Err()
 		}
-		fs.EachError(func(t string, p int32, err error) {
-			d.log.Warn("hold desk fetch", "topic", t, "partition", p, "err", err)
-		})
+		logFetchErrors(d.log, "hold desk", fs)
 		var recs []*kgo.Record
 		fs.EachRecord(func(r *kgo.Record) { recs = append(recs, r) })
 		if len(recs) == 0 {

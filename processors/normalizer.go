@@ -208,11 +208,7 @@ func (n *Normalizer) session(ctx context.Context) error {
 		if ctx.Err() != nil || fs.IsClientClosed() {
 			return nil
 		}
-		fs.EachError(func(topic string, p int32, err error) {
-			if !errors.Is(err, context.DeadlineExceeded) {
-				n.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
-			}
-		})
+		logFetchErrors(n.log, "normalizer", fs)
 		if align != nil {
 			now := time.Now()
 			align.observe(fs, now)

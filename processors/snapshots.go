@@ -160,11 +160,7 @@ func (s *Snapshots) session(ctx context.Context) error {
 		if ctx.Err() != nil || fs.IsClientClosed() {
 			return nil
 		}
-		fs.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.DeadlineExceeded) {
-				s.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
-			}
-		})
+		logFetchErrors(s.log, "reconciler", fs)
 		err := s.handleFetches(ctx, st, fs)
 		if err == nil {
 			err = s.expire(ctx, st)

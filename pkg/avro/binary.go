@@ -324,13 +324,10 @@ func (r *Reader) ReadBoolean(field string) bool {
 	return b == 1
 }
 
-// ReadUnionPresent reads the index of a union of null and a record, null
-// first, and says whether the record follows (its fields are read next).
-func (r *Reader) ReadUnionPresent(field string) bool { return r.present(field) }
-
-// present reads the index of a union of null and one other type, null
-// first, and says whether the value is there.
-func (r *Reader) present(field string) bool {
+// ReadPresent reads the index of a union of null and one other type, null
+// first, and says whether the value is there: it is read next (a record's
+// fields, or by one of the ReadOptional methods below).
+func (r *Reader) ReadPresent(field string) bool {
 	i := r.ReadLong(field)
 	if r.err != nil {
 		return false
@@ -349,7 +346,7 @@ func (r *Reader) present(field string) bool {
 
 // ReadOptionalString reads a union of null and string.
 func (r *Reader) ReadOptionalString(field string, into *string) *string {
-	if !r.present(field) {
+	if !r.ReadPresent(field) {
 		return nil
 	}
 	*into = r.ReadString(field)
@@ -358,7 +355,7 @@ func (r *Reader) ReadOptionalString(field string, into *string) *string {
 
 // ReadOptionalInt reads a union of null and int.
 func (r *Reader) ReadOptionalInt(field string, into *int32) *int32 {
-	if !r.present(field) {
+	if !r.ReadPresent(field) {
 		return nil
 	}
 	*into = r.ReadInt(field)
@@ -367,7 +364,7 @@ func (r *Reader) ReadOptionalInt(field string, into *int32) *int32 {
 
 // ReadOptionalLong reads a union of null and long.
 func (r *Reader) ReadOptionalLong(field string, into *int64) *int64 {
-	if !r.present(field) {
+	if !r.ReadPresent(field) {
 		return nil
 	}
 	*into = r.ReadLong(field)
@@ -376,7 +373,7 @@ func (r *Reader) ReadOptionalLong(field string, into *int64) *int64 {
 
 // ReadOptionalTimestampMillis reads a union of null and timestamp-millis.
 func (r *Reader) ReadOptionalTimestampMillis(field string, into *time.Time) *time.Time {
-	if !r.present(field) {
+	if !r.ReadPresent(field) {
 		return nil
 	}
 	*into = r.ReadTimestampMillis(field)
@@ -385,7 +382,7 @@ func (r *Reader) ReadOptionalTimestampMillis(field string, into *time.Time) *tim
 
 // ReadOptionalDate reads a union of null and date.
 func (r *Reader) ReadOptionalDate(field string, into *time.Time) *time.Time {
-	if !r.present(field) {
+	if !r.ReadPresent(field) {
 		return nil
 	}
 	*into = r.ReadDate(field)

@@ -69,7 +69,7 @@ func (c *CommitmentChanged) UnmarshalAvro(body []byte) error {
 	d.Location = r.ReadString("location")
 	d.Channel = r.ReadOptionalString("channel", &opt[0])
 	d.Promise = readLinePromise(&r, &promiseFields)
-	if r.ReadUnionPresent("previous") {
+	if r.ReadPresent("previous") {
 		p := readLinePromise(&r, &previousFields)
 		d.Previous = &p
 	}
