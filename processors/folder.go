@@ -419,8 +419,19 @@ func (f *Folder) handle(ctx context.Context, fs kgo.Fetches) error {
 	}
 	a := afterApply{applied: map[int32]int64{}, topo: topo}
 	var firstErr error
-	for _, r := range rs {
-		res := <-r.w.done
+	// The outputs wait in the pipeline (up to InFlight polls of them):
+	// their slices are sized once, not grown by doubling.
+	results := make([]applied, len(rs))
+	var nc, na, nd int
+	for i, r := range rs {
+		results[i] = <-r.w.done
+		nc, na, nd = nc+len(results[i].changes), na+len(results[i].alerts), nd+len(results[i].dead)
+	}
+	a.outputs.changes = make([]change, 0, nc)
+	a.outputs.alerts = make([]stockAlert, 0, na)
+	a.outputs.dead = make([]*kgo.Record, 0, nd)
+	for i, r := range rs {
+		res := results[i]
 		if res.err != nil {
 			firstErr = res.err
 			continue

@@ -778,57 +778,71 @@ func keysAny(m map[string]bool) []any {
 	return out
 }
 
+// saveChunk bounds the states one round trip of Save stores: their
+// arguments are built just before they are sent, so a poll of many SKUs
+// never holds all of its writes' arguments at once.
+const saveChunk = 256
+
 // Save stores what each state changed since it was loaded or last stored,
-// one guarded call per SKU, all in one pipelined round trip; hold decisions
-// are published by the same call that stores them. stored[i] is false when
-// the guard refused states[i]: another writer moved the SKU on (a zombie
-// learns it lost its partition this way), and the state must be dropped
-// and reloaded. A state without changes is not sent. docs/design.md §6.3
-// explains the guard.
+// one guarded call per SKU, pipelined saveChunk SKUs to a round trip; hold
+// decisions are published by the same call that stores them. stored[i] is
+// false when the guard refused states[i]: another writer moved the SKU on (a
+// zombie learns it lost its partition this way), and the state must be
+// dropped and reloaded. A state without changes is not sent. An error may
+// come after some states were stored: the caller drops them all and reloads
+// them, as after any failed write. docs/design.md §6.3 explains the guard.
 func (s *Store) Save(ctx context.Context, states []*State) (stored []bool, err error) {
 	stored = make([]bool, len(states))
-	var keys []string
-	var args [][]any
-	var idx []int
-	for i, st := range states {
-		if !st.Dirty() {
-			stored[i] = true
+	keys := make([]string, 0, min(len(states), saveChunk))
+	args := make([][]any, 0, min(len(states), saveChunk))
+	idx := make([]int, 0, min(len(states), saveChunk))
+	for from := 0; from < len(states); {
+		keys, args, idx = keys[:0], args[:0], idx[:0]
+		for ; from < len(states) && len(keys) < saveChunk; from++ {
+			st := states[from]
+			if !st.Dirty() {
+				stored[from] = true
+				continue
+			}
+			keys = append(keys, s.SKUKey(st.SKU))
+			args = append(args, s.saveArgs(st))
+			idx = append(idx, from)
+		}
+		if len(keys) == 0 {
 			continue
 		}
-		keys = append(keys, s.SKUKey(st.SKU))
-		args = append(args, s.saveArgs(st))
-		idx = append(idx, i)
-	}
-	if len(keys) == 0 {
-		return stored, nil
-	}
-	cmds, err := evalAll(ctx, s.rdb, saveScript, keys, args)
-	if err != nil {
-		return nil, fmt.Errorf("save ledger: %w", err)
-	}
-	for j, c := range cmds {
-		st := states[idx[j]]
-		if n, _ := c.Int64(); n != 1 {
-			continue
+		cmds, err := evalAll(ctx, s.rdb, saveScript, keys, args)
+		if err != nil {
+			return nil, fmt.Errorf("save ledger: %w", err)
 		}
-		stored[idx[j]] = true
-		for _, loc := range st.d.touched {
-			st.pos[loc].version++
+		for j, c := range cmds {
+			if n, _ := c.Int64(); n == 1 {
+				stored[idx[j]] = true
+				states[idx[j]].saved()
+			}
 		}
-		for p, o := range st.marks {
-			st.stored[p] = o
-		}
-		if st.d.pruneTo != 0 {
-			st.prunedTo = st.d.pruneTo
-		}
-		// Redis has the applied ids and the closed lines now: the next
-		// fold asks for the ones it needs (Prime).
-		st.seen, st.swept = nil, 0
-		st.shed(st.d.lines, st.d.po)
-		st.shed(st.d.readLines, st.d.readPOs) // read back for an entry that left them closed
-		st.d = dirty{}
+		clear(args) // the chunk's arguments go before the next chunk's are built
 	}
 	return stored, nil
+}
+
+// saved moves the state on after Redis stored its changes.
+func (st *State) saved() {
+	for _, loc := range st.d.touched {
+		st.pos[loc].version++
+	}
+	for p, o := range st.marks {
+		st.stored[p] = o
+	}
+	if st.d.pruneTo != 0 {
+		st.prunedTo = st.d.pruneTo
+	}
+	// Redis has the applied ids and the closed lines now: the next fold
+	// asks for the ones it needs (Prime).
+	st.seen, st.swept = nil, 0
+	st.shed(st.d.lines, st.d.po)
+	st.shed(st.d.readLines, st.d.readPOs) // read back for an entry that left them closed
+	st.d = dirty{}
 }
 
 // ClearOutbox removes published outputs (Outbox) by SKU and id, in one

@@ -83,3 +83,79 @@ func TestSaveSendsAgainOnlyWhatHadNoScript(t *testing.T) {
 		}
 	}
 }
+
+// pipelineSizes records the size of every pipeline sent.
+type pipelineSizes struct{ sizes []int }
+
+func (h *pipelineSizes) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *pipelineSizes) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return next
+}
+func (h *pipelineSizes) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.sizes = append(h.sizes, len(cmds))
+		return next(ctx, cmds)
+	}
+}
+
+// A save of more SKUs than one round trip takes stores them all, a chunk
+// at a time, and still tells which one its guard refused.
+func TestSaveStoresManySKUsInBoundedRoundTrips(t *testing.T) {
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	s := New(rdb, Config{})
+	ctx := context.Background()
+	n := 2*saveChunk + 100
+	var skus []string
+	for i := range n {
+		skus = append(skus, fmt.Sprintf("SKU-%d", i))
+	}
+	states, err := s.Load(ctx, skus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another writer moves one SKU of the last chunk on first.
+	moved := 2*saveChunk + 7
+	other, err := s.Load(ctx, skus[moved:moved+1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Engine().Apply(other[0], le(events.EntryReceipt, "DC1", 500, 1, "other"), 0, 0)
+	if ok, err := s.Save(ctx, other); err != nil || !ok[0] {
+		t.Fatalf("the other writer: %v %v", ok, err)
+	}
+	for i, st := range states {
+		s.Engine().Apply(st, le(events.EntryReceipt, "DC1", int64(i+1), 1, "r"), 0, 0)
+	}
+	sizes := &pipelineSizes{}
+	rdb.AddHook(sizes)
+	stored, err := s.Save(ctx, states)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sizes.sizes) != 3 || sizes.sizes[0] != saveChunk || sizes.sizes[1] != saveChunk || sizes.sizes[2] != 100 {
+		t.Fatalf("round trips of %v calls, want %d, %d and 100", sizes.sizes, saveChunk, saveChunk)
+	}
+	for i, ok := range stored {
+		want := int64(i + 1)
+		if i == moved {
+			want = 500
+		}
+		if ok != (i != moved) {
+			t.Fatalf("%s: stored %v", skus[i], ok)
+		}
+		p, err := s.Position(ctx, skus[i], "DC1", at(0))
+		if err != nil || p.OnHand != want {
+			t.Fatalf("%s: on hand %d, want %d (%v)", skus[i], p.OnHand, want, err)
+		}
+	}
+	// A stored state moved on: its next change is stored too.
+	s.Engine().Apply(states[0], le(events.EntryReceipt, "DC1", 10, 2, "r2"), 0, 1)
+	if ok, err := s.Save(ctx, states[:1]); err != nil || !ok[0] {
+		t.Fatalf("next save: %v %v", ok, err)
+	}
+	if p, _ := s.Position(ctx, skus[0], "DC1", at(0)); p.OnHand != 11 {
+		t.Fatalf("after the next save on hand %d, want 11", p.OnHand)
+	}
+}
