@@ -26,8 +26,8 @@ import (
 // states of the SKUs it folded lately: per poll it decodes the records,
 // loads the SKUs it lacks in one pipelined read, folds the whole poll with
 // the ledger engine and stores every changed SKU with one guarded write
-// each, pipelined a few hundred SKUs to a round trip. Only its partition's owner may
-// use it, one poll at a time.
+// each, pipelined a few hundred SKUs to a round trip. Only its partition's
+// owner may use it, one poll at a time.
 type applier struct {
 	partition int32
 	codec     *avro.Codec
