@@ -49,10 +49,7 @@ func (h *halfUnscripted) ProcessPipelineHook(next redis.ProcessPipelineHook) red
 // calls sends only those again: the calls that ran are not refused by their
 // own guard.
 func TestSaveSendsAgainOnlyWhatHadNoScript(t *testing.T) {
-	m := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
-	t.Cleanup(func() { rdb.Close() })
-	s := New(rdb, Config{})
+	s, rdb := miniStore(t, Config{})
 	ctx := context.Background()
 	var skus []string
 	for i := 0; i < 8; i++ {
@@ -101,10 +98,7 @@ func (h *pipelineSizes) ProcessPipelineHook(next redis.ProcessPipelineHook) redi
 // A save of more SKUs than one round trip takes stores them all, a chunk
 // at a time, and still tells which one its guard refused.
 func TestSaveStoresManySKUsInBoundedRoundTrips(t *testing.T) {
-	m := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
-	t.Cleanup(func() { rdb.Close() })
-	s := New(rdb, Config{})
+	s, rdb := miniStore(t, Config{})
 	ctx := context.Background()
 	n := 2*saveChunk + 100
 	var skus []string
