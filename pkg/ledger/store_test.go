@@ -95,6 +95,13 @@ func (h *pipelineSizes) ProcessPipelineHook(next redis.ProcessPipelineHook) redi
 	}
 }
 
+// receiptOf is a receipt of q units of sku at DC1, minute min.
+func receiptOf(sku string, q int64, min int, eid string) *events.LedgerEntry {
+	e := le(events.EntryReceipt, "DC1", q, min, eid)
+	e.SKU = sku
+	return e
+}
+
 // A save of more SKUs than one round trip takes stores them all, a chunk
 // at a time, and still tells which one its guard refused.
 func TestSaveStoresManySKUsInBoundedRoundTrips(t *testing.T) {
@@ -115,12 +122,12 @@ func TestSaveStoresManySKUsInBoundedRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Engine().Apply(other[0], le(events.EntryReceipt, "DC1", 500, 1, "other"), 0, 0)
+	s.Engine().Apply(other[0], receiptOf(skus[moved], 500, 1, "other"), 0, 0)
 	if ok, err := s.Save(ctx, other); err != nil || !ok[0] {
 		t.Fatalf("the other writer: %v %v", ok, err)
 	}
 	for i, st := range states {
-		s.Engine().Apply(st, le(events.EntryReceipt, "DC1", int64(i+1), 1, "r"), 0, 0)
+		s.Engine().Apply(st, receiptOf(skus[i], int64(i+1), 1, "r"), 0, 0)
 	}
 	sizes := &pipelineSizes{}
 	rdb.AddHook(sizes)
@@ -145,7 +152,7 @@ func TestSaveStoresManySKUsInBoundedRoundTrips(t *testing.T) {
 		}
 	}
 	// A stored state moved on: its next change is stored too.
-	s.Engine().Apply(states[0], le(events.EntryReceipt, "DC1", 10, 2, "r2"), 0, 1)
+	s.Engine().Apply(states[0], receiptOf(skus[0], 10, 2, "r2"), 0, 1)
 	if ok, err := s.Save(ctx, states[:1]); err != nil || !ok[0] {
 		t.Fatalf("next save: %v %v", ok, err)
 	}
